@@ -1,0 +1,113 @@
+"""Embedding-cache speed, measured side by side in one run (prints ratios; no pass/fail).
+
+    python benchmarks/bench_cache.py [--clips 2000] [--frames 200] [--dim 1024] [--layers 25]
+
+Compares CacheWriter (one part file per batch, fsync, compaction, finalize) with a plain h5py
+baseline writing the same bytes into one ragged dataset, then times the reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from embedprobe.cache import CacheWriter, ClipResult, LayerResult, open_cache
+from embedprobe.corpora.base import Clip, Manifest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clips", type=int, default=2000)
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--layers", type=int, default=25, help="pooled layers (the last one also keeps frames)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--dir", default=None)
+    a = ap.parse_args()
+    import h5py
+
+    root = Path(tempfile.mkdtemp(dir=a.dir, prefix="bench-cache-"))
+    rng = np.random.default_rng(0)
+    ids = [f"c{i:06d}" for i in range(a.clips)]
+    manifest = Manifest(corpus="bench", root="/x", clips=[Clip(i, f"{i}.wav", "s", "n", "neutral") for i in ids])
+    layers = {f"layer_{k:02d}": a.dim for k in range(a.layers)}
+    frame_layer = list(layers)[-1]
+    frames = rng.standard_normal((a.frames, a.dim)).astype(np.float32)
+    vec = frames.mean(0)
+    lengths = rng.integers(a.frames // 2, a.frames + 1, a.clips)
+
+    def batch_results(chunk):
+        return [ClipResult(i, "h", 3.0, {k: LayerResult(vec, vec, frames[:n] if k == frame_layer else None)
+                                         for k in layers}) for i, n in chunk]
+
+    nbytes = int(lengths.sum()) * a.dim * 2 + a.clips * a.layers * 2 * a.dim * 2
+    # baseline: the same float16 bytes through plain h5py into one file
+    t = time.perf_counter()
+    with h5py.File(root / "base.h5", "w") as f:
+        data = f.create_dataset("frames", (int(lengths.sum()), a.dim), np.float16)
+        pooled = f.create_dataset("pooled", (a.clips, a.layers * 2, a.dim), np.float16)
+        pos = 0
+        for s in range(0, a.clips, a.batch):
+            ln = lengths[s:s + a.batch]
+            data[pos:pos + ln.sum()] = np.concatenate([frames[:n] for n in ln]).astype(np.float16)
+            pooled[s:s + len(ln)] = np.broadcast_to(vec, (len(ln), a.layers * 2, a.dim)).astype(np.float16)
+            pos += int(ln.sum())
+    t_base = time.perf_counter() - t
+
+    path = root / "cache.h5"
+    kw = dict(provenance={}, identity={}, manifest_json=manifest.to_json(), layers=layers,
+              frames=[frame_layer], dtype="float16")
+    t = time.perf_counter()
+    with CacheWriter(path, **kw) as w:
+        pairs = list(zip(ids, lengths.tolist(), strict=True))
+        for s in range(0, a.clips, a.batch):
+            w.write(batch_results(pairs[s:s + a.batch]))
+        t_write = time.perf_counter() - t
+        n_parts = len(list(path.with_name(path.name + ".parts").glob("part.*")))
+        t = time.perf_counter()
+        w.finalize()
+        t_final = time.perf_counter() - t
+
+    with open_cache(path) as r:
+        t = time.perf_counter()
+        for k in layers:
+            r.pooled(k, "meanstd")
+        t_pooled = time.perf_counter() - t
+        pick = sorted(rng.choice(r.ids, size=min(500, a.clips), replace=False).tolist())
+        t = time.perf_counter()
+        r.frames(frame_layer, pick)
+        t_many = time.perf_counter() - t
+        t = time.perf_counter()
+        for i in pick[:100]:
+            r.frames(frame_layer, [i])
+        t_one = (time.perf_counter() - t) / min(100, len(pick)) * len(pick)
+        t = time.perf_counter()
+        r.frames(frame_layer)
+        t_all = time.perf_counter() - t
+    gb = nbytes / 1e9
+    print(json.dumps({
+        "data_GB": round(gb, 3),
+        "baseline_h5py_GB_per_s": round(gb / t_base, 2),
+        "cachewriter_GB_per_s": round(gb / t_write, 2),
+        "cachewriter_vs_baseline": round(t_base / t_write, 2),
+        "parts_before_finalize": n_parts,
+        "finalize_s": round(t_final, 2),
+        "finalize_GB_per_s": round(gb / t_final, 2),
+        "pooled_all_layers_meanstd_s": round(t_pooled, 3),
+        "frames_500_random_clips_one_call_s": round(t_many, 3),
+        "frames_same_clips_one_call_each_s": round(t_one, 3),
+        "frames_all_clips_s": round(t_all, 3),
+    }, indent=1))
+    shutil.rmtree(root)
+    os.sync()
+
+
+if __name__ == "__main__":
+    main()

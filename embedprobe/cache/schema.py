@@ -1,0 +1,300 @@
+"""The on-disk schema of an embedding cache: the one place that names every file, group, dataset
+and attribute, and the format version.
+
+A cache at ``X.h5`` is one *main* file plus, while it is being written, small *part* files in
+``X.h5.parts/``. Main and parts are *segments*: HDF5 files with the same layout, so one reader
+and one merge routine serve both::
+
+    /                        attrs: format_version, kind ("main" | "part"), dtype ("float32" |
+                             "float16", the storage dtype of every vector), layers (JSON
+                             {layer: dim}, in extractor order), frame_layers (JSON list),
+                             identity_fingerprint, provenance (JSON), identity (JSON),
+                             n_clips, n_errors, created (unix s); main only: complete (bool);
+                             part only: level (compaction level)
+    /clips/id                (N,)   utf-8 str   clip id (unique within a segment)
+    /clips/content_hash      (N,)   utf-8 str   hash of the audio file the vectors came from
+    /clips/duration_s        (N,)   float64     clip duration in seconds
+    /clips/n_frames          (N,)   int64       frames the extractor produced (-1: not given)
+    /pooled/<layer>/mean     (N, D) dtype       mean over frames of every clip
+    /pooled/<layer>/std      (N, D) dtype       std over frames of every clip
+    /frames/<layer>/data     (sum T, D) dtype   frame vectors, clip i at rows offsets[i]:offsets[i+1]
+    /frames/<layer>/offsets  (N+1,) int64
+    /errors/id, /errors/path, /errors/reason   (E,) utf-8 str    clips that failed
+    /errors/time             (E,)   float64     unix time of the failure (latest one wins)
+    /meta/manifest_json      scalar str   corpus Manifest.to_json() (main only; header.json otherwise)
+    /meta/sessions_json      scalar str   JSON list of {session, tag, started, provenance} of
+                                          every writer session whose clips are in the segment
+    /meta/sources            (S,) str     names of part files whose whole content this segment
+                                          holds (so a leftover copy of them is ignored)
+
+Every vector dataset is contiguous and uncompressed (compression costs 15x write speed for no
+size gain on embeddings). ``X.h5.parts/header.json`` holds what a cache without a main file
+needs to be read: the same header fields as the main file's attributes plus the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import BadValueError
+from embedprobe.provenance import fingerprint, to_jsonable
+
+FORMAT_VERSION = 1
+DTYPES: tuple[str, ...] = ("float32", "float16")
+STATS: tuple[str, ...] = ("mean", "std", "meanstd")
+
+PARTS_SUFFIX = ".parts"
+LOCK_SUFFIX = ".lock"
+MAIN_TMP_INFIX = ".tmp-"
+HEADER_JSON = "header.json"
+PART_PREFIX = "part."
+TMP_PREFIX = ".tmp."
+
+
+@dataclass
+class LayerResult:
+    """What one layer gives for one clip.
+
+    Attributes:
+        mean: ``(D,)`` mean of the frame vectors.
+        std: ``(D,)`` standard deviation of the frame vectors.
+        frames: ``(T, D)`` frame vectors (at the caller's hop), or ``None`` when this layer's
+            frames are not cached.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    frames: np.ndarray | None = None
+
+
+@dataclass
+class ClipResult:
+    """Everything the cache stores for one clip.
+
+    Attributes:
+        id: the manifest clip id.
+        content_hash: hash of the audio file's bytes (the caller computes it).
+        duration_s: clip duration in seconds.
+        layers: layer name -> ``LayerResult`` for every layer of the cache.
+        n_frames: frames the extractor produced; ``-1`` means "take it from the first
+            frame-level layer" (or unknown when no layer keeps frames).
+    """
+
+    id: str
+    content_hash: str
+    duration_s: float
+    layers: dict[str, LayerResult]
+    n_frames: int = -1
+
+
+@dataclass
+class Header:
+    """What every segment of one cache shares and what a new writer is checked against."""
+
+    provenance: dict[str, Any]
+    identity: dict[str, Any]
+    manifest_json: str
+    layers: dict[str, int]
+    frame_layers: tuple[str, ...]
+    dtype: str
+    format_version: int = FORMAT_VERSION
+
+    def comparable(self) -> dict[str, Any]:
+        """The fields that must agree for a run to add to an existing cache."""
+        return {
+            "identity": to_jsonable(self.identity),
+            "cache": {"layers": dict(self.layers), "frame_layers": list(self.frame_layers),
+                      "dtype": self.dtype},
+        }
+
+    @property
+    def identity_fingerprint(self) -> str:
+        return fingerprint(self.comparable())
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format_version": self.format_version, "provenance": to_jsonable(self.provenance),
+            "identity": to_jsonable(self.identity), "layers": self.layers,
+            "frame_layers": list(self.frame_layers), "dtype": self.dtype,
+            "manifest_json": self.manifest_json,
+        }, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Header:
+        d = json.loads(text)
+        return cls(provenance=d["provenance"], identity=d["identity"], manifest_json=d["manifest_json"],
+                   layers=dict(d["layers"]), frame_layers=tuple(d["frame_layers"]), dtype=d["dtype"],
+                   format_version=int(d["format_version"]))
+
+
+@dataclass
+class Block:
+    """The columns of one batch of clips and errors, ready to be written as one segment."""
+
+    ids: list[str]
+    content_hash: list[str]
+    duration_s: np.ndarray
+    n_frames: np.ndarray
+    mean: dict[str, np.ndarray]
+    std: dict[str, np.ndarray]
+    frames: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (data, offsets)
+    errors: dict[str, list[Any]] = field(default_factory=lambda: {"id": [], "path": [], "reason": [], "time": []})
+
+    @classmethod
+    def from_results(cls, header: Header, results: list[ClipResult],
+                     errors: list[tuple[str, str, str]]) -> Block:
+        """Validate a batch against the header and stack it into columns (storage dtype)."""
+        dt = np.dtype(header.dtype)
+        mean: dict[str, np.ndarray] = {}
+        std: dict[str, np.ndarray] = {}
+        frames: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        n = len(results)
+        for layer, dim in header.layers.items():
+            m = np.empty((n, dim), dt)
+            s = np.empty((n, dim), dt)
+            for i, r in enumerate(results):
+                lr = r.layers.get(layer)
+                if lr is None:
+                    raise BadValueError(f"layer set of clip {r.id!r}", sorted(r.layers), [layer],
+                                        f"every clip must give every cache layer; missing {layer!r}")
+                m[i] = _vector(lr.mean, dim, r.id, layer, "mean")
+                s[i] = _vector(lr.std, dim, r.id, layer, "std")
+            mean[layer], std[layer] = m, s
+        for layer in header.frame_layers:
+            dim = header.layers[layer]
+            mats = []
+            for r in results:
+                f = r.layers[layer].frames
+                if f is None or np.ndim(f) != 2 or np.shape(f)[1] != dim:
+                    raise BadValueError(
+                        f"frames of layer {layer!r} for clip {r.id!r}",
+                        None if f is None else tuple(np.shape(f)), None,
+                        f"expected an array of shape (T, {dim}) because this cache keeps "
+                        f"frames of {list(header.frame_layers)}")
+                mats.append(f)
+            lengths = np.array([len(f) for f in mats], np.int64)
+            offsets = np.zeros(n + 1, np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            data = np.concatenate(mats, axis=0).astype(dt, copy=False) if mats else np.empty((0, dim), dt)
+            frames[layer] = (data, offsets)
+        n_frames = np.array([r.n_frames for r in results], np.int64)
+        if header.frame_layers:
+            first = frames[header.frame_layers[0]][1]
+            unknown = n_frames < 0
+            n_frames[unknown] = np.diff(first)[unknown]
+        now = time.time()
+        err = {"id": [str(e[0]) for e in errors], "path": [str(e[1]) for e in errors],
+               "reason": [str(e[2]) for e in errors], "time": [now] * len(errors)}
+        return cls(ids=[r.id for r in results], content_hash=[str(r.content_hash) for r in results],
+                   duration_s=np.array([float(r.duration_s) for r in results], np.float64),
+                   n_frames=n_frames, mean=mean, std=std, frames=frames, errors=err)
+
+
+def _vector(x: Any, dim: int, clip_id: str, layer: str, what: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.shape != (dim,):
+        raise BadValueError(f"{what} vector shape of clip {clip_id!r} layer {layer!r}", a.shape,
+                            [(dim,)], "pass one vector per layer with the dimension given in `layers`")
+    return a
+
+
+def validate_layers(layers: dict[str, int], frames: bool | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Check layer names and dims; return the tuple of frame-level layers."""
+    if not layers:
+        raise BadValueError("layers", layers, None, "give at least one {layer_name: dim}")
+    for name, dim in layers.items():
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise BadValueError("layer name", name, None, "use a non-empty name without '/'")
+        if not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise BadValueError(f"dim of layer {name!r}", dim, None, "use a positive int")
+    if frames is True:
+        return tuple(layers)
+    if frames is False or frames is None:
+        return ()
+    out = tuple(frames)
+    for name in out:
+        if name not in layers:
+            raise BadValueError("frame layer", name, layers, "frame layers must be cache layers")
+    return tuple(name for name in layers if name in out)
+
+
+def str_dtype() -> Any:
+    import h5py
+
+    return h5py.string_dtype("utf-8")
+
+
+def write_root_attrs(f: Any, header: Header, *, kind: str, n_clips: int, n_errors: int,
+                     extra: dict[str, Any] | None = None) -> None:
+    """Write the root attributes shared by main and part files."""
+    a = f.attrs
+    a["format_version"] = header.format_version
+    a["kind"] = kind
+    a["dtype"] = header.dtype
+    a["layers"] = json.dumps(header.layers)
+    a["frame_layers"] = json.dumps(list(header.frame_layers))
+    a["identity_fingerprint"] = header.identity_fingerprint
+    a["provenance"] = json.dumps(to_jsonable(header.provenance))
+    a["identity"] = json.dumps(to_jsonable(header.identity))
+    a["n_clips"] = n_clips
+    a["n_errors"] = n_errors
+    a["created"] = time.time()
+    for k, v in (extra or {}).items():
+        a[k] = v
+
+
+def create_columns(f: Any, header: Header, n_clips: int, frame_rows: dict[str, int], n_errors: int) -> None:
+    """Create every dataset of a segment with its final shape (contiguous, uncompressed)."""
+    sdt = str_dtype()
+    dt = np.dtype(header.dtype)
+    f.create_dataset("clips/id", shape=(n_clips,), dtype=sdt)
+    f.create_dataset("clips/content_hash", shape=(n_clips,), dtype=sdt)
+    f.create_dataset("clips/duration_s", shape=(n_clips,), dtype=np.float64)
+    f.create_dataset("clips/n_frames", shape=(n_clips,), dtype=np.int64)
+    for layer, dim in header.layers.items():
+        f.create_dataset(f"pooled/{layer}/mean", shape=(n_clips, dim), dtype=dt)
+        f.create_dataset(f"pooled/{layer}/std", shape=(n_clips, dim), dtype=dt)
+    for layer in header.frame_layers:
+        f.create_dataset(f"frames/{layer}/data", shape=(frame_rows[layer], header.layers[layer]), dtype=dt)
+        f.create_dataset(f"frames/{layer}/offsets", shape=(n_clips + 1,), dtype=np.int64)
+    for col in ("id", "path", "reason"):
+        f.create_dataset(f"errors/{col}", shape=(n_errors,), dtype=sdt)
+    f.create_dataset("errors/time", shape=(n_errors,), dtype=np.float64)
+
+
+def write_meta(f: Any, *, sessions: list[dict[str, Any]], sources: list[str],
+               manifest_json: str | None = None) -> None:
+    sdt = str_dtype()
+    f.create_dataset("meta/sessions_json", data=json.dumps(to_jsonable(sessions)), dtype=sdt)
+    f.create_dataset("meta/sources", data=np.array(sorted(sources), dtype=object), shape=(len(sources),), dtype=sdt)
+    if manifest_json is not None:
+        f.create_dataset("meta/manifest_json", data=manifest_json, dtype=sdt)
+
+
+def write_block(f: Any, header: Header, block: Block) -> None:
+    """Fill a freshly created segment with one in-memory batch."""
+    frame_rows = {layer: int(block.frames[layer][1][-1]) for layer in header.frame_layers}
+    n, e = len(block.ids), len(block.errors["id"])
+    create_columns(f, header, n, frame_rows, e)
+    if n:
+        f["clips/id"][:] = np.array(block.ids, dtype=object)
+        f["clips/content_hash"][:] = np.array(block.content_hash, dtype=object)
+        f["clips/duration_s"][:] = block.duration_s
+        f["clips/n_frames"][:] = block.n_frames
+        for layer in header.layers:
+            f[f"pooled/{layer}/mean"][:] = block.mean[layer]
+            f[f"pooled/{layer}/std"][:] = block.std[layer]
+    for layer in header.frame_layers:
+        data, offsets = block.frames[layer]
+        if len(data):
+            f[f"frames/{layer}/data"][:] = data
+        f[f"frames/{layer}/offsets"][:] = offsets
+    if e:
+        for col in ("id", "path", "reason"):
+            f[f"errors/{col}"][:] = np.array(block.errors[col], dtype=object)
+        f["errors/time"][:] = np.array(block.errors["time"], np.float64)

@@ -1,0 +1,398 @@
+"""The files of one cache on disk: naming, durable commits, open segments, consistent snapshots,
+streaming merges. Shared by the writer and the reader; knows nothing about locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import CacheError
+
+from .schema import (
+    FORMAT_VERSION,
+    HEADER_JSON,
+    LOCK_SUFFIX,
+    MAIN_TMP_INFIX,
+    PART_PREFIX,
+    PARTS_SUFFIX,
+    TMP_PREFIX,
+    Header,
+    create_columns,
+    write_meta,
+    write_root_attrs,
+)
+
+SPAN_BYTES = 64 << 20  # largest single read / write while copying
+GAP_BYTES = 256 << 10  # read through gaps smaller than this instead of issuing a new read
+_PART_RE = re.compile(
+    r"^part\.(?P<tag>all|s\d+of\d+)\.L(?P<level>\d+)\.(?P<order>\d{20})\.(?P<session>[0-9a-f]{8})\.(?P<seq>\d{6,})\.h5$")
+
+
+@dataclass(frozen=True, order=True)
+class PartName:
+    """A committed part file's name: ``part.<tag>.L<level>.<order>.<session>.<seq>.h5``."""
+
+    order: int  # creation time in ns (merged parts: the newest input's), sorts parts
+    session: str
+    seq: int
+    tag: str
+    level: int
+
+    @property
+    def name(self) -> str:
+        return f"{PART_PREFIX}{self.tag}.L{self.level}.{self.order:020d}.{self.session}.{self.seq:06d}.h5"
+
+    @classmethod
+    def parse(cls, name: str) -> PartName | None:
+        m = _PART_RE.match(name)
+        if m is None:
+            return None
+        return cls(order=int(m["order"]), session=m["session"], seq=int(m["seq"]), tag=m["tag"],
+                   level=int(m["level"]))
+
+
+class Layout:
+    """Where the files of the cache ``path`` live."""
+
+    def __init__(self, path: str | Path):
+        self.main = Path(path)
+        self.parts_dir = self.main.with_name(self.main.name + PARTS_SUFFIX)
+        self.header_json = self.parts_dir / HEADER_JSON
+        self.lock = self.main.with_name(self.main.name + LOCK_SUFFIX)
+
+    def shard_lock(self, tag: str) -> Path:
+        return self.main.with_name(f"{self.main.name}.shard-{tag[1:]}{LOCK_SUFFIX}")
+
+    def shard_locks(self) -> list[Path]:
+        return sorted(self.main.parent.glob(f"{glob_escape(self.main.name)}.shard-*{LOCK_SUFFIX}"))
+
+    def parts(self) -> list[PartName]:
+        try:
+            names = os.listdir(self.parts_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in map(PartName.parse, names) if p is not None)
+
+    def part_path(self, part: PartName) -> Path:
+        return self.parts_dir / part.name
+
+    def tmp_part(self, tag: str, session: str, seq: int) -> Path:
+        return self.parts_dir / f"{TMP_PREFIX}{tag}.{session}.{seq:06d}.h5"
+
+    def tmp_main(self) -> Path:
+        return self.main.with_name(f"{self.main.name}{MAIN_TMP_INFIX}{os.getpid()}-{secrets.token_hex(3)}")
+
+    def main_tmps(self) -> list[Path]:
+        return sorted(self.main.parent.glob(f"{glob_escape(self.main.name)}{MAIN_TMP_INFIX}*"))
+
+    def part_tmps(self, tag: str | None = None) -> list[Path]:
+        if not self.parts_dir.is_dir():
+            return []
+        pat = f"{TMP_PREFIX}{tag}.*" if tag else f"{TMP_PREFIX}*"
+        return sorted(self.parts_dir.glob(pat))
+
+    def size_bytes(self) -> int:
+        total = self.main.stat().st_size if self.main.exists() else 0
+        for p in self.parts():
+            with contextlib.suppress(FileNotFoundError):
+                total += self.part_path(p).stat().st_size
+        return total
+
+
+def glob_escape(s: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", s)
+
+
+# -- durable file operations --------------------------------------------------------------------
+def fsync_path(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Make a finished temp file durable, then atomically give it its final name."""
+    fsync_path(tmp)
+    os.replace(tmp, final)
+    fsync_path(final.parent, directory=True)
+
+
+def write_text_if_absent(path: Path, text: str) -> bool:
+    """Atomically create ``path`` with ``text`` unless it exists (``link`` fails on an existing name)."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(3)}")
+    tmp.write_text(text)
+    fsync_path(tmp)
+    try:
+        os.link(tmp, path)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        tmp.unlink()
+    fsync_path(path.parent, directory=True)
+    return created
+
+
+def unlink_quiet(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+# -- segments -----------------------------------------------------------------------------------
+class CorruptSegmentError(CacheError):
+    """A part or main file that cannot be read (torn write, foreign file, disk damage)."""
+
+
+def h5open(path: Path, mode: str = "r") -> Any:
+    import h5py
+
+    # Committed files never change, so HDF5's own file locking is not needed (and fails on some NFS).
+    return h5py.File(path, mode, locking=False)
+
+
+class Segment:
+    """One open main or part file, with its small per-clip columns in memory."""
+
+    def __init__(self, path: Path, part: PartName | None = None):
+        self.path, self.part = Path(path), part
+        try:
+            self.f = h5open(self.path)
+        except OSError as e:
+            if not self.path.exists():
+                raise FileNotFoundError(str(self.path)) from e
+            raise CorruptSegmentError(f"{self.path} cannot be opened as HDF5 ({e})") from e
+        try:
+            self._load()
+        except CacheError:
+            self.close()
+            raise
+        except (KeyError, ValueError, TypeError, OSError, AttributeError) as e:
+            self.close()
+            raise CorruptSegmentError(f"{self.path} is not a complete cache segment ({e!r})") from e
+
+    def _load(self) -> None:
+        f, a = self.f, self.f.attrs
+        version = int(a["format_version"])
+        if version != FORMAT_VERSION:
+            newer = version > FORMAT_VERSION
+            raise CacheError(
+                f"{self.path} has cache format version {version}; this embedprobe reads version "
+                f"{FORMAT_VERSION}. Fix: " + ("upgrade embedprobe." if newer else
+                                             "re-extract with --overwrite (or use an older embedprobe)."))
+        self.kind = str(a["kind"])
+        self.dtype = str(a["dtype"])
+        self.layers: dict[str, int] = json.loads(a["layers"])
+        self.frame_layers: tuple[str, ...] = tuple(json.loads(a["frame_layers"]))
+        self.identity_fingerprint = str(a["identity_fingerprint"])
+        self.provenance = json.loads(a["provenance"])
+        self.identity = json.loads(a["identity"])
+        self.complete = bool(a.get("complete", False))
+        self.ids: list[str] = list(f["clips/id"].asstr()[()])
+        n = len(self.ids)
+        self.content_hash = f["clips/content_hash"].asstr()[()]
+        self.duration_s = f["clips/duration_s"][()]
+        self.n_frames = f["clips/n_frames"][()]
+        self.row = {i: r for r, i in enumerate(self.ids)}
+        if len(self.row) != n or not (len(self.content_hash) == len(self.duration_s) == len(self.n_frames) == n):
+            raise ValueError("clip columns disagree in length or repeat an id")
+        for layer, dim in self.layers.items():
+            for stat in ("mean", "std"):
+                if f[f"pooled/{layer}/{stat}"].shape != (n, dim):
+                    raise ValueError(f"pooled/{layer}/{stat} has shape {f[f'pooled/{layer}/{stat}'].shape}")
+        self.offsets: dict[str, np.ndarray] = {}
+        for layer in self.frame_layers:
+            off = f[f"frames/{layer}/offsets"][()]
+            rows = f[f"frames/{layer}/data"].shape[0]
+            if len(off) != n + 1 or off[0] != 0 or off[-1] != rows or np.any(np.diff(off) < 0):
+                raise ValueError(f"frames/{layer}/offsets do not match the data")
+            self.offsets[layer] = off
+        self.errors = {c: list(f[f"errors/{c}"].asstr()[()]) for c in ("id", "path", "reason")}
+        self.errors["time"] = list(f["errors/time"][()])
+        if len({len(v) for v in self.errors.values()}) != 1:
+            raise ValueError("error columns disagree in length")
+        self.sessions: list[dict[str, Any]] = json.loads(f["meta/sessions_json"].asstr()[()])
+        self.sources: list[str] = list(f["meta/sources"].asstr()[()])
+        self.manifest_json = f["meta/manifest_json"].asstr()[()] if "meta/manifest_json" in f else None
+        self.level = int(a.get("level", 0))
+
+    def header(self) -> Header:
+        if self.manifest_json is None:
+            raise CorruptSegmentError(f"{self.path} is a main file without a manifest")
+        return Header(provenance=self.provenance, identity=self.identity, manifest_json=self.manifest_json,
+                      layers=self.layers, frame_layers=self.frame_layers, dtype=self.dtype)
+
+    def matches(self, header: Header) -> bool:
+        return (self.identity_fingerprint == header.identity_fingerprint and self.layers == header.layers
+                and self.frame_layers == header.frame_layers and self.dtype == header.dtype)
+
+    def dset(self, group: str, layer: str, name: str) -> Any:
+        return self.f[f"{group}/{layer}/{name}"]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.f.close()
+
+
+# -- coalesced reads ----------------------------------------------------------------------------
+def _spans(starts: list[int], stops: list[int], max_gap: int, max_span: int) -> list[tuple[int, int, int, int]]:
+    """Group sorted ranges into ``(i, j, lo, hi)`` read spans (gaps <= max_gap, length <= max_span)."""
+    out, i0, lo, hi = [], 0, starts[0], stops[0]
+    for i in range(1, len(starts)):
+        s, e = starts[i], stops[i]
+        if s - hi <= max_gap and max(hi, e) - lo <= max_span:
+            hi = max(hi, e)
+        else:
+            out.append((i0, i, lo, hi))
+            i0, lo, hi = i, s, e
+    out.append((i0, len(starts), lo, hi))
+    return out
+
+
+def _row_bytes(dset: Any) -> int:
+    return max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
+
+
+def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """``dset[rows]`` for rows in any order (repeats allowed), with few large reads."""
+    rows = np.asarray(rows, np.int64)
+    out = np.empty((len(rows),) + tuple(dset.shape[1:]), dtype or dset.dtype)
+    if not len(rows):
+        return out
+    order = np.argsort(rows, kind="stable")
+    srt = rows[order]
+    rb = _row_bytes(dset)
+    s = srt.tolist()
+    for i, j, lo, hi in _spans(s, [x + 1 for x in s], max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
+        out[order[i:j]] = dset[lo:hi][srt[i:j] - lo]
+    return out
+
+
+def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = None) -> list[np.ndarray]:
+    """``[dset[a:b] for a, b in zip(starts, stops)]`` with neighbouring ranges read together."""
+    n = len(starts)
+    res: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+    if not n:
+        return res
+    starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order].tolist(), stops[order].tolist()
+    rb = _row_bytes(dset)
+    for i, j, lo, hi in _spans(s, e, max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
+        buf = dset[lo:hi]
+        if dtype is not None:
+            buf = buf.astype(dtype, copy=False)
+        for k in range(i, j):
+            res[order[k]] = buf[s[k] - lo:e[k] - lo]
+    return res
+
+
+# -- merging ------------------------------------------------------------------------------------
+def union_sessions(segments: list[Segment], extra: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for s in [*[x for seg in segments for x in seg.sessions], *extra]:
+        if s.get("session") not in seen:
+            seen.add(s.get("session"))
+            out.append(s)
+    return out
+
+
+def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np.ndarray, rows: np.ndarray,
+                 errors: list[tuple[str, str, str, float]], *, kind: str, attrs: dict[str, Any],
+                 sessions: list[dict[str, Any]], sources: list[str], manifest_json: str | None = None) -> None:
+    """Write a new segment holding clip ``rows[i]`` of ``segments[seg_idx[i]]`` in that order.
+
+    Streams in blocks of at most ``SPAN_BYTES`` so caches larger than memory merge fine.
+    """
+    n = len(rows)
+    seg_idx, rows = np.asarray(seg_idx, np.int64), np.asarray(rows, np.int64)
+    uniq = [int(u) for u in np.unique(seg_idx)]
+    masks = {u: seg_idx == u for u in uniq}
+    lengths, out_off = {}, {}
+    for layer in header.frame_layers:
+        ln = np.zeros(n, np.int64)
+        for u in uniq:
+            off = segments[u].offsets[layer]
+            r = rows[masks[u]]
+            ln[masks[u]] = off[r + 1] - off[r]
+        lengths[layer] = ln
+        out_off[layer] = np.concatenate([[0], np.cumsum(ln)]).astype(np.int64)
+    with h5open(dst, "w") as f:
+        write_root_attrs(f, header, kind=kind, n_clips=n, n_errors=len(errors), extra=attrs)
+        create_columns(f, header, n, {k: int(v[-1]) for k, v in out_off.items()}, len(errors))
+        if n:
+            ids = np.empty(n, object)
+            ch = np.empty(n, object)
+            dur = np.empty(n, np.float64)
+            nf = np.empty(n, np.int64)
+            for u in uniq:
+                m, seg = masks[u], segments[u]
+                r = rows[m]
+                ids[m] = [seg.ids[x] for x in r.tolist()]
+                ch[m] = seg.content_hash[r]
+                dur[m] = seg.duration_s[r]
+                nf[m] = seg.n_frames[r]
+            f["clips/id"][:] = ids
+            f["clips/content_hash"][:] = ch
+            f["clips/duration_s"][:] = dur
+            f["clips/n_frames"][:] = nf
+        for layer, dim in header.layers.items():
+            block = max(1, SPAN_BYTES // (dim * np.dtype(header.dtype).itemsize))
+            for stat in ("mean", "std"):
+                out = f[f"pooled/{layer}/{stat}"]
+                for a in range(0, n, block):
+                    b = min(n, a + block)
+                    buf = np.empty((b - a, dim), header.dtype)
+                    si, ri = seg_idx[a:b], rows[a:b]
+                    for u in np.unique(si).tolist():
+                        m = si == u
+                        buf[m] = read_rows(segments[u].dset("pooled", layer, stat), ri[m])
+                    out[a:b] = buf
+        for layer in header.frame_layers:
+            _copy_frames(f, layer, header, segments, seg_idx, rows, out_off[layer])
+        if errors:
+            for c, col in enumerate(("id", "path", "reason")):
+                f[f"errors/{col}"][:] = np.array([e[c] for e in errors], dtype=object)
+            f["errors/time"][:] = np.array([e[3] for e in errors], np.float64)
+        write_meta(f, sessions=sessions, sources=sources, manifest_json=manifest_json)
+
+
+def _copy_frames(f: Any, layer: str, header: Header, segments: list[Segment], seg_idx: np.ndarray,
+                 rows: np.ndarray, out_off: np.ndarray) -> None:
+    n = len(rows)
+    f[f"frames/{layer}/offsets"][:] = out_off
+    out = f[f"frames/{layer}/data"]
+    max_rows = max(1, SPAN_BYTES // (header.layers[layer] * np.dtype(header.dtype).itemsize))
+    a = 0
+    while a < n:
+        # Extend the block while it stays under SPAN_BYTES (always at least one clip).
+        b = int(np.searchsorted(out_off, out_off[a] + max_rows, side="right")) - 1
+        b = min(n, max(a + 1, b))
+        base = int(out_off[a])
+        buf = np.empty((int(out_off[b]) - base, header.layers[layer]), header.dtype)
+        si, ri = seg_idx[a:b], rows[a:b]
+        for u in np.unique(si).tolist():
+            idx = np.nonzero(si == u)[0]
+            off = segments[u].offsets[layer]
+            r = ri[idx]
+            pieces = read_ranges(segments[u].dset("frames", layer, "data"), off[r], off[r + 1])
+            for k, p in zip(idx.tolist(), pieces, strict=True):
+                buf[int(out_off[a + k]) - base:int(out_off[a + k + 1]) - base] = p
+        if len(buf):
+            out[base:base + len(buf)] = buf
+        a = b
+
+
+def now_ns() -> int:
+    return time.time_ns()

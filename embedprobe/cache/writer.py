@@ -1,0 +1,414 @@
+"""Append-only, resumable, shardable writer of an embedding cache.
+
+How crash safety works:
+    HDF5 files are not safe to kill while they are being written, so a cache never writes
+    into a file that a reader may open. Each ``write()`` call (one batch) becomes its own small
+    part file in ``X.h5.parts/``: it is written under a temporary name, fsynced, renamed to
+    its final ``part.*.h5`` name (an atomic step) and the directory is fsynced. Readers see
+    the main file ``X.h5`` plus every committed part, de-duplicated by clip id, and ignore
+    temporary files, so a ``kill -9`` at any moment loses at most the batch in flight. To keep
+    the number of parts small, every 8 parts of one level are merged into one part of the
+    next level (LSM-style, O(n log n) copying in total); the merged part names the parts it
+    holds, so if the process dies before deleting them the copies are ignored and removed
+    later. ``finalize()`` streams everything into a new main file in manifest order,
+    written the same way (``X.h5.tmp-<pid>``, fsync, ``os.replace``, fsync the directory),
+    and only then deletes the parts. The next writer removes leftover temporary files.
+    Writers hold ``flock`` locks, which the kernel releases when a process dies, so a killed
+    run never leaves a stale lock. Clips that failed are recorded in the error table and
+    tried again on resume (the file may have been fixed).
+
+Example:
+    >>> with CacheWriter("emb.h5", provenance=prov, identity=ident, manifest_json=m.to_json(),
+    ...                  layers={"layer_12": 1024}, frames=False) as w:   # doctest: +SKIP
+    ...     for batch in batches(w.pending_ids()):
+    ...         w.write(embed(batch))
+    ...     w.finalize()
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import BadValueError, CacheError, CacheLockedError
+
+from .identity import check_compatible
+from .locks import FileLock, describe_holders
+from .schema import (
+    DTYPES,
+    Block,
+    ClipResult,
+    Header,
+    validate_layers,
+    write_block,
+    write_meta,
+    write_root_attrs,
+)
+from .sharding import check_shard, shard_of, shard_tag
+from .snapshot import Snapshot, cleanup, consolidate
+from .store import (
+    Layout,
+    PartName,
+    Segment,
+    commit,
+    h5open,
+    now_ns,
+    union_sessions,
+    unlink_quiet,
+    write_merged,
+    write_text_if_absent,
+)
+
+COMPACT_EVERY = 8
+
+
+class CacheWriter:
+    """Adds batches of clips to the cache at ``path``; see the module docstring for the design.
+
+    Args:
+        path: the cache file ``X.h5`` (its parts live in ``X.h5.parts/``).
+        provenance: everything that made the cache (JSON-able): extractor spec, weights revision,
+            audio settings, package and code versions, extraction config, corpus name.
+        identity: the part of the provenance that must match to add to an existing cache
+            (extractor spec, weights revision, extraction config, corpus). Package or code
+            versions belong only in ``provenance``: a change there is recorded, not refused.
+        manifest_json: ``Manifest.to_json()`` of the corpus; written clips must be in it.
+        layers: layer name -> dimension, in extractor order.
+        frames: keep frame-level features for every layer (``True``), none (``False``) or the
+            named layers.
+        dtype: storage dtype, ``"float32"`` or ``"float16"`` (readers always get float32).
+        overwrite: delete any existing cache at ``path`` first.
+        shard, n_shards: write shard ``shard`` of ``n_shards`` (only clips with
+            ``shard_of(id, n_shards) == shard``); shard writers run side by side.
+        compact_every: merge this many parts of one level into one part of the next.
+
+    Raises:
+        CacheMismatchError: the existing cache was made with another identity, layer set,
+            dtype or corpus manifest (the message names every differing field).
+        CacheLockedError: another writer holds the cache (or this shard).
+    """
+
+    def __init__(self, path: str | Path, *, provenance: dict[str, Any], identity: dict[str, Any],
+                 manifest_json: str, layers: dict[str, int], frames: bool | Sequence[str] = False,
+                 dtype: str = "float32", overwrite: bool = False, shard: int | None = None,
+                 n_shards: int | None = None, compact_every: int = COMPACT_EVERY):
+        from embedprobe.corpora.base import Manifest
+
+        if dtype not in DTYPES:
+            raise BadValueError("cache dtype", dtype, DTYPES, "bfloat16 cannot be stored in HDF5")
+        check_shard(shard, n_shards)
+        if compact_every < 2:
+            raise BadValueError("compact_every", compact_every, None, "use 2 or more")
+        try:
+            self.manifest = Manifest.from_json(manifest_json)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise BadValueError("manifest_json", manifest_json[:80], None,
+                                "pass Manifest.to_json() of the corpus") from e
+        self.path = Path(path)
+        self.layout = Layout(self.path)
+        self.header = Header(provenance=dict(provenance), identity=dict(identity), manifest_json=manifest_json,
+                             layers=dict(layers), frame_layers=validate_layers(layers, frames), dtype=dtype)
+        json.dumps(self.header.to_json())  # fail early on non-JSON-able provenance
+        self.shard, self.n_shards, self.tag = shard, n_shards, shard_tag(shard, n_shards)
+        self.compact_every = compact_every
+        self.session = secrets.token_hex(4)
+        self._session_info = {"session": self.session, "tag": self.tag, "host": socket.gethostname(),
+                              "started": time.time(), "provenance": self.header.provenance}
+        self._manifest_ids = set(self.manifest.ids)
+        self._seq = 0
+        self._mutex = threading.Lock()
+        self._closed = False
+        self.merged = False
+        self._main_lock = FileLock(self.layout.lock)
+        self._shard_lock = FileLock(self.layout.shard_lock(self.tag)) if shard is not None else None
+        self._acquire(overwrite)
+        try:
+            self._open_state(overwrite)
+        except BaseException:
+            self._release()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------
+    def _locked_error(self, what: str = "", hint: str = "") -> CacheLockedError:
+        holders = describe_holders([self.layout.lock, *self.layout.shard_locks()])
+        return CacheLockedError(
+            f"The cache {self.path}{what} is being written by another process: {holders}. "
+            f"Fix: {hint or 'wait for it to finish (or stop it), or write to another --out'}; to run "
+            "several workers on one cache, give each its own --shard K --n-shards N.")
+
+    def _acquire(self, overwrite: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._shard_lock is None or overwrite:
+            if not self._main_lock.acquire(shared=False):
+                hint = ("overwriting needs every writer stopped: clear the cache once with "
+                        "embedprobe.cache.remove_cache(path) and start the shard workers without "
+                        "--overwrite") if self.shard is not None else ""
+                raise self._locked_error(hint=hint)
+            self._main_lock.write_info(f"writer {self.tag}")
+        if self._shard_lock is not None:
+            if overwrite:
+                self._wipe()
+                self._main_lock.release(clear_info=True)
+            if not self._main_lock.acquire(shared=True):
+                raise self._locked_error(" (by a plain writer or a merge)")
+            if not self._shard_lock.acquire(shared=False):
+                self._main_lock.release()
+                raise self._locked_error(f" shard {self.shard} of {self.n_shards}")
+            self._shard_lock.write_info(f"shard {self.shard} of {self.n_shards}")
+        elif overwrite:
+            self._wipe()
+
+    def _wipe(self) -> None:
+        """Delete the cache (exclusive lock held). Every intermediate state is a valid cache."""
+        unlink_quiet(self.layout.main)
+        for p in self.layout.main_tmps():
+            unlink_quiet(p)
+        if self.layout.parts_dir.is_dir():
+            for p in sorted(self.layout.parts_dir.iterdir()):
+                if p != self.layout.header_json:
+                    unlink_quiet(p)
+            unlink_quiet(self.layout.header_json)
+
+    def _open_state(self, overwrite: bool) -> None:
+        snap = Snapshot.open(self.layout)
+        if snap is None:
+            self.layout.parts_dir.mkdir(exist_ok=True)
+            if not write_text_if_absent(self.layout.header_json, self.header.to_json()):
+                snap = Snapshot.open(self.layout)  # another shard writer created it just now
+        if snap is None:
+            stored, self._done, self._errors, own = self.header, set(), set(), []
+        else:
+            try:
+                stored = snap.header
+                check_compatible(self.path, stored, self.header)
+                cleanup(snap, tag=None if self._exclusive else self.tag)
+                self._done = set(snap.where)
+                self._errors = set(snap.errors)
+                own = [p.part for p in snap.parts if self._exclusive or p.part.tag == self.tag]
+            finally:
+                snap.close()
+            self.layout.parts_dir.mkdir(exist_ok=True)
+            if not self.layout.header_json.exists():
+                write_text_if_absent(self.layout.header_json, stored.to_json())
+        self.header.manifest_json = stored.manifest_json  # keep the stored corpus root
+        self._own: list[PartName] = own
+
+    @property
+    def _exclusive(self) -> bool:
+        return self._main_lock.mode == "exclusive"
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def done_ids(self) -> frozenset[str]:
+        """Clips already in the cache (any shard); they are skipped on resume."""
+        with self._mutex:
+            return frozenset(self._done)
+
+    @property
+    def error_ids(self) -> frozenset[str]:
+        """Clips whose last attempt failed; they are *not* in ``done_ids`` and are tried again."""
+        with self._mutex:
+            return frozenset(self._errors)
+
+    def pending_ids(self) -> list[str]:
+        """Manifest ids of this writer's shard that are not done yet, in manifest order."""
+        with self._mutex:
+            return [i for i in self.manifest.ids if i not in self._done
+                    and (self.shard is None or shard_of(i, self.n_shards) == self.shard)]
+
+    # -- writing -------------------------------------------------------------------------------
+    def write(self, results: Sequence[ClipResult], errors: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Commit one batch atomically: after this returns, a crash cannot lose it.
+
+        Clips already done are skipped (the first stored copy wins). ``errors`` are
+        ``(clip_id, path, reason)`` of clips that failed; they are retried on resume.
+        """
+        if self._closed:
+            raise CacheError(f"The writer of {self.path} is closed; open a new CacheWriter to add clips.")
+        errors = [tuple(e) for e in errors]
+        seen: set[str] = set()
+        for cid in [r.id for r in results] + [e[0] for e in errors]:
+            if cid not in self._manifest_ids:
+                raise BadValueError(f"clip id (not in the manifest of {self.manifest.corpus})", cid, None,
+                                    "write only clips of the manifest given to the writer")
+            if self.shard is not None and shard_of(cid, self.n_shards) != self.shard:
+                raise BadValueError(f"clip id for shard {self.shard} of {self.n_shards}", cid, None,
+                                    "select clips with embedprobe.cache.shard_ids or pending_ids()")
+            if cid in seen:
+                raise BadValueError("clip id (twice in one batch)", cid, None, "give each clip once per batch")
+            seen.add(cid)
+        with self._mutex:
+            results = [r for r in results if r.id not in self._done]
+            errors = [e for e in errors if e[0] not in self._done]
+        if not results and not errors:
+            return
+        block = Block.from_results(self.header, list(results), errors)
+        part = self._new_part_name(level=0)
+        tmp = self.layout.tmp_part(self.tag, self.session, part.seq)
+        try:
+            with h5open(tmp, "w") as f:
+                write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
+                                 n_errors=len(errors), extra={"level": 0})
+                write_block(f, self.header, block)
+                write_meta(f, sessions=[self._session_info], sources=[])
+            commit(tmp, self.layout.part_path(part))
+        except BaseException:
+            unlink_quiet(tmp)
+            raise
+        with self._mutex:
+            self._done.update(block.ids)
+            self._errors.difference_update(block.ids)
+            self._errors.update(e[0] for e in errors)
+            self._own.append(part)
+        self._compact()
+
+    def _new_part_name(self, level: int, order: int | None = None) -> PartName:
+        self._seq += 1
+        return PartName(order=order if order is not None else now_ns(), session=self.session,
+                        seq=self._seq, tag=self.tag, level=level)
+
+    def _compact(self) -> None:
+        """Merge every level that has ``compact_every`` parts into one part of the next level."""
+        level = 0
+        while True:
+            at = [p for p in self._own if p.level == level]
+            if not at:
+                if not any(p.level > level for p in self._own):
+                    return
+            elif len(at) >= self.compact_every:
+                self._merge_parts(at, level + 1)
+            level += 1
+
+    def _merge_parts(self, parts: list[PartName], level: int) -> None:
+        segs = [Segment(self.layout.part_path(p), p) for p in sorted(parts)]
+        try:
+            where: dict[str, tuple[int, int]] = {}
+            for s, seg in enumerate(segs):
+                for r, cid in enumerate(seg.ids):
+                    where.setdefault(cid, (s, r))
+            errs: dict[str, tuple[str, str, str, float]] = {}
+            for seg in segs:
+                e = seg.errors
+                for row in zip(e["id"], e["path"], e["reason"], e["time"], strict=True):
+                    if row[0] not in where and (row[0] not in errs or row[3] >= errs[row[0]][3]):
+                        errs[row[0]] = row
+            pairs = np.array(list(where.values()), np.int64).reshape(-1, 2)
+            out = self._new_part_name(level, order=max(p.order for p in parts))
+            sources = sorted({p.name for p in parts}.union(*(s.sources for s in segs)))
+            tmp = self.layout.tmp_part(self.tag, self.session, out.seq)
+            try:
+                write_merged(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
+                             kind="part", attrs={"level": level}, sessions=union_sessions(segs),
+                             sources=sources)
+                commit(tmp, self.layout.part_path(out))
+            except BaseException:
+                unlink_quiet(tmp)
+                raise
+        finally:
+            for s in segs:
+                s.close()
+        for p in parts:
+            unlink_quiet(self.layout.part_path(p))
+        with self._mutex:
+            self._own = [p for p in self._own if p not in parts] + [out]
+
+    # -- finishing -----------------------------------------------------------------------------
+    def finalize(self) -> Path:
+        """Merge everything into ``X.h5`` and mark it complete if every manifest clip is done or
+        failed. A shard writer merges only if it is the last one running (``self.merged``);
+        otherwise the last shard to finish (or ``merge(path)``) does. Closes the writer."""
+        if self._closed:
+            raise CacheError(f"The writer of {self.path} is already closed.")
+        try:
+            if self._shard_lock is not None:
+                # Drop the shared lock, then try for the exclusive one: of several shards
+                # finishing together at least the last one succeeds.
+                self._main_lock.release()
+                if not self._main_lock.acquire(shared=False):
+                    return self.path
+                self._main_lock.write_info("merge")
+            self.stats = consolidate(self.layout, manifest_ids=self.manifest.ids)
+            self.merged = True
+            for p in self.layout.shard_locks():  # safe: taking a shard lock needs the main lock first
+                unlink_quiet(p)
+            return self.path
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the locks; committed batches stay (the cache is resumable, not complete)."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        if self._shard_lock is not None:
+            self._shard_lock.release(clear_info=True)
+        self._main_lock.release(clear_info=True)
+
+    def __enter__(self) -> CacheWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def merge(path: str | Path) -> Path:
+    """Merge the parts of every shard of the cache at ``path`` into one main file.
+
+    Raises:
+        CacheLockedError: a writer is still running.
+        CacheError: there is no cache at ``path``.
+    """
+    from embedprobe.corpora.base import Manifest
+
+    layout = Layout(path)
+    lock = FileLock(layout.lock)
+    if not lock.acquire(shared=False):
+        raise CacheLockedError(
+            f"Cannot merge {layout.main}: writers are still running: "
+            f"{describe_holders([layout.lock, *layout.shard_locks()])}. Fix: wait for them to finish.")
+    try:
+        lock.write_info("merge")
+        snap = Snapshot.open(layout)
+        if snap is None:
+            raise CacheError(f"There is no cache at {layout.main}. Fix: check the path (--out of the extraction).")
+        manifest_json = snap.header.manifest_json
+        snap.close()
+        consolidate(layout, manifest_ids=Manifest.from_json(manifest_json).ids)
+        for p in layout.shard_locks():
+            unlink_quiet(p)
+        return layout.main
+    finally:
+        lock.release(clear_info=True)
+
+
+def remove_cache(path: str | Path) -> None:
+    """Delete the cache at ``path`` (main file, parts, shard locks) once no writer holds it."""
+    layout = Layout(path)
+    lock = FileLock(layout.lock)
+    if not lock.acquire(shared=False):
+        raise CacheLockedError(f"Cannot remove {layout.main}: it is being written by "
+                               f"{describe_holders([layout.lock, *layout.shard_locks()])}.")
+    try:
+        unlink_quiet(layout.main)
+        for p in layout.main_tmps():
+            unlink_quiet(p)
+        if layout.parts_dir.is_dir():
+            for p in sorted(layout.parts_dir.iterdir()):
+                if p != layout.header_json:
+                    unlink_quiet(p)
+            unlink_quiet(layout.header_json)
+            layout.parts_dir.rmdir()
+        for p in layout.shard_locks():
+            unlink_quiet(p)
+    finally:
+        lock.release(clear_info=True)

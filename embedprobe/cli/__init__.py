@@ -1,0 +1,1 @@
+"""Thin typer commands: parse -> config -> one library call -> print."""

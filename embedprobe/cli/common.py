@@ -1,0 +1,55 @@
+"""Shared CLI helpers: one console, turning library errors into one red line and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from embedprobe.errors import EmbedprobeError
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Print an ``EmbedprobeError`` as one line (no traceback) and exit with code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EmbedprobeError as e:
+            console.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["seed=3", "excited_as_happy=true"]`` -> ``{"seed": 3, "excited_as_happy": True}``."""
+    from embedprobe.errors import BadValueError
+
+    opts: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise BadValueError("option", item, None, fix="Write options as KEY=VALUE.")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        opts[key.strip().replace("-", "_")] = value
+    return opts
+
+
+def csv_list(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    return tuple(s.strip() for s in text.split(",") if s.strip())

@@ -1,0 +1,88 @@
+"""``embedprobe extract``: one corpus through one extractor into a crash-safe cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedprobe.cli.common import console, csv_list, friendly, parse_options
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def extract(
+        model: str = typer.Option(..., "--model", "-m", help="Extractor name (embedprobe list extractors)."),
+        corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus reader (embedprobe list corpora)."),
+        root: Path = typer.Option(..., "--root", "-r", help="Corpus root folder."),
+        out: Path = typer.Option(Path("cache"), "--out", "-o", help="Cache folder."),
+        layers: str = typer.Option(None, "--layers", help="Comma-separated layers to cache (default all)."),
+        frames: bool = typer.Option(False, "--frames", help="Also store frame-level features."),
+        frame_hop: float = typer.Option(None, "--frame-hop", help="Hop of stored frames in seconds."),
+        frame_layers: str = typer.Option(None, "--frame-layers", help="Layers whose frames are stored."),
+        float16: bool = typer.Option(False, "--float16", help="Store features as float16."),
+        weights: Path = typer.Option(None, "--weights", help="Local checkpoint file or folder."),
+        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
+        batch_size: int = typer.Option(16, "--batch-size", help="Clips per committed batch."),
+        workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+        chunk: float = typer.Option(30.0, "--chunk", help="Long files are processed in chunks of this many seconds."),
+        option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Start the cache over."),
+        shard: str = typer.Option(None, "--shard", help="K/N: write only shard K of N (0-based)."),
+        tag: str = typer.Option(None, "--tag", help="Suffix naming a cache variant."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
+        from embedprobe.extraction import ExtractConfig, extract as run
+
+        k, n = _shard(shard)
+        cfg = ExtractConfig(
+            model=model, corpus=corpus, root=str(root), out=str(out), layers=csv_list(layers),
+            frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
+            dtype="float16" if float16 else "float32", chunk_s=chunk,
+            corpus_options=parse_options(option), weights=str(weights) if weights else None,
+            device=device, batch_size=batch_size, workers=workers, overwrite=overwrite,
+            shard=k, n_shards=n, tag=tag,
+        )
+
+        def show(manifest) -> None:
+            from embedprobe.corpora import describe
+
+            if not quiet:
+                console.print(describe(manifest))
+            excl = manifest.excluded_counts()
+            console.print(f"{corpus}: {len(manifest)} clips, {len(manifest.labelled())} in the "
+                          "4-class set" + (f"; excluded from 4-class work: "
+                                          + ", ".join(f"{k} {v}" for k, v in excl.items()) if excl else ""))
+
+        s = run(cfg, progress=not quiet, on_manifest=show)
+        rate = s.audio_seconds / s.seconds if s.seconds else 0.0
+        console.print(
+            f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {s.cache} - "
+            f"{s.n_new} new, {s.n_done_before} already cached, {s.n_errors} errors, "
+            f"{s.seconds:.1f} s ({rate:.1f} audio-s/s)"
+            + ("" if s.complete else " - incomplete: re-run the same command to resume")
+        )
+        for clip_id, path, reason in s.errors:
+            console.print(f"  [red]error[/] {path}: {reason}")
+        for clip_id, note in s.notes[:20]:
+            console.print(f"  [dim]note[/] {clip_id}: {note}")
+        if len(s.notes) > 20:
+            console.print(f"  [dim]... {len(s.notes) - 20} more notes (embedprobe info)[/]")
+        if s.interrupted:
+            raise typer.Exit(130)
+
+
+def _shard(text: str | None) -> tuple[int | None, int | None]:
+    from embedprobe.errors import BadValueError
+
+    if not text:
+        return None, None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise BadValueError("shard", text, None, fix="Write it as K/N, e.g. 0/4.") from None
+    if not 0 <= k < n:
+        raise BadValueError("shard", text, None, fix=f"K must be in 0..{n - 1}.")
+    return k, n

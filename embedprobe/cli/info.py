@@ -1,0 +1,43 @@
+"""``embedprobe info CACHE_FILE``: what a cache holds and what made it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from embedprobe.cli.common import friendly, out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def info(
+        cache: Path = typer.Argument(..., help="Cache file (.h5)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Clips, errors, layers, dims, completeness and provenance of a cache."""
+        from embedprobe.cache import open_cache
+
+        with open_cache(cache) as reader:
+            data = reader.info()
+            data["errors"] = reader.errors
+        if as_json:
+            out.print_json(json.dumps(data, default=str))
+            return
+        t = Table(show_header=False)
+        for key in ("path", "n_clips", "n_errors", "complete", "dtype", "frames", "size_bytes"):
+            if key in data:
+                t.add_row(key, str(data[key]))
+        t.add_row("layers", ", ".join(f"{k} ({v})" for k, v in data.get("dims", {}).items()))
+        prov = data.get("provenance", {})
+        ident = prov.get("identity", {})
+        ext = ident.get("extractor", {})
+        t.add_row("extractor", f"{ext.get('name')} weights={ext.get('weights_id')} "
+                               f"rev={ident.get('weights_revision')}")
+        t.add_row("code", str(prov.get("code_version")))
+        out.print(t)
+        for err in data.get("errors", [])[:50]:
+            out.print(f"[red]error[/] {err.get('path')}: {err.get('reason')}")

@@ -1,0 +1,64 @@
+"""``embedprobe probe``: cross-corpus matrix of probes on cached embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedprobe.cli.common import console, csv_list, friendly, parse_options
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def probe(
+        model: str = typer.Option(..., "--model", "-m", help="Extractor whose caches are probed."),
+        cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of caches."),
+        train: list[str] = typer.Option(..., "--train", help="Corpus or union (a,b) to train on; repeatable."),
+        test: str = typer.Option("all", "--test", help="Comma-separated corpora to test on, or all."),
+        probe_name: str = typer.Option("mlp", "--probe", help="linear or mlp."),
+        layer: str = typer.Option(None, "--layer", help="Cache layer (default: the last)."),
+        pooling: str = typer.Option("mean", "--pooling", help="mean or meanstd."),
+        frames: bool = typer.Option(False, "--frames", help="Train on frame-level features."),
+        frame_mask: float = typer.Option(None, "--frame-mask", help="Share of frames masked before pooling."),
+        mix: float = typer.Option(None, "--mix", help="Probability of same-label feature mixing."),
+        noise: float = typer.Option(None, "--noise", help="Gaussian noise std on standardised features."),
+        seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..N-1)."),
+        scramble: str = typer.Option(None, "--scramble", help="Corpora whose labels are scrambled."),
+        protocol: list[str] = typer.Option(None, "--protocol", help="CORPUS=PROTOCOL (repeatable)."),
+        param: list[str] = typer.Option(None, "--param", help="Probe parameter KEY=VALUE (repeatable)."),
+        no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not train test corpora alone."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per cell (0: none)."),
+        max_folds: int = typer.Option(None, "--max-folds", help="Use at most this many folds."),
+        tune: bool = typer.Option(False, "--tune", help="Validation-only search of lr and batch size."),
+        out: Path = typer.Option(Path("results"), "--out", "-o", help="Results folder."),
+        tag: str = typer.Option(None, "--tag", help="Results file name suffix."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Train probes on one corpus (or a union) and test them on every requested corpus."""
+        from embedprobe.probing import ProbeConfig, load_results, probe as run
+
+        params = parse_options(param)
+        for key, value in (("frame_mask", frame_mask), ("mix_prob", mix), ("noise_std", noise)):
+            if value is not None:
+                params[key] = value
+        protocols = {k: str(v) for k, v in parse_options(protocol).items()}
+        cfg = ProbeConfig(
+            model=model, cache_dir=str(cache_dir), train=tuple(train), test=csv_list(test) or ("all",),
+            probe=probe_name, layer=layer, pooling=pooling, frames=frames,
+            seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
+            baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
+            max_folds=max_folds, tune=tune, out=str(out), tag=tag,
+        )
+        path = run(cfg, progress=not quiet)
+        rec = load_results(path)
+        console.print(f"[green]done[/]: {path} ({rec['seconds']:.0f} s)")
+        for c in rec["cells"]:
+            m = c["metrics"]
+            console.print(f"  {c['train']:>24} -> {c['test']:<14} AUROC {_f(m['auroc']['mean'])} "
+                          f"uACC {_f(m['uacc']['mean'])} wF1 {_f(m['wf1']['mean'])}")
+
+
+def _f(v: float | None) -> str:
+    return "  –  " if v is None else f"{v:.3f}"

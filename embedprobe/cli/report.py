@@ -1,0 +1,23 @@
+"""``embedprobe report RESULTS_DIR``: Markdown + PNG heatmaps from results JSON files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedprobe.cli.common import console, friendly
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def report(
+        results: Path = typer.Argument(..., help="Results folder (from embedprobe probe --out)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Report file (default RESULTS/report.md)."),
+    ) -> None:
+        """Write a Markdown report with AUROC, wF1 and relative-wF1 matrices and heatmaps."""
+        from embedprobe.report.markdown import write_report
+
+        path = write_report(results, out)
+        console.print(f"[green]report[/]: {path}")

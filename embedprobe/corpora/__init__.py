@@ -1,0 +1,60 @@
+"""Corpus readers: one module per corpus, one registry, one entry point.
+
+Example:
+    >>> from embedprobe.corpora import CORPORA, scan
+    >>> sorted(CORPORA.names())
+    ['crema-d', 'emobox', 'emodb', 'iemocap', 'manifest', 'msp-podcast', 'ravdess']
+    >>> m = scan("emodb", "../shared/data/emodb")             # doctest: +SKIP
+    >>> m.folds()[:2], len(m.part("speaker/03", "test"))      # doctest: +SKIP
+    (['speaker/03', 'speaker/08'], 39)
+
+Each reader's module docstring ("About the corpus") documents the on-disk layout it reads,
+its label map to the four canonical classes, its split protocols and the citation.
+Add a corpus: write one module with a ``@register``-ed :class:`CorpusReader` subclass and
+import it below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Importing a reader module registers it in CORPORA.
+from embedprobe.corpora import cremad, emobox, emodb, iemocap, manifest, msppodcast, ravdess
+from embedprobe.corpora.base import CANONICAL_LABELS, SPLIT_PARTS, Clip, Corpus, Manifest
+from embedprobe.corpora.common import (
+    CORPORA,
+    LABEL_SYNONYMS,
+    CorpusReader,
+    canonical_label,
+    describe,
+)
+
+__all__ = [
+    "CANONICAL_LABELS", "CORPORA", "LABEL_SYNONYMS", "SPLIT_PARTS", "Clip", "Corpus", "CorpusReader",
+    "Manifest", "canonical_label", "describe", "get_corpus", "scan",
+    "cremad", "emobox", "emodb", "iemocap", "manifest", "msppodcast", "ravdess",
+]
+
+
+def get_corpus(name: str) -> Corpus:
+    """A reader instance by registered name (unknown names list the valid ones)."""
+    return CORPORA.get(name)()
+
+
+def scan(name: str, root: str | Path, **options: Any) -> Manifest:
+    """Scan the corpus ``name`` at ``root`` and compute all its split protocols.
+
+    Logs (logger ``embedprobe.corpora``, level INFO) a summary that includes how many clips
+    are excluded from 4-class work and which native labels they carry; the same numbers are
+    in ``manifest.excluded_counts()`` and :func:`describe` gives the text.
+
+    Args:
+        name: registered corpus name (see ``CORPORA.names()``).
+        root: corpus root as documented by the reader.
+        **options: reader options (``seed`` and the reader's own; strings are coerced).
+
+    Returns:
+        The manifest with ``splits``, ``protocols`` and ``default_protocol`` filled.
+    """
+    return get_corpus(name).scan(root, **options)

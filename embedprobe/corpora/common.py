@@ -1,0 +1,248 @@
+"""What every corpus reader shares: option handling, root checks, label synonyms, manifest assembly.
+
+A reader subclasses :class:`CorpusReader`, declares its options with defaults in
+``option_defaults`` (every reader has ``seed``), and implements ``_scan(root, opts)``.
+``scan()`` validates and coerces the options (so the CLI can pass ``"true"`` or ``"3"``),
+checks the root, and records the resolved options in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from embedprobe.corpora.base import CANONICAL_LABELS, Clip, Corpus, Manifest
+from embedprobe.errors import BadValueError, CorpusError
+from embedprobe.registry import Registry
+
+log = logging.getLogger("embedprobe.corpora")
+
+#: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``).
+CORPORA: Registry[type[Corpus]] = Registry("corpus")
+
+
+def register(cls: type[Corpus]) -> type[Corpus]:
+    """Class decorator adding a reader to :data:`CORPORA` under its ``name``."""
+    CORPORA.add(cls.name, cls)
+    return cls
+
+#: Case-insensitive label names understood by the generic readers (``manifest``, ``emobox``).
+#: Anything else is kept as ``native_label`` with ``label=None``. Pass ``label_map={...}`` to
+#: a reader to add or override entries (e.g. ``{"exc": "happy", "calm": "neutral"}``).
+LABEL_SYNONYMS: dict[str, str] = {
+    **dict.fromkeys(["ang", "anger", "angry", "annoyed", "mad"], "angry"),
+    **dict.fromkeys(["hap", "happy", "happiness", "joy", "joyful", "glad"], "happy"),
+    **dict.fromkeys(["neu", "neutral", "neutrality"], "neutral"),
+    **dict.fromkeys(["sad", "sadness", "sorrow", "unhappy"], "sad"),
+}
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def canonical_label(native: str, overrides: Mapping[str, str | None] | None = None) -> str | None:
+    """Map a free-text label to a canonical class (or ``None``) via :data:`LABEL_SYNONYMS`.
+
+    Example:
+        >>> canonical_label("Sadness"), canonical_label("fear"), canonical_label("exc", {"exc": "happy"})
+        ('sad', None, 'happy')
+    """
+    key = native.strip().lower()
+    if overrides:
+        low = {str(k).strip().lower(): v for k, v in overrides.items()}
+        if key in low:
+            value = low[key]
+            if value is not None and value not in CANONICAL_LABELS:
+                raise BadValueError("label_map target", value, CANONICAL_LABELS,
+                                    fix="Map each label to one of the canonical classes or None.")
+            return value
+    return LABEL_SYNONYMS.get(key)
+
+
+def parse_label_map(value: Any) -> dict[str, str | None]:
+    """``{"exc": "happy"}`` or ``"exc=happy,calm=neutral,fea=none"`` -> dict (checked)."""
+    if not value:
+        return {}
+    if isinstance(value, str):
+        pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise BadValueError("label_map", value, fix="Write it as 'native=canonical,native=canonical'.")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    out: dict[str, str | None] = {}
+    for k, v in dict(value).items():
+        target = None if v is None or str(v).strip().lower() in ("none", "") else str(v).strip().lower()
+        if target is not None and target not in CANONICAL_LABELS:
+            raise BadValueError(f"label_map target for {k!r}", v, list(CANONICAL_LABELS) + ["none"])
+        out[str(k)] = target
+    return out
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if default is None or value is None or isinstance(default, dict | list | tuple):
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise BadValueError(f"value for option {name!r}", value, ["true", "false"])
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise BadValueError(f"value for option {name!r}", value,
+                            fix=f"Give a {type(default).__name__}, e.g. {default!r}.") from None
+
+
+class CorpusReader(Corpus):
+    """Base class of the built-in readers.
+
+    Attributes:
+        option_defaults: option name -> default; ``scan`` rejects any other name.
+        option_choices: option name -> allowed values, for options with a fixed set.
+        marker: a file or folder name that sits at the root of a valid corpus; used to
+            point users at a nested copy (e.g. ``Session1``).
+    """
+
+    option_defaults: ClassVar[dict[str, Any]] = {"seed": 0}
+    option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    marker: ClassVar[str] = ""
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``options``, type-coerced and checked."""
+        unknown = [k for k in options if k not in self.option_defaults]
+        if unknown:
+            raise BadValueError(f"option for corpus {self.name!r}", unknown[0], self.option_defaults,
+                                fix="See the reader's module docstring for what each option does.")
+        opts = dict(self.option_defaults)
+        for k, v in options.items():
+            opts[k] = _coerce(k, v, self.option_defaults[k])
+        if opts["seed"] < 0:
+            raise BadValueError(f"seed for corpus {self.name!r}", opts["seed"], fix="Use a non-negative integer.")
+        if "label_map" in opts:
+            opts["label_map"] = parse_label_map(opts["label_map"])
+        for k, allowed in self.option_choices.items():
+            if opts[k] not in allowed:
+                raise BadValueError(f"value for option {k!r} of corpus {self.name!r}", opts[k], allowed)
+        return opts
+
+    def scan(self, root: str | Path, **options: Any) -> Manifest:
+        opts = self.resolve_options(options)
+        path = Path(root).expanduser()
+        if not path.exists():
+            raise CorpusError(
+                f"{self.name}: the corpus root {str(path)!r} does not exist. "
+                f"Expected {self.expected_layout()}. Fix: pass the path that holds it."
+            )
+        manifest = self._scan(path.resolve(), opts)
+        log.info("%s", describe(manifest))
+        return manifest
+
+    def expected_layout(self) -> str:
+        """One phrase naming what must be found at the root (used in error messages)."""
+        return "the corpus's official layout"
+
+    @abstractmethod
+    def _scan(self, root: Path, opts: dict[str, Any]) -> Manifest:
+        """Read the corpus at the checked ``root`` with resolved options ``opts``."""
+
+    # -- helpers for subclasses --------------------------------------------------------------
+    def layout_error(self, root: Path, problem: str) -> CorpusError:
+        """A CorpusError naming the root and the layout; points at a nested copy when there is one."""
+        fix = f"point the {self.name} root at the folder that holds it (the unpacked official release)"
+        if self.marker and root.is_dir():
+            found = sorted(root.glob(f"*/{self.marker}")) or sorted(root.glob(f"*/*/{self.marker}"))
+            if found:
+                fix = f"use {str(found[0].parent)!r} as the root (it has {self.marker})"
+        return CorpusError(f"{self.name}: {problem} under {str(root)!r}. Expected {self.expected_layout()}. Fix: {fix}.")
+
+    def manifest(
+        self,
+        root: Path,
+        clips: Sequence[Clip],
+        protocols: Mapping[str, Mapping[str, list[str]]],
+        default_protocol: str,
+        label_map: Mapping[str, str | None],
+        opts: Mapping[str, Any],
+    ) -> Manifest:
+        """Assemble a manifest; ``protocols`` maps protocol -> {fold key -> parts per clip}."""
+        splits: dict[str, list[str]] = {}
+        proto_keys: dict[str, list[str]] = {}
+        for proto, folds in protocols.items():
+            if not folds:
+                continue
+            proto_keys[proto] = list(folds)
+            for key, parts in folds.items():
+                if len(parts) != len(clips):
+                    raise RuntimeError(f"split {key} has {len(parts)} entries for {len(clips)} clips")
+                splits[key] = list(parts)
+        if default_protocol not in proto_keys and proto_keys:
+            default_protocol = next(iter(proto_keys))
+        return Manifest(
+            corpus=self.name,
+            root=str(root),
+            clips=list(clips),
+            splits=splits,
+            protocols=proto_keys,
+            default_protocol=default_protocol,
+            label_map=dict(sorted(label_map.items())),
+            options=dict(opts),
+        )
+
+
+def check_missing(name: str, root: Path, clips: list[Clip], allow_missing: bool) -> list[Clip]:
+    """Drop (``allow_missing``) or complain about clips whose audio file is absent."""
+    missing = [c for c in clips if not (root / c.path).is_file()]
+    if not missing:
+        return clips
+    if not allow_missing or len(missing) == len(clips):
+        examples = ", ".join(c.path for c in missing[:3])
+        raise CorpusError(
+            f"{name}: {len(missing)} of {len(clips)} labelled clips have no audio file under "
+            f"{str(root)!r} (e.g. {examples}). Fix: unpack the audio of the full release there, "
+            "or pass allow_missing=true to leave those clips out."
+        )
+    log.warning("%s: leaving out %d clips whose audio is missing", name, len(missing))
+    gone = {c.id for c in missing}
+    return [c for c in clips if c.id not in gone]
+
+
+def unique_ids(name: str, clips: Iterable[Clip]) -> None:
+    seen: dict[str, str] = {}
+    for c in clips:
+        if c.id in seen:
+            raise CorpusError(f"{name}: clip id {c.id!r} appears twice ({seen[c.id]} and {c.path}). "
+                              "Fix: give every clip a unique id (an 'id' column) or a unique file name.")
+        seen[c.id] = c.path
+
+
+def meta(**fields: object) -> tuple[tuple[str, str], ...]:
+    """Clip.meta from keyword fields (``None`` values are dropped)."""
+    return tuple(sorted((k, str(v)) for k, v in fields.items() if v is not None))
+
+
+def describe(manifest: Manifest) -> str:
+    """A short human summary: classes, speakers, exclusions, default protocol sizes."""
+    counts: dict[str, int] = {}
+    for c in manifest.clips:
+        if c.label is not None:
+            counts[c.label] = counts.get(c.label, 0) + 1
+    speakers = len({c.speaker for c in manifest.clips})
+    excl = manifest.excluded_counts()
+    lines = [
+        f"{manifest.corpus}: {len(manifest)} clips, {speakers} speakers, "
+        f"{sum(counts.values())} in 4 classes ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
+        f"  excluded from 4-class work: {sum(excl.values())}"
+        + (f" ({', '.join(f'{k} {v}' for k, v in excl.items())})" if excl else ""),
+    ]
+    for proto, folds in manifest.protocols.items():
+        first = manifest.splits[folds[0]]
+        sizes = "/".join(str(sum(p == part for p in first)) for part in ("train", "val", "test"))
+        mark = " (default)" if proto == manifest.default_protocol else ""
+        lines.append(f"  protocol {proto}{mark}: {len(folds)} fold(s); {folds[0]} train/val/test {sizes}")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Import the metadata and fold partitions of EmoBox.
+
+About the corpus:
+    EmoBox (32 corpora in 14 languages) ships no audio, only metadata that point into the
+    corpora you download yourself: one JSONL record per clip and per-fold train/test files
+    (speaker-independent where the corpus allows). Reading it gives exactly the EmoBox folds.
+
+Layout read (``EmoBox/data/<dataset>/`` of the EmoBox repository)::
+
+    <dataset>/label_map.json                          # emo code -> class name (merges, e.g. exc -> Happy)
+    <dataset>/<dataset>.jsonl                         # every clip (optional)
+    <dataset>/fold_1/<dataset>_train_fold_1.jsonl     # per fold: train, test, optional valid
+    <dataset>/fold_1/<dataset>_test_fold_1.jsonl
+
+    record: {"key": "iemocap-Ses01F_impro04_F000", "dataset": "iemocap",
+             "wav": "downloads/iemocap/Session1/sentences/wav/.../Ses01F_impro04_F000.wav",
+             "type": "raw", "sample_rate": 16000, "num_frame": 70312, "task": "category",
+             "length": 4.39, "emo": "neu", "channel": 1}
+
+    The root may be the dataset folder, a folder of fold files, or a single JSONL file (a
+    fold file stands for its whole folder). ``wav`` paths are relative to the EmoBox
+    checkout (where ``downloads/`` lives): give ``audio_root``, or the reader tries the
+    dataset folder and its parents (EmoBox/data/<dataset> -> EmoBox) and takes the first
+    under which the listed files exist.
+
+Speakers:
+    EmoBox records carry no speaker. A ``spk``/``speaker`` field is used when present;
+    otherwise the speaker is parsed from the file name for iemocap, cremad, emodb and
+    ravdess (same rules as those readers), else it is ``"unknown"``.
+
+Label map:
+    ``emo`` is kept as the native label. With ``use_label_map=True`` (default) it goes
+    through the dataset's label_map.json first (EmoBox merges exc into Happy for IEMOCAP),
+    then through the synonyms table of the ``manifest`` reader (Angry -> angry, ...);
+    everything else (Fear, Disgust, ...) is excluded. ``label_map`` overrides as in
+    ``manifest``.
+
+Split protocols (only four-class clips take part):
+    ``emobox`` (default): the EmoBox folds ``fold/1`` ... ``fold/K``: train/test from the
+        fold files; validation from the fold's valid file when present, otherwise a seeded
+        ``val_fraction`` (0.2, EmoBox's own 80/20) of the fold's training clips, stratified
+        by class (this validation set is not speaker-disjoint from training).
+    Without fold files (a single whole-dataset file): ``speaker`` and ``random`` 70/15/15
+        as in the ``manifest`` reader.
+
+Options:
+    seed (int, 0); val_fraction (float, 0.2); audio_root (str, auto); use_label_map (bool,
+    True); label_map (overrides); allow_missing (bool, False).
+
+Citation:
+    Z. Ma, M. Chen, H. Zhang, Z. Zheng, W. Chen, X. Li, J. Ye, X. Chen, T. Hain, "EmoBox:
+    Multilingual multi-corpus speech emotion recognition toolkit and benchmark",
+    Proc. Interspeech 2024. Also cite each corpus you use.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from embedprobe.corpora import cremad, emodb, iemocap, ravdess
+from embedprobe.corpora.base import Clip, Manifest
+from embedprobe.corpora.common import CorpusReader, canonical_label, check_missing, meta, register
+from embedprobe.corpora.manifest import fallback_protocols
+from embedprobe.corpora.splits import OUT, TEST, TRAIN, VAL, rng_for, stratified_random
+from embedprobe.errors import BadValueError, CorpusError
+
+FOLD_FILE = re.compile(r"^(?P<ds>.+)_(?P<part>train|valid|test)_fold_?(?P<fold>\d+)\.jsonl$")
+PARTS = {"train": TRAIN, "valid": VAL, "test": TEST}
+
+
+def _first(parsed: Any, key: int | str) -> str | None:
+    return None if parsed is None else parsed[key]
+
+
+SPEAKER_PARSERS: dict[str, Callable[[str], str | None]] = {
+    "iemocap": iemocap.speaker_of,
+    "cremad": lambda s: _first(cremad.parse_name(s), 0),
+    "crema-d": lambda s: _first(cremad.parse_name(s), 0),
+    "emodb": lambda s: _first(emodb.parse_name(s), 0),
+    "ravdess": lambda s: _first(ravdess.parse_name(s), "actor"),
+}
+
+
+def _key(record: dict[str, Any]) -> str:
+    return str(record.get("key") or PurePosixPath(str(record["wav"])).stem)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise CorpusError(f"emobox: {path} line {n} is not JSON ({e}). Fix: use the EmoBox jsonl files.") from None
+    return out
+
+
+@register
+class EmoBox(CorpusReader):
+    name = "emobox"
+    default_protocol = "emobox"
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "seed": 0, "val_fraction": 0.2, "audio_root": "", "use_label_map": True,
+        "label_map": {}, "allow_missing": False,
+    }
+
+    def expected_layout(self) -> str:
+        return "EmoBox metadata: fold_K/<dataset>_{train,test}_fold_K.jsonl files or one .jsonl file"
+
+    def _scan(self, root: Path, opts: dict[str, Any]) -> Manifest:
+        if not 0.0 <= opts["val_fraction"] < 1.0:
+            raise BadValueError("val_fraction", opts["val_fraction"], fix="Use a fraction in [0, 1), e.g. 0.2.")
+        folder, fold_files, whole = self._locate(root)
+        overrides = opts["label_map"]
+        box_map: dict[str, str] = {}
+        if opts["use_label_map"] and (folder / "label_map.json").is_file():
+            raw = json.loads((folder / "label_map.json").read_text(encoding="utf-8"))
+            box_map = {str(k).strip().lower(): str(v) for k, v in raw.items()}
+        records: dict[str, dict[str, Any]] = {}
+        membership: dict[str, dict[str, str]] = {}  # fold -> key -> part
+        parsed = {f: _read_jsonl(f) for f in [*whole, *(f for _, _, f in fold_files)]}
+        for f, rows in parsed.items():
+            for r in rows:
+                if "wav" not in r or "emo" not in r:
+                    raise CorpusError(f"emobox: a record in {f} lacks 'wav' or 'emo' ({r}). "
+                                      "Fix: use the files of an EmoBox categorical (emotion class) task.")
+                records.setdefault(_key(r), r)
+        for fold, part, f in fold_files:
+            for r in parsed[f]:
+                membership.setdefault(fold, {})[_key(r)] = part
+        if not records:
+            raise self.layout_error(root, "no records in the EmoBox jsonl files")
+        audio_root = self._audio_root(folder, records, opts["audio_root"])
+        clips = []
+        for key, r in sorted(records.items()):
+            native = str(r["emo"])
+            wav = PurePosixPath(str(r["wav"]).replace("\\", "/"))
+            if native.strip().lower() in {k.strip().lower() for k in overrides}:
+                label = canonical_label(native, overrides)
+            else:
+                label = canonical_label(box_map.get(native.strip().lower(), native))
+            clips.append(Clip(
+                id=key, path=str(wav), speaker=self._speaker(r, wav), native_label=native, label=label,
+                meta=meta(dataset=r.get("dataset"), length=r.get("length"), sample_rate=r.get("sample_rate"),
+                          channel=r.get("channel"), start_time=r.get("start_time"), end_time=r.get("end_time")),
+            ))
+        usable = check_missing(self.name, audio_root, [c for c in clips if c.label is not None], opts["allow_missing"])
+        keep = {c.id for c in usable}
+        clips = [c for c in clips if c.label is None or c.id in keep]
+        if membership:
+            protocols = {"emobox": self._folds(clips, membership, opts)}
+        else:
+            protocols = fallback_protocols(clips, opts["seed"])
+        default = "emobox" if membership else ("speaker" if "speaker" in protocols else "random")
+        label_map = {c.native_label: c.label for c in clips}
+        return self.manifest(audio_root, clips, protocols, default, label_map, opts)
+
+    def _locate(self, root: Path) -> tuple[Path, list[tuple[str, str, Path]], list[Path]]:
+        """(dataset folder, [(fold, part, file)], [whole-dataset files])."""
+        if root.is_file():
+            if root.suffix != ".jsonl":
+                raise self.layout_error(root, "a file that is not .jsonl")
+            if not FOLD_FILE.match(root.name):
+                return root.parent, [], [root]
+            root = root.parent
+        folder = root.parent if root.name.startswith("fold_") else root
+        fold_files = []
+        for f in sorted({*folder.glob("fold_*/*.jsonl"), *folder.glob("*.jsonl")}):
+            m = FOLD_FILE.match(f.name)
+            if m:
+                fold_files.append((m.group("fold"), PARTS[m.group("part")], f))
+        whole = [f for f in sorted(folder.glob("*.jsonl")) if not FOLD_FILE.match(f.name)]
+        if not fold_files and not whole:
+            raise self.layout_error(root, "no EmoBox .jsonl files")
+        if not fold_files and len(whole) > 1:
+            raise self.layout_error(root, f"several .jsonl files ({', '.join(f.name for f in whole)}) and no folds; "
+                                    "point at one of them")
+        return folder, fold_files, whole
+
+    def _audio_root(self, folder: Path, records: dict[str, dict[str, Any]], given: str) -> Path:
+        probe = [str(r["wav"]) for _, r in sorted(records.items())[:5]]
+        candidates = [Path(given).expanduser()] if given else [folder, *list(folder.parents)[:4], Path.cwd()]
+        for cand in candidates:
+            if any((cand / p).is_file() for p in probe):
+                return cand.resolve()
+        raise CorpusError(
+            f"emobox: none of the audio files listed (e.g. {probe[0]!r}) exist under "
+            f"{[str(c) for c in candidates]}. Fix: pass audio_root=<the folder that holds "
+            f"{probe[0].split('/')[0]}/>, e.g. your EmoBox checkout."
+        )
+
+    @staticmethod
+    def _speaker(record: dict[str, Any], wav: PurePosixPath) -> str:
+        for k in ("spk", "speaker", "speaker_id"):
+            if record.get(k) not in (None, ""):
+                return str(record[k])
+        parser = SPEAKER_PARSERS.get(str(record.get("dataset", "")).lower())
+        return (parser(wav.stem) if parser else None) or "unknown"
+
+    @staticmethod
+    def _folds(clips: list[Clip], membership: dict[str, dict[str, str]], opts: dict[str, Any]) -> dict[str, list[str]]:
+        out = {}
+        for fold in sorted(membership, key=int):
+            table = membership[fold]
+            parts = [OUT if c.label is None else table.get(c.id, OUT) for c in clips]
+            if VAL not in table.values() and opts["val_fraction"] > 0:
+                idx = [i for i, p in enumerate(parts) if p == TRAIN]
+                sub = stratified_random([clips[i].id for i in idx], [clips[i].label for i in idx],
+                                        (1 - opts["val_fraction"], opts["val_fraction"], 0),
+                                        rng_for(opts["seed"], f"fold/{fold}"))
+                for i, p in zip(idx, sub, strict=True):
+                    parts[i] = p
+            out[f"fold/{fold}"] = parts
+        return out

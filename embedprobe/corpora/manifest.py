@@ -1,0 +1,179 @@
+"""A generic reader for any corpus listed in a CSV or JSONL manifest.
+
+About the corpus:
+    Whatever you list. Use it for corpora without a built-in reader, for subsets, or to pin
+    an exact list of files (e.g. the files a paper used).
+
+Layout read::
+
+    <root>                      # the manifest file itself (.csv, .tsv or .jsonl), or a folder
+                                # holding manifest.csv / manifest.jsonl
+    columns (CSV header or JSON keys):
+        path     audio file, relative to the manifest's folder or absolute      (required)
+        label    emotion label, free text                                       (required)
+        speaker  speaker id; without it every clip is speaker "unknown"          (recommended)
+        split    train / val / test (also valid, validation, dev, development); empty, "-",
+                 "none" or "excluded" leave the clip out                         (optional)
+        split:<fold>  several folds at once, e.g. split:1 ... split:5            (optional)
+        id       unique clip id; default: the path without its extension        (optional)
+        any other column is kept in ``meta``.
+
+Label map:
+    Labels are matched case-insensitively through :data:`~embedprobe.corpora.common.LABEL_SYNONYMS`:
+    angry <- ang, anger, angry, annoyed, mad; happy <- hap, happy, happiness, joy, joyful,
+    glad; neutral <- neu, neutral, neutrality; sad <- sad, sadness, sorrow, unhappy.
+    Other labels (fear, disgust, calm, exc, ...) are kept as native labels and excluded.
+    ``label_map`` adds or overrides entries: ``{"exc": "happy"}``, or from the command line
+    ``label_map="exc=happy,calm=neutral"`` (``none`` as target excludes a label).
+
+Split protocols (only four-class clips take part):
+    ``given`` (default when a split column exists): the manifest's own split(s); one fold
+        ``given`` for a ``split`` column, folds ``given/<fold>`` for ``split:<fold>`` columns.
+    ``speaker`` (default otherwise; needs >= 3 speakers): one fold, speakers split 70/15/15,
+        seeded, so no speaker is in two parts.
+    ``random``: one fold, seeded random 70/15/15 stratified by class (always offered; not
+        speaker-independent).
+
+Options:
+    seed (int, 0): seed of ``speaker`` and ``random``.
+    label_map (dict or "a=b,c=d"): label overrides, see above.
+    allow_missing (bool, False): leave out four-class rows whose audio file is missing.
+
+Citation: cite the corpus your manifest lists.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from embedprobe.corpora.base import Clip, Manifest
+from embedprobe.corpora.common import (
+    CorpusReader,
+    canonical_label,
+    check_missing,
+    register,
+    unique_ids,
+)
+from embedprobe.corpora.splits import (
+    OUT,
+    TEST,
+    TRAIN,
+    VAL,
+    by_group,
+    group_split,
+    rng_for,
+    stratified_random,
+)
+from embedprobe.errors import CorpusError
+
+SPLIT_VALUES: dict[str, str] = {
+    "train": TRAIN, "training": TRAIN, "val": VAL, "valid": VAL, "validation": VAL, "dev": VAL,
+    "development": VAL, "test": TEST, "testing": TEST, "": OUT, "-": OUT, "none": OUT, "excluded": OUT,
+}
+FRACTIONS = (70, 15, 15)
+DEFAULT_FILES = ("manifest.csv", "manifest.jsonl", "manifest.tsv")
+
+
+def fallback_protocols(clips: list[Clip], seed: int) -> dict[str, dict[str, list[str]]]:
+    """``speaker`` (>= 3 known speakers) and ``random`` 70/15/15 protocols for listed corpora."""
+    labels = [c.label for c in clips]
+    speakers = [c.speaker for c in clips]
+    out: dict[str, dict[str, list[str]]] = {}
+    known = {s for s in speakers if s != "unknown"}
+    if len(known) >= 3 and "unknown" not in speakers:
+        table = group_split(speakers, FRACTIONS, rng_for(seed, "speaker"))
+        out["speaker"] = {"speaker": by_group(speakers, labels, table)}
+    out["random"] = {"random": stratified_random([c.id for c in clips], labels, FRACTIONS, rng_for(seed, "random"))}
+    return out
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV/TSV (header line) or JSONL file as string dicts."""
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise CorpusError(f"manifest: {path} line {n} is not JSON ({e}). Fix: one JSON object per line.") from None
+                rows.append({str(k): "" if v is None else str(v) for k, v in obj.items()})
+        return rows
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f, delimiter=delimiter)]
+
+
+@register
+class ManifestCorpus(CorpusReader):
+    name = "manifest"
+    default_protocol = "given"
+    option_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "label_map": {}, "allow_missing": False}
+
+    def expected_layout(self) -> str:
+        return "a .csv/.tsv/.jsonl manifest with columns path,label,speaker[,split][,id]"
+
+    def _scan(self, root: Path, opts: dict[str, Any]) -> Manifest:
+        path = root
+        if root.is_dir():
+            path = next((root / n for n in DEFAULT_FILES if (root / n).is_file()), root)
+            if path.is_dir():
+                raise self.layout_error(root, f"no manifest file ({', '.join(DEFAULT_FILES)})")
+        if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
+            raise self.layout_error(path, f"an unsupported manifest type {path.suffix!r}")
+        overrides = opts["label_map"]
+        rows = read_rows(path)
+        if not rows:
+            raise self.layout_error(path, "no rows")
+        lacking = [c for c in ("path", "label") if c not in rows[0]]
+        if lacking:
+            raise CorpusError(f"manifest: {path} lacks the column(s) {lacking}; it has {sorted(rows[0])}. "
+                              "Fix: add columns path,label,speaker (and optionally split, id).")
+        split_cols = [k for k in rows[0] if k == "split" or k.startswith("split:")]
+        reserved = {"path", "label", "speaker", "id", *split_cols}
+        clips, split_values = [], []
+        for n, r in enumerate(rows, 2):
+            if not r.get("path"):
+                raise CorpusError(f"manifest: {path} row {n} has an empty path. Fix: fill it or drop the row.")
+            rel = PurePosixPath(r["path"].replace("\\", "/"))
+            cid = r.get("id") or str(rel.with_suffix(""))
+            native = r["label"]
+            clips.append(Clip(
+                id=cid, path=str(rel), speaker=r.get("speaker") or "unknown", native_label=native,
+                label=canonical_label(native, overrides),
+                meta=tuple(sorted((k, v) for k, v in r.items() if k not in reserved and v != "")),
+            ))
+            split_values.append([self._part(r.get(c, ""), path, n, c) for c in split_cols])
+        unique_ids(self.name, clips)
+        order = sorted(range(len(clips)), key=lambda i: clips[i].id)
+        clips = [clips[i] for i in order]
+        split_values = [split_values[i] for i in order]
+        usable = check_missing(self.name, path.parent, [c for c in clips if c.label is not None], opts["allow_missing"])
+        keep = {c.id for c in usable}
+        kept = [i for i, c in enumerate(clips) if c.label is None or c.id in keep]
+        clips = [clips[i] for i in kept]
+        split_values = [split_values[i] for i in kept]
+        protocols = {}
+        if split_cols:
+            folds = {}
+            for j, col in enumerate(split_cols):
+                key = "given" if col == "split" else f"given/{col.split(':', 1)[1]}"
+                folds[key] = [OUT if c.label is None else v[j] for c, v in zip(clips, split_values, strict=True)]
+            protocols["given"] = folds
+        protocols.update(fallback_protocols(clips, opts["seed"]))
+        default = "given" if split_cols else ("speaker" if "speaker" in protocols else "random")
+        label_map = {c.native_label: c.label for c in clips}
+        return self.manifest(path.parent, clips, protocols, default, label_map, opts)
+
+    @staticmethod
+    def _part(value: str, path: Path, row: int, column: str) -> str:
+        try:
+            return SPLIT_VALUES[value.strip().lower()]
+        except KeyError:
+            raise CorpusError(
+                f"manifest: {path} row {row} has {column}={value!r}; expected one of "
+                f"{sorted(k for k in SPLIT_VALUES if k)} or empty. Fix: correct that cell."
+            ) from None

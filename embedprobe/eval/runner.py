@@ -1,0 +1,232 @@
+"""The cross-corpus matrix runner: train probes on corpora (alone or as a union), test everywhere.
+
+No file IO: it takes ``CorpusData`` arrays and returns plain result dicts.
+
+Protocol, per training set ``T`` (one corpus or a union):
+
+* ``T`` has as many folds as its member with the most folds (IEMOCAP's speaker protocol: 10;
+  an official split: 1); a member with fewer folds reuses its last one.
+* For every fold and every seed one probe is trained on the union of the members' train parts,
+  early-stopped on the union of their validation parts (class-balanced sampling over the union),
+  and scored on every test corpus: a corpus in ``T`` on the fold's test part (in-domain: the
+  cell is the mean over folds, e.g. IEMOCAP's 10 speaker folds), any other corpus on all of its
+  test clips (``CorpusData.cross_test_index``).
+* Per cell and metric: the mean over folds and seeds of the final score; the paper's
+  confidence (mean and std over the evaluations in the last 20% of training, averaged over
+  folds and seeds); the spread over seeds (each seed averaged over folds); and a percentile
+  bootstrap 95% interval over test clips, computed on the seed-averaged predictions pooled over
+  folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedprobe.corpora.base import CANONICAL_LABELS
+from embedprobe.eval.confidence import bootstrap_ci, last_fraction, over_seeds
+from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
+from embedprobe.eval.metrics import METRICS, all_metrics
+from embedprobe.provenance import to_jsonable
+
+K = len(CANONICAL_LABELS)
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """What to train and test.
+
+    Args:
+        train_sets: each a tuple of corpus names trained on jointly.
+        tests: corpus names to test every probe on.
+        probe: probe name (``linear`` or ``mlp``).
+        probe_params: extra probe parameters (``lr``, ``frame_mask`` ...).
+        seeds: one training per seed and fold.
+        n_bootstrap: bootstrap resamples per cell (0 = no interval).
+        last_fraction: share of training used for the paper's confidence figures.
+        max_folds: use at most this many folds of each protocol (quick runs); None = all.
+    """
+
+    train_sets: tuple[tuple[str, ...], ...]
+    tests: tuple[str, ...]
+    probe: str = "mlp"
+    probe_params: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    n_bootstrap: int = 1000
+    last_fraction: float = 0.2
+    max_folds: int | None = None
+
+
+def set_name(corpora: tuple[str, ...]) -> str:
+    return "+".join(corpora)
+
+
+def n_trainings(data: dict[str, CorpusData], spec: MatrixSpec) -> int:
+    return sum(_n_folds([data[c] for c in t], spec) for t in spec.train_sets) * len(spec.seeds)
+
+
+def run_matrix(
+    data: dict[str, CorpusData],
+    spec: MatrixSpec,
+    *,
+    on_training: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train and test every cell of ``spec``; returns one result dict per (train set, test)."""
+    cells: list[dict[str, Any]] = []
+    for corpora in spec.train_sets:
+        cells.extend(_run_train_set(data, corpora, spec, on_training))
+    return cells
+
+
+def _n_folds(train: list[CorpusData], spec: MatrixSpec) -> int:
+    n = max(len(d.folds) for d in train)
+    return min(n, spec.max_folds) if spec.max_folds else n
+
+
+def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
+    from embedprobe.probes import create
+
+    train = [data[c] for c in corpora]
+    n_folds = _n_folds(train, spec)
+    acc = {t: _CellAccumulator(data[t], t in corpora) for t in spec.tests}
+    for fold in range(n_folds):
+        split = training_split(train, fold)
+        tests = {t: test_index(data[t], fold, t in corpora) for t in spec.tests}
+        eval_sets = {f"test:{t}": data[t].take(idx) for t, idx in tests.items() if idx.size}
+        for seed in spec.seeds:
+            if on_training is not None:
+                on_training(f"{set_name(corpora)} fold {fold + 1}/{n_folds} seed {seed}")
+            probe = create(spec.probe, random_state=seed, **spec.probe_params)
+            probe.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val,
+                      groups=split.groups if len(train) > 1 else None, eval_sets=eval_sets)
+            for t, idx in tests.items():
+                if idx.size == 0:
+                    continue
+                X, y = data[t].take(idx)
+                proba = _full_proba(probe, X)
+                tail = last_fraction(probe.history_, split=f"test:{t}", fraction=spec.last_fraction)
+                acc[t].add(fold, seed, idx, y, proba, tail, probe)
+    return [a.result(corpora, t, spec) for t, a in acc.items()]
+
+
+def _full_proba(probe: Any, X: Any) -> np.ndarray:
+    """Probabilities over all four classes (a class missing from training gets 0)."""
+    p = probe.predict_proba(X)
+    out = np.zeros((p.shape[0], K), dtype=np.float64)
+    out[:, np.asarray(probe.classes_, dtype=int)] = p
+    return out
+
+
+class _CellAccumulator:
+    """Collects per-(fold, seed) scores of one test corpus and summarises them."""
+
+    def __init__(self, data: CorpusData, in_domain: bool):
+        self.data, self.in_domain = data, in_domain
+        self.final: dict[tuple[int, int], dict[str, float]] = {}
+        self.tail: dict[tuple[int, int], dict[str, Any]] = {}
+        self.proba_sum = np.zeros((len(data), K))
+        self.count = np.zeros(len(data))
+        self.missing: set[str] = set()
+        self.confusion = np.zeros((K, K), dtype=np.int64)
+        self.steps: list[int] = []
+
+    def add(self, fold, seed, idx, y, proba, tail, probe) -> None:
+        m = all_metrics(y, proba, list(CANONICAL_LABELS))
+        self.final[(fold, seed)] = {k: float(m[k]) for k in METRICS}
+        self.missing.update(m.get("missing_classes", []))
+        self.confusion += np.asarray(m["confusion"], dtype=np.int64)
+        self.tail[(fold, seed)] = tail
+        self.proba_sum[idx] += proba
+        self.count[idx] += 1
+        self.steps.append(int(getattr(probe, "n_steps_", 0)))
+
+    def result(self, corpora: tuple[str, ...], test: str, spec: MatrixSpec) -> dict[str, Any]:
+        seen = self.count > 0
+        y = self.data.y[seen]
+        proba = self.proba_sum[seen] / self.count[seen, None]
+        ci = (bootstrap_ci(y, proba, n_resamples=spec.n_bootstrap, random_state=0)
+              if spec.n_bootstrap else {})
+        seeds = sorted({s for _, s in self.final})
+        metrics = {}
+        for m in METRICS:
+            vals = np.array([v[m] for v in self.final.values()])
+            per_seed = [np.nanmean([v[m] for (f, s), v in self.final.items() if s == seed])
+                        for seed in seeds]
+            tail_means = [t[m].mean for t in self.tail.values()]
+            tail_stds = [t[m].std for t in self.tail.values()]
+            entry = {
+                "mean": _f(np.nanmean(vals)),
+                "last20_mean": _f(np.nanmean(tail_means)),
+                "last20_std": _f(np.nanmean(tail_stds)),
+                "seeds": to_jsonable(over_seeds(per_seed).to_dict()),
+                "folds": [_f(np.nanmean([v[m] for (f, s), v in self.final.items() if f == fold]))
+                          for fold in sorted({f for f, _ in self.final})],
+            }
+            if m in ci:
+                iv = ci[m]
+                entry["ci95"] = [_f(iv.low), _f(iv.high)]
+                entry["ci_point"] = _f(iv.point)
+            metrics[m] = entry
+        return {
+            "train": set_name(corpora),
+            "train_corpora": list(corpora),
+            "test": test,
+            "in_domain": self.in_domain,
+            "scrambled": bool(self.data.scrambled),
+            "n_test": int(seen.sum()),
+            "n_folds": len({f for f, _ in self.final}),
+            "seeds": seeds,
+            "mean_steps": _f(np.mean(self.steps)) if self.steps else None,
+            "label_counts": label_counts(y),
+            "missing_classes": sorted(self.missing),
+            "confusion": self.confusion.tolist(),
+            "metrics": metrics,
+        }
+
+
+def _f(x: float) -> float | None:
+    x = float(x)
+    return None if np.isnan(x) else round(x, 6)
+
+
+# --------------------------------------------------------------------------- derived tables
+def relative_matrix(cells: list[dict[str, Any]], metric: str = "wf1") -> dict[str, dict[str, float | None]]:
+    """The paper's Figure 2 format: each cell minus the in-domain baseline of its test corpus.
+
+    The baseline of test corpus ``S`` is the cell trained on ``S`` alone and tested on ``S``
+    (with the same scrambling state). Cells without a baseline are ``None``.
+    """
+    base = {c["test"]: c["metrics"][metric]["mean"] for c in cells
+            if c["train_corpora"] == [c["test"]]}
+    out: dict[str, dict[str, float | None]] = {}
+    for c in cells:
+        b, v = base.get(c["test"]), c["metrics"][metric]["mean"]
+        out.setdefault(c["train"], {})[c["test"]] = (
+            None if b is None or v is None else round(v - b, 6))
+    return out
+
+
+def fragmentation(cells: list[dict[str, Any]], scrambled: tuple[str, ...]) -> list[dict[str, Any]]:
+    """For each scrambled corpus: its score in joint training against its score trained alone.
+
+    If the probe learnt emotion features shared across corpora, scrambling one corpus's labels
+    should hurt that corpus in joint training (conflicting labels); a joint score close to the
+    alone score means the probe keeps the corpora apart (class fragmentation, paper Fig. 3).
+    """
+    rows = []
+    for s in scrambled:
+        alone = next((c for c in cells if c["train_corpora"] == [s] and c["test"] == s), None)
+        for c in cells:
+            if c["test"] != s or s not in c["train_corpora"] or len(c["train_corpora"]) < 2:
+                continue
+            row = {"corpus": s, "joint_train": c["train"]}
+            for m in ("wf1", "auroc", "uacc"):
+                j = c["metrics"][m]["mean"]
+                a = alone["metrics"][m]["mean"] if alone else None
+                row[f"joint_{m}"], row[f"alone_{m}"] = j, a
+                row[f"delta_{m}"] = None if j is None or a is None else round(j - a, 6)
+            rows.append(row)
+    return rows

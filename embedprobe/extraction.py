@@ -1,0 +1,333 @@
+"""Extraction: corpus manifest -> decoded audio -> extractor -> crash-safe HDF5 cache.
+
+``extract(ExtractConfig(...))`` is what ``embedprobe extract`` calls. Decoding runs in
+background threads that overlap with the model's compute; long files are streamed in
+chunks (bounded memory) and pooled exactly across chunks; every finished batch is
+committed atomically to the cache, so a crash or Ctrl-C loses at most the batch in flight
+and re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe import audio
+from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, LayerResult, open_cache, shard_of
+from embedprobe.corpora import scan
+from embedprobe.corpora.base import Clip, Manifest
+from embedprobe.errors import AudioError, BadValueError
+from embedprobe.extractors import create
+from embedprobe.extractors.base import Extractor
+from embedprobe.pooling import RunningStats, downsample
+from embedprobe.provenance import code_version, package_versions, to_jsonable
+
+DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """One extraction run. Fields marked *identity* decide which cache file a run may reuse.
+
+    Args:
+        model: extractor name (``embedprobe list extractors``). *identity*
+        corpus: corpus reader name (``embedprobe list corpora``). *identity*
+        root: corpus root folder.
+        out: cache folder; the file is ``<out>/<corpus>__<model>[__<tag>].h5``.
+        layers: layers to cache (default: all of the model's). *identity*
+        frames: also store frame-level features. *identity*
+        frame_hop_s: hop of stored frames, a multiple of the model's hop (default: native). *identity*
+        frame_layers: layers whose frames are stored (default: all cached layers). *identity*
+        dtype: storage dtype, ``float32`` or ``float16``. *identity*
+        chunk_s: long files are processed in chunks of this many seconds. *identity*
+        min_duration_s: shorter clips are errors. *identity*
+        corpus_options: options of the corpus reader (seed, label mapping ...). *identity*
+        weights: local checkpoint overriding the model's default weights.
+        device: torch device.
+        batch_size: clips per committed batch.
+        workers: decoding threads.
+        overwrite: start the cache over.
+        shard, n_shards: write only shard ``shard`` of ``n_shards`` (``embedprobe merge`` joins them).
+        tag: suffix that names a cache variant.
+    """
+
+    model: str
+    corpus: str
+    root: str
+    out: str
+    layers: tuple[str, ...] | None = None
+    frames: bool = False
+    frame_hop_s: float | None = None
+    frame_layers: tuple[str, ...] | None = None
+    dtype: str = "float32"
+    chunk_s: float = 30.0
+    min_duration_s: float = 0.1
+    corpus_options: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+    workers: int = 2
+    overwrite: bool = False
+    shard: int | None = None
+    n_shards: int | None = None
+    tag: str | None = None
+
+    def cache_path(self) -> Path:
+        name = f"{self.corpus}__{self.model.replace('/', '_').replace(':', '_')}"
+        if self.tag:
+            name += f"__{self.tag}"
+        return Path(self.out) / f"{name}.h5"
+
+
+@dataclass
+class ExtractSummary:
+    """What one run did; returned by ``extract`` and printed by the CLI."""
+
+    cache: Path
+    n_clips: int
+    n_done_before: int
+    n_new: int
+    n_errors: int
+    errors: list[tuple[str, str, str]]
+    notes: list[tuple[str, str]]
+    seconds: float
+    audio_seconds: float
+    complete: bool
+    interrupted: bool = False
+
+
+def extract(
+    cfg: ExtractConfig,
+    *,
+    progress: bool = True,
+    on_manifest: Callable[[Manifest], None] | None = None,
+    extractor: Extractor | None = None,
+) -> ExtractSummary:
+    """Extract every clip of ``cfg.corpus`` into its cache, resuming what is already there.
+
+    Args:
+        cfg: the run's configuration.
+        progress: show a rich progress bar with clips/s and ETA.
+        on_manifest: called with the scanned manifest (the CLI prints exclusion counts).
+        extractor: an already built extractor (tests and benchmarks); default ``create(cfg.model)``.
+
+    Returns:
+        An ``ExtractSummary``; errors are listed there and in the cache's error table.
+    """
+    if cfg.dtype not in DTYPES:
+        raise BadValueError("dtype", cfg.dtype, DTYPES)
+    t0 = time.perf_counter()
+    manifest = scan(cfg.corpus, cfg.root, **cfg.corpus_options)
+    if on_manifest is not None:
+        on_manifest(manifest)
+    ext = extractor or create(cfg.model, device=cfg.device, weights=cfg.weights)
+    ext.load()
+    spec = ext.spec
+    layers = _pick(cfg.layers, spec.layers, "layer")
+    frame_layers = _pick(cfg.frame_layers, layers, "frame layer") if cfg.frames else ()
+    factor = _hop_factor(cfg, spec.hop_s)
+    audio_cfg = audio.AudioConfig(
+        sample_rate=spec.sample_rate,
+        max_chunk_s=cfg.chunk_s,
+        min_duration_s=max(cfg.min_duration_s, spec.min_duration_s),
+    )
+    identity = {
+        "extractor": to_jsonable(spec),
+        "weights_revision": ext.weights_revision(),
+        "runtime": _runtime(ext),
+        "audio": to_jsonable(audio_cfg),
+        "layers": list(layers),
+        "frames": {"stored": cfg.frames, "layers": list(frame_layers), "hop_factor": factor,
+                   "hop_s": None if spec.hop_s is None else spec.hop_s * factor},
+        "dtype": cfg.dtype,
+        "corpus": {"name": cfg.corpus, "options": to_jsonable(cfg.corpus_options)},
+    }
+    provenance = {
+        "identity": identity,
+        "config": to_jsonable(cfg),
+        "versions": package_versions(),
+        "code_version": code_version(),
+        "host": socket.gethostname(),
+        "created_unix": time.time(),
+    }
+    root = Path(cfg.root)
+    dims = {name: spec.dim for name in layers}
+    writer = CacheWriter(
+        cfg.cache_path(), provenance=provenance, identity=identity,
+        manifest_json=manifest.to_json(), layers=dims,
+        frames=list(frame_layers) if cfg.frames else False, dtype=cfg.dtype,
+        overwrite=cfg.overwrite, shard=cfg.shard, n_shards=cfg.n_shards,
+    )
+    with writer, AsyncWriter(writer) as committer:
+        done = set(writer.done_ids)
+        mine = [c for c in manifest.clips
+                if cfg.n_shards is None or shard_of(c.id, cfg.n_shards) == cfg.shard]
+        todo = [c for c in mine if c.id not in done]
+        n_done_before = len(mine) - len(todo)
+        run = _Run(ext, layers, frame_layers, factor, audio_cfg, root, committer, cfg.batch_size)
+        interrupted = False
+        try:
+            with _progress(progress, len(mine), n_done_before, spec.name) as tick:
+                items = [root / c.path for c in todo]
+                for i, decoded in audio.decode_iter(items, audio_cfg, workers=cfg.workers,
+                                                    max_eager_s=2 * cfg.chunk_s):
+                    run.process(todo[i], decoded)
+                    tick(run.last_audio_s)
+            run.flush()
+        except KeyboardInterrupt:
+            interrupted = True
+            run.flush()  # commit the clips finished so far; only the clip in flight is lost
+        cache_path = writer.path if interrupted else committer.finalize()
+    complete = False
+    if not interrupted:
+        with open_cache(cache_path) as reader:
+            complete = reader.complete
+    return ExtractSummary(
+        cache=Path(cache_path), n_clips=len(mine), n_done_before=n_done_before,
+        n_new=run.n_new, n_errors=len(run.errors), errors=run.errors, notes=run.notes,
+        seconds=time.perf_counter() - t0, audio_seconds=run.audio_s,
+        complete=complete, interrupted=interrupted,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+class _Run:
+    """Per-run state: embeds decoded clips, pools them, commits batches."""
+
+    def __init__(self, ext, layers, frame_layers, factor, audio_cfg, root, writer, batch_size):
+        self.ext, self.layers, self.frame_layers = ext, layers, set(frame_layers)
+        self.factor, self.audio_cfg, self.root = factor, audio_cfg, root
+        self.writer, self.batch_size = writer, batch_size
+        self.batch: list[ClipResult] = []
+        self.batch_errors: list[tuple[str, str, str]] = []
+        self.errors: list[tuple[str, str, str]] = []
+        self.notes: list[tuple[str, str]] = []
+        self.n_new = 0
+        self.audio_s = 0.0
+        self.last_audio_s = 0.0
+
+    def process(self, clip: Clip, decoded: audio.Decoded | AudioError) -> None:
+        self.last_audio_s = 0.0
+        path = str(self.root / clip.path)
+        try:
+            if isinstance(decoded, AudioError):
+                raise decoded
+            result = self._embed(clip, decoded)  # a lazy (long) file can still fail here
+            for note in decoded.notes:
+                self.notes.append((clip.id, note))
+        except AudioError as e:
+            self._error(clip.id, path, e.reason)
+        except Exception as e:  # noqa: BLE001 - a model failure on one clip must not end the run
+            self._error(clip.id, path, f"extractor failed: {type(e).__name__}: {e}")
+        else:
+            self.batch.append(result)
+            self.n_new += 1
+            self.audio_s += result.duration_s
+            self.last_audio_s = result.duration_s
+        if len(self.batch) + len(self.batch_errors) >= self.batch_size:
+            self.flush()
+
+    def _error(self, clip_id: str, path: str, reason: str) -> None:
+        self.batch_errors.append((clip_id, path, reason))
+        self.errors.append((clip_id, path, reason))
+
+    def _embed(self, clip: Clip, decoded: audio.Decoded) -> ClipResult:
+        stats = {name: RunningStats(self.ext.spec.dim) for name in self.layers}
+        frames: dict[str, list[np.ndarray]] = {name: [] for name in self.frame_layers}
+        n_samples = 0
+        tail = int(self.audio_cfg.max_chunk_s * self.audio_cfg.sample_rate) // 4
+        for chunk in decoded.chunks:
+            n_samples += chunk.shape[0]
+            if n_samples > chunk.shape[0] and chunk.shape[0] < tail:
+                continue  # a final piece under a quarter chunk after full chunks: counted, not embedded
+            out = self.ext.embed(chunk)
+            for name in self.layers:
+                x = out[name]
+                if not np.all(np.isfinite(x)):
+                    raise AudioError(clip.path, f"the model returned non-finite values for layer {name}")
+                stats[name].update(x)
+                if name in frames:
+                    frames[name].append(downsample(np.asarray(x, dtype=np.float32), self.factor))
+        layers = {
+            name: LayerResult(
+                mean=stats[name].mean, std=stats[name].std,
+                frames=np.concatenate(frames[name]) if name in frames else None,
+            )
+            for name in self.layers
+        }
+        return ClipResult(id=clip.id, content_hash=decoded.content_hash,
+                          duration_s=n_samples / self.audio_cfg.sample_rate, layers=layers)
+
+    def flush(self) -> None:
+        if self.batch or self.batch_errors:
+            self.writer.write(self.batch, self.batch_errors)
+            self.batch, self.batch_errors = [], []
+
+
+def _pick(asked: tuple[str, ...] | None, available: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if not asked:
+        return tuple(available)
+    for name in asked:
+        if name not in available:
+            raise BadValueError(what, name, available)
+    return tuple(asked)
+
+
+def _hop_factor(cfg: ExtractConfig, hop_s: float | None) -> int:
+    if not cfg.frames or cfg.frame_hop_s is None or hop_s is None:
+        return 1
+    factor = round(cfg.frame_hop_s / hop_s)
+    if factor < 1 or abs(factor * hop_s - cfg.frame_hop_s) > 1e-6:
+        raise BadValueError(
+            "frame hop", cfg.frame_hop_s, None,
+            fix=f"It must be a whole multiple of the model's hop ({hop_s} s).",
+        )
+    return factor
+
+
+def _runtime(ext: Extractor) -> dict[str, Any]:
+    fn = getattr(ext, "runtime_config", None)
+    return dict(fn()) if callable(fn) else {}
+
+
+class _progress:
+    """A rich progress bar (clips, clips/s, audio-s/s, ETA) or a no-op."""
+
+    def __init__(self, enabled: bool, total: int, completed: int, label: str):
+        self.enabled, self.total, self.completed, self.label = enabled, total, completed, label
+        self._p = None
+
+    def __enter__(self) -> Callable[[float], None]:
+        if not self.enabled or os.environ.get("EMBEDPROBE_NO_PROGRESS"):
+            return lambda _s: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), transient=False,
+        )
+        self._p.start()
+        task = self._p.add_task(self.label, total=self.total, completed=self.completed, rate="")
+        t0, audio_s, n = time.perf_counter(), [0.0], [0]
+
+        def tick(seconds: float) -> None:
+            n[0] += 1
+            audio_s[0] += seconds
+            dt = max(time.perf_counter() - t0, 1e-9)
+            self._p.update(task, advance=1,
+                           rate=f"{n[0] / dt:.1f} clips/s, {audio_s[0] / dt:.1f} audio-s/s")
+
+        return tick
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.stop()

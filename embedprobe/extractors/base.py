@@ -1,0 +1,141 @@
+"""The extractor contract: a spec (data) plus a class with a lazy ``load()`` and array-in/array-out ``embed``.
+
+Adding a model family means one new module in this package that defines an ``Extractor``
+subclass and registers one ``ExtractorSpec`` per variant (see ``registry.py``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Everything that identifies an extractor variant; serialised into every cache.
+
+    Attributes:
+        name: registry name, e.g. ``"wavlm-large"``.
+        family: the module that implements it, e.g. ``"wavlm"``.
+        sample_rate: the rate ``embed`` expects its input at (Hz).
+        dim: dimension of every layer's frame vectors.
+        layers: names of the layers one forward pass returns, in order.
+        hop_s: seconds between output frames; ``None`` for one vector per input.
+        weights_id: Hugging Face id or official checkpoint file name, ``None`` if no weights.
+        weights_revision: pinned revision (commit, tag or file hash) of those weights.
+        licence: licence of the weights / feature code.
+        extra: the ``pip install 'embedprobe[extra]'`` that provides the dependencies.
+        min_duration_s: the shortest input the model accepts.
+        description: one line for ``embedprobe list extractors``.
+        params: family-specific settings as sorted ``(key, value)`` pairs (hashable).
+    """
+
+    name: str
+    family: str
+    sample_rate: int
+    dim: int
+    layers: tuple[str, ...]
+    hop_s: float | None
+    weights_id: str | None = None
+    weights_revision: str | None = None
+    licence: str = ""
+    extra: str | None = None
+    min_duration_s: float = 0.0
+    description: str = ""
+    params: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def param(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+
+class Extractor(ABC):
+    """Base class of every extractor. ``__init__`` is cheap; heavy imports happen in ``load``.
+
+    Args:
+        spec: the variant to build.
+        device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        weights: local checkpoint file or directory that overrides the spec's ``weights_id``.
+    """
+
+    def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None):
+        self.spec = spec
+        self.device = device
+        self.weights = Path(weights) if weights is not None else None
+        self._loaded = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def load(self) -> Extractor:
+        """Import heavy dependencies and build / load the model. Idempotent; returns self."""
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+        return self
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    def weights_present(self) -> bool | None:
+        """``True``/``False`` if the checkpoint is / is not on this machine, ``None`` if no weights."""
+        return None
+
+    def weights_revision(self) -> str | None:
+        """The revision actually loaded (a file hash for local files); the spec's by default."""
+        return self.spec.weights_revision
+
+    # -- tests -------------------------------------------------------------------------------
+    @classmethod
+    def for_tests(cls, spec: ExtractorSpec) -> Extractor:
+        """A small, fast, offline instance for the registry-wide contract tests.
+
+        ``tests/extractors/test_contract.py`` builds every registered extractor through this
+        hook, calls ``load()`` and checks the contract on a few seconds of synthetic audio.
+        The default builds the real extractor, which suits families whose weights ship with
+        a package. A family whose real checkpoint is large or cannot be on a test machine
+        overrides it to return a random-init instance of a tiny configuration (never a
+        download). That instance's ``spec`` may differ from the registered one (fewer
+        layers, a smaller ``dim``): the test checks outputs against the instance's own spec.
+        """
+        return cls(spec)
+
+    # -- compute -----------------------------------------------------------------------------
+    @abstractmethod
+    def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
+        """Embed one mono float32 waveform at ``spec.sample_rate``.
+
+        Returns:
+            layer name -> float32 array of shape ``(n_frames, spec.dim)`` for every layer in
+            ``spec.layers``; ``n_frames >= 1``.
+        """
+
+    def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Embed several clips; families with a faster batched path override this."""
+        return [self.embed(w) for w in wavs]
+
+    def n_frames(self, n_samples: int) -> int:
+        """How many frames ``embed`` returns for ``n_samples`` input samples."""
+        return 1
+
+
+def as_mono_float32(wav: np.ndarray, what: str = "waveform") -> np.ndarray:
+    """Check that ``wav`` is one mono waveform and return it as contiguous float32 (no copy if it is).
+
+    Extractors call this at the top of ``embed``; a 2-D array (channels or a batch) is a
+    caller bug and raises instead of being silently flattened.
+
+    Raises:
+        BadValueError: ``wav`` is not 1-D or is empty.
+    """
+    from embedprobe.errors import BadValueError
+
+    arr = np.asarray(wav)
+    if arr.ndim != 1 or arr.size == 0:
+        raise BadValueError(
+            f"{what} shape", arr.shape,
+            fix="Pass one non-empty mono waveform of shape (n_samples,); "
+            "mix channels with embedprobe.audio and loop over clips or use embed_batch.",
+        )
+    return np.ascontiguousarray(arr, dtype=np.float32)

@@ -1,0 +1,337 @@
+"""Fast inference for the torch families: precision choice, autocast, oneDNN linears, fused attention.
+
+What the CPU fast path does, and why (measured on the project's 2-core AVX-512 machines, see
+``../shared/DEPENDENCIES.md``):
+
+* **bf16 autocast** where the CPU has native bf16 matrix units (AVX-512 BF16 or AMX): matrix
+  multiplies run about 4x faster than torch's default fp32 path; accumulation stays fp32 and
+  layer norms / softmax run in fp32, so embeddings stay at cosine >= 0.999 to fp32
+  (``tests/extractors/test_fastpath.py`` checks this on WavLM, the real CDPAM weights are
+  checked in ``test_cdpam.py``).
+* **oneDNN fp32 linears** (``precision="fp32-onednn"``) where bf16 is missing or not wanted:
+  the same fp32 arithmetic through oneDNN's kernels, about 1.4-1.6x torch's default path.
+* **Fused Q/K/V + scaled_dot_product_attention for WavLM.** transformers' WavLM attention
+  calls ``F.multi_head_attention_forward(need_weights=True)``; under CPU bf16 autocast with
+  more than one clip per batch it copies the projection weight per frame (memory climbed to
+  6.5 GB). ``patch_wavlm_attention`` swaps its ``forward`` for one fused projection, WavLM's
+  gated relative position bias added as an attention mask, and one SDPA call; the outputs
+  match the stock module to ~1e-5 in fp32.
+
+On CUDA the same entry points give fp16/bf16 autocast, pinned host memory and non-blocking
+copies. Batching (``batch_seconds``) is the main lever there; on CPU it is not (padded
+batches measured 0.8x one-clip-at-a-time), so CPU runs one clip per forward pass.
+
+Every choice is recorded: extractors expose ``precision`` and ``runtime_config()``, and the
+extraction pipeline writes that dict into the cache's provenance.
+
+Example:
+    >>> precision = resolve_precision("auto", "cpu")  # doctest: +SKIP
+    >>> info = prepare(model, precision, "cpu")        # doctest: +SKIP
+    >>> with autocast(precision, "cpu"):               # doctest: +SKIP
+    ...     out = model(x)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import BadValueError
+
+PRECISIONS = ("auto", "fp32", "fp32-onednn", "bf16", "fp16")
+
+
+# -- capabilities and the precision choice -------------------------------------------------------
+def cpu_bf16_supported() -> bool:
+    """``True`` if this CPU runs bf16 matrix multiplies natively (AVX-512 BF16 or AMX)."""
+    import torch
+
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX", "AVX512_BF16"):
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Turn ``"auto"`` into a concrete precision for ``device`` and check the others.
+
+    ``auto``: CUDA -> ``bf16`` if the GPU supports it else ``fp16``; CPU -> ``bf16`` on
+    AVX-512-BF16/AMX CPUs, else ``fp32-onednn`` when oneDNN is built in, else ``fp32``.
+
+    Raises:
+        BadValueError: unknown precision, or ``fp16`` asked for on a CPU.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise BadValueError("precision", precision, PRECISIONS)
+    cuda = str(device).startswith("cuda")
+    if precision == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if cpu_bf16_supported():
+            return "bf16"
+        return "fp32-onednn" if torch.backends.mkldnn.is_available() else "fp32"
+    if precision == "fp16" and not cuda:
+        raise BadValueError("precision", precision, [p for p in PRECISIONS if p != "fp16"],
+                            fix="fp16 autocast is for CUDA devices; on CPU use bf16 or fp32")
+    if precision == "fp32-onednn" and cuda:
+        return "fp32"
+    return precision
+
+
+def autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
+    """The autocast context for a resolved precision (a no-op for the fp32 variants)."""
+    import torch
+
+    if precision in ("fp32", "fp32-onednn"):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast("cuda" if str(device).startswith("cuda") else "cpu", dtype=dtype)
+
+
+def to_device(wav: np.ndarray, device: str) -> Any:
+    """A float32 numpy array as a tensor on ``device`` (pinned + non-blocking copy on CUDA)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+    if str(device).startswith("cuda"):
+        return x.pin_memory().to(device, non_blocking=True)
+    return x
+
+
+# -- module rewrites -----------------------------------------------------------------------------
+def _fuse_qkv(attn: Any) -> None:
+    """Give ``attn`` one ``(3C, C)`` projection whose slices *are* its q/k/v weights (no copy)."""
+    import torch
+    from torch import nn
+
+    q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
+    c = q.weight.shape[0]
+    fused = nn.Linear(q.in_features, 3 * c, bias=True, device=q.weight.device)
+    with torch.no_grad():
+        fused.weight.data = torch.cat([q.weight, k.weight, v.weight])  # keeps q's dtype
+        fused.bias.data = torch.cat([q.bias, k.bias, v.bias])
+    fused.requires_grad_(False)
+    for i, proj in enumerate((q, k, v)):  # views into the fused tensors: state_dict still works
+        proj.weight = nn.Parameter(fused.weight[i * c:(i + 1) * c], requires_grad=False)
+        proj.bias = nn.Parameter(fused.bias[i * c:(i + 1) * c], requires_grad=False)
+    attn.qkv_fused = fused
+
+
+def _wavlm_sdpa_forward(self, hidden_states, attention_mask=None, position_bias=None, index=0, **kwargs):
+    """WavLM self-attention with gated relative position bias as one SDPA call.
+
+    Same maths as ``WavLMAttention.forward`` + ``torch_multi_head_self_attention``:
+    ``softmax(q k^T / sqrt(d) + gate * rel_bias) v``, padded keys masked out. The position bias
+    is passed between layers as ``(1, H, T, T)`` (not repeated per clip).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    bsz, tgt_len, embed_dim = hidden_states.shape
+    heads, head_dim = self.num_heads, self.head_dim
+    if position_bias is None:
+        position_bias = self.compute_bias(tgt_len, tgt_len).unsqueeze(0)  # (1, H, T, T)
+    position_bias = position_bias.reshape(-1, heads, tgt_len, tgt_len)[:1]
+
+    # gate from the layer input, per head and query frame (WavLM's gated relative position bias)
+    gated = hidden_states.view(bsz, tgt_len, heads, head_dim).permute(0, 2, 1, 3)
+    proj = self.gru_rel_pos_linear(gated).view(bsz, heads, tgt_len, 2, 4).sum(-1)
+    gate_a, gate_b = torch.sigmoid(proj.float()).chunk(2, dim=-1)
+    gate = gate_a * (gate_b * self.gru_rel_pos_const.float() - 1.0) + 2.0  # (B, H, T, 1)
+    bias = gate * position_bias.float()  # (B, H, T, T)
+    if attention_mask is not None:
+        keep = attention_mask.bool()[:, None, None, :]
+        bias = bias.masked_fill(~keep, float("-inf"))
+
+    qkv = self.qkv_fused(hidden_states).view(bsz, tgt_len, 3, heads, head_dim)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, d)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=0.0)
+    out = out.transpose(1, 2).reshape(bsz, tgt_len, embed_dim)
+    return self.out_proj(out), None, position_bias
+
+
+def patch_wavlm_attention(model: Any) -> int:
+    """Replace every transformers ``WavLMAttention.forward`` in ``model`` by the fused SDPA one.
+
+    Call after the model is on its device. Inference only (no dropout, no attention weights).
+
+    Returns:
+        how many attention modules were patched (0 for models without WavLM attention).
+    """
+    n = 0
+    for module in model.modules():
+        if type(module).__name__ == "WavLMAttention" and hasattr(module, "gru_rel_pos_linear"):
+            if not hasattr(module, "qkv_fused"):
+                _fuse_qkv(module)
+                module.forward = types.MethodType(_wavlm_sdpa_forward, module)
+            n += 1
+    return n
+
+
+class OneDNNLinear:
+    """Factory for an ``nn.Module`` that runs a frozen ``nn.Linear`` through oneDNN in fp32."""
+
+    @staticmethod
+    def wrap(linear: Any) -> Any:
+        import torch
+        from torch import nn
+
+        class _OneDNNLinear(nn.Module):
+            def __init__(self, lin: nn.Linear):
+                super().__init__()
+                self.in_features, self.out_features = lin.in_features, lin.out_features
+                self._w = lin.weight.detach().float().to_mkldnn()
+                bias = lin.bias.detach().float() if lin.bias is not None else torch.zeros(lin.out_features)
+                self._b = bias.to_mkldnn()
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if x.dtype != torch.float32 or x.is_cuda:
+                    raise RuntimeError("oneDNN linears run fp32 on CPU only")
+                shape = x.shape
+                y = torch._C._nn.mkldnn_linear(x.reshape(-1, shape[-1]).contiguous().to_mkldnn(),
+                                               self._w, self._b)
+                return y.to_dense().view(*shape[:-1], self.out_features)
+
+        return _OneDNNLinear(linear)
+
+
+def use_onednn_linears(model: Any) -> int:
+    """Swap every ``nn.Linear`` (fp32, CPU) of ``model`` for a oneDNN fp32 linear; returns the count."""
+    from torch import nn
+
+    n = 0
+    for parent in list(model.modules()):
+        fused = hasattr(parent, "qkv_fused")  # its q/k/v_proj are unused views of qkv_fused
+        for name, child in list(parent.named_children()):
+            if fused and name in ("q_proj", "k_proj", "v_proj"):
+                continue
+            if type(child) is nn.Linear and child.weight.device.type == "cpu":
+                setattr(parent, name, OneDNNLinear.wrap(child))
+                n += 1
+    return n
+
+
+def bake_weight_norm(model: Any) -> int:
+    """Fold weight-norm parametrizations into plain weights (inference only); returns the count.
+
+    WavLM / wav2vec2 positional convolutions recompute ``g * v / ||v||`` on every forward.
+    """
+    from torch.nn.utils import parametrize
+
+    n = 0
+    for module in model.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            n += 1
+    return n
+
+
+def cast_matmul_weights(model: Any, dtype: Any) -> int:
+    """Store the weights of ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` in ``dtype``; returns the count.
+
+    Under autocast the weights are cast anyway, on every call (13 % of a WavLM-Large CPU
+    forward); casting them once removes that copy. Biases, norms and embeddings stay fp32.
+    Only valid when every forward runs under autocast of the same dtype.
+    """
+    from torch import nn
+
+    n = 0
+    for module in model.modules():
+        if type(module) in (nn.Linear, nn.Conv1d, nn.Conv2d) and module.weight.dtype != dtype:
+            module.weight.data = module.weight.data.to(dtype)
+            n += 1
+    return n
+
+
+def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = True) -> dict[str, Any]:
+    """Apply the module rewrites that suit a resolved ``precision`` and describe what was done.
+
+    All: weight norms folded into plain weights (same numbers, computed once), WavLM
+    attention fused into one projection + SDPA. bf16/fp16: matmul/conv weights stored in that
+    dtype (run the model under ``inference(precision, device)`` only). fp32-onednn: linears
+    through oneDNN.
+
+    Returns:
+        ``{"precision", "attention", "onednn_linears", "weights_dtype"}`` for ``runtime_config()``.
+    """
+    import torch
+
+    info: dict[str, Any] = {"precision": precision, "attention": "stock", "onednn_linears": 0,
+                            "weights_dtype": "float32"}
+    info["weight_norms_baked"] = bake_weight_norm(model)
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        cast_matmul_weights(model, dtype)
+        info["weights_dtype"] = str(dtype).replace("torch.", "") + " (matmul/conv weights)"
+    if fuse_attention and patch_wavlm_attention(model):
+        info["attention"] = "fused-qkv-sdpa"
+    if precision == "fp32-onednn":
+        info["onednn_linears"] = use_onednn_linears(model)
+    return info
+
+
+@contextlib.contextmanager
+def inference(precision: str, device: str) -> Iterator[None]:
+    """``torch.inference_mode()`` plus the autocast of ``precision``."""
+    import torch
+
+    with torch.inference_mode(), autocast(precision, device):
+        yield
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two arrays flattened (used by tests and the speed benchmark)."""
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+class RuntimeMixin:
+    """``precision`` / ``runtime_config()`` for extractors that run a torch model.
+
+    Subclasses set ``self.requested_precision`` in ``__init__`` (checked by
+    ``check_precision``), and ``self.precision_`` and ``self._runtime`` in ``_load``.
+    """
+
+    requested_precision: str = "auto"
+    precision_: str = ""
+    _runtime: dict[str, Any]
+
+    @staticmethod
+    def check_precision(precision: str) -> str:
+        if precision not in PRECISIONS:
+            raise BadValueError("precision", precision, PRECISIONS)
+        return precision
+
+    @property
+    def precision(self) -> str:
+        """The precision actually used (``"auto"`` resolved); loads the model if needed."""
+        self.load()  # type: ignore[attr-defined]
+        return self.precision_
+
+    def runtime_config(self) -> dict[str, Any]:
+        """How this run computes (precision, kernels, revision, versions): recorded in caches."""
+        self.load()  # type: ignore[attr-defined]
+        return dict(self._runtime)
+
+
+def versions() -> dict[str, str]:
+    """torch and (if installed) transformers versions, for ``runtime_config()``."""
+    import torch
+
+    out = {"torch": torch.__version__}
+    try:
+        import transformers
+
+        out["transformers"] = transformers.__version__
+    except ImportError:
+        pass
+    return out

@@ -1,0 +1,389 @@
+"""Self-supervised speech encoders through transformers: WavLM, HuBERT, wav2vec 2.0 and ``hf:<id>``.
+
+About the models:
+    ``wavlm-base``, ``wavlm-base-plus``, ``wavlm-large`` (``microsoft/wavlm-*``, MIT),
+    ``hubert-large`` (``facebook/hubert-large-ll60k``) and ``wav2vec2-large``
+    (``facebook/wav2vec2-large-lv60``): the *self-supervised* checkpoints, never the ASR
+    fine-tuned ones. 16 kHz input, a CNN front end with 20 ms hop (400-sample receptive
+    field), then 12 or 24 transformer layers.
+
+Layers (all from ONE forward pass, collected with forward hooks so the meaning does not
+depend on the transformers version):
+    ``layer00``: the transformer's input (CNN features -> feature projection -> convolutional
+    positional embedding; plus the encoder LayerNorm for the post-LN base models), the
+    ``hidden_states[0]`` of transformers. ``layerNN``: the output of transformer block NN.
+    ``final`` (pre-LN "large" models only): the encoder's final LayerNorm applied to the last
+    block, i.e. the model's ``last_hidden_state``. For post-LN models the last block output
+    already is ``last_hidden_state``, so they have no ``final``.
+
+Input normalisation follows each checkpoint's ``preprocessor_config.json``: zero mean / unit
+variance per clip (``(x - mean) / sqrt(var + 1e-7)``) for the large checkpoints, raw
+waveform for the base ones. The spec carries the official default; a loaded folder's
+``preprocessor_config.json`` wins and ``runtime_config()`` records the value used.
+
+Weights and revisions:
+    The specs pin ``revision="main"`` (no commit hash could be verified offline). The commit
+    actually loaded is read from the Hugging Face cache's snapshot folder name and returned
+    by ``weights_revision()``; a ``--weights DIR`` folder is identified by the sha256 of its
+    weight files. Offline and uncached, ``load()`` raises ``MissingWeightsError`` at once.
+
+A ``--weights DIR`` whose config has another architecture than the named spec (hidden size,
+layer count, CNN, model type) is an error naming both: a cache must never say
+``wavlm-large`` for a model that is not. Use ``hf:DIR`` for any other checkpoint: the spec
+of an ``hf:`` name is read from the model's own ``config.json`` (any wav2vec2-family model:
+wav2vec2, wav2vec2-conformer, HuBERT, WavLM, data2vec-audio, UniSpeech(-SAT)).
+
+Batching: on CPU one clip per forward pass (padded batches measured slower there). On CUDA
+``embed_batch`` sorts clips by length and pads buckets of at most ``batch_seconds`` of padded
+audio with attention masks; only the layer-norm ("large") models batch, because GroupNorm in
+the base models' first convolution normalises over the padded time axis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
+from embedprobe.extractors import fastpath
+from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.registry import ExtractorEntry, register, register_prefix
+
+SAMPLE_RATE = 16000
+CONV = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))  # (kernel, stride) of the CNN
+W2V2_TYPES = ("data2vec-audio", "hubert", "unispeech", "unispeech-sat", "wav2vec2",
+              "wav2vec2-conformer", "wavlm")
+_ARCH_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "conv_kernel", "conv_stride",
+              "do_stable_layer_norm")
+
+
+def layer_names(n_layers: int, final: bool) -> tuple[str, ...]:
+    """``("layer00", ..., "layerNN")`` plus ``"final"`` for pre-LN models."""
+    return tuple(f"layer{i:02d}" for i in range(n_layers + 1)) + (("final",) if final else ())
+
+
+def conv_frames(n_samples: int, conv: tuple[tuple[int, int], ...] = CONV) -> int:
+    """Frames out of the CNN front end for ``n_samples`` input samples (0 if too short)."""
+    n = int(n_samples)
+    for kernel, stride in conv:
+        n = (n - kernel) // stride + 1 if n >= kernel else 0
+    return max(n, 0)
+
+
+def _spec(name: str, repo: str, model_type: str, n_layers: int, dim: int, *, large: bool,
+          licence: str, description: str) -> ExtractorSpec:
+    conv = CONV
+    params = {"conv": conv, "do_normalize": large, "model_type": model_type,
+              "final_norm": large, "group_norm": not large}
+    return ExtractorSpec(
+        name=name, family="hf_ssl", sample_rate=SAMPLE_RATE, dim=dim,
+        layers=layer_names(n_layers, final=large),
+        hop_s=math.prod(s for _, s in conv) / SAMPLE_RATE,
+        weights_id=repo, weights_revision="main", licence=licence, extra="hf",
+        min_duration_s=conv_frames_min(conv) / SAMPLE_RATE,  # 400 samples: one frame
+        description=description, params=tuple(sorted(params.items())),
+    )
+
+
+class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
+    """A wav2vec2-family encoder from transformers; every hidden layer from one forward pass.
+
+    Args:
+        spec: the variant.
+        device: torch device.
+        weights: a local model folder (``save_pretrained`` output: config.json + model.safetensors).
+        precision: ``"auto"`` (bf16 on AVX-512-BF16 CPUs / CUDA), ``"fp32"``, ``"fp32-onednn"``,
+            ``"bf16"`` or ``"fp16"`` (CUDA); see ``fastpath``.
+        batch_seconds: padded audio per batched forward in ``embed_batch``; default 0 (one clip
+            per pass) on CPU, 120 s on CUDA.
+
+    Example:
+        >>> from embedprobe.extractors import create
+        >>> ext = create("wavlm-large", weights="/models/wavlm-large").load()  # doctest: +SKIP
+        >>> out = ext.embed(np.zeros(16000, np.float32))                       # doctest: +SKIP
+        >>> out["layer24"].shape                                               # doctest: +SKIP
+        (49, 1024)
+    """
+
+    def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
+                 precision: str = "auto", batch_seconds: float | None = None,
+                 _random_config: Any = None):
+        super().__init__(spec, device=device, weights=weights)
+        self.requested_precision = self.check_precision(precision)
+        self.batch_seconds = batch_seconds
+        self._random_config = _random_config
+        self._runtime: dict[str, Any] = {}
+        self._revision: str | None = None
+
+    # -- weights -----------------------------------------------------------------------------
+    def _local_folder(self) -> Path | None:
+        if self.weights is not None:
+            return self.weights
+        if self.spec.param("local"):
+            return Path(str(self.spec.weights_id))
+        return None
+
+    def weights_present(self) -> bool | None:
+        if self._random_config is not None:
+            return True
+        from embedprobe.extractors.weights import hf_weights_present
+
+        return hf_weights_present(str(self.spec.weights_id), self.spec.weights_revision,
+                                  explicit=self._local_folder())
+
+    def weights_revision(self) -> str | None:
+        return self._revision or self.spec.weights_revision
+
+    def _check_arch(self, config: Any, where: str) -> None:
+        """Refuse a checkpoint whose architecture is not the named spec's."""
+        if self.spec.name.startswith("hf:"):
+            return
+        want = {"model_type": self.spec.param("model_type"), "hidden_size": self.spec.dim,
+                "num_hidden_layers": sum(n.startswith("layer") for n in self.spec.layers) - 1,
+                "conv_kernel": [k for k, _ in self.spec.param("conv")],
+                "conv_stride": [s for _, s in self.spec.param("conv")],
+                "do_stable_layer_norm": bool(self.spec.param("final_norm"))}
+        got = {k: getattr(config, k, None) for k in want}
+        got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()}
+        bad = {k: got[k] for k in want if got[k] != want[k]}
+        if bad:
+            raise BadValueError(
+                f"checkpoint for {self.spec.name}", where,
+                fix=f"Its config.json has {bad} but {self.spec.name} is "
+                    f"{ {k: want[k] for k in bad} }; extract other architectures with "
+                    f"--model hf:{where}")
+
+    # -- loading -----------------------------------------------------------------------------
+    def _load(self) -> None:
+        try:
+            import torch
+            import transformers
+        except ImportError as err:
+            raise MissingDependencyError("transformers", "hf", self.spec.name) from err
+        from transformers import AutoConfig, AutoModel
+
+        do_normalize = bool(self.spec.param("do_normalize"))
+        if self._random_config is not None:
+            torch.manual_seed(0)
+            model = AutoModel.from_config(self._random_config)
+            source, self._revision = "random-init", "random-init"
+        else:
+            from embedprobe.extractors.weights import resolve_hf, sha256_prefix
+
+            src = resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
+                             what=self.spec.name, explicit=self._local_folder())
+            config = AutoConfig.from_pretrained(src.path_or_id, **src.kwargs())
+            self._check_arch(config, src.path_or_id)
+            model = AutoModel.from_pretrained(src.path_or_id, config=config, **src.kwargs())
+            folder = Path(src.path_or_id)
+            prep = folder / "preprocessor_config.json"
+            if src.local and prep.is_file():
+                pre = json.loads(prep.read_text())
+                do_normalize = bool(pre.get("do_normalize", do_normalize))
+                sr = int(pre.get("sampling_rate", self.spec.sample_rate))
+                if sr != self.spec.sample_rate:
+                    raise BadValueError("checkpoint sampling rate", sr, [self.spec.sample_rate],
+                                        fix=f"{folder} is not a {self.spec.sample_rate} Hz model")
+            if src.local and folder.parent.name == "snapshots":
+                self._revision = folder.name  # the hub commit this cache snapshot holds
+            elif src.local:
+                self._revision = sha256_prefix(folder)
+            else:
+                self._revision = getattr(model.config, "_commit_hash", None) or src.revision
+            source = src.path_or_id
+        model = model.to(self.device).eval().float()
+        model.requires_grad_(False)
+        self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
+        info = fastpath.prepare(model, self.precision_, self.device)
+        self.model = model
+        self._do_normalize = do_normalize
+        self._final = "final" in self.spec.layers
+        self._install_hooks(model)
+        cuda = str(self.device).startswith("cuda")
+        self._batch_s = float(self.batch_seconds if self.batch_seconds is not None else (120.0 if cuda else 0.0))
+        self._runtime = {
+            **info, "device": str(self.device), "do_normalize": do_normalize,
+            "batch_seconds": self._batch_s, "weights": str(source), "revision": self._revision,
+            "attn_implementation": getattr(model.config, "_attn_implementation", None),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+        }
+
+    def _install_hooks(self, model: Any) -> None:
+        blocks = model.encoder.layers
+        self._cap: list[Any] = [None] * (len(blocks) + 1)
+
+        def grab_input(_mod, args, kwargs):
+            self._cap[0] = args[0] if args else kwargs["hidden_states"]
+
+        def grab_output(i):
+            def hook(_mod, _args, output):
+                self._cap[i + 1] = output[0] if isinstance(output, tuple) else output
+            return hook
+
+        blocks[0].register_forward_pre_hook(grab_input, with_kwargs=True)
+        for i, block in enumerate(blocks):
+            block.register_forward_hook(grab_output(i))
+
+    # -- compute -----------------------------------------------------------------------------
+    def n_frames(self, n_samples: int) -> int:
+        return conv_frames(n_samples, tuple(tuple(c) for c in self.spec.param("conv")))
+
+    def _prepare(self, wav: np.ndarray) -> np.ndarray:
+        wav = as_mono_float32(wav)
+        if self.n_frames(wav.shape[0]) < 1:
+            raise BadValueError(
+                "clip length", f"{wav.shape[0]} samples", fix=f"{self.spec.name} needs at least "
+                f"{self.spec.min_duration_s:.3f} s ({int(self.spec.min_duration_s * self.spec.sample_rate)} samples)")
+        if self._do_normalize:
+            wav = (wav - wav.mean()) / np.sqrt(wav.var() + 1e-7)
+        return wav.astype(np.float32, copy=False)
+
+    def _forward(self, x: Any, mask: Any = None) -> list[Any]:
+        self._cap[:] = [None] * len(self._cap)
+        with fastpath.inference(self.precision_, self.device):
+            out = self.model(x, attention_mask=mask)
+        states = list(self._cap)
+        if self._final:
+            states.append(out.last_hidden_state)
+        return states
+
+    def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
+        self.load()
+        x = fastpath.to_device(self._prepare(wav), self.device)[None]
+        states = self._forward(x)
+        return {name: h[0].float().cpu().numpy() for name, h in zip(self.spec.layers, states)}
+
+    def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Length-bucketed padded batches with attention masks (CUDA, layer-norm models); else one by one."""
+        self.load()
+        budget = int(self._batch_s * self.spec.sample_rate)
+        if budget <= 0 or len(wavs) < 2 or self.spec.param("group_norm"):
+            return [self.embed(w) for w in wavs]
+        import torch
+
+        prepared = [self._prepare(w) for w in wavs]
+        order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[0])
+        results: list[dict[str, np.ndarray] | None] = [None] * len(prepared)
+        bucket: list[int] = []
+        for i in order + [-1]:
+            longest = prepared[i].shape[0] if i >= 0 else 0
+            if bucket and (i < 0 or (len(bucket) + 1) * longest > budget):
+                n_max = prepared[bucket[-1]].shape[0]
+                x = np.zeros((len(bucket), n_max), np.float32)
+                mask = np.zeros((len(bucket), n_max), np.int64)
+                for row, j in enumerate(bucket):
+                    x[row, :prepared[j].shape[0]] = prepared[j]
+                    mask[row, :prepared[j].shape[0]] = 1
+                states = self._forward(fastpath.to_device(x, self.device),
+                                       torch.from_numpy(mask).to(self.device))
+                for row, j in enumerate(bucket):
+                    t = self.n_frames(prepared[j].shape[0])
+                    results[j] = {name: h[row, :t].float().cpu().numpy()
+                                  for name, h in zip(self.spec.layers, states)}
+                bucket = []
+            if i >= 0:
+                bucket.append(i)
+        return results  # type: ignore[return-value]
+
+    # -- tests -------------------------------------------------------------------------------
+    @classmethod
+    def tiny_config(cls, spec: ExtractorSpec, n_layers: int = 2, dim: int = 32) -> Any:
+        """A random-init-sized config of the spec's real architecture (same CNN hop arithmetic)."""
+        from transformers import AutoConfig
+
+        large = bool(spec.param("final_norm"))
+        conv = spec.param("conv")
+        return AutoConfig.for_model(
+            spec.param("model_type"), hidden_size=dim, num_hidden_layers=n_layers,
+            num_attention_heads=2, intermediate_size=2 * dim, conv_dim=[16] * len(conv),
+            conv_kernel=[k for k, _ in conv], conv_stride=[s for _, s in conv],
+            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+            do_stable_layer_norm=large, feat_extract_norm="layer" if large else "group",
+            num_buckets=32, max_bucket_distance=64)
+
+    @classmethod
+    def for_tests(cls, spec: ExtractorSpec) -> Extractor:
+        cfg = cls.tiny_config(spec)
+        tiny = replace(spec, dim=cfg.hidden_size,
+                       layers=layer_names(cfg.num_hidden_layers, bool(spec.param("final_norm"))))
+        return cls(tiny, _random_config=cfg)
+
+
+# -- hf:<model-id> -------------------------------------------------------------------------------
+def _read_json(path: Path | None) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+
+def hf_entry(rest: str, weights: Path | None) -> ExtractorEntry:
+    """The entry for ``hf:<model-id>[@revision]`` or ``hf:<folder>``, built from its config.json."""
+    model_id, _, revision = rest.partition("@")
+    if not model_id:
+        raise BadValueError("model name", "hf:", fix="Write hf:<model-id> (e.g. hf:microsoft/wavlm-large) or hf:<folder>")
+    local = Path(model_id).expanduser()
+    folder = weights or (local if local.is_dir() else None)
+    if folder is not None:
+        cfg_path: Path | None = folder / "config.json"
+        prep_path: Path | None = folder / "preprocessor_config.json"
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError as err:
+            raise MissingDependencyError("transformers", "hf", f"hf:{rest}") from err
+        hit = try_to_load_from_cache(model_id, "config.json", revision=revision or None)
+        cfg_path = Path(hit) if isinstance(hit, str) else None
+        prep_path = cfg_path.with_name("preprocessor_config.json") if cfg_path else None
+    if cfg_path is None or not cfg_path.is_file():
+        where = f"folder '{folder}'" if folder is not None else "the Hugging Face cache"
+        raise MissingWeightsError(
+            f"hf:{rest}: no config.json in {where}: run `hf download {model_id}` on a machine with "
+            f"internet and copy the cache (HF_HOME), or pass a local model folder as hf:<folder>.")
+    cfg, prep = _read_json(cfg_path), _read_json(prep_path)
+    model_type = cfg.get("model_type")
+    if model_type not in W2V2_TYPES:
+        raise BadValueError("model type", model_type, W2V2_TYPES,
+                            fix=f"hf:{rest} is not a wav2vec2-family audio encoder")
+    conv = tuple(zip(cfg.get("conv_kernel", [k for k, _ in CONV]), cfg.get("conv_stride", [s for _, s in CONV])))
+    sr = int(prep.get("sampling_rate", SAMPLE_RATE))
+    large = bool(cfg.get("do_stable_layer_norm", False))
+    group = cfg.get("feat_extract_norm", "group") == "group"
+    params = {"conv": conv, "do_normalize": bool(prep.get("do_normalize", large)), "model_type": model_type,
+              "final_norm": large, "group_norm": group, "local": folder is not None}
+    spec = ExtractorSpec(
+        name=f"hf:{rest}", family="hf_ssl", sample_rate=sr, dim=int(cfg["hidden_size"]),
+        layers=layer_names(int(cfg["num_hidden_layers"]), final=large),
+        hop_s=math.prod(s for _, s in conv) / sr,
+        weights_id=str(folder) if folder is not None else model_id,
+        weights_revision=None if folder is not None else (revision or "main"),
+        licence="see the model card", extra="hf", min_duration_s=conv_frames_min(conv) / sr,
+        description=f"{model_type} encoder from {folder or model_id}", params=tuple(sorted(params.items())),
+    )
+    return ExtractorEntry(spec, HFSpeechEncoder)
+
+
+def conv_frames_min(conv: tuple[tuple[int, int], ...]) -> int:
+    """The fewest input samples that give one frame."""
+    n = 1
+    for kernel, stride in reversed(conv):
+        n = (n - 1) * stride + kernel
+    return n
+
+
+WAVLM_BASE = register(_spec("wavlm-base", "microsoft/wavlm-base", "wavlm", 12, 768, large=False,
+                            licence="MIT", description="WavLM Base (960 h LibriSpeech), 13 layers x 768"), HFSpeechEncoder)
+WAVLM_BASE_PLUS = register(_spec("wavlm-base-plus", "microsoft/wavlm-base-plus", "wavlm", 12, 768, large=False,
+                                 licence="MIT", description="WavLM Base+ (94k h), 13 layers x 768"), HFSpeechEncoder)
+WAVLM_LARGE = register(_spec("wavlm-large", "microsoft/wavlm-large", "wavlm", 24, 1024, large=True,
+                             licence="MIT", description="WavLM Large (94k h), 25 layers + final x 1024 (the poster's WavLM-L)"),
+                       HFSpeechEncoder)
+HUBERT_LARGE = register(_spec("hubert-large", "facebook/hubert-large-ll60k", "hubert", 24, 1024, large=True,
+                              licence="Apache-2.0", description="HuBERT Large (Libri-Light 60k h), self-supervised"),
+                        HFSpeechEncoder)
+WAV2VEC2_LARGE = register(_spec("wav2vec2-large", "facebook/wav2vec2-large-lv60", "wav2vec2", 24, 1024, large=True,
+                                licence="Apache-2.0", description="wav2vec 2.0 Large (Libri-Light 60k h), self-supervised"),
+                          HFSpeechEncoder)
+register_prefix("hf", hf_entry)

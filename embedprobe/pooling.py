@@ -1,0 +1,59 @@
+"""Streaming pooling of frame sequences: exact mean/std over chunks, and frame-hop downsampling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RunningStats:
+    """Mean and standard deviation of a frame sequence fed in chunks (float64 accumulators).
+
+    Example:
+        >>> rs = RunningStats(2)
+        >>> rs.update(np.array([[0.0, 1.0], [2.0, 3.0]], dtype=np.float32))
+        >>> rs.mean.tolist(), rs.std.tolist()
+        ([1.0, 2.0], [1.0, 1.0])
+    """
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self._sum = np.zeros(dim, dtype=np.float64)
+        self._sumsq = np.zeros(dim, dtype=np.float64)
+        self._shift: np.ndarray | None = None  # first frame, for numerically stable variance
+
+    def update(self, frames: np.ndarray) -> None:
+        x = np.asarray(frames, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] == 0:
+            return
+        if self._shift is None:
+            self._shift = x[0].copy()
+        d = x - self._shift
+        self.n += x.shape[0]
+        self._sum += d.sum(axis=0)
+        self._sumsq += np.einsum("td,td->d", d, d)
+
+    @property
+    def mean(self) -> np.ndarray:
+        if self.n == 0:
+            raise ValueError("no frames were pooled")
+        return (self._shift + self._sum / self.n).astype(np.float32)
+
+    @property
+    def std(self) -> np.ndarray:
+        if self.n == 0:
+            raise ValueError("no frames were pooled")
+        m = self._sum / self.n
+        var = np.maximum(self._sumsq / self.n - m * m, 0.0)
+        return np.sqrt(var).astype(np.float32)
+
+
+def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Average consecutive groups of ``factor`` frames (the last, shorter group is kept)."""
+    if factor <= 1 or frames.shape[0] <= 1:
+        return frames
+    t, d = frames.shape
+    full = (t // factor) * factor
+    out = frames[:full].reshape(-1, factor, d).mean(axis=1)
+    if full < t:
+        out = np.concatenate([out, frames[full:].mean(axis=0, keepdims=True)], axis=0)
+    return out.astype(frames.dtype, copy=False)

@@ -1,0 +1,273 @@
+"""The scikit-learn estimator shell shared by the torch probes: input checks, fit, predict.
+
+The training loop itself is in :mod:`embedprobe.probes.training`; torch is imported only when
+a probe is fitted or used, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from embedprobe.errors import BadValueError
+from embedprobe.eval.metrics import METRICS
+from embedprobe.probes.augment import check_switches, refuse_frame_augment
+from embedprobe.probes.features import POOLINGS, FrameSet
+from embedprobe.probes.sampling import BALANCES, stratified_holdout
+
+SHARED_PARAMS_DOC = """
+    Training is online: each step draws a fresh class-balanced batch (see ``balance``), applies
+    the embedding augmentations, and takes one AdamW step on the cross-entropy. Every
+    ``eval_every`` steps the validation set (and every ``eval_sets`` entry) is scored and the
+    scores are appended to ``history_``. When the monitored validation metric has not improved
+    by ``min_delta`` for ``patience`` evaluations, the learning rate is multiplied by
+    ``lr_decay`` (at most ``n_lr_drops`` times); the next plateau stops training. The final
+    weights are those of the best validation evaluation (``best_step_``).
+
+    Args:
+        lr: AdamW learning rate.
+        batch_size: clips per step.
+        max_steps: hard limit on training steps.
+        eval_every: steps between evaluations.
+        patience: evaluations without improvement before a learning-rate drop or stop.
+        min_delta: smallest increase of the monitored metric that counts as improvement.
+        lr_decay: factor applied to the learning rate at a plateau.
+        n_lr_drops: plateaus answered by a learning-rate drop before stopping.
+        weight_decay: AdamW weight decay.
+        val_fraction: share of each class (x group) held out for validation when ``fit`` gets
+            no ``X_val``; 0 disables validation (training runs ``max_steps``; last weights).
+        monitor: validation metric driving early stopping and the best-weights choice.
+        balance: batch sampling: ``"class"`` (class uniformly, then a clip), ``"class_group"``
+            (class, then corpus, then clip; needs ``groups``) or ``"none"`` (clips uniformly).
+        pooling: pooling of frame input (``"mean"`` or ``"mean+std"``); ignored for pooled input.
+        frame_mask: probability of dropping each frame before pooling (frame input only).
+        mix_prob: probability of joining a same-class clip's frames (frame input only).
+        noise_std: std of gaussian noise on the standardised features (0 = off).
+        device: torch device (``"cpu"`` or e.g. ``"cuda"``).
+        random_state: seed (int) or None; fixes hold-out, init, sampling, dropout and noise.
+        verbose: print one line per evaluation when > 0.
+
+    Attributes:
+        classes_: class labels, the column order of ``predict_proba``.
+        n_features_in_: width of the pooled feature vectors the probe consumes.
+        frame_dim_: frame width when fitted on a FrameSet, else None.
+        mean_, scale_: standardisation fitted on the training clips (pooled).
+        net_: the trained torch module.
+        history_: one dict per evaluation: ``{"step", "loss", "lr", "metrics": {set: {metric:
+            value}}}`` where set is ``"val"`` and each ``eval_sets`` name.
+        best_step_, best_score_: step and monitored validation score of the kept weights.
+        n_steps_: steps trained; stopped_early_: whether a plateau ended training.
+        fit_time_: wall seconds spent in ``fit``.
+"""
+
+
+def _seed(random_state: Any) -> int:
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) % (2**32)
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+class TorchProbe(ClassifierMixin, BaseEstimator):
+    """Base class; subclasses list every parameter in ``__init__`` and implement ``_make_net``."""
+
+    def _make_net(self, d_in: int, n_classes: int, gen: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self) -> None:
+        positive = {"lr": self.lr, "batch_size": self.batch_size, "max_steps": self.max_steps,
+                    "eval_every": self.eval_every, "patience": self.patience}
+        for name, value in positive.items():
+            if not value > 0:
+                raise BadValueError(name, value, fix=f"{name} must be > 0.")
+        if not 0 < self.lr_decay <= 1:
+            raise BadValueError("lr_decay", self.lr_decay, fix="Use a factor in (0, 1], e.g. 0.1.")
+        if not 0 <= self.val_fraction < 1:
+            raise BadValueError("val_fraction", self.val_fraction, fix="Use a share in [0, 1), e.g. 0.15.")
+        if self.monitor not in METRICS:
+            raise BadValueError("monitor", self.monitor, METRICS)
+        if self.balance not in BALANCES:
+            raise BadValueError("balance", self.balance, BALANCES)
+        if self.pooling not in POOLINGS:
+            raise BadValueError("pooling", self.pooling, POOLINGS)
+        check_switches(self.frame_mask, self.mix_prob, self.noise_std)
+
+    def _input(self, X: Any, y: Any = None, *, reset: bool) -> tuple[Any, Any]:
+        """Validate features (FrameSet or 2-D array) and labels; returns (X, y)."""
+        if isinstance(X, FrameSet):
+            if not reset and self.frame_dim_ not in (None, X.dim):
+                raise BadValueError("frame dim", X.dim, [self.frame_dim_],
+                                    fix="Use frames of the layer the probe was trained on.")
+            if not reset and self.frame_dim_ is None:
+                width = X.dim * (2 if self.pooling == "mean+std" else 1)
+                if width != self.n_features_in_:
+                    raise BadValueError("pooled width of the FrameSet", width, [self.n_features_in_])
+            if y is not None:
+                y = column_or_1d(y, warn=True)
+                if y.shape[0] != len(X):
+                    raise BadValueError("number of labels", y.shape[0], [len(X)],
+                                        fix="Pass one label per clip of the FrameSet.")
+            return X, y
+        dtype = [np.float32, np.float64]
+        if reset:
+            return validate_data(self, X, y, dtype=dtype) if y is not None else (validate_data(self, X, dtype=dtype), None)
+        if self.frame_dim_ is not None:  # fitted on frames, predicting on pooled vectors
+            X = check_array(X, dtype=dtype)
+            if X.shape[1] != self.n_features_in_:
+                raise BadValueError("number of features", X.shape[1], [self.n_features_in_],
+                                    fix=f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                                        f"{self.n_features_in_} features as input ({self.pooling}-pooled frames).")
+            return X, None
+        return validate_data(self, X, dtype=dtype, reset=False), None
+
+    def _encode(self, y: Any, what: str) -> np.ndarray:
+        y = column_or_1d(np.asarray(y), warn=True)
+        pos = np.searchsorted(self.classes_, y)
+        pos = np.clip(pos, 0, len(self.classes_) - 1)
+        bad = self.classes_[pos] != y
+        if np.any(bad):
+            raise BadValueError(f"label in {what}", y[bad][0], self.classes_.tolist(),
+                                fix="Evaluate only on the classes seen in training (map labels first).")
+        return pos.astype(np.int64)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        X_val: Any = None,
+        y_val: Any = None,
+        groups: Any = None,
+        eval_sets: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> TorchProbe:
+        """Train the probe online until the validation metric plateaus.
+
+        Args:
+            X: ``(N, D)`` pooled features, or a :class:`FrameSet` of ``N`` clips.
+            y: ``(N,)`` labels (any sortable type).
+            X_val, y_val: validation set (same kind of input as ``X``, or pooled vectors).
+                Without it, ``val_fraction`` of each class (x group) of ``X`` is held out,
+                seeded by ``random_state``.
+            groups: optional ``(N,)`` group ids (e.g. corpus), for ``balance="class_group"``
+                and a group-stratified hold-out.
+            eval_sets: ``{name: (X, y)}`` scored at every evaluation and recorded in
+                ``history_`` (e.g. the test sets, for the last-20% confidence figures). They
+                never influence training or the choice of weights.
+
+        Returns:
+            self
+        """
+        from embedprobe.probes.training import train
+
+        t0 = time.perf_counter()
+        self._check_params()
+        self.frame_dim_ = None
+        X, y = self._input(X, y, reset=True)
+        is_frames = isinstance(X, FrameSet)
+        if is_frames:
+            self.frame_dim_ = X.dim
+            self.n_features_in_ = X.dim * (2 if self.pooling == "mean+std" else 1)
+        else:
+            refuse_frame_augment(self.frame_mask, self.mix_prob)
+        check_classification_targets(y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        y_enc = y_enc.ravel()
+        if self.classes_.size < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
+                             f"({self.classes_[0]!r}); check the label map and the split.")
+        if groups is not None:
+            groups = column_or_1d(np.asarray(groups))
+            if groups.shape[0] != y_enc.shape[0]:
+                raise BadValueError("number of groups", groups.shape[0], [y_enc.shape[0]])
+        elif self.balance == "class_group":
+            raise BadValueError("groups", None, fix="balance='class_group' needs fit(..., groups=corpus_ids).")
+        seed = _seed(self.random_state)
+        rng_split = np.random.default_rng([seed, 1])
+        val: tuple[Any, np.ndarray] | None = None
+        tr = np.arange(y_enc.shape[0])
+        if X_val is not None:
+            if y_val is None:
+                raise BadValueError("y_val", None, fix="Pass y_val together with X_val.")
+            val = (self._raw_pooled(self._input(X_val, None, reset=False)[0]), self._encode(y_val, "y_val"))
+        elif self.val_fraction > 0:
+            tr_h, va = stratified_holdout(y_enc, self.val_fraction, rng_split, groups)
+            if va.size and np.unique(y_enc[va]).size >= 2:  # else too small to validate on
+                val, tr = (self._raw_pooled(X, va), y_enc[va]), tr_h
+        sets: dict[str, tuple[Any, np.ndarray]] = {}
+        for name, pair in (eval_sets or {}).items():
+            if name == "val":
+                raise BadValueError("eval_sets name", name, fix="'val' is reserved for the validation set.")
+            Xe, ye = pair
+            Xe = self._input(Xe, None, reset=False)[0]
+            sets[str(name)] = (self._raw_pooled(Xe), self._encode(ye, f"eval_sets[{name!r}]"))
+        train(self, X, y_enc, tr, groups, val, sets, seed)
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    # ------------------------------------------------------------------ predict
+
+    def _raw_pooled(self, X: Any, idx: Any = None) -> Any:
+        """Pooled (not yet standardised) float32 torch features of clips ``idx`` of ``X``."""
+        import torch
+
+        if isinstance(X, FrameSet):
+            return X.pool(self.pooling, idx)
+        X = np.asarray(X if idx is None else X[idx], dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(X))
+
+    def _pooled(self, X: Any) -> Any:
+        """Standardised float32 torch features of any accepted input."""
+        return (self._raw_pooled(X) - self._mean_t) / self._scale_t
+
+    def _proba_std(self, x: Any, chunk: int = 16384) -> np.ndarray:
+        """Class probabilities (float64 numpy) from standardised torch features."""
+        import torch
+
+        net = self.net_
+        net.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, x.shape[0], chunk):
+                out.append(torch.softmax(net(x[s:s + chunk].to(self.device)).double(), dim=1).cpu())
+        p = torch.cat(out).numpy() if out else np.zeros((0, len(self.classes_)))
+        return p / p.sum(axis=1, keepdims=True) if p.size else p
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``(N, K)`` class probabilities; columns follow ``classes_``."""
+        check_is_fitted(self)
+        X, _ = self._input(X, reset=False)
+        return self._proba_std(self._pooled(X))
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class label per clip."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_mean_t", None)
+        state.pop("_scale_t", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "mean_" in state:
+            import torch
+
+            self._mean_t = torch.as_tensor(self.mean_, dtype=torch.float32)
+            self._scale_t = torch.as_tensor(self.scale_, dtype=torch.float32)

@@ -1,0 +1,157 @@
+"""The online training loop shared by the probes (torch; imported only by ``fit``).
+
+One step = one class-balanced batch drawn afresh (no epochs), augmented, one AdamW step.
+Evaluations every ``eval_every`` steps feed early stopping (on the validation set only) and the
+history from which the last-20% confidence figures are computed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embedprobe.eval.metrics import METRICS, metrics_batch
+from embedprobe.probes.augment import frame_batch
+from embedprobe.probes.features import FrameSet
+from embedprobe.probes.sampling import BalancedSampler
+
+
+def _standardiser(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std per feature (two passes, float64 sums); a constant feature gets scale 1."""
+    xn = x.numpy()
+    n = max(xn.shape[0], 1)
+    mean = sum((xn[s:s + chunk].sum(axis=0, dtype=np.float64) for s in range(0, xn.shape[0], chunk)),
+               np.zeros(xn.shape[1])) / n
+    m32 = mean.astype(np.float32)
+    var = sum((np.square(xn[s:s + chunk] - m32).sum(axis=0, dtype=np.float64)
+               for s in range(0, xn.shape[0], chunk)), np.zeros(xn.shape[1])) / n
+    std = np.sqrt(var)
+    std = np.where(std > 1e-12 * (1.0 + np.abs(mean)), std, 1.0)
+    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+
+
+def _optimizer(net: torch.nn.Module, lr: float, weight_decay: float, dev: torch.device) -> torch.optim.Optimizer:
+    """AdamW, fused where this torch build supports it (~1.4x faster steps on CPU)."""
+    try:
+        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # device or dtype without a fused kernel
+        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _score(probe: Any, x_std: torch.Tensor, y: np.ndarray) -> dict[str, float]:
+    proba = probe._proba_std(x_std)
+    vals = metrics_batch(y, proba, np.ones((1, y.shape[0])), METRICS)
+    return {m: float(v[0]) for m, v in vals.items()}
+
+
+def train(
+    probe: Any,
+    X: Any,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    groups: np.ndarray | None,
+    val: tuple[torch.Tensor, np.ndarray] | None,
+    sets: dict[str, tuple[torch.Tensor, np.ndarray]],
+    seed: int,
+) -> None:
+    """Fit ``probe`` in place; sets the learned attributes documented on the probe class.
+
+    Args:
+        probe: a :class:`~embedprobe.probes.base.TorchProbe` with validated parameters.
+        X: all clips: ``(N, D)`` array or :class:`FrameSet`.
+        y: ``(N,)`` encoded labels ``0..K-1``.
+        train_idx: the clips to train on (the rest may have gone to validation).
+        groups: ``(N,)`` group ids or None.
+        val: ``(pooled raw features, labels)`` or None (no early stopping).
+        sets: ``{name: (pooled raw features, labels)}`` recorded in the history only.
+        seed: seed of every random draw.
+    """
+    p = probe
+    rng = np.random.default_rng([seed, 2])
+    gen = torch.Generator().manual_seed(seed)
+    dev = torch.device(p.device)
+    is_frames = isinstance(X, FrameSet)
+    y_tr = y[train_idx]
+
+    raw = X.pool(p.pooling, train_idx) if is_frames else torch.from_numpy(
+        np.ascontiguousarray(np.asarray(X[train_idx], dtype=np.float32)))
+    mean, scale = _standardiser(raw)
+    p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
+    p._mean_t, p._scale_t = mean, scale
+    x_tr = None if is_frames and (p.frame_mask > 0 or p.mix_prob > 0) else raw.sub_(mean).div_(scale).to(dev)
+    del raw
+    y_all = torch.from_numpy(y_tr).to(dev)
+    std_sets = {name: ((x - mean) / scale, yy) for name, (x, yy) in sets.items()}
+    x_val = None if val is None else ((val[0] - mean) / scale, val[1])
+
+    p.net_ = p._make_net(p.n_features_in_, len(p.classes_), gen).to(dev)
+    opt = _optimizer(p.net_, p.lr, p.weight_decay, dev)
+    sampler = BalancedSampler(y_tr, groups=None if groups is None else groups[train_idx],
+                              balance=p.balance, rng=rng)
+    lr = float(p.lr)
+    best, best_step, best_state, bad, drops = -np.inf, 0, None, 0, 0
+    history: list[dict] = []
+    loss_sum, loss_n, stopped, step = torch.zeros(()), 0, False, 0
+    for step in range(1, int(p.max_steps) + 1):
+        p.net_.train()
+        idx = sampler.draw(int(p.batch_size))
+        if x_tr is None:
+            xb = (frame_batch(X, train_idx[idx], y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
+                              pooling=p.pooling, rng=rng) - mean) / scale
+            xb = xb.to(dev)
+        else:
+            xb = x_tr.index_select(0, torch.from_numpy(idx).to(dev))
+        if p.noise_std > 0:
+            xb = xb + p.noise_std * torch.randn(xb.shape, generator=gen).to(dev)
+        loss = F.cross_entropy(p.net_(xb, gen), y_all[torch.from_numpy(idx).to(dev)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach().cpu()
+        loss_n += 1
+        if step % int(p.eval_every) and step != int(p.max_steps):
+            continue
+        entry: dict[str, Any] = {"step": step, "loss": float(loss_sum) / loss_n, "lr": lr, "metrics": {}}
+        loss_sum, loss_n = torch.zeros(()), 0
+        if x_val is not None:
+            entry["metrics"]["val"] = _score(p, x_val[0], x_val[1])
+        for name, (xs, ys) in std_sets.items():
+            entry["metrics"][name] = _score(p, xs, ys)
+        history.append(entry)
+        if p.verbose:
+            shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in entry["metrics"].items())
+            print(f"[{type(p).__name__}] step {step} loss {entry['loss']:.4f} lr {lr:.2e} {shown}")
+        if x_val is None:
+            continue
+        score = entry["metrics"]["val"][p.monitor]
+        if score > best + p.min_delta:
+            best, best_step, bad = score, step, 0
+            best_state = copy.deepcopy(p.net_.state_dict())
+        else:
+            bad += 1
+        if bad >= p.patience:
+            if drops < p.n_lr_drops:
+                drops, bad, lr = drops + 1, 0, lr * p.lr_decay
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            else:
+                stopped = True
+                break
+    if best_state is not None:
+        p.net_.load_state_dict(best_state)
+    else:
+        best_step = step
+        best = float("nan") if x_val is None else best
+    p.net_.eval()
+    p.history_ = history
+    p.best_step_ = int(best_step)
+    p.best_score_ = float(best) if np.isfinite(best) else float("nan")
+    p.n_steps_ = int(step)
+    p.stopped_early_ = bool(stopped)
+    p.n_lr_drops_ = int(drops)
+    p.n_train_ = int(train_idx.size)
+    p.n_val_ = 0 if val is None else int(val[1].size)

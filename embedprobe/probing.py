@@ -1,0 +1,268 @@
+"""``embedprobe probe``: caches -> probe-ready arrays -> cross-corpus matrix -> results files.
+
+``probe(ProbeConfig(...))`` finds the cache of each corpus for one model, loads the 4-class
+clips of each with their split protocol, runs ``eval.runner.run_matrix`` and writes one JSON
+(full config, versions, seeds, cache fingerprints, every cell with its confidence figures)
+plus a tidy CSV into the results folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe.corpora.base import CANONICAL_LABELS
+from embedprobe.errors import BadValueError, CacheError
+from embedprobe.eval.data import CorpusData, scramble
+from embedprobe.eval.runner import (MatrixSpec, fragmentation, n_trainings, relative_matrix,
+                                    run_matrix, set_name)
+from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
+
+RESULTS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """One probing run.
+
+    Args:
+        model: extractor name whose caches are probed.
+        cache_dir: folder holding ``<corpus>__<model>.h5`` caches.
+        train: training sets; each item is one corpus or a ``+``/``,``-joined union.
+        test: corpora to test on; ``("all",)`` = every corpus with a cache for ``model``.
+        probe: ``linear`` or ``mlp``.
+        layer: cache layer (default: the model's last layer).
+        pooling: ``mean`` or ``meanstd`` of the cached frames statistics.
+        frames: train on frame-level features (needed by frame masking / feature mixing).
+        seeds: seeds (one training per seed and fold).
+        scramble: corpora whose labels are swapped (angry<->happy, sad<->neutral).
+        protocols: corpus -> split protocol (default: each corpus's default).
+        baselines: also train each test corpus alone, for the relative matrix.
+        probe_params: extra probe parameters (frame_mask, mix_prob, noise_std, lr, ...).
+        n_bootstrap: bootstrap resamples per cell.
+        max_folds: use at most this many folds per protocol (quick runs).
+        tune: light validation-only search of learning rate and batch size first.
+        out: results folder.
+        tag: results file name suffix.
+    """
+
+    model: str
+    cache_dir: str
+    train: tuple[str, ...]
+    test: tuple[str, ...] = ("all",)
+    probe: str = "mlp"
+    layer: str | None = None
+    pooling: str = "mean"
+    frames: bool = False
+    seeds: tuple[int, ...] = (0,)
+    scramble: tuple[str, ...] = ()
+    protocols: dict[str, str] = field(default_factory=dict)
+    baselines: bool = True
+    probe_params: dict[str, Any] = field(default_factory=dict)
+    n_bootstrap: int = 1000
+    max_folds: int | None = None
+    tune: bool = False
+    out: str = "results"
+    tag: str | None = None
+
+
+def cache_file(cache_dir: str | Path, corpus: str, model: str) -> Path:
+    return Path(cache_dir) / f"{corpus}__{model.replace('/', '_').replace(':', '_')}.h5"
+
+
+def available_corpora(cache_dir: str | Path, model: str) -> list[str]:
+    """Corpora that have a cache for ``model`` in ``cache_dir``."""
+    suffix = f"__{model.replace('/', '_').replace(':', '_')}.h5"
+    found = set()
+    for p in Path(cache_dir).glob(f"*{suffix}*"):
+        name = p.name.split(suffix)[0]
+        if p.name.endswith(suffix) or p.name.endswith(suffix + ".parts"):
+            found.add(name)
+    return sorted(found)
+
+
+def load_corpus(path: Path, *, layer: str | None, pooling: str, frames: bool,
+                protocol: str | None = None) -> tuple[CorpusData, dict[str, Any]]:
+    """The 4-class clips of one cache as ``CorpusData`` plus a provenance record of the cache."""
+    from embedprobe.cache import open_cache
+
+    with open_cache(path) as r:
+        layer = layer or r.layers[-1]
+        if layer not in r.layers:
+            raise BadValueError(f"layer of {path.name}", layer, r.layers)
+        m = r.manifest
+        have = set(r.ids)
+        clips = [c for c in m.clips if c.label is not None and c.id in have]
+        if not clips:
+            raise CacheError(f"{path} has no 4-class clips with embeddings. Fix: check the extraction "
+                             "summary (`embedprobe info`).")
+        ids = [c.id for c in clips]
+        proto = protocol or m.default_protocol
+        folds = m.folds(proto)
+        row = {c.id: i for i, c in enumerate(m.clips)}
+        parts = {f: np.array([m.splits[f][row[i]] for i in ids]) for f in folds}
+        if frames:
+            if not r.has_frames(layer):
+                raise CacheError(
+                    f"{path} keeps no frame-level features for layer {layer!r}, which frame "
+                    "masking and feature mixing need. Fix: re-extract with `embedprobe extract ... "
+                    "--frames` (into another --out or with --overwrite).")
+            from embedprobe.probes.features import FrameSet
+
+            X: Any = FrameSet.from_list(r.frames(layer, ids))
+        else:
+            X = r.pooled(layer, "meanstd" if pooling == "meanstd" else "mean", ids)
+        data = CorpusData(
+            name=m.corpus, ids=np.array(ids), y=np.array([CANONICAL_LABELS.index(c.label) for c in clips]),
+            speakers=np.array([c.speaker for c in clips]), X=X, parts=parts, folds=list(folds),
+            protocol=proto, fingerprint=r.fingerprint,
+        )
+        record = {
+            "path": str(path), "fingerprint": r.fingerprint, "complete": r.complete,
+            "n_clips": r.n_clips, "n_errors": len(r.errors), "layer": layer,
+            "identity": r.identity, "protocol": proto, "folds": list(folds),
+            "n_4class": len(ids),
+            "split_fingerprint": fingerprint({f: parts[f].tolist() for f in folds} | {"ids": ids}),
+        }
+    return data, record
+
+
+def _train_sets(items: tuple[str, ...]) -> list[tuple[str, ...]]:
+    out = []
+    for item in items:
+        parts = tuple(p.strip() for p in item.replace(",", "+").split("+") if p.strip())
+        if parts:
+            out.append(parts)
+    return out
+
+
+def plan(cfg: ProbeConfig) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Resolve the training sets and test corpora (``all``, baselines) of a config."""
+    available = available_corpora(cfg.cache_dir, cfg.model)
+    if not available:
+        raise CacheError(f"No cache for model {cfg.model!r} in {cfg.cache_dir}. Fix: run `embedprobe "
+                         f"extract --model {cfg.model} --corpus C --root PATH --out {cfg.cache_dir}` first.")
+    train_sets = _train_sets(cfg.train)
+    if not train_sets:
+        raise BadValueError("--train", cfg.train, available)
+    tests = available if "all" in cfg.test else list(dict.fromkeys(cfg.test))
+    for name in {c for t in train_sets for c in t} | set(tests) | set(cfg.scramble):
+        if name not in available:
+            raise BadValueError(f"corpus (no cache for {cfg.model} in {cfg.cache_dir})", name, available)
+    if cfg.baselines:
+        for t in tests:
+            if (t,) not in train_sets:
+                train_sets.append((t,))
+    for s in cfg.scramble:  # the fragmentation summary compares joint training with s alone
+        if (s,) not in train_sets:
+            train_sets.append((s,))
+    return train_sets, tests
+
+
+def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
+    """Run the cross-corpus matrix of ``cfg``; returns the path of the results JSON."""
+    t0 = time.perf_counter()
+    train_sets, tests = plan(cfg)
+    needed = sorted({c for t in train_sets for c in t} | set(tests))
+    data, caches = {}, {}
+    for name in needed:
+        d, rec = load_corpus(cache_file(cfg.cache_dir, name, cfg.model), layer=cfg.layer,
+                             pooling=cfg.pooling, frames=cfg.frames,
+                             protocol=cfg.protocols.get(name))
+        data[name] = scramble(d) if name in cfg.scramble else d
+        caches[name] = rec
+    params = dict(cfg.probe_params)
+    tuned = None
+    if cfg.tune:
+        tuned = _tune(cfg, data, train_sets[0], params)
+        params.update(tuned["best_params"])
+    spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
+                      probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
+                      max_folds=cfg.max_folds)
+    with _progress(progress, n_trainings(data, spec)) as tick:
+        cells = run_matrix(data, spec, on_training=tick)
+    record = {
+        "format": RESULTS_FORMAT,
+        "kind": "embedprobe.probe",
+        "config": to_jsonable(cfg),
+        "resolved": {"train_sets": [list(t) for t in train_sets], "tests": tests,
+                     "probe_params": params, "tuned": tuned},
+        "classes": list(CANONICAL_LABELS),
+        "seeds": list(cfg.seeds),
+        "caches": caches,
+        "versions": package_versions(),
+        "code_version": code_version(),
+        "created_unix": time.time(),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "cells": cells,
+        "relative_wf1": relative_matrix(cells, "wf1"),
+        "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
+    }
+    from embedprobe.report.results import write_results
+
+    return write_results(record, Path(cfg.out), _run_name(cfg, train_sets))
+
+
+def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
+    name = f"{cfg.model.replace('/', '_').replace(':', '_')}__{cfg.probe}__train-{set_name(train_sets[0])}"
+    if cfg.scramble:
+        name += "__scrambled-" + "-".join(cfg.scramble)
+    if cfg.tag:
+        name += f"__{cfg.tag}"
+    return name
+
+
+def _tune(cfg: ProbeConfig, data: dict[str, CorpusData], corpora: tuple[str, ...],
+          params: dict[str, Any]) -> dict[str, Any]:
+    from embedprobe.eval.data import training_split
+    from embedprobe.probes import tune
+
+    split = training_split([data[c] for c in corpora], 0)
+    result = tune(cfg.probe, split.X, split.y, X_val=split.X_val, y_val=split.y_val,
+                  random_state=cfg.seeds[0], **params)
+    return result.to_dict()
+
+
+class _progress:
+    """A rich progress bar over trainings (fold x seed x training set), with ETA."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self._p = enabled, total, None
+
+    def __enter__(self):
+        import os
+
+        if not self.enabled or os.environ.get("EMBEDPROBE_NO_PROGRESS"):
+            return lambda _label: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._p = Progress(TextColumn("[bold]probe"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[what]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn())
+        self._p.start()
+        task = self._p.add_task("probe", total=self.total, what="")
+        first = [True]
+
+        def tick(label: str) -> None:
+            if not first[0]:
+                self._p.update(task, advance=1)
+            first[0] = False
+            self._p.update(task, what=label)
+
+        self._tick_task = task
+        return tick
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.update(self._tick_task, completed=self.total)
+            self._p.stop()
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

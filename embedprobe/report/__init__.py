@@ -1,0 +1,1 @@
+"""Result records -> files: results JSON/CSV, Markdown report, heatmaps."""

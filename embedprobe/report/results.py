@@ -1,0 +1,75 @@
+"""Writing and reading result records: one JSON per run plus a tidy CSV (one row per cell x metric)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from embedprobe.eval.metrics import METRICS
+
+
+def write_results(record: dict[str, Any], out_dir: Path, name: str) -> Path:
+    """Write ``<out_dir>/<name>.json`` and ``<name>.csv`` atomically; returns the JSON path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    _atomic_write(path, json.dumps(_finite(record), indent=1, default=str, allow_nan=False))
+    _atomic_write(out_dir / f"{name}.csv", tidy_csv(record))
+    return path
+
+
+def tidy_csv(record: dict[str, Any]) -> str:
+    """One row per (cell, metric): train, test, metric, mean, last-20% figures, seeds, CI."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    model = record.get("config", {}).get("model", "")
+    probe = record.get("config", {}).get("probe", "")
+    w.writerow(["model", "probe", "train", "test", "in_domain", "scrambled", "n_test", "metric",
+                "mean", "last20_mean", "last20_std", "seed_mean", "seed_std", "n_seeds",
+                "ci95_low", "ci95_high", "relative_wf1"])
+    rel = record.get("relative_wf1", {})
+    for c in record["cells"]:
+        for m in METRICS:
+            e = c["metrics"][m]
+            ci = e.get("ci95") or [None, None]
+            s = e.get("seeds", {})
+            w.writerow([model, probe, c["train"], c["test"], c["in_domain"], c["scrambled"],
+                        c["n_test"], m, e["mean"], e.get("last20_mean"), e.get("last20_std"),
+                        s.get("mean"), s.get("std"), s.get("n"), ci[0], ci[1],
+                        rel.get(c["train"], {}).get(c["test"]) if m == "wf1" else ""])
+    return buf.getvalue()
+
+
+def read_results(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every embedprobe results JSON in ``folder`` (recursively), sorted by path."""
+    out = []
+    for p in sorted(Path(folder).rglob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(rec, dict) and rec.get("kind") == "embedprobe.probe":
+            out.append((p, rec))
+    return out
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities become ``None`` (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

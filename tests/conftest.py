@@ -1,0 +1,27 @@
+"""Test-wide set-up: offline model hubs in a temp dir, one torch thread, the shared EmoDB path."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="embedprobe-test-home-")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
+os.environ["TORCH_HOME"] = os.path.join(_HOME, "torch")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+EMODB = Path(os.environ.get("EMBEDPROBE_EMODB", REPO.parent / "shared" / "data" / "emodb"))
+
+
+@pytest.fixture(scope="session")
+def emodb_root() -> Path:
+    """The real EmoDB release beside the checkout (../shared/data/emodb)."""
+    if not (EMODB / "wav").is_dir():
+        pytest.skip(f"EmoDB not found at {EMODB}; set EMBEDPROBE_EMODB")
+    return EMODB
