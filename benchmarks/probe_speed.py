@@ -39,7 +39,7 @@ PRIORS = np.array([0.14, 0.30, 0.46, 0.10])  # angry, happy, neutral, sad (MSP-l
 
 
 def make_data(n: int, dim: int, seed: int, frames: int = 0) -> dict:
-    """Synthetic pooled features (float32) and, if ``frames``, a float16 FrameSet variant."""
+    """Synthetic pooled features (float32) and, if ``frames``, a maker of float16 FrameSets."""
     import torch
 
     from embedprobe.probes.features import FrameSet
@@ -61,13 +61,17 @@ def make_data(n: int, dim: int, seed: int, frames: int = 0) -> dict:
     out = {"X": X, "y": y}
     if frames:
         g = torch.Generator().manual_seed(seed)
-        chunks = []
-        for s in range(0, n, 4096):
-            base = torch.from_numpy(X[s:s + 4096])
-            f = base[:, None, :] + 1.5 * torch.randn((base.shape[0], frames, dim), generator=g)
-            f = f - f.mean(dim=1, keepdim=True) + base[:, None, :]  # frame mean == pooled vector
-            chunks.append(f.reshape(-1, dim).half())
-        out["frames"] = FrameSet(torch.cat(chunks), np.arange(0, n * frames + 1, frames))
+
+        def frameset(part: np.ndarray) -> FrameSet:
+            chunks = []
+            for s in range(0, part.shape[0], 4096):
+                base = torch.from_numpy(part[s:s + 4096])
+                f = base[:, None, :] + 1.5 * torch.randn((base.shape[0], frames, dim), generator=g)
+                f = f - f.mean(dim=1, keepdim=True) + base[:, None, :]  # frame mean == pooled vector
+                chunks.append(f.reshape(-1, dim).half())
+            return FrameSet(torch.cat(chunks), np.arange(0, part.shape[0] * frames + 1, frames))
+
+        out["frameset"] = frameset  # built per split by the caller, so no split is copied
     return out
 
 
@@ -139,9 +143,9 @@ def main() -> None:
         hidden_layer_sizes=(128, 256), early_stopping=True, random_state=seed)).fit(X[trva], y[trva]),
         lambda m: m.predict_proba(X[te]))
     if args.frames:
-        fs = data["frames"]
+        fs_tr, fs_va, fs_te = (data["frameset"](X[part]) for part in (tr, va, te))
         run("mlp_frames_aug", lambda: MLPProbe(random_state=seed, **POSTER_AUGMENT).fit(
-            fs[tr], y[tr], X_val=fs[va], y_val=y[va]), lambda m: m.predict_proba(fs[te]))
+            fs_tr, y[tr], X_val=fs_va, y_val=y[va]), lambda m: m.predict_proba(fs_te))
 
     def matrix(name: str) -> dict:
         r = rows[name]

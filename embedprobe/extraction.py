@@ -10,7 +10,6 @@ and re-running the same command resumes.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,10 +153,8 @@ def extract(
         "config": to_jsonable(cfg),
         "versions": package_versions(),
         "code_version": code_version(),
-        "host": socket.gethostname(),
-        "created_unix": time.time(),
     }
-    root = Path(cfg.root)
+    root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
     dims = {name: spec.dim for name in layers}
     writer = CacheWriter(
         cfg.cache_path(), provenance=provenance, identity=identity,

@@ -82,7 +82,10 @@ def check_compatible(path: Path, stored: Header, new: Header) -> None:
             + "\n".join(lines) + f"\n{FIX}")
         err.diffs = diffs  # type: ignore[attr-defined]
         raise err
-    other = [d for d in diff(stored.provenance, new.provenance, "provenance")]
+    # Run settings (batch size, workers, shard ...) may differ freely; versions are worth a warning.
+    keys = ("versions", "packages", "code_version")
+    other = diff({k: stored.provenance.get(k) for k in keys}, {k: new.provenance.get(k) for k in keys},
+                 "provenance")
     if other:
         shown = "; ".join(f"{k}: {_show(a)} -> {_show(b)}" for k, a, b in other[:6])
         more = f" (and {len(other) - 6} more)" if len(other) > 6 else ""

@@ -18,6 +18,7 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
+from .convert import convert_into, converted
 from .schema import (
     FORMAT_VERSION,
     HEADER_JSON,
@@ -32,7 +33,7 @@ from .schema import (
     write_root_attrs,
 )
 
-SPAN_BYTES = 64 << 20  # largest single read / write while copying
+SPAN_BYTES = 16 << 20  # largest single read / write while copying
 GAP_BYTES = 256 << 10  # read through gaps smaller than this instead of issuing a new read
 _PART_RE = re.compile(
     r"^part\.(?P<tag>all|s\d+of\d+)\.L(?P<level>\d+)\.(?P<order>\d{20})\.(?P<session>[0-9a-f]{8})\.(?P<seq>\d{6,})\.h5$")
@@ -184,6 +185,7 @@ class Segment:
 
     def _load(self) -> None:
         f, a = self.f, self.f.attrs
+        self._dsets: dict[str, Any] = {}
         version = int(a["format_version"])
         if version != FORMAT_VERSION:
             newer = version > FORMAT_VERSION
@@ -209,12 +211,13 @@ class Segment:
             raise ValueError("clip columns disagree in length or repeat an id")
         for layer, dim in self.layers.items():
             for stat in ("mean", "std"):
-                if f[f"pooled/{layer}/{stat}"].shape != (n, dim):
-                    raise ValueError(f"pooled/{layer}/{stat} has shape {f[f'pooled/{layer}/{stat}'].shape}")
+                shape = self.dset("pooled", layer, stat).shape
+                if shape != (n, dim):
+                    raise ValueError(f"pooled/{layer}/{stat} has shape {shape}")
         self.offsets: dict[str, np.ndarray] = {}
         for layer in self.frame_layers:
             off = f[f"frames/{layer}/offsets"][()]
-            rows = f[f"frames/{layer}/data"].shape[0]
+            rows = self.dset("frames", layer, "data").shape[0]
             if len(off) != n + 1 or off[0] != 0 or off[-1] != rows or np.any(np.diff(off) < 0):
                 raise ValueError(f"frames/{layer}/offsets do not match the data")
             self.offsets[layer] = off
@@ -238,7 +241,10 @@ class Segment:
                 and self.frame_layers == header.frame_layers and self.dtype == header.dtype)
 
     def dset(self, group: str, layer: str, name: str) -> Any:
-        return self.f[f"{group}/{layer}/{name}"]
+        key = f"{group}/{layer}/{name}"
+        if key not in self._dsets:
+            self._dsets[key] = self.f[key]
+        return self._dsets[key]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -275,7 +281,13 @@ def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None) -> np.ndarray:
     rb = _row_bytes(dset)
     s = srt.tolist()
     for i, j, lo, hi in _spans(s, [x + 1 for x in s], max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
-        out[order[i:j]] = dset[lo:hi][srt[i:j] - lo]
+        buf = dset[lo:hi]
+        if not (hi - lo == j - i and s[i] == lo):  # not one run of consecutive rows
+            buf = buf[srt[i:j] - lo]
+        if np.array_equal(order[i:j], np.arange(i, j)):
+            convert_into(out[i:j], buf)  # already in the asked order: no scatter
+        else:
+            out[order[i:j]] = converted(buf, out.dtype)
     return out
 
 
@@ -292,7 +304,7 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     for i, j, lo, hi in _spans(s, e, max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
         buf = dset[lo:hi]
         if dtype is not None:
-            buf = buf.astype(dtype, copy=False)
+            buf = converted(buf, dtype)
         for k in range(i, j):
             res[order[k]] = buf[s[k] - lo:e[k] - lo]
     return res

@@ -68,6 +68,7 @@ from .store import (
 )
 
 COMPACT_EVERY = 8
+SEAL_BYTES = 256 << 20
 
 
 class CacheWriter:
@@ -89,6 +90,9 @@ class CacheWriter:
         shard, n_shards: write shard ``shard`` of ``n_shards`` (only clips with
             ``shard_of(id, n_shards) == shard``); shard writers run side by side.
         compact_every: merge this many parts of one level into one part of the next.
+        seal_bytes: parts at least this large are not merged again before ``finalize`` (bounds
+            the copying of large frame-level caches; the part count stays below
+            ``size / seal_bytes`` plus ``compact_every`` per level).
 
     Raises:
         CacheMismatchError: the existing cache was made with another identity, layer set,
@@ -99,7 +103,8 @@ class CacheWriter:
     def __init__(self, path: str | Path, *, provenance: dict[str, Any], identity: dict[str, Any],
                  manifest_json: str, layers: dict[str, int], frames: bool | Sequence[str] = False,
                  dtype: str = "float32", overwrite: bool = False, shard: int | None = None,
-                 n_shards: int | None = None, compact_every: int = COMPACT_EVERY):
+                 n_shards: int | None = None, compact_every: int = COMPACT_EVERY,
+                 seal_bytes: int = SEAL_BYTES):
         from embedprobe.corpora.base import Manifest
 
         if dtype not in DTYPES:
@@ -118,7 +123,8 @@ class CacheWriter:
                              layers=dict(layers), frame_layers=validate_layers(layers, frames), dtype=dtype)
         json.dumps(self.header.to_json())  # fail early on non-JSON-able provenance
         self.shard, self.n_shards, self.tag = shard, n_shards, shard_tag(shard, n_shards)
-        self.compact_every = compact_every
+        self.compact_every, self.seal_bytes = compact_every, seal_bytes
+        self._sizes: dict[str, int] = {}
         self.session = secrets.token_hex(4)
         self._session_info = {"session": self.session, "tag": self.tag, "host": socket.gethostname(),
                               "started": time.time(), "provenance": self.header.provenance}
@@ -268,6 +274,7 @@ class CacheWriter:
             self._errors.difference_update(block.ids)
             self._errors.update(e[0] for e in errors)
             self._own.append(part)
+            self._sizes[part.name] = self.layout.part_path(part).stat().st_size
         self._compact()
 
     def _new_part_name(self, level: int, order: int | None = None) -> PartName:
@@ -279,13 +286,21 @@ class CacheWriter:
         """Merge every level that has ``compact_every`` parts into one part of the next level."""
         level = 0
         while True:
-            at = [p for p in self._own if p.level == level]
-            if not at:
-                if not any(p.level > level for p in self._own):
-                    return
-            elif len(at) >= self.compact_every:
+            small = [p for p in self._own if self._size(p) < self.seal_bytes]
+            at = [p for p in small if p.level == level]
+            if not at and not any(p.level > level for p in small):
+                return
+            if len(at) >= self.compact_every:
                 self._merge_parts(at, level + 1)
             level += 1
+
+    def _size(self, part: PartName) -> int:
+        if part.name not in self._sizes:
+            try:
+                self._sizes[part.name] = self.layout.part_path(part).stat().st_size
+            except FileNotFoundError:
+                self._sizes[part.name] = 0
+        return self._sizes[part.name]
 
     def _merge_parts(self, parts: list[PartName], level: int) -> None:
         segs = [Segment(self.layout.part_path(p), p) for p in sorted(parts)]
@@ -319,6 +334,7 @@ class CacheWriter:
             unlink_quiet(self.layout.part_path(p))
         with self._mutex:
             self._own = [p for p in self._own if p not in parts] + [out]
+            self._sizes[out.name] = self.layout.part_path(out).stat().st_size
 
     # -- finishing -----------------------------------------------------------------------------
     def finalize(self) -> Path:

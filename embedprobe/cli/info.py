@@ -1,4 +1,4 @@
-"""``embedprobe info CACHE_FILE``: what a cache holds and what made it."""
+"""``embedprobe info CACHE_FILE`` (what a cache holds and what made it) and ``embedprobe merge``."""
 
 from __future__ import annotations
 
@@ -41,3 +41,14 @@ def register(app: typer.Typer) -> None:
         out.print(t)
         for err in data.get("errors", [])[:50]:
             out.print(f"[red]error[/] {err.get('path')}: {err.get('reason')}")
+
+    @app.command()
+    @friendly
+    def merge(cache: Path = typer.Argument(..., help="Cache file (.h5) whose shards to merge.")) -> None:
+        """Merge the shards written by `extract --shard K/N` workers into one cache file."""
+        from embedprobe.cache import merge as run, open_cache
+
+        path = run(cache)
+        with open_cache(path) as reader:
+            out.print(f"merged: {path} - {reader.n_clips} clips, {len(reader.errors)} errors, "
+                      f"complete={reader.complete}")

@@ -196,17 +196,27 @@ class CorpusReader(Corpus):
 
 
 def check_missing(name: str, root: Path, clips: list[Clip], allow_missing: bool) -> list[Clip]:
-    """Drop (``allow_missing``) or complain about clips whose audio file is absent."""
+    """Handle labelled clips whose audio file is absent.
+
+    If every clip is missing the root is wrong: ``CorpusError``. Otherwise the missing clips
+    are kept (extraction records each as a one-line "file not found" error in the cache and
+    goes on) unless ``allow_missing`` asks to leave them out of the manifest altogether.
+    """
     missing = [c for c in clips if not (root / c.path).is_file()]
     if not missing:
         return clips
-    if not allow_missing or len(missing) == len(clips):
+    if len(missing) == len(clips):
         examples = ", ".join(c.path for c in missing[:3])
         raise CorpusError(
-            f"{name}: {len(missing)} of {len(clips)} labelled clips have no audio file under "
+            f"{name}: none of the {len(clips)} labelled clips has an audio file under "
             f"{str(root)!r} (e.g. {examples}). Fix: unpack the audio of the full release there, "
-            "or pass allow_missing=true to leave those clips out."
+            "or pass the folder that holds it as the root."
         )
+    if not allow_missing:
+        log.warning("%s: %d of %d labelled clips have no audio file (e.g. %s); extraction will "
+                    "record them as errors (allow_missing=true leaves them out)",
+                    name, len(missing), len(clips), missing[0].path)
+        return clips
     log.warning("%s: leaving out %d clips whose audio is missing", name, len(missing))
     gone = {c.id for c in missing}
     return [c for c in clips if c.id not in gone]

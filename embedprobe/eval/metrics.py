@@ -310,7 +310,7 @@ def all_metrics(
     conf = confusion_batch(y, p.argmax(axis=1), p.shape[1], w)
     cm = from_confusion(conf)
     support = conf[0].sum(axis=1)
-    missing = [c for c, s in zip(classes, support) if s == 0]
+    missing = [c for c, s in zip(classes, support, strict=True) if s == 0]
     present = len(classes) - len(missing)
     notes: list[str] = []
     if y.size == 0:
@@ -330,7 +330,7 @@ def all_metrics(
         "wf1": float(cm["wf1"][0]),
         "avprec": mean(per_ap),
         "n": int(y.size),
-        "support": {c: float(s) if sample_weight is not None else int(s) for c, s in zip(classes, support)},
+        "support": {c: float(s) if sample_weight is not None else int(s) for c, s in zip(classes, support, strict=True)},
         "per_class": {
             c: {"auroc": float(per_auc[i]), "avprec": float(per_ap[i]),
                 "recall": float(cm["recall_per_class"][0, i]), "f1": float(cm["f1_per_class"][0, i])}

@@ -46,6 +46,7 @@ from embedprobe.extractors.registry import register
 from embedprobe.extractors.weights import CheckpointExtractor, extract_state_dict
 
 _ZENODO = "https://zenodo.org/record/3987831"
+_BATCH = 16  # clips per forward pass
 
 
 class Cnn14Extractor(CheckpointExtractor):
@@ -129,9 +130,11 @@ class Cnn14Extractor(CheckpointExtractor):
         for i, w in enumerate(ready):
             by_len.setdefault(w.shape[0], []).append(i)
         results: list[dict[str, np.ndarray]] = [{} for _ in ready]
-        for idx in by_len.values():
-            for i, r in zip(idx, self._forward(np.stack([ready[i] for i in idx])), strict=True):
-                results[i] = r
+        for same in by_len.values():
+            for s in range(0, len(same), _BATCH):  # bounded activation memory
+                idx = same[s:s + _BATCH]
+                for i, r in zip(idx, self._forward(np.stack([ready[i] for i in idx])), strict=True):
+                    results[i] = r
         return results
 
 

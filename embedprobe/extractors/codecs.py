@@ -87,6 +87,9 @@ class CodecLatent(fastpath.RuntimeMixin, Extractor):
         if self._random_config is not None:
             torch.manual_seed(0)
             model, source, self._revision = cls(self._random_config), "random-init", "random-init"
+            if self.spec.param("kind") == "encodec":  # random codebooks (they init to zeros)
+                for layer in model.quantizer.layers:
+                    layer.codebook.embed.normal_(0.0, 0.05)
         else:
             from embedprobe.extractors.weights import resolve_hf, sha256_prefix
 
@@ -149,7 +152,7 @@ class CodecLatent(fastpath.RuntimeMixin, Extractor):
             cfg = transformers.EncodecConfig(num_filters=4, hidden_size=8, codebook_size=16,
                                              sampling_rate=spec.sample_rate)
         else:
-            cfg = transformers.DacConfig(encoder_hidden_size=4, decoder_hidden_size=8, hidden_size=16,
+            cfg = transformers.DacConfig(encoder_hidden_size=4, decoder_hidden_size=16, hidden_size=16,
                                          n_codebooks=2, codebook_size=16, codebook_dim=4,
                                          sampling_rate=spec.sample_rate)
         return cls(replace(spec, dim=cfg.hidden_size), _random_config=cfg)

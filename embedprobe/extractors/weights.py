@@ -216,12 +216,15 @@ class HFSource:
         revision: the pinned revision (``None`` for a local folder the user gave).
         local_files_only: ``True`` unless a download is needed and possible.
         local: ``True`` if ``path_or_id`` is a folder on this machine.
+        commit: the hub commit of a cached snapshot (its folder name), else ``None``; record
+            it as the weights revision.
     """
 
     path_or_id: str
     revision: str | None
     local_files_only: bool
     local: bool
+    commit: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
         if self.local:
@@ -279,7 +282,7 @@ def resolve_hf(
         return HFSource(str(folder), None, True, True)
     cached = hf_cached_snapshot(repo_id, revision, required)
     if cached is not None:
-        return HFSource(str(cached), revision, True, True)
+        return HFSource(str(cached), revision, True, True, commit=cached.name)
     if hub_offline():
         rev = f" --revision {revision}" if revision else ""
         raise MissingWeightsError(
@@ -468,8 +471,11 @@ class CheckpointExtractor(Extractor):
 
     def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None):
         super().__init__(spec, device=device, weights=weights)
+        if self.weights is not None:
+            self.weights = self.weights.expanduser()
         self.random_seed: int | None = None
         self.checkpoint_: Path | None = None
+        self._paths: list[Path] = []
 
     @classmethod
     def random_init(cls, spec: ExtractorSpec, seed: int = 0, device: str = "cpu") -> CheckpointExtractor:
@@ -521,7 +527,7 @@ class CheckpointExtractor(Extractor):
     def weights_revision(self) -> str | None:
         if self.random_seed is not None:
             return f"random-init:seed={self.random_seed}"
-        paths = [self.resolve(n) for n in self._files()] if self.weights_present() else []
+        paths = self._paths or ([self.resolve(n) for n in self._files()] if self.weights_present() else [])
         if not paths:
             return self.spec.weights_revision
         return "+".join(sha256_prefix(p) for p in paths)
@@ -530,6 +536,7 @@ class CheckpointExtractor(Extractor):
     def _load(self) -> None:
         paths = None if self.random_seed is not None else [self.resolve(n) for n in self._files()]
         self._build(paths)
+        self._paths = paths or []
         self.checkpoint_ = paths[0] if paths else None
 
     @abstractmethod
@@ -538,6 +545,6 @@ class CheckpointExtractor(Extractor):
 
     def _checkpoint(self, path: Path, mmap: bool = False) -> Any:
         """Load a checkpoint; unsafe pickles only for a file the user named with ``--weights``."""
-        trusted = self.weights is not None and Path(self.weights).expanduser().resolve() in (
+        trusted = self.weights is not None and self.weights.resolve() in (
             path.resolve(), path.resolve().parent)
         return load_torch_checkpoint(path, trusted=trusted, mmap=mmap)

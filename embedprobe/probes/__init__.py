@@ -20,8 +20,8 @@ _LAZY = {
     "TorchProbe": "embedprobe.probes.base",
     "FrameSet": "embedprobe.probes.features",
     "POSTER_AUGMENT": "embedprobe.probes.augment",
-    "tune": "embedprobe.probes.tune",
-    "TuneResult": "embedprobe.probes.tune",
+    "tune": "embedprobe.probes.tuning",
+    "TuneResult": "embedprobe.probes.tuning",
 }
 
 __all__ = ["PROBES", "create", "get_class", "register", *_LAZY]

@@ -42,7 +42,7 @@ class MLPNet(nn.Module):
                  gen: torch.Generator):
         super().__init__()
         dims = (d_in, *hidden)
-        self.hidden = nn.ModuleList(_linear(a, b, gen) for a, b in zip(dims[:-1], dims[1:]))
+        self.hidden = nn.ModuleList(_linear(a, b, gen) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.out = _linear(dims[-1], n_classes, gen)
         self.dropout = float(dropout)
 

@@ -130,6 +130,24 @@ def test_writer_validates_batches(tmp_path):
             w.write([bad])
         with pytest.raises(BadValueError, match="frames"):
             w.write([result(m.ids[1], frames=False)])
+        bad = result(m.ids[1])
+        bad.layers["layer_1"].frames[0, 0] = np.nan
+        with pytest.raises(BadValueError, match="NaN or inf"):
+            w.write([bad])
+        assert not w.done_ids
+    with CacheWriter(tmp_path / "h.h5", **kwargs(m, dtype="float16")) as w:
+        big = result(m.ids[2])
+        big.layers["layer_0"].frames[1, 2] = 1e5
+        with pytest.raises(BadValueError, match="float16 stores at most 65504"):
+            w.write([big])
+        big = result(m.ids[2])
+        big.layers["layer_1"].std[0] = 7e4
+        with pytest.raises(BadValueError, match="std of clip 'c0002' layer 'layer_1'.*65504"):
+            w.write([result(m.ids[3]), big])
+        nan = result(m.ids[2])
+        nan.layers["layer_1"].mean[1] = np.inf
+        with pytest.raises(BadValueError, match="mean of clip 'c0002' layer 'layer_1'.*NaN or inf"):
+            w.write([result(m.ids[3]), nan])
         assert not w.done_ids
     with pytest.raises(BadValueError, match="float64"):
         CacheWriter(tmp_path / "d.h5", **kwargs(m, dtype="float64"))
@@ -162,3 +180,28 @@ def test_coalesced_reads_match_naive(tmp_path):
         got = read_ranges(f["x"], starts, stops, np.float32)
         for g, a, b in zip(got, starts, stops, strict=True):
             np.testing.assert_array_equal(g, data[a:b].astype(np.float32))
+
+
+def test_fast_conversion_is_bit_identical_to_astype():
+    from embedprobe.cache.convert import converted
+
+    rng = np.random.default_rng(1)
+    a = (rng.standard_normal(300_000) * np.logspace(-9, 5, 300_000)).astype(np.float32)  # subnormals, overflow
+    a[:3] = [np.inf, -np.inf, np.nan]
+    h = converted(a, np.float16)
+    with np.errstate(over="ignore"):
+        expect = a.astype(np.float16)
+    np.testing.assert_array_equal(h.view(np.uint16), expect.view(np.uint16))
+    np.testing.assert_array_equal(converted(h, np.float32), h.astype(np.float32))
+
+
+def test_compaction_bounds_parts_and_large_parts_are_sealed(tmp_path):
+    m = make_manifest(40)
+    for seal, expect_parts in ((1 << 30, 4), (1, 20)):  # 20 batches: 2 of level 2... or all 20 sealed
+        path = tmp_path / f"c{seal}.h5"
+        with CacheWriter(path, **kwargs(m), compact_every=3, seal_bytes=seal) as w:
+            for k in range(0, 40, 2):
+                w.write([result(c) for c in m.ids[k:k + 2]])
+            with open_cache(path) as r:
+                assert r.info()["n_parts"] == expect_parts and r.ids == m.ids
+                np.testing.assert_array_equal(r.frames("layer_0", m.ids[-1:])[0], frames_of(m.ids[-1], "layer_0", 8))

@@ -6,6 +6,7 @@ weights (regenerate with ``tests/golden/make_cnn14.py``, see its docstring).
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -111,3 +112,19 @@ def test_finds_panns_inference_download_folder(tmp_path, monkeypatch):
     ext = create("cnn14-32k")
     assert ext.weights_present() is True and not create("cnn14-16k").weights_present()
     assert ext.resolve() == tmp_path / "home" / "panns_data" / "Cnn14_mAP=0.431.pth"
+
+
+def test_code_pickling_checkpoint_loads_only_when_named_explicitly(tmp_path, monkeypatch):
+    tiny = Cnn14Extractor.for_tests(get_spec("cnn14-16k")).load()
+    folder = tmp_path / "ep" / "weights"
+    folder.mkdir(parents=True)
+    path = folder / "Cnn14_16k_mAP=0.438.pth"
+    torch.save({"model": tiny._net.state_dict(), "args": argparse.Namespace(lr=1e-3)}, path)
+    monkeypatch.setenv("EMBEDPROBE_HOME", str(tmp_path / "ep"))
+    monkeypatch.delenv("EMBEDPROBE_WEIGHTS", raising=False)
+    with pytest.raises(BadValueError, match="argparse.Namespace.*pass it explicitly with --weights"):
+        Cnn14Extractor(tiny.spec).load()  # found in the default folder: not trusted
+    with pytest.warns(UserWarning, match="weights_only=False"):
+        ext = Cnn14Extractor(tiny.spec, weights=path).load()
+    wav = GOLDEN["16k_wav"]
+    np.testing.assert_allclose(ext.embed(wav)["embedding"], tiny.embed(wav)["embedding"], rtol=1e-6)

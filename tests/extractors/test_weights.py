@@ -112,7 +112,7 @@ def test_hf_model_resolves_to_the_cached_snapshot(monkeypatch):
     commit = _fake_snapshot("embedprobe-test/complete", {"config.json": b"{}", "model.safetensors": b"w"})
     for rev in (None, "main", commit):
         src = W.resolve_hf("embedprobe-test/complete", revision=rev)
-        assert src.local and Path(src.path_or_id).name == commit
+        assert src.local and Path(src.path_or_id).name == commit == src.commit
         assert src.kwargs() == {"local_files_only": True}
     assert W.hf_weights_present("embedprobe-test/complete", commit)
 

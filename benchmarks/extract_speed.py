@@ -1,0 +1,229 @@
+"""Extraction speed: the naive loop peers write vs embedprobe's pipeline, measured side by side.
+
+What runs, on the same clips (synthetic speech-like audio, lengths log-normal around 4.5 s,
+clipped to 1-15 s, written as 16 kHz wav files to a temp folder and listed in a manifest):
+
+(a) naive: one clip at a time, fp32, transformers defaults and the stock modules: soundfile
+    decode, the model's feature extractor, ``model(..., output_hidden_states=True)`` under
+    ``torch.no_grad()``, mean-pool every layer in memory (no file writes at all).
+(b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus, i.e. decode threads,
+    the extractor's fast path (CPU bf16 autocast + fused attention where supported), running
+    pooling and crash-safe HDF5 cache writes.
+
+Models: full-size random-init WavLM-Large (same weights in (a) and (b)) and CNN14 16 kHz
+(``cnn14-16k``, random init) when registered. Printed per model: audio-seconds per second of
+process CPU time (robust on a shared machine; wall-clock figures are printed too), the ratio
+b/a, the cosine of (b)'s cached pooled vectors to (a)'s fp32 ones (minimum over clips and
+layers), and achieved GFLOP/s (FLOPs counted by ``torch.utils.flop_counter`` on a
+mean-length clip) next to matrix-multiply peaks measured in the same run. The last line is
+one JSON object.
+
+Run:
+    python benchmarks/extract_speed.py              # 64 clips (several minutes on 2 cores)
+    python benchmarks/extract_speed.py --clips 8    # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SR = 16000
+LABELS = ("angry", "happy", "neutral", "sad")
+
+
+def make_clips(folder: Path, n: int, seed: int) -> list[Path]:
+    """Speech-like clips (gliding harmonics, syllable envelope, noise) + manifest.csv."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.lognormal(np.log(4.5), 0.5, n), 1.0, 15.0)
+    paths, rows = [], ["path,label,speaker"]
+    for i, sec in enumerate(lengths):
+        t = np.arange(int(sec * SR)) / SR
+        f0 = 110 + 60 * rng.random() + 30 * np.sin(2 * np.pi * rng.uniform(0.3, 1.2) * t)
+        phase = 2 * np.pi * np.cumsum(f0) / SR
+        voiced = sum(np.sin(k * phase) / k for k in range(1, 10))
+        env = np.clip(np.sin(2 * np.pi * rng.uniform(2.5, 5.0) * t), 0, None) ** 0.5
+        wav = 0.15 * env * voiced + 0.01 * rng.standard_normal(t.size)
+        path = folder / f"clip{i:03d}.wav"
+        sf.write(path, wav.astype(np.float32), SR, subtype="PCM_16")
+        paths.append(path)
+        rows.append(f"{path.name},{LABELS[i % 4]},spk{i % 8}")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return paths
+
+
+def matmul_peak(dtype, seconds: float = 1.0) -> float:
+    """GFLOP/s of a 1024 x 4096 x 1024 matrix multiply with torch's default kernels."""
+    import torch
+
+    a, b = torch.randn(1024, 4096, dtype=dtype), torch.randn(4096, 1024, dtype=dtype)
+    torch.mm(a, b)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        n += 1
+    return 2 * 1024 * 4096 * 1024 * n / (time.perf_counter() - t0) / 1e9
+
+
+def gflop_per_audio_s(fn, n_samples: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn(np.zeros(n_samples, np.float32) + 0.01)
+    return counter.get_total_flops() / 1e9 / (n_samples / SR)
+
+
+def timed(fn):
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+# -- models -------------------------------------------------------------------------------------
+def wavlm_large():
+    """(name, naive per-clip function, embedprobe extractor, layer pairs to compare)."""
+    import torch
+    import transformers
+
+    from embedprobe.extractors.hf_ssl import WAVLM_LARGE, HFSpeechEncoder
+
+    cfg = transformers.WavLMConfig(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+        conv_dim=[512] * 7, conv_bias=True, do_stable_layer_norm=True, feat_extract_norm="layer")
+    ext = HFSpeechEncoder(WAVLM_LARGE, _random_config=cfg)  # seeds 0 and builds from cfg
+    torch.manual_seed(0)
+    model = transformers.AutoModel.from_config(cfg).eval()  # the stock module, same weights
+    fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
+
+    def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
+        inputs = fe(wav, sampling_rate=SR, return_tensors="pt")
+        with torch.no_grad():
+            out = model(**inputs, output_hidden_states=True)
+        pooled = {f"layer{i:02d}": h[0].mean(0).numpy() for i, h in enumerate(out.hidden_states[:-1])}
+        pooled["final"] = out.last_hidden_state[0].mean(0).numpy()
+        return pooled
+
+    return naive, ext
+
+
+def cnn14_16k():
+    import torch
+
+    from embedprobe.extractors import EXTRACTORS
+
+    entry = EXTRACTORS.get("cnn14-16k")
+    ext = entry.cls.random_init(entry.spec, seed=0).load()
+    net = ext._net
+
+    def naive(wav: np.ndarray) -> dict[str, np.ndarray]:  # panns_inference style: one clip, fp32
+        with torch.no_grad():
+            out = net(torch.from_numpy(wav)[None])
+        return {"embedding": out["embedding"][0].numpy()}
+
+    return naive, ext
+
+
+def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path) -> dict:
+    import soundfile as sf
+
+    from embedprobe.cache import open_cache
+    from embedprobe.extraction import ExtractConfig, extract
+
+    naive, ext = build()
+    audio_s = sum(sf.info(p).duration for p in paths)
+    naive(np.zeros(SR, np.float32))  # warm-up, not timed
+
+    def loop():
+        return [naive(sf.read(p, dtype="float32")[0]) for p in paths]
+
+    ref, cpu_a, wall_a = timed(loop)
+    ext.load()
+    ext.embed(np.zeros(SR, np.float32))  # warm-up
+    cfg = ExtractConfig(model=name, corpus="manifest", root=str(corpus), out=str(work / f"cache-{name}"))
+    summary, cpu_b, wall_b = timed(lambda: extract(cfg, progress=False, extractor=ext))
+    cosines = []
+    with open_cache(summary.cache) as reader:
+        for layer in ref[0]:
+            got = reader.pooled(layer, ids=[p.stem for p in paths])
+            want = np.stack([r[layer] for r in ref])
+            num = (got * want).sum(1)
+            cosines.append(float((num / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))).min()))
+    mean_len = int(np.mean([sf.info(p).frames for p in paths]))
+    gflop = gflop_per_audio_s(lambda w: ext.embed(w), mean_len)
+    runtime = ext.runtime_config() if hasattr(ext, "runtime_config") else {"precision": "fp32"}
+    a, b = audio_s / cpu_a, audio_s / cpu_b
+    return {
+        "naive_audio_s_per_cpu_s": round(a, 3), "pipeline_audio_s_per_cpu_s": round(b, 3),
+        "ratio": round(b / a, 3), "ratio_wall": round(wall_a / wall_b, 3),
+        "naive_wall_s": round(wall_a, 1), "pipeline_wall_s": round(wall_b, 1),
+        "cosine": round(min(cosines), 6), "gflop_per_audio_s": round(gflop, 2),
+        "gflops_naive": round(gflop * a, 1), "gflops_pipeline": round(gflop * b, 1),
+        "precision": runtime.get("precision", "fp32"), "n_errors": summary.n_errors,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=64, help="number of clips (default 64)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; CPU time is measured)")
+    ap.add_argument("--models", default="wavlm-large,cnn14-16k")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import os
+
+    os.environ.setdefault("EMBEDPROBE_NO_PROGRESS", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from embedprobe.extractors import EXTRACTORS
+    from embedprobe.extractors.fastpath import cpu_bf16_supported
+
+    builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k}
+    peaks = {"fp32": round(matmul_peak(torch.float32), 1)}
+    if cpu_bf16_supported():
+        peaks["bf16"] = round(matmul_peak(torch.bfloat16), 1)
+    print(f"matmul peak GFLOP/s ({args.threads} thread(s)): {peaks}")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="embedprobe-speed-") as tmp:
+        work = Path(tmp)
+        corpus = work / "corpus"
+        corpus.mkdir()
+        paths = make_clips(corpus, args.clips, args.seed)
+        import soundfile as sf
+
+        audio_s = sum(sf.info(p).duration for p in paths)
+        print(f"{len(paths)} clips, {audio_s:.1f} s of audio (mean {audio_s / len(paths):.2f} s)")
+        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            if name not in builders:
+                print(f"{name}: unknown here, expected one of {sorted(builders)}")
+                continue
+            if name not in EXTRACTORS:
+                print(f"{name}: not registered in this checkout, skipped")
+                continue
+            r = run_model(name, builders[name], paths, corpus, work)
+            peak = peaks.get(r["precision"], peaks["fp32"])
+            r["peak_fraction_naive"] = round(r["gflops_naive"] / peaks["fp32"], 3)
+            r["peak_fraction_pipeline"] = round(r["gflops_pipeline"] / peak, 3)
+            results[name] = r
+            print(f"{name}: naive {r['naive_audio_s_per_cpu_s']:.2f} audio-s/CPU-s "
+                  f"({r['gflops_naive']:.0f} GFLOP/s, {100 * r['peak_fraction_naive']:.0f}% of fp32 peak), "
+                  f"embedprobe {r['pipeline_audio_s_per_cpu_s']:.2f} audio-s/CPU-s "
+                  f"({r['gflops_pipeline']:.0f} GFLOP/s, {100 * r['peak_fraction_pipeline']:.0f}% of "
+                  f"{r['precision']} peak): ratio {r['ratio']:.2f}x (wall {r['ratio_wall']:.2f}x), "
+                  f"cosine to fp32 {r['cosine']:.5f}")
+    print(json.dumps({"clips": len(paths), "audio_s": round(audio_s, 1), "threads": args.threads,
+                      "peak_gflops": peaks, "models": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The CPU fast path: precision choice, fused WavLM attention, bf16 / oneDNN accuracy against fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from embedprobe.errors import BadValueError  # noqa: E402
+from embedprobe.extractors import fastpath  # noqa: E402
+from embedprobe.extractors.hf_ssl import WAVLM_BASE, WAVLM_LARGE, HFSpeechEncoder  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def wavlm(large: bool, n_layers: int = 2, dim: int = 32):
+    torch.manual_seed(0)
+    cfg = HFSpeechEncoder.tiny_config(WAVLM_LARGE if large else WAVLM_BASE, n_layers=n_layers, dim=dim)
+    return transformers.WavLMModel(cfg).eval()
+
+
+def batch(seed: int = 0):
+    """Two clips of different length, zero-padded, with their attention mask."""
+    rng = np.random.default_rng(seed)
+    x = torch.zeros(2, 24000)
+    x[0] = torch.from_numpy(rng.standard_normal(24000).astype(np.float32))
+    x[1, :15000] = torch.from_numpy(rng.standard_normal(15000).astype(np.float32))
+    mask = torch.zeros(2, 24000, dtype=torch.long)
+    mask[0] = 1
+    mask[1, :15000] = 1
+    return x, mask
+
+
+def test_precision_choice():
+    auto = fastpath.resolve_precision("auto", "cpu")
+    assert auto == ("bf16" if fastpath.cpu_bf16_supported() else "fp32-onednn")
+    assert fastpath.resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(BadValueError, match="fp16"):
+        fastpath.resolve_precision("fp16", "cpu")
+    with pytest.raises(BadValueError, match="expected one of"):
+        fastpath.resolve_precision("int8", "cpu")
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_fused_attention_matches_stock_wavlm(large):
+    """Same maths as transformers' WavLMAttention incl. gated relative position bias and padding."""
+    stock, fused = wavlm(large), wavlm(large)
+    assert fastpath.patch_wavlm_attention(fused) == 2
+    assert fastpath.patch_wavlm_attention(fused) == 2  # idempotent
+    x, mask = batch()
+    with torch.inference_mode():
+        a = stock(x, attention_mask=mask, output_hidden_states=True)
+        b = fused(x, attention_mask=mask, output_hidden_states=True)
+    for ha, hb in zip(a.hidden_states, b.hidden_states, strict=True):
+        torch.testing.assert_close(hb[0], ha[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(hb[1, :46], ha[1, :46], rtol=1e-4, atol=1e-5)  # valid frames
+    # the fused projection shares storage with q/k/v: the state dict is unchanged
+    sd_a, sd_b = stock.state_dict(), fused.state_dict()
+    for key in sd_a:
+        torch.testing.assert_close(sd_b[key], sd_a[key])
+
+
+def _cosines(model_fp32, model_fast, precision, x, mask=None):
+    with torch.inference_mode():
+        ref = model_fp32(x, attention_mask=mask, output_hidden_states=True).hidden_states
+        with fastpath.autocast(precision, "cpu"):
+            got = model_fast(x, attention_mask=mask, output_hidden_states=True).hidden_states
+    return [fastpath.cosine(g.float().numpy(), r.numpy()) for g, r in zip(got, ref, strict=True)]
+
+
+@pytest.mark.skipif(not fastpath.cpu_bf16_supported(), reason="this CPU has no native bf16")
+@pytest.mark.parametrize("n_layers,dim", [(2, 64), (24, 64)])
+def test_bf16_fast_path_stays_close_to_fp32(n_layers, dim):
+    """Every layer at cosine >= 0.999 to fp32, also through a full-size layer count (24)."""
+    ref, fast = wavlm(True, n_layers, dim), wavlm(True, n_layers, dim)
+    info = fastpath.prepare(fast, "bf16", "cpu")
+    assert info["attention"] == "fused-qkv-sdpa" and info["precision"] == "bf16"
+    x, mask = batch(1)
+    cos = _cosines(ref, fast, "bf16", x[:1])
+    assert min(cos) >= 0.999, cos
+    cos_batched = _cosines(ref, fast, "bf16", x, mask)  # batch > 1 under bf16: the memory trap path
+    assert min(cos_batched) >= 0.999, cos_batched
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_onednn_linears_equal_fp32():
+    ref, fast = wavlm(True), wavlm(True)
+    info = fastpath.prepare(fast, "fp32-onednn", "cpu")
+    assert info["onednn_linears"] > 0
+    left = [n for n, m in fast.named_modules() if type(m) is torch.nn.Linear]
+    assert left and all(n.endswith(("q_proj", "k_proj", "v_proj")) for n in left)  # unused views of qkv_fused
+    x, _ = batch(2)
+    with torch.inference_mode():
+        a = ref(x[:1]).last_hidden_state
+        b = fast(x[:1]).last_hidden_state
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_weight_norm_baking_keeps_outputs():
+    ref, baked = wavlm(True), wavlm(True)
+    assert fastpath.bake_weight_norm(baked) == 1  # the positional convolution
+    x, _ = batch(3)
+    with torch.inference_mode():
+        torch.testing.assert_close(baked(x[:1]).last_hidden_state, ref(x[:1]).last_hidden_state)
+
+
+def test_extractor_records_its_precision():
+    ext = HFSpeechEncoder.for_tests(WAVLM_LARGE)
+    fp32 = HFSpeechEncoder(ext.spec, precision="fp32", _random_config=ext._random_config)
+    assert fp32.precision == "fp32"
+    rc = fp32.runtime_config()
+    assert rc["precision"] == "fp32" and rc["attention"] == "fused-qkv-sdpa"
+    assert rc["weights_dtype"] == "float32" and rc["revision"] == "random-init"
+    assert ext.precision == fastpath.resolve_precision("auto", "cpu")
+    wav = np.random.default_rng(4).standard_normal(16000).astype(np.float32)
+    a, b = ext.embed(wav), fp32.embed(wav)
+    assert min(fastpath.cosine(a[k], b[k]) for k in a) >= 0.999
+    with pytest.raises(BadValueError, match="precision"):
+        HFSpeechEncoder(WAVLM_LARGE, precision="half")

@@ -1,0 +1,200 @@
+"""End-to-end extraction: EmoDB, bad input, resume, mismatch refusal, shards, kill -9 of the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from embedprobe.cache import open_cache
+from embedprobe.errors import CacheLockedError, CacheMismatchError
+from embedprobe.extraction import ExtractConfig, extract
+from embedprobe.synth import write_corpus
+
+SR = 16000
+
+
+def _cfg(root: Path, out: Path, **kw) -> ExtractConfig:
+    base = dict(model="logmel-128", corpus="emodb", root=str(root), out=str(out), workers=2)
+    base.update(kw)
+    return ExtractConfig(**base)
+
+
+def test_emodb_logmel_end_to_end(emodb_root: Path, tmp_path: Path) -> None:
+    s = extract(_cfg(emodb_root, tmp_path, frames=True, frame_hop_s=0.05), progress=False)
+    assert s.complete and s.n_clips == 535 and s.n_new == 535 and s.n_errors == 0
+    with open_cache(s.cache) as r:
+        assert r.n_clips == 535 and r.complete and r.layers == ["logmel"] and r.dims == {"logmel": 128}
+        assert r.has_frames("logmel")
+        clip = r.ids[0]
+        frames = r.frames("logmel", [clip])[0]
+        dur = r.clip_table([clip])["duration_s"][0]
+        assert abs(frames.shape[0] - (1 + int(dur * SR) // 160) / 5) <= 1  # 10 ms hop pooled by 5
+        # pooled mean was computed on native frames; it equals the mean of the 5x-pooled frames
+        # up to the shorter last group
+        assert np.allclose(r.pooled("logmel", "mean", [clip])[0], frames.mean(0), atol=0.05)
+        ident = r.identity
+        assert ident["extractor"]["name"] == "logmel-128" and ident["frames"]["hop_factor"] == 5
+        assert r.manifest.corpus == "emodb" and "speaker/03" in r.manifest.splits
+        assert r.provenance["versions"]["numpy"] == np.__version__
+    # resume: a second run does nothing new
+    s2 = extract(_cfg(emodb_root, tmp_path, frames=True, frame_hop_s=0.05), progress=False)
+    assert s2.n_new == 0 and s2.n_done_before == 535 and s2.complete
+    # another config on the same file is refused, naming the differing fields
+    with pytest.raises(CacheMismatchError) as e:
+        extract(_cfg(emodb_root, tmp_path, frames=False), progress=False)
+    assert "frames" in str(e.value) and "--overwrite" in str(e.value)
+
+
+def _write_bad_corpus(root: Path) -> Path:
+    """A manifest corpus with one good clip per kind of bad input, plus good clips."""
+    audio = root / "audio"
+    audio.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(1.5 * SR)) / SR
+
+    def tone(f0: float, dur: float = 1.5, sr: int = SR) -> np.ndarray:
+        tt = np.arange(int(dur * sr)) / sr
+        return (0.3 * np.sin(2 * np.pi * f0 * tt) * (1 + 0.5 * np.sin(2 * np.pi * 3 * tt))
+                + 0.01 * rng.standard_normal(tt.size)).astype(np.float32)
+
+    rows = []
+    for i in range(6):
+        sf.write(audio / f"good{i}.wav", tone(120 + 20 * i), SR)
+        rows.append((f"audio/good{i}.wav", ["angry", "happy", "neutral", "sad"][i % 4], f"s{i % 3}"))
+    (audio / "empty.wav").write_bytes(b"")
+    sf.write(audio / "zero.wav", np.zeros(0, np.float32), SR)
+    (audio / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    nan = tone(200)
+    nan[100:200] = np.nan
+    sf.write(audio / "nan.wav", nan, SR, subtype="FLOAT")
+    sf.write(audio / "silent.wav", np.zeros(SR, np.float32), SR)
+    sf.write(audio / "short.wav", tone(200, 0.02), SR)
+    sf.write(audio / "stereo.wav", np.stack([tone(150), tone(160)], axis=1), SR)
+    sf.write(audio / "odd_rate.wav", tone(180, 1.5, 11025), 11025)
+    bad = ["missing", "empty", "zero", "corrupt", "nan", "silent", "short"]
+    for name in bad:
+        rows.append((f"audio/{name}.wav", "sad", "s9"))
+    rows += [("audio/stereo.wav", "happy", "s8"), ("audio/odd_rate.wav", "angry", "s8")]
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "speaker"])
+        w.writerows(rows)
+    return root / "manifest.csv"
+
+
+def test_bad_input_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    manifest = _write_bad_corpus(tmp_path / "bad")
+    s = extract(_cfg(manifest, tmp_path / "out", corpus="manifest", batch_size=4), progress=False)
+    reasons = {Path(p).stem: r for _, p, r in s.errors}
+    assert set(reasons) == {"missing", "empty", "zero", "corrupt", "nan", "silent", "short"}
+    for stem, word in [("missing", "not found"), ("empty", "empty"), ("nan", "nan"),
+                       ("silent", "silent"), ("short", "short")]:
+        assert word in reasons[stem].lower(), (stem, reasons[stem])
+    for r in reasons.values():
+        assert "\n" not in r
+    notes = dict(s.notes)
+    assert any("mono" in n for n in notes.values()) and any("11025" in n for n in notes.values())
+    with open_cache(s.cache) as r:
+        assert r.n_clips == 8  # 6 good + stereo + odd rate
+        assert {Path(e["path"]).stem for e in r.errors} == set(reasons)
+        assert r.complete  # every clip is done or failed
+        assert np.isfinite(r.pooled("logmel")).all()
+
+
+def test_concurrent_writer_is_refused(emodb_root: Path, tmp_path: Path) -> None:
+    from embedprobe.cache import CacheWriter
+
+    cfg = _cfg(emodb_root, tmp_path)
+    s = extract(cfg, progress=False)
+    with open_cache(s.cache) as r:
+        prov, ident, man = r.provenance, r.identity, r.manifest.to_json()
+    with CacheWriter(cfg.cache_path(), provenance=prov, identity=ident, manifest_json=man,
+                     layers={"logmel": 128}):
+        with pytest.raises(CacheLockedError) as e:
+            extract(cfg, progress=False)
+    assert str(cfg.cache_path()) in str(e.value) or cfg.cache_path().name in str(e.value)
+
+
+def test_shards_then_merge_equal_one_run(tmp_path: Path) -> None:
+    root = write_corpus("emodb", tmp_path / "c", n_speakers=4, clips_per_class=2)
+    one = extract(_cfg(root, tmp_path / "one"), progress=False)
+    for k in range(3):
+        extract(_cfg(root, tmp_path / "sh", shard=k, n_shards=3), progress=False)
+    from embedprobe.cache import merge
+
+    merged = merge(_cfg(root, tmp_path / "sh").cache_path())
+    with open_cache(one.cache) as a, open_cache(merged) as b:
+        assert a.ids == b.ids and b.complete
+        assert np.array_equal(a.pooled("logmel", "meanstd"), b.pooled("logmel", "meanstd"))
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "embedprobe.cli.main", *args]
+
+
+@pytest.mark.slow
+def test_kill9_during_real_extraction_resumes(tmp_path: Path) -> None:
+    """kill -9 the real `embedprobe extract` at random moments, again and again, then finish."""
+    root = write_corpus("emodb", tmp_path / "c", n_speakers=6, clips_per_class=4)
+    args = ["extract", "--model", "logmel-128", "--corpus", "emodb", "--root", str(root),
+            "--frames", "--batch-size", "4", "-q"]
+    ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
+    rnd = random.Random(1234)
+    n_before, kills = -1, 0
+    for _ in range(12):
+        p = subprocess.Popen(_cli(*args, "--out", str(out)), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.3, 2.5))
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            kills += 1
+        p.wait()
+        cache = out / "emodb__logmel-128.h5"
+        if cache.exists() or (out / "emodb__logmel-128.h5.parts").exists():
+            with open_cache(cache) as r:  # opens after every kill
+                n = r.n_clips
+                assert len(set(r.ids)) == n
+                assert n >= n_before  # nothing committed is ever lost
+                n_before = n
+    assert kills >= 3
+    done = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    with open_cache(out / "emodb__logmel-128.h5") as a, open_cache(tmp_path / "ref" / "emodb__logmel-128.h5") as b:
+        assert a.complete and sorted(a.ids) == sorted(b.ids) and len(a.ids) == len(set(a.ids))
+        assert np.allclose(a.pooled("logmel", "meanstd", b.ids), b.pooled("logmel", "meanstd"))
+        fa, fb = a.frames("logmel", b.ids), b.frames("logmel")
+        assert all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+def test_cli_extract_info_list(emodb_root: Path, tmp_path: Path) -> None:
+    import json
+
+    env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
+    r = subprocess.run(_cli("extract", "--model", "logmel-128", "--corpus", "emodb", "--root",
+                            str(emodb_root), "--out", str(tmp_path)), capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "535 new" in r.stderr and "boredom 81" in r.stderr
+    info = subprocess.run(_cli("info", str(tmp_path / "emodb__logmel-128.h5"), "--json"),
+                          capture_output=True, text=True)
+    data = json.loads(info.stdout)
+    assert data["n_clips"] == 535 and data["n_errors"] == 0 and data["complete"] is True
+    assert data["layers"] == ["logmel"]
+    lst = subprocess.run(_cli("list", "extractors", "--json"), capture_output=True, text=True)
+    names = {row["name"] for row in json.loads(lst.stdout)}
+    assert {"logmel-128", "egemaps", "ge2e"} <= names
+    bad = subprocess.run(_cli("extract", "--model", "nope", "--corpus", "emodb", "--root",
+                              str(emodb_root), "--out", str(tmp_path)), capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "logmel-128" in bad.stderr

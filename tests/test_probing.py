@@ -1,0 +1,114 @@
+"""Cross-corpus probing end to end on two synthetic corpora: matrix, scrambling, results, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embedprobe.eval.data import SCRAMBLE_MAP, scramble
+from embedprobe.extraction import ExtractConfig, extract
+from embedprobe.probing import ProbeConfig, load_corpus, cache_file, probe
+from embedprobe.report.markdown import write_report
+from embedprobe.synth import write_corpus
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """logmel-128 caches (with frames) of two synthetic corpora with different channels."""
+    base = tmp_path_factory.mktemp("probing")
+    out = base / "cache"
+    for name in ("emodb", "iemocap"):
+        root = write_corpus(name, base / name, n_speakers=6, clips_per_class=5, seed=1)
+        extract(ExtractConfig(model="logmel-128", corpus=name, root=str(root), out=str(out),
+                              frames=True, frame_hop_s=0.05), progress=False)
+    return out
+
+
+def _cell(rec: dict, train: str, test: str) -> dict:
+    return next(c for c in rec["cells"] if c["train"] == train and c["test"] == test)
+
+
+def test_cross_corpus_matrix_diagonal_beats_off_diagonal(caches: Path, tmp_path: Path) -> None:
+    path = probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",),
+                             probe="linear", pooling="meanstd", seeds=(0, 1), n_bootstrap=200, max_folds=2,
+                             out=str(tmp_path)), progress=False)
+    rec = json.loads(path.read_text())
+    assert {(c["train"], c["test"]) for c in rec["cells"]} == {
+        ("emodb", "emodb"), ("emodb", "iemocap"), ("iemocap", "emodb"), ("iemocap", "iemocap")}
+    for a, b in (("emodb", "iemocap"), ("iemocap", "emodb")):
+        diag = _cell(rec, a, a)["metrics"]
+        off = _cell(rec, a, b)["metrics"]
+        assert diag["auroc"]["mean"] > off["auroc"]["mean"]
+        assert diag["wf1"]["mean"] > off["wf1"]["mean"]
+    c = _cell(rec, "emodb", "emodb")
+    assert c["in_domain"] and c["n_folds"] == 2 and c["seeds"] == [0, 1]
+    for m in ("auroc", "acc", "uacc", "f1", "wf1", "avprec"):
+        e = c["metrics"][m]
+        assert 0 <= e["mean"] <= 1 and e["ci95"][0] <= e["ci95"][1]
+        assert e["last20_std"] is not None and e["seeds"]["n"] == 2
+    rel = rec["relative_wf1"]
+    assert rel["emodb"]["emodb"] == 0 and rel["emodb"]["iemocap"] < 0
+    # provenance: full config, versions, seeds, cache fingerprints
+    assert rec["config"]["train"] == ["emodb"] and rec["seeds"] == [0, 1]
+    assert rec["versions"]["torch"] and rec["caches"]["emodb"]["fingerprint"]
+    assert path.with_suffix(".csv").read_text().count("\n") == 1 + 4 * 6
+
+
+def test_scramble_swaps_labels_and_reports_fragmentation(caches: Path, tmp_path: Path) -> None:
+    d, _ = load_corpus(cache_file(caches, "emodb", "logmel-128"), layer=None, pooling="mean", frames=False)
+    s = scramble(d)
+    from embedprobe.corpora.base import CANONICAL_LABELS as L
+
+    for i, j in zip(d.y, s.y):
+        assert L[j] == SCRAMBLE_MAP[L[i]]
+    path = probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb+iemocap",),
+                             test=("emodb", "iemocap"), probe="linear", scramble=("iemocap",),
+                             n_bootstrap=0, max_folds=1, out=str(tmp_path)), progress=False)
+    rec = json.loads(path.read_text())
+    frag = rec["fragmentation"]
+    assert len(frag) == 1 and frag[0]["corpus"] == "iemocap" and frag[0]["joint_train"] == "emodb+iemocap"
+    assert frag[0]["alone_wf1"] is not None and frag[0]["delta_wf1"] is not None
+    assert _cell(rec, "iemocap", "iemocap")["scrambled"] is True
+    assert "scrambled-iemocap" in path.name
+
+
+def test_frame_augmentations_need_frames_and_work_with_them(caches: Path, tmp_path: Path) -> None:
+    from embedprobe.errors import EmbedprobeError
+
+    with pytest.raises(EmbedprobeError, match="--frames"):
+        probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), test=("emodb",),
+                          probe="mlp", probe_params={"frame_mask": 0.3}, n_bootstrap=0,
+                          max_folds=1, out=str(tmp_path)), progress=False)
+    path = probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), test=("emodb",),
+                             probe="mlp", frames=True, probe_params={"frame_mask": 0.3, "mix_prob": 0.5},
+                             n_bootstrap=0, max_folds=1, out=str(tmp_path)), progress=False)
+    rec = json.loads(path.read_text())
+    assert rec["resolved"]["probe_params"]["frame_mask"] == 0.3
+    assert _cell(rec, "emodb", "emodb")["metrics"]["auroc"]["mean"] > 0.5
+
+
+def test_report_writes_markdown_and_heatmaps(caches: Path, tmp_path: Path) -> None:
+    probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), probe="linear",
+                      n_bootstrap=100, max_folds=1, out=str(tmp_path)), progress=False)
+    env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
+    r = subprocess.run([sys.executable, "-m", "embedprobe.cli.main", "report", str(tmp_path)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "report.md").read_text()
+    assert "AUROC" in md and "wF1" in md and "relative wf1" in md
+    pngs = sorted((tmp_path / "figures").glob("*.png"))
+    assert len(pngs) == 3 and all(p.stat().st_size > 5000 for p in pngs)
+    assert write_report(tmp_path) == tmp_path / "report.md"
+
+
+def test_probe_cli_errors_are_one_line(caches: Path, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "embedprobe.cli.main", "probe", "--model", "logmel-128",
+                        "--cache-dir", str(caches), "--train", "ravdess", "--out", str(tmp_path), "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "ravdess" in r.stderr and "iemocap" in r.stderr  # the bad value and the valid ones
