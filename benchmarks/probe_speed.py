@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -116,10 +117,18 @@ def main() -> None:
           f"os.cpu_count={os.cpu_count()}, load avg {os.getloadavg()[0]:.2f}")
 
     rows: dict[str, dict] = {}
+    with threadpool_limits(args.threads):  # warm-up: lazy imports and first-call costs, both sides
+        few = np.r_[np.flatnonzero(y == 0)[:50], np.flatnonzero(y != 0)[:250]]
+        for model in (LinearProbe(max_steps=50), MLPProbe(max_steps=50), LogisticRegression(max_iter=5),
+                      MLPClassifier(hidden_layer_sizes=(8,), max_iter=2)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(X[few], y[few])
 
     def run(name: str, fit, predict) -> None:
         t: dict = {}
-        with threadpool_limits(args.threads):
+        with threadpool_limits(args.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LogisticRegression's ConvergenceWarning at max_iter
             with timer(t, "fit"):
                 model = fit()
             with timer(t, "predict"):

@@ -9,7 +9,6 @@ and re-running the same command resumes.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +25,11 @@ from embedprobe.errors import AudioError, BadValueError
 from embedprobe.extractors import create
 from embedprobe.extractors.base import Extractor
 from embedprobe.pooling import RunningStats, downsample
+from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, package_versions, to_jsonable
 
 DTYPES = ("float32", "float16")
+F16_MAX = 65504.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class ExtractConfig:
         corpus_options: options of the corpus reader (seed, label mapping ...). *identity*
         weights: local checkpoint overriding the model's default weights.
         device: torch device.
+        precision: ``auto`` (the family's fast path: bf16 on CPUs with native bf16, autocast on
+            GPUs), ``fp32``, ``fp32-onednn``, ``bf16`` or ``fp16``; recorded in the cache. *identity*
         batch_size: clips per committed batch.
         workers: decoding threads.
         overwrite: start the cache over.
@@ -71,6 +74,7 @@ class ExtractConfig:
     corpus_options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     device: str = "cpu"
+    precision: str = "auto"
     batch_size: int = 16
     workers: int = 2
     overwrite: bool = False
@@ -126,7 +130,7 @@ def extract(
     manifest = scan(cfg.corpus, cfg.root, **cfg.corpus_options)
     if on_manifest is not None:
         on_manifest(manifest)
-    ext = extractor or create(cfg.model, device=cfg.device, weights=cfg.weights)
+    ext = extractor or _create(cfg)
     ext.load()
     spec = ext.spec
     layers = _pick(cfg.layers, spec.layers, "layer")
@@ -168,15 +172,18 @@ def extract(
                 if cfg.n_shards is None or shard_of(c.id, cfg.n_shards) == cfg.shard]
         todo = [c for c in mine if c.id not in done]
         n_done_before = len(mine) - len(todo)
-        run = _Run(ext, layers, frame_layers, factor, audio_cfg, root, committer, cfg.batch_size)
+        run = _Run(ext, layers, frame_layers, factor, audio_cfg, root, committer, cfg.batch_size,
+                   float16=cfg.dtype == "float16")
         interrupted = False
         try:
-            with _progress(progress, len(mine), n_done_before, spec.name) as tick:
+            with Progress(progress, len(mine), spec.name, completed=n_done_before, unit="clips") as tick:
                 items = [root / c.path for c in todo]
+                t_start = time.perf_counter()
                 for i, decoded in audio.decode_iter(items, audio_cfg, workers=cfg.workers,
                                                     max_eager_s=2 * cfg.chunk_s):
                     run.process(todo[i], decoded)
-                    tick(run.last_audio_s)
+                    speed = run.audio_s / max(time.perf_counter() - t_start, 1e-9)
+                    tick(f"{speed:.1f} audio-s/s")
             run.flush()
         except KeyboardInterrupt:
             interrupted = True
@@ -198,7 +205,9 @@ def extract(
 class _Run:
     """Per-run state: embeds decoded clips, pools them, commits batches."""
 
-    def __init__(self, ext, layers, frame_layers, factor, audio_cfg, root, writer, batch_size):
+    def __init__(self, ext, layers, frame_layers, factor, audio_cfg, root, writer, batch_size,
+                 float16=False):
+        self.float16 = float16
         self.ext, self.layers, self.frame_layers = ext, layers, set(frame_layers)
         self.factor, self.audio_cfg, self.root = factor, audio_cfg, root
         self.writer, self.batch_size = writer, batch_size
@@ -249,6 +258,9 @@ class _Run:
                 x = out[name]
                 if not np.all(np.isfinite(x)):
                     raise AudioError(clip.path, f"the model returned non-finite values for layer {name}")
+                if self.float16 and np.abs(x).max() > F16_MAX:
+                    raise AudioError(clip.path, f"layer {name} has values beyond float16's range "
+                                     "(re-extract without --float16)")
                 stats[name].update(x)
                 if name in frames:
                     frames[name].append(downsample(np.asarray(x, dtype=np.float32), self.factor))
@@ -266,6 +278,21 @@ class _Run:
         if self.batch or self.batch_errors:
             self.writer.write(self.batch, self.batch_errors)
             self.batch, self.batch_errors = [], []
+
+
+def _create(cfg: ExtractConfig) -> Extractor:
+    """Build the extractor; ``precision`` goes to families that have a fast path."""
+    import inspect
+
+    from embedprobe.extractors.registry import get_entry
+
+    cls = get_entry(cfg.model, weights=cfg.weights).cls
+    if "precision" in inspect.signature(cls.__init__).parameters:
+        return create(cfg.model, device=cfg.device, weights=cfg.weights, precision=cfg.precision)
+    if cfg.precision not in ("auto", "fp32"):
+        raise BadValueError(f"precision for {cfg.model}", cfg.precision, ("auto", "fp32"),
+                            fix="This extractor has no reduced-precision path.")
+    return create(cfg.model, device=cfg.device, weights=cfg.weights)
 
 
 def _pick(asked: tuple[str, ...] | None, available: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -292,39 +319,3 @@ def _hop_factor(cfg: ExtractConfig, hop_s: float | None) -> int:
 def _runtime(ext: Extractor) -> dict[str, Any]:
     fn = getattr(ext, "runtime_config", None)
     return dict(fn()) if callable(fn) else {}
-
-
-class _progress:
-    """A rich progress bar (clips, clips/s, audio-s/s, ETA) or a no-op."""
-
-    def __init__(self, enabled: bool, total: int, completed: int, label: str):
-        self.enabled, self.total, self.completed, self.label = enabled, total, completed, label
-        self._p = None
-
-    def __enter__(self) -> Callable[[float], None]:
-        if not self.enabled or os.environ.get("EMBEDPROBE_NO_PROGRESS"):
-            return lambda _s: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self._p = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), transient=False,
-        )
-        self._p.start()
-        task = self._p.add_task(self.label, total=self.total, completed=self.completed, rate="")
-        t0, audio_s, n = time.perf_counter(), [0.0], [0]
-
-        def tick(seconds: float) -> None:
-            n[0] += 1
-            audio_s[0] += seconds
-            dt = max(time.perf_counter() - t0, 1e-9)
-            self._p.update(task, advance=1,
-                           rate=f"{n[0] / dt:.1f} clips/s, {audio_s[0] / dt:.1f} audio-s/s")
-
-        return tick
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()

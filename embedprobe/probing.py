@@ -19,8 +19,15 @@ import numpy as np
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.eval.data import CorpusData, scramble
-from embedprobe.eval.runner import (MatrixSpec, fragmentation, n_trainings, relative_matrix,
-                                    run_matrix, set_name)
+from embedprobe.eval.runner import (
+    MatrixSpec,
+    fragmentation,
+    n_trainings,
+    relative_matrix,
+    run_matrix,
+    set_name,
+)
+from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
 
 RESULTS_FORMAT = 1
@@ -184,7 +191,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
                       max_folds=cfg.max_folds)
-    with _progress(progress, n_trainings(data, spec)) as tick:
+    with Progress(progress, n_trainings(data, spec), "probe") as tick:
         cells = run_matrix(data, spec, on_training=tick)
     record = {
         "format": RESULTS_FORMAT,
@@ -226,42 +233,6 @@ def _tune(cfg: ProbeConfig, data: dict[str, CorpusData], corpora: tuple[str, ...
     result = tune(cfg.probe, split.X, split.y, X_val=split.X_val, y_val=split.y_val,
                   random_state=cfg.seeds[0], **params)
     return result.to_dict()
-
-
-class _progress:
-    """A rich progress bar over trainings (fold x seed x training set), with ETA."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self._p = enabled, total, None
-
-    def __enter__(self):
-        import os
-
-        if not self.enabled or os.environ.get("EMBEDPROBE_NO_PROGRESS"):
-            return lambda _label: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self._p = Progress(TextColumn("[bold]probe"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[what]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                           TimeRemainingColumn())
-        self._p.start()
-        task = self._p.add_task("probe", total=self.total, what="")
-        first = [True]
-
-        def tick(label: str) -> None:
-            if not first[0]:
-                self._p.update(task, advance=1)
-            first[0] = False
-            self._p.update(task, what=label)
-
-        self._tick_task = task
-        return tick
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.update(self._tick_task, completed=self.total)
-            self._p.stop()
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

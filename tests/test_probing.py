@@ -12,7 +12,7 @@ import pytest
 
 from embedprobe.eval.data import SCRAMBLE_MAP, scramble
 from embedprobe.extraction import ExtractConfig, extract
-from embedprobe.probing import ProbeConfig, load_corpus, cache_file, probe
+from embedprobe.probing import ProbeConfig, cache_file, load_corpus, probe
 from embedprobe.report.markdown import write_report
 from embedprobe.synth import write_corpus
 
@@ -64,7 +64,7 @@ def test_scramble_swaps_labels_and_reports_fragmentation(caches: Path, tmp_path:
     s = scramble(d)
     from embedprobe.corpora.base import CANONICAL_LABELS as L
 
-    for i, j in zip(d.y, s.y):
+    for i, j in zip(d.y, s.y, strict=False):
         assert L[j] == SCRAMBLE_MAP[L[i]]
     path = probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb+iemocap",),
                              test=("emodb", "iemocap"), probe="linear", scramble=("iemocap",),

@@ -176,11 +176,14 @@ class Block:
                     if arr is None or arr.shape != (n, dim):
                         for r, v in zip(results, vecs, strict=True):
                             _vector(v, dim, r.id, layer, what)
-                    bad = _nonfinite_rows(arr)
-                    if len(bad):
-                        i = int(bad[0])
-                        _check_range(vecs[i], dt, results[i].id, layer, what)
                     out[layer] = arr
+            for what, out in (("mean", mean), ("std", std)):  # one check over all layers
+                if n and len(_nonfinite_rows(np.concatenate(list(out.values()), axis=1))):
+                    for layer, arr in out.items():
+                        bad = _nonfinite_rows(arr)
+                        if len(bad):
+                            r = results[int(bad[0])]
+                            _check_range(getattr(r.layers[layer], what), dt, r.id, layer, what)
             for layer in header.frame_layers:
                 frames[layer] = _stack_frames(header, layer, results, dt)
         n_frames = np.array([r.n_frames for r in results], np.int64)

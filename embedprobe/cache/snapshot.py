@@ -18,6 +18,7 @@ from .store import (
     CorruptSegmentError,
     Layout,
     Segment,
+    close_all,
     commit,
     union_sessions,
     unlink_quiet,
@@ -62,9 +63,11 @@ class Snapshot:
             try:
                 return cls._try_open(layout, opened)
             except (_Changed, FileNotFoundError):
-                for seg in opened:
-                    seg.close()
+                close_all(opened)
                 time.sleep(min(0.05, 0.001 * attempt))
+            except BaseException:
+                close_all(opened)
+                raise
         raise CacheError(f"The cache {layout.main} kept changing while being opened "
                          f"({attempts} attempts). Fix: retry when its writers are idle.")
 
@@ -73,7 +76,12 @@ class Snapshot:
         key = _stat_key(layout.main)
         main = None
         if key is not None:
-            main = Segment(layout.main)
+            try:
+                main = Segment(layout.main)
+            except CorruptSegmentError as e:
+                raise CacheError(
+                    f"{e}. The main file of a cache is only ever replaced atomically, so this points to "
+                    "disk damage or a copy made while it was written. Fix: re-extract with --overwrite.") from e
             opened.append(main)
             header = main.header()
         else:
@@ -121,8 +129,7 @@ class Snapshot:
         return [p.part.name for p in self.parts]
 
     def close(self) -> None:
-        for seg in self.segments:
-            seg.close()
+        close_all(self.segments)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:

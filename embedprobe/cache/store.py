@@ -140,8 +140,12 @@ def write_text_if_absent(path: Path, text: str) -> bool:
         created = True
     except FileExistsError:
         created = False
+    except OSError:  # a filesystem without hard links: atomic, but the last of two racers wins
+        created = not path.exists()
+        if created:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink()
+        unlink_quiet(tmp)
     fsync_path(path.parent, directory=True)
     return created
 
@@ -168,6 +172,7 @@ class Segment:
 
     def __init__(self, path: Path, part: PartName | None = None):
         self.path, self.part = Path(path), part
+        self._dsets: dict[str, Any] = {}
         try:
             self.f = h5open(self.path)
         except OSError as e:
@@ -185,7 +190,6 @@ class Segment:
 
     def _load(self) -> None:
         f, a = self.f, self.f.attrs
-        self._dsets: dict[str, Any] = {}
         version = int(a["format_version"])
         if version != FORMAT_VERSION:
             newer = version > FORMAT_VERSION
@@ -247,8 +251,18 @@ class Segment:
         return self._dsets[key]
 
     def close(self) -> None:
+        """Close the file (``close_all`` closes many segments faster)."""
+        close_all([self])
+
+
+def close_all(segments: list[Segment]) -> None:
+    """Close segments, dropping every cached dataset handle first: h5py's ``File.close`` walks
+    all open HDF5 objects of the process, so closing one by one is quadratic."""
+    for seg in segments:
+        seg._dsets = {}
+    for seg in segments:
         with contextlib.suppress(Exception):
-            self.f.close()
+            seg.f.close()
 
 
 # -- coalesced reads ----------------------------------------------------------------------------

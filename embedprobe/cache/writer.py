@@ -2,20 +2,22 @@
 
 How crash safety works:
     HDF5 files are not safe to kill while they are being written, so a cache never writes
-    into a file that a reader may open. Each ``write()`` call (one batch) becomes its own small
-    part file in ``X.h5.parts/``: it is written under a temporary name, fsynced, renamed to
-    its final ``part.*.h5`` name (an atomic step) and the directory is fsynced. Readers see
-    the main file ``X.h5`` plus every committed part, de-duplicated by clip id, and ignore
-    temporary files, so a ``kill -9`` at any moment loses at most the batch in flight. To keep
-    the number of parts small, every 8 parts of one level are merged into one part of the
-    next level (LSM-style, O(n log n) copying in total); the merged part names the parts it
-    holds, so if the process dies before deleting them the copies are ignored and removed
-    later. ``finalize()`` streams everything into a new main file in manifest order,
-    written the same way (``X.h5.tmp-<pid>``, fsync, ``os.replace``, fsync the directory),
-    and only then deletes the parts. The next writer removes leftover temporary files.
-    Writers hold ``flock`` locks, which the kernel releases when a process dies, so a killed
-    run never leaves a stale lock. Clips that failed are recorded in the error table and
-    tried again on resume (the file may have been fixed).
+    into a file that a reader may open. Each ``write()`` call (one batch) becomes its own
+    small part file in ``X.h5.parts/``: it is written under a temporary name, fsynced,
+    renamed to its final ``part.*.h5`` name (an atomic step) and the directory is fsynced.
+    Readers see the main file ``X.h5`` plus every committed part, de-duplicated by clip id,
+    and ignore temporary files, so a ``kill -9`` at any moment loses at most the batch in
+    flight. To keep the number of parts small, every 8 parts of one level are merged into
+    one part of the next level (LSM-style, O(n log n) copying in total; parts over 256 MB
+    are left alone until finalize); a merged part names the parts it holds, so if the
+    process dies before deleting them the copies are ignored and removed later.
+    ``finalize()`` streams everything into a new main file in manifest order, written the
+    same way (``X.h5.tmp-<pid>-*``, fsync, ``os.replace``, fsync the directory), and only
+    then deletes the parts; the main file names them too. The next writer removes leftover
+    temporary files and moves damaged parts aside. Writers hold ``flock`` locks, which the
+    kernel releases when a process dies, so a killed run never leaves a stale lock. Clips
+    that failed are recorded in the error table and tried again on resume (the file may
+    have been fixed).
 
 Example:
     >>> with CacheWriter("emb.h5", provenance=prov, identity=ident, manifest_json=m.to_json(),
@@ -27,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import secrets
 import socket
 import threading
@@ -58,6 +59,7 @@ from .store import (
     Layout,
     PartName,
     Segment,
+    close_all,
     commit,
     h5open,
     now_ns,
@@ -121,7 +123,12 @@ class CacheWriter:
         self.layout = Layout(self.path)
         self.header = Header(provenance=dict(provenance), identity=dict(identity), manifest_json=manifest_json,
                              layers=dict(layers), frame_layers=validate_layers(layers, frames), dtype=dtype)
-        json.dumps(self.header.to_json())  # fail early on non-JSON-able provenance
+        try:
+            self.header.to_json()
+        except (TypeError, ValueError) as e:
+            raise BadValueError("provenance / identity", str(e), None,
+                                "pass JSON-able values (str, int, float, bool, None, lists, dicts, "
+                                "dataclasses, paths)") from e
         self.shard, self.n_shards, self.tag = shard, n_shards, shard_tag(shard, n_shards)
         self.compact_every, self.seal_bytes = compact_every, seal_bytes
         self._sizes: dict[str, int] = {}
@@ -137,7 +144,7 @@ class CacheWriter:
         self._shard_lock = FileLock(self.layout.shard_lock(self.tag)) if shard is not None else None
         self._acquire(overwrite)
         try:
-            self._open_state(overwrite)
+            self._open_state()
         except BaseException:
             self._release()
             raise
@@ -183,7 +190,7 @@ class CacheWriter:
                     unlink_quiet(p)
             unlink_quiet(self.layout.header_json)
 
-    def _open_state(self, overwrite: bool) -> None:
+    def _open_state(self) -> None:
         snap = Snapshot.open(self.layout)
         if snap is None:
             self.layout.parts_dir.mkdir(exist_ok=True)
@@ -328,8 +335,7 @@ class CacheWriter:
                 unlink_quiet(tmp)
                 raise
         finally:
-            for s in segs:
-                s.close()
+            close_all(segs)
         for p in parts:
             unlink_quiet(self.layout.part_path(p))
         with self._mutex:

@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         float16: bool = typer.Option(False, "--float16", help="Store features as float16."),
         weights: Path = typer.Option(None, "--weights", help="Local checkpoint file or folder."),
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
+        precision: str = typer.Option("auto", "--precision",
+                                      help="auto, fp32, fp32-onednn, bf16 or fp16 (recorded in the cache)."),
         batch_size: int = typer.Option(16, "--batch-size", help="Clips per committed batch."),
         workers: int = typer.Option(2, "--workers", help="Decoding threads."),
         chunk: float = typer.Option(30.0, "--chunk", help="Long files are processed in chunks of this many seconds."),
@@ -34,7 +36,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
-        from embedprobe.extraction import ExtractConfig, extract as run
+        from embedprobe.extraction import ExtractConfig
+        from embedprobe.extraction import extract as run
 
         k, n = _shard(shard)
         cfg = ExtractConfig(
@@ -42,7 +45,7 @@ def register(app: typer.Typer) -> None:
             frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
             dtype="float16" if float16 else "float32", chunk_s=chunk,
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
-            device=device, batch_size=batch_size, workers=workers, overwrite=overwrite,
+            device=device, precision=precision, batch_size=batch_size, workers=workers, overwrite=overwrite,
             shard=k, n_shards=n, tag=tag,
         )
 
@@ -53,7 +56,7 @@ def register(app: typer.Typer) -> None:
                 console.print(describe(manifest))
             excl = manifest.excluded_counts()
             console.print(f"{corpus}: {len(manifest)} clips, {len(manifest.labelled())} in the "
-                          "4-class set" + (f"; excluded from 4-class work: "
+                          "4-class set" + ("; excluded from 4-class work: "
                                           + ", ".join(f"{k} {v}" for k, v in excl.items()) if excl else ""))
 
         s = run(cfg, progress=not quiet, on_manifest=show)
@@ -64,7 +67,7 @@ def register(app: typer.Typer) -> None:
             f"{s.seconds:.1f} s ({rate:.1f} audio-s/s)"
             + ("" if s.complete else " - incomplete: re-run the same command to resume")
         )
-        for clip_id, path, reason in s.errors:
+        for _clip_id, path, reason in s.errors:
             console.print(f"  [red]error[/] {path}: {reason}")
         for clip_id, note in s.notes[:20]:
             console.print(f"  [dim]note[/] {clip_id}: {note}")

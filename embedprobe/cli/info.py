@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
     @friendly
     def merge(cache: Path = typer.Argument(..., help="Cache file (.h5) whose shards to merge.")) -> None:
         """Merge the shards written by `extract --shard K/N` workers into one cache file."""
-        from embedprobe.cache import merge as run, open_cache
+        from embedprobe.cache import merge as run
+        from embedprobe.cache import open_cache
 
         path = run(cache)
         with open_cache(path) as reader:

@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
-        from embedprobe.probing import ProbeConfig, load_results, probe as run
+        from embedprobe.probing import ProbeConfig, load_results
+        from embedprobe.probing import probe as run
 
         params = parse_options(param)
         for key, value in (("frame_mask", frame_mask), ("mix_prob", mix), ("noise_std", noise)):

@@ -97,8 +97,6 @@ def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
         tests = {t: test_index(data[t], fold, t in corpora) for t in spec.tests}
         eval_sets = {f"test:{t}": data[t].take(idx) for t, idx in tests.items() if idx.size}
         for seed in spec.seeds:
-            if on_training is not None:
-                on_training(f"{set_name(corpora)} fold {fold + 1}/{n_folds} seed {seed}")
             probe = create(spec.probe, random_state=seed, **spec.probe_params)
             probe.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val,
                       groups=split.groups if len(train) > 1 else None, eval_sets=eval_sets)
@@ -109,6 +107,8 @@ def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
                 proba = _full_proba(probe, X)
                 tail = last_fraction(probe.history_, split=f"test:{t}", fraction=spec.last_fraction)
                 acc[t].add(fold, seed, idx, y, proba, tail, probe)
+            if on_training is not None:  # called once per finished training
+                on_training(f"{set_name(corpora)} fold {fold + 1}/{n_folds} seed {seed}")
     return [a.result(corpora, t, spec) for t, a in acc.items()]
 
 

@@ -47,15 +47,18 @@ PRECISIONS = ("auto", "fp32", "fp32-onednn", "bf16", "fp16")
 
 # -- capabilities and the precision choice -------------------------------------------------------
 def cpu_bf16_supported() -> bool:
-    """``True`` if this CPU runs bf16 matrix multiplies natively (AVX-512 BF16 or AMX)."""
+    """``True`` if this CPU runs bf16 matrix multiplies natively (AVX-512 BF16 or AMX).
+
+    Plain AVX-512 CPUs (e.g. Skylake-X) only emulate bf16 and are slower than fp32 there.
+    """
     import torch
 
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX", "AVX512_BF16"):
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(cpu, probe, None)
+        if fn is not None and fn():
+            return True
+    return False
 
 
 def resolve_precision(precision: str, device: str) -> str:

@@ -256,7 +256,7 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
         self.load()
         x = fastpath.to_device(self._prepare(wav), self.device)[None]
         states = self._forward(x)
-        return {name: h[0].float().cpu().numpy() for name, h in zip(self.spec.layers, states)}
+        return {name: h[0].float().cpu().numpy() for name, h in zip(self.spec.layers, states, strict=True)}
 
     def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Length-bucketed padded batches with attention masks (CUDA, layer-norm models); else one by one."""
@@ -284,7 +284,7 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
                 for row, j in enumerate(bucket):
                     t = self.n_frames(prepared[j].shape[0])
                     results[j] = {name: h[row, :t].float().cpu().numpy()
-                                  for name, h in zip(self.spec.layers, states)}
+                                  for name, h in zip(self.spec.layers, states, strict=True)}
                 bucket = []
             if i >= 0:
                 bucket.append(i)
@@ -347,7 +347,8 @@ def hf_entry(rest: str, weights: Path | None) -> ExtractorEntry:
     if model_type not in W2V2_TYPES:
         raise BadValueError("model type", model_type, W2V2_TYPES,
                             fix=f"hf:{rest} is not a wav2vec2-family audio encoder")
-    conv = tuple(zip(cfg.get("conv_kernel", [k for k, _ in CONV]), cfg.get("conv_stride", [s for _, s in CONV])))
+    kernels = cfg.get("conv_kernel", [k for k, _ in CONV])
+    conv = tuple(zip(kernels, cfg.get("conv_stride", [s for _, s in CONV]), strict=True))
     sr = int(prep.get("sampling_rate", SAMPLE_RATE))
     large = bool(cfg.get("do_stable_layer_norm", False))
     group = cfg.get("feat_extract_norm", "group") == "group"

@@ -219,7 +219,7 @@ class Phi4Audio(fastpath.RuntimeMixin, Extractor):
             self.model(feats.to(self.device), None)
         # blocks see (n_blocks_of_500, 500, D) for long input: unfold back and trim the padding
         return {name: h.reshape(-1, h.shape[-1])[:t].float().cpu().numpy()
-                for name, h in zip(self.spec.layers, self._cap)}
+                for name, h in zip(self.spec.layers, self._cap, strict=True)}
 
     @classmethod
     def for_tests(cls, spec: ExtractorSpec) -> Extractor:

@@ -99,7 +99,7 @@ def frame_batch(
             own_first = np.cumsum(fs.lengths[idx]) - fs.lengths[idx]
             keep[own_first[empty] + (rng.random(empty.size) * lens).astype(np.int64)] = True
         rows, seg = rows[keep], seg[keep]
-    return pool_rows(fs.frames[torch.from_numpy(rows)], seg, b, pooling)
+    return pool_rows(fs.frames.index_select(0, torch.from_numpy(rows)), seg, b, pooling)
 
 
 def check_switches(frame_mask: float, mix_prob: float, noise_std: float) -> None:

@@ -76,13 +76,12 @@ def pool_rows(frames: Any, seg: Any, n_seg: int, how: str = "mean") -> Any:
     x = frames.to(torch.float32)
     seg = torch.as_tensor(seg, dtype=torch.int64)
     cnt = torch.bincount(seg, minlength=n_seg).clamp_min(1).to(torch.float32)[:, None]
-    s = torch.zeros((n_seg, x.shape[1]), dtype=torch.float32).index_add_(0, seg, x)
-    mean = s / cnt
+    mean = torch.zeros((n_seg, x.shape[1]), dtype=torch.float32).index_add_(0, seg, x).div_(cnt)
     if how == "mean":
         return mean
-    s2 = torch.zeros_like(s).index_add_(0, seg, x * x)
-    std = (s2 / cnt - mean * mean).clamp_min(0.0).sqrt()
-    return torch.cat([mean, std], dim=1)
+    dev = x.sub_(mean.index_select(0, seg)) if x is not frames else x - mean.index_select(0, seg)
+    var = torch.zeros_like(mean).index_add_(0, seg, dev.mul_(dev)).div_(cnt)  # two-pass: no cancellation
+    return torch.cat([mean, var.sqrt_()], dim=1)
 
 
 class FrameSet:
@@ -152,17 +151,18 @@ class FrameSet:
 
     def __getitem__(self, idx: Any) -> FrameSet:
         """The clips selected by an index array, boolean mask or slice, as a new FrameSet."""
-        sel = np.arange(len(self))[idx]
-        sel = np.atleast_1d(sel)
+        import torch
+
+        sel = np.atleast_1d(np.arange(len(self))[idx])
         rows, seg = segment_rows(self.offsets, sel)
         lens = self.lengths[sel]
-        return FrameSet(self.frames[rows], np.concatenate([[0], np.cumsum(lens)]))
+        return FrameSet(self.frames.index_select(0, torch.from_numpy(rows)), np.concatenate([[0], np.cumsum(lens)]))
 
     def clip(self, i: int) -> Any:
         """Frames of clip ``i`` as a ``(T_i, D)`` tensor view."""
         return self.frames[self.offsets[i]:self.offsets[i + 1]]
 
-    def pool(self, how: str = "mean", idx: Any = None, *, chunk: int = 8192) -> Any:
+    def pool(self, how: str = "mean", idx: Any = None, *, chunk: int = 2048) -> Any:
         """Pooled ``(n, D)`` (``"mean"``) or ``(n, 2D)`` (``"mean+std"``) float32 tensor.
 
         Args:
@@ -176,8 +176,13 @@ class FrameSet:
         out = []
         for start in range(0, sel.size, chunk):
             part = sel[start:start + chunk]
+            if part.size and np.all(np.diff(part) == 1):  # consecutive clips: a view, no gather
+                lo, hi = self.offsets[part[0]], self.offsets[part[-1] + 1]
+                seg = np.repeat(np.arange(part.size), self.lengths[part])
+                out.append(pool_rows(self.frames[lo:hi], seg, part.size, how))
+                continue
             rows, seg = segment_rows(self.offsets, part)
-            out.append(pool_rows(self.frames[torch.from_numpy(rows)], seg, part.size, how))
+            out.append(pool_rows(self.frames.index_select(0, torch.from_numpy(rows)), seg, part.size, how))
         if not out:
             width = self.dim * (2 if how == "mean+std" else 1)
             return torch.zeros((0, width), dtype=torch.float32)

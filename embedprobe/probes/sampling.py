@@ -56,11 +56,13 @@ class BalancedSampler:
         groups_per_cls = np.bincount(cell_cls, minlength=cls_u.size)
         p = 1.0 / cls_u.size / groups_per_cls[cell_cls]
         self.cell_p = p / p.sum()
+        self._cum = np.cumsum(self.cell_p)
 
     def draw(self, n: int) -> np.ndarray:
         """``n`` clip indices drawn with replacement."""
-        cell = self.rng.choice(self.cell_p.size, size=n, p=self.cell_p)
-        within = (self.rng.random(n) * self.cell_size[cell]).astype(np.int64)
+        u = self.rng.random((2, n))
+        cell = np.minimum(np.searchsorted(self._cum, u[0], side="right"), self.cell_p.size - 1)
+        within = (u[1] * self.cell_size[cell]).astype(np.int64)
         return self.order[self.cell_start[cell] + within]
 
 

@@ -16,22 +16,34 @@ import torch.nn.functional as F
 
 from embedprobe.eval.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
-from embedprobe.probes.features import FrameSet
+from embedprobe.probes.features import FrameSet, _as_tensor
 from embedprobe.probes.sampling import BalancedSampler
 
 
-def _standardiser(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std per feature (two passes, float64 sums); a constant feature gets scale 1."""
-    xn = x.numpy()
-    n = max(xn.shape[0], 1)
-    mean = sum((xn[s:s + chunk].sum(axis=0, dtype=np.float64) for s in range(0, xn.shape[0], chunk)),
-               np.zeros(xn.shape[1])) / n
-    m32 = mean.astype(np.float32)
-    var = sum((np.square(xn[s:s + chunk] - m32).sum(axis=0, dtype=np.float64)
-               for s in range(0, xn.shape[0], chunk)), np.zeros(xn.shape[1])) / n
-    std = np.sqrt(var)
-    std = np.where(std > 1e-12 * (1.0 + np.abs(mean)), std, 1.0)
-    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std of ``src[rows]`` (all rows if None) without a full copy.
+
+    Two passes (mean, then the variance of the centred values); float32 cascade sums within a
+    chunk, float64 across chunks; a constant feature gets scale 1.
+    """
+    n_rows = src.shape[0] if rows is None else rows.size
+    parts = [(s, min(s + chunk, n_rows)) for s in range(0, n_rows, chunk)]
+
+    def block(a: int, b: int) -> torch.Tensor:
+        t = src[a:b] if rows is None else src.index_select(0, torch.from_numpy(rows[a:b]))
+        return t.to(torch.float32)
+
+    n = max(n_rows, 1)
+    total = torch.zeros(src.shape[1], dtype=torch.float64)
+    for a, b in parts:
+        total += block(a, b).sum(dim=0).double()
+    mean = (total / n).float()
+    sq = torch.zeros(src.shape[1], dtype=torch.float64)
+    for a, b in parts:
+        sq += (block(a, b) - mean).square_().sum(dim=0).double()  # never in place: src may be the caller's
+    std = (sq / n).sqrt()
+    std = torch.where(std > 1e-12 * (1.0 + mean.double().abs()), std, torch.ones_like(std))
+    return mean, std.float()
 
 
 def _optimizer(net: torch.nn.Module, lr: float, weight_decay: float, dev: torch.device) -> torch.optim.Optimizer:
@@ -77,13 +89,21 @@ def train(
     is_frames = isinstance(X, FrameSet)
     y_tr = y[train_idx]
 
-    raw = X.pool(p.pooling, train_idx) if is_frames else torch.from_numpy(
-        np.ascontiguousarray(np.asarray(X[train_idx], dtype=np.float32)))
-    mean, scale = _standardiser(raw)
+    frame_aug = is_frames and (p.frame_mask > 0 or p.mix_prob > 0)
+    if is_frames:  # pooled once; with frame augmentations only for the standardisation
+        src, rows = X.pool(p.pooling, train_idx), np.arange(train_idx.size)
+    else:  # the caller's array itself (no copy when float32): batches are gathered from it
+        src = _as_tensor(X)
+        src, rows = (src if src.dtype == torch.float32 else src.to(torch.float32)), train_idx
+    full = rows.size == src.shape[0] and np.array_equal(rows, np.arange(src.shape[0]))
+    mean, scale = _moments(src, None if full else rows)
     p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
     p._mean_t, p._scale_t = mean, scale
-    x_tr = None if is_frames and (p.frame_mask > 0 or p.mix_prob > 0) else raw.sub_(mean).div_(scale).to(dev)
-    del raw
+    if frame_aug:
+        src = None
+    else:
+        src = src.to(dev)
+    mean_d, scale_d = mean.to(dev), scale.to(dev)
     y_all = torch.from_numpy(y_tr).to(dev)
     std_sets = {name: ((x - mean) / scale, yy) for name, (x, yy) in sets.items()}
     x_val = None if val is None else ((val[0] - mean) / scale, val[1])
@@ -95,33 +115,36 @@ def train(
     lr = float(p.lr)
     best, best_step, best_state, bad, drops = -np.inf, 0, None, 0, 0
     history: list[dict] = []
-    loss_sum, loss_n, stopped, step = torch.zeros(()), 0, False, 0
-    for step in range(1, int(p.max_steps) + 1):
-        p.net_.train()
-        idx = sampler.draw(int(p.batch_size))
-        if x_tr is None:
-            xb = (frame_batch(X, train_idx[idx], y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
-                              pooling=p.pooling, rng=rng) - mean) / scale
-            xb = xb.to(dev)
+    loss_sum, loss_n, stopped, step = torch.zeros((), device=dev), 0, False, 0
+    max_steps, eval_every, batch_size = int(p.max_steps), int(p.eval_every), int(p.batch_size)
+    net = p.net_
+    net.train()
+    for step in range(1, max_steps + 1):
+        idx = sampler.draw(batch_size)
+        if src is None:
+            xb = frame_batch(X, train_idx[idx], y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
+                             pooling=p.pooling, rng=rng).to(dev)
         else:
-            xb = x_tr.index_select(0, torch.from_numpy(idx).to(dev))
+            xb = src.index_select(0, torch.from_numpy(rows[idx]).to(dev))
+        xb = xb.sub_(mean_d).div_(scale_d)
         if p.noise_std > 0:
-            xb = xb + p.noise_std * torch.randn(xb.shape, generator=gen).to(dev)
-        loss = F.cross_entropy(p.net_(xb, gen), y_all[torch.from_numpy(idx).to(dev)])
+            xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev), alpha=p.noise_std)
+        loss = F.cross_entropy(net(xb, gen), y_all.index_select(0, torch.from_numpy(idx).to(dev)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_sum += loss.detach().cpu()
+        loss_sum += loss.detach()
         loss_n += 1
-        if step % int(p.eval_every) and step != int(p.max_steps):
+        if step % eval_every and step != max_steps:
             continue
         entry: dict[str, Any] = {"step": step, "loss": float(loss_sum) / loss_n, "lr": lr, "metrics": {}}
-        loss_sum, loss_n = torch.zeros(()), 0
+        loss_sum, loss_n = torch.zeros((), device=dev), 0
         if x_val is not None:
             entry["metrics"]["val"] = _score(p, x_val[0], x_val[1])
         for name, (xs, ys) in std_sets.items():
             entry["metrics"][name] = _score(p, xs, ys)
         history.append(entry)
+        net.train()  # scoring switched to eval mode
         if p.verbose:
             shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in entry["metrics"].items())
             print(f"[{type(p).__name__}] step {step} loss {entry['loss']:.4f} lr {lr:.2e} {shown}")

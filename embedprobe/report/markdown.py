@@ -49,7 +49,7 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
     lines.append("")
     mats = [metric_matrix(rec["cells"], m, title) for m, title in MATRICES]
     mats.append(relative_from(rec, "wf1"))
-    for key, m in zip(("auroc", "wf1", "relative-wf1"), mats):
+    for key, m in zip(("auroc", "wf1", "relative-wf1"), mats, strict=False):
         png = save_heatmap(m, figs / f"{stem}__{key}.png")
         lines += [f"### {m.title}", "", to_markdown(m), "", f"![{m.title}]({png.relative_to(base)})", ""]
     lines += _last20(rec)

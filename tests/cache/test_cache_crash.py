@@ -18,7 +18,7 @@ from cache_synth import IDENTITY, content_hash_of, fails, frames_of, kwargs, mak
 
 import embedprobe.cache.snapshot as snapshot_mod
 import embedprobe.cache.writer as writer_mod
-from embedprobe.cache import CacheWriter, open_cache
+from embedprobe.cache import CacheError, CacheWriter, open_cache
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -202,3 +202,45 @@ def test_reader_of_a_cache_without_main_file(tmp_path):
     w.finalize()
     with open_cache(path) as r:
         assert r.ids == m.ids and r.complete
+
+
+def test_damaged_main_file_is_reported_and_overwrite_recovers(tmp_path):
+    m = make_manifest(4)
+    path = tmp_path / "c.h5"
+    path.write_bytes(b"not an hdf5 file" * 64)
+    with pytest.raises(CacheError, match="main file of a cache.*--overwrite"):
+        open_cache(path)
+    with pytest.raises(CacheError, match="--overwrite"):
+        CacheWriter(path, **kwargs(m))
+    with CacheWriter(path, **kwargs(m), overwrite=True) as w:
+        w.write([result(c) for c in m.ids])
+        w.finalize()
+    with open_cache(path) as r:
+        assert r.complete and r.ids == m.ids
+
+
+def test_readers_during_a_live_writer_process(tmp_path):
+    """Readers opened again and again while another process writes, compacts and finalizes
+    always see a consistent, growing cache with correct values."""
+    n = 240
+    path, log_path = tmp_path / "c.h5", tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])}
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(path), str(log_path), str(n), "3"], env=env,
+                            stderr=subprocess.PIPE)
+    rng = random.Random(7)
+    seen, opened = 0, 0
+    try:
+        while proc.poll() is None:
+            if path.exists() or path.with_name("c.h5.parts").joinpath("header.json").exists():
+                with open_cache(path) as r:
+                    assert len(r.ids) >= seen and len(set(r.ids)) == len(r.ids)
+                    seen = len(r.ids)
+                    check_values(r, rng.sample(r.ids, min(5, len(r.ids))))
+                    opened += 1
+            time.sleep(0.01)
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert opened >= 5
+    with open_cache(path) as r:
+        assert r.complete and len(r.ids) == sum(not fails(c) for c in make_manifest(n).ids)

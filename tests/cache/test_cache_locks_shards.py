@@ -144,3 +144,21 @@ def test_sharded_overwrite_needs_stopped_writers_and_remove_cache(tmp_path):
             remove_cache(path)
     remove_cache(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5.lock"]
+
+
+def test_shard_worker_processes_in_parallel_make_one_cache(tmp_path):
+    from cache_synth import fails, frames_of
+
+    n = 120
+    path = tmp_path / "c.h5"
+    procs = [subprocess.Popen([sys.executable, str(HERE / "cache_kill_child.py"), str(path),
+                               str(tmp_path / f"log{k}"), str(n), "4", str(k), "3"],
+                              env=child_env(), stderr=subprocess.PIPE) for k in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    m = make_manifest(n)
+    with open_cache(path) as r:  # the last worker to finish merged everything
+        assert r.complete and r.info()["n_parts"] == 0
+        assert r.ids == [c for c in m.ids if not fails(c)]
+        np.testing.assert_array_equal(r.frames("layer_1", r.ids[-1:])[0], frames_of(r.ids[-1], "layer_1", 4))

@@ -172,3 +172,29 @@ def test_named_spec_loads_a_local_wavlm_large_architecture(tmp_path):
     assert list(out) == list(WAVLM_LARGE.layers)
     assert all(v.shape == (24, 1024) and np.isfinite(v).all() for v in out.values())
     assert ext.weights_revision().startswith("sha256:") and ext.weights_present()
+
+
+@pytest.mark.slow
+def test_cli_extract_wavlm_large_with_local_weights(tmp_path):
+    """`embedprobe extract --model wavlm-large --weights DIR` on a saved random-init checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    from embedprobe.cache import open_cache
+    from embedprobe.synth import write_corpus
+
+    folder, _ = _save_tiny(tmp_path, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                           intermediate_size=64)
+    root = write_corpus("emodb", tmp_path / "corpus", n_speakers=2, clips_per_class=1)
+    env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
+    r = subprocess.run([sys.executable, "-m", "embedprobe.cli.main", "extract", "--model", "wavlm-large",
+                        "--weights", str(folder), "--corpus", "emodb", "--root", str(root),
+                        "--out", str(tmp_path / "cache"), "--layers", "layer12,final"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    with open_cache(tmp_path / "cache" / "emodb__wavlm-large.h5") as c:
+        assert c.complete and c.n_clips == 14 and c.dims == {"layer12": 1024, "final": 1024}
+        assert np.isfinite(c.pooled("final")).all()
+        assert c.identity["weights_revision"].startswith("sha256:")
+        assert c.identity["runtime"]["precision"] in ("fp32", "bf16")

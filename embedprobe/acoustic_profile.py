@@ -1,0 +1,519 @@
+"""Acoustic profile of a corpus (paper Figure 4): per-clip blind measures, cached, compared.
+
+``profile(corpus, root, out_dir=...)`` decodes every clip (or a seeded subset), optionally
+makes ``copies`` augmented versions of it, measures them with
+:func:`embedprobe.augment.acoustics.measure` (DNSMOS P.835, T60, C50, WADA-SNR, loudness)
+and appends the values to one CSV per (corpus, augmentation, seed)::
+
+    <out_dir>/acoustics__<corpus>.csv                   raw clips
+    <out_dir>/acoustics__<corpus>__aug-<name>-s<seed>.csv  augmented copies
+    <same path>.json                                    provenance sidecar
+
+The CSV has one row per (clip, copy): ``id, copy, speaker, label, native_label,
+duration_s``, one column per measure, ``error`` (why a clip has no values) and
+``aug_params`` (the JSON parameters the augmentation drew, enough to replay it). Rows are
+appended in batches with one ``write`` + ``fsync``; a crash can leave at most one torn last
+line, which the next run cuts off before resuming, so it loses at most one batch. A re-run
+measures only the (clip, copy) pairs that are missing; asking for other measures, another
+augmentation or seed in the same file is refused (:class:`CacheMismatchError`). The sidecar
+records the identity, every run (config, seconds, counts), package and code versions, and
+the full augmentation spec.
+
+``compare(folder)`` loads every profile of a folder, draws Figure 4 (``acoustics.png``:
+row "raw" with the raw profiles, one row per augmentation with the augmented profile of each
+corpus, or its raw one if it has none, as in the paper) and returns the distances between
+all profiles (:func:`embedprobe.augment.acoustics.distribution_distances`).
+
+Cost: DNSMOS dominates (~0.55 CPU-s per 2 s clip, one onnxruntime thread); T60 ~10 ms,
+WADA-SNR and loudness ~1 ms. ``workers`` runs clips in that many processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import BadValueError, CacheError, CacheLockedError, CacheMismatchError
+from embedprobe.provenance import code_version, package_versions, to_jsonable
+
+PROFILE_FORMAT = 1
+SAMPLE_RATE = 16000  # DNSMOS' rate; T60 analyses at 8 kHz, loudness at any rate
+META_COLUMNS = ("id", "copy", "speaker", "label", "native_label", "duration_s")
+TAIL_COLUMNS = ("error", "aug_params")
+STRING_COLUMNS = ("id", "speaker", "label", "native_label", "error", "aug_params")
+
+
+def profile_path(out_dir: str | Path, corpus: str, augment: str | None = None, seed: int = 0) -> Path:
+    """Where the profile of ``corpus`` (augmented with ``augment`` and ``seed``) is cached."""
+    name = f"acoustics__{corpus}" + (f"__aug-{augment}-s{int(seed)}" if augment else "")
+    return Path(out_dir) / f"{name}.csv"
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def select_clips(clips: list, max_clips: int | None, subset_seed: int = 0) -> list:
+    """The first ``max_clips`` clips in a seeded hash order, returned in manifest order.
+
+    The order is SHA-256 of ``"<subset_seed>:<clip id>"``, so subsets are nested (the 150
+    clips of ``max_clips=150`` are among those of ``max_clips=200``), the same for raw and
+    augmented profiles, and independent of the augmentation seed.
+    """
+    if max_clips is None or max_clips >= len(clips):
+        return list(clips)
+    if max_clips < 1:
+        raise BadValueError("max_clips", max_clips, fix="Use a positive number of clips.")
+    key = {c.id: hashlib.sha256(f"{subset_seed}:{c.id}".encode()).hexdigest() for c in clips}
+    keep = set(sorted(key, key=key.get)[:max_clips])
+    return [c for c in clips if c.id in keep]
+
+
+def profile(
+    corpus: str,
+    root: str | Path,
+    *,
+    out_dir: str | Path,
+    augment: str | None = None,
+    copies: int = 1,
+    seed: int = 0,
+    max_clips: int | None = None,
+    subset_seed: int = 0,
+    which: Iterable[str] | None = None,
+    labelled_only: bool = False,
+    workers: int = 1,
+    threads: int = 1,
+    batch_size: int = 16,
+    overwrite: bool = False,
+    progress: bool = True,
+    corpus_options: dict[str, Any] | None = None,
+) -> Path:
+    """Measure (and cache) the acoustic profile of one corpus, resuming a previous run.
+
+    Args:
+        corpus: registered corpus name (``embedprobe list corpora``).
+        root: corpus root.
+        out_dir: folder of the profile CSVs.
+        augment: augmentation name from ``AUGMENTATIONS`` (e.g. ``"paper"``), or ``None``.
+        copies: augmented copies per clip (ignored without ``augment``).
+        seed: augmentation seed (copy ``k`` of clip ``c`` is reproducible from it).
+        max_clips: measure a seeded subset of this many clips (see :func:`select_clips`).
+        subset_seed: the subset's seed.
+        which: measures (default: every measure whose dependencies are installed).
+        labelled_only: only clips in the 4-class set.
+        workers: processes measuring clips in parallel (1: in this process).
+        threads: onnxruntime threads per process for DNSMOS.
+        batch_size: rows per atomic append.
+        overwrite: start the profile over.
+        progress: show a rich progress bar with ETA.
+        corpus_options: reader options (``embedprobe.corpora.scan``).
+
+    Returns:
+        The profile CSV path (read it with :func:`load_profile`).
+
+    Raises:
+        CacheMismatchError: the existing profile was made with other measures, corpus,
+            augmentation or seed.
+        CacheLockedError: another process is writing the same profile.
+        MissingDependencyError: a measure or augmentation needs an optional extra.
+        KeyboardInterrupt: re-raised after the rows measured so far are saved.
+    """
+    from embedprobe.augment import acoustics
+    from embedprobe.cache.locks import FileLock, describe_holders
+    from embedprobe.corpora import scan
+
+    measures = tuple(acoustics.available()) if which is None else acoustics._check_which(which)
+    _check_measures_installed(measures)
+    spec = _augment_spec(augment)
+    copies = int(copies) if augment else 1
+    if copies < 1 or workers < 1 or threads < 1 or batch_size < 1:
+        raise BadValueError("copies/workers/threads/batch_size", (copies, workers, threads, batch_size),
+                            fix="Use integers >= 1.")
+    manifest = scan(corpus, root, **(corpus_options or {}))
+    clips = manifest.labelled() if labelled_only else list(manifest.clips)
+    clips = select_clips(clips, max_clips, subset_seed)
+    path = profile_path(out_dir, corpus, augment, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    identity = {
+        "corpus": corpus, "corpus_options": to_jsonable(corpus_options or {}),
+        "measures": list(measures), "sample_rate": SAMPLE_RATE, "augmentation": None if spec is None
+        else {"name": augment, "fingerprint": spec.fingerprint(), "seed": int(seed)},
+    }
+    lock = FileLock(str(path) + ".lock")
+    if not lock.acquire():
+        raise CacheLockedError(f"The profile {path} is being written by another process: "
+                               f"{describe_holders([lock.path])}. Fix: wait for it, or use another --out.")
+    lock.write_info("acoustics")
+    try:
+        meta = _open(path, identity, measures, overwrite)
+        done = _done_pairs(path)
+        todo = [(c, [k for k in range(copies) if (c.id, k) not in done]) for c in clips]
+        todo = [(c, ks) for c, ks in todo if ks]
+        run = {"started_unix": time.time(), "code_version": code_version(), "n_selected": len(clips),
+               "copies": copies, "max_clips": max_clips, "subset_seed": subset_seed, "workers": workers,
+               "threads": threads, "labelled_only": labelled_only, "n_done_before": len(done)}
+        meta.update(identity=identity, versions=package_versions(), code_version=code_version(),
+                    augmentation=None if spec is None else {"name": augment, "seed": int(seed),
+                                                            "config": spec.config()})
+        t0 = time.perf_counter()
+        n_new, n_err, interrupted = 0, 0, False
+        root_dir = Path(manifest.root)
+        tasks = [(str(root_dir / c.path), c.id, c.speaker, c.label or "", c.native_label, ks, augment,
+                  int(seed), measures, threads) for c, ks in todo]
+        total = sum(len(ks) for _, ks in todo)
+        with _Progress(progress, total, len(done), f"acoustics {corpus}" + (f"+{augment}" if augment else "")) as tick, \
+                open(path, "a", newline="") as f:
+            batch: list[dict[str, Any]] = []
+            try:
+                for rows in _run(tasks, workers):
+                    batch.extend(rows)
+                    n_new += len(rows)
+                    n_err += sum(bool(r["error"]) for r in rows)
+                    tick(len(rows))
+                    if len(batch) >= batch_size:
+                        _append(f, batch, measures)
+                        batch = []
+            except KeyboardInterrupt:
+                interrupted = True
+            _append(f, batch, measures)
+        run.update(seconds=round(time.perf_counter() - t0, 3), n_new=n_new, n_errors=n_err,
+                   interrupted=interrupted)
+        meta.setdefault("runs", []).append(run)
+        n_rows = len(_done_pairs(path))
+        meta.update(n_rows=n_rows, complete=not interrupted and n_new == total)
+        _write_json(sidecar_path(path), meta)
+    finally:
+        lock.release(clear_info=True)
+    if interrupted:
+        raise KeyboardInterrupt
+    return path
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+def _measure_clip(task: tuple) -> list[dict[str, Any]]:
+    """Decode one clip, augment each missing copy, measure; one row per copy (errors too)."""
+    from embedprobe import audio
+    from embedprobe.augment import acoustics
+    from embedprobe.errors import AudioError, MissingDependencyError
+
+    path, clip_id, speaker, label, native, copies, augment, seed, measures, threads = task
+    base = {"id": clip_id, "speaker": speaker, "label": label, "native_label": native}
+    try:
+        wav = audio.load(path, audio.AudioConfig(sample_rate=SAMPLE_RATE))
+    except AudioError as e:
+        return [{**base, "copy": k, "duration_s": float("nan"), "error": e.reason, "aug_params": ""}
+                for k in copies]
+    rows = []
+    for k in copies:
+        x, params = wav, ""
+        try:
+            if augment:
+                from embedprobe.augment import augment as run_augment
+
+                out = run_augment(wav, SAMPLE_RATE, augment, seed=seed, clip_id=clip_id, copy=k)
+                x, params = out.wav, json.dumps(out.params, separators=(",", ":"))
+            values = acoustics.measure(x, SAMPLE_RATE, which=measures, threads=threads)
+        except MissingDependencyError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad clip must not end a long run
+            rows.append({**base, "copy": k, "duration_s": len(x) / SAMPLE_RATE, "aug_params": params,
+                         "error": f"measure failed: {type(e).__name__}: {e}".replace("\n", " ")})
+            continue
+        rows.append({**base, "copy": k, "duration_s": len(x) / SAMPLE_RATE, **values, "error": "",
+                     "aug_params": params})
+    return rows
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent saves and stops the pool
+
+
+def _run(tasks: list[tuple], workers: int):
+    """Yield the rows of each task; in ``workers`` spawned processes when > 1 (any order)."""
+    if workers == 1 or len(tasks) <= 1:
+        for t in tasks:
+            yield _measure_clip(t)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint)
+    pending: set = set()
+    it = iter(tasks)
+    try:
+        for t in it:
+            pending.add(pool.submit(_measure_clip, t))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_measure_clip, nxt))
+                yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _augment_spec(name: str | None):
+    if not name:
+        return None
+    from embedprobe.augment.base import resolve
+
+    return resolve(name)
+
+
+def _check_measures_installed(measures: tuple[str, ...]) -> None:
+    from embedprobe.augment import acoustics
+    from embedprobe.errors import MissingDependencyError
+
+    have = set(acoustics.available())
+    for m in measures:
+        if m not in have:
+            raise MissingDependencyError(acoustics.OPTIONAL[m], "acoustics", f"the measure {m!r}")
+
+
+# --- the CSV and its sidecar -----------------------------------------------------------------
+
+def _columns(measures: Iterable[str]) -> list[str]:
+    return [*META_COLUMNS, *measures, *TAIL_COLUMNS]
+
+
+def _open(path: Path, identity: dict[str, Any], measures: tuple[str, ...], overwrite: bool) -> dict:
+    """Create, or check and repair, the profile; returns its sidecar record."""
+    side = sidecar_path(path)
+    if overwrite or not path.exists():
+        path.write_text(",".join(_columns(measures)) + "\n")
+        meta: dict[str, Any] = {"format": PROFILE_FORMAT, "kind": "embedprobe.acoustics", "runs": []}
+        _write_json(side, meta | {"identity": identity})
+        return meta
+    meta = json.loads(side.read_text()) if side.exists() else {"format": PROFILE_FORMAT,
+                                                               "kind": "embedprobe.acoustics"}
+    old = meta.get("identity")
+    if old is not None and old != identity:
+        diff = "; ".join(f"{k}: {old.get(k)!r} there, {identity.get(k)!r} here"
+                         for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k))
+        raise CacheMismatchError(f"The profile {path} was made with other settings ({diff}). "
+                                 "Fix: use another --out, or --overwrite to start over.")
+    with open(path, "rb+") as f:  # cut a torn last line left by a crash mid-append
+        data = f.read()
+        header = data.split(b"\n", 1)[0].decode()
+        if header != ",".join(_columns(measures)):
+            raise CacheMismatchError(f"The profile {path} has columns {header!r}, expected "
+                                     f"{','.join(_columns(measures))!r}. Fix: use another --out or --overwrite.")
+        if not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+    return meta
+
+
+def _fmt(v: Any) -> Any:
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else v
+
+
+def _append(f, rows: list[dict[str, Any]], measures: tuple[str, ...]) -> None:
+    if not rows:
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for r in rows:
+        w.writerow([_fmt(r.get(c, float("nan"))) for c in _columns(measures)])
+    f.write(buf.getvalue())  # one write per batch, then to disk
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _write_json(path: Path, blob: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(to_jsonable(blob), indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    text = Path(path).read_text()
+    if not text.endswith("\n"):  # a torn last line is not a row
+        text = text[: text.rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise CacheError(f"{path} is empty. Fix: delete it and re-run `embedprobe acoustics`.")
+    return rows[0], rows[1:]
+
+
+def _done_pairs(path: Path) -> set[tuple[str, int]]:
+    head, body = _rows(path)
+    i, k = head.index("id"), head.index("copy")
+    return {(r[i], int(r[k])) for r in body}
+
+
+def load_profile(path: str | Path) -> dict[str, np.ndarray]:
+    """A profile CSV as columns: ``id, speaker, label, native_label, error, aug_params`` as
+    strings, ``copy`` as int, ``duration_s`` and every measure as float64 (``nan`` = none).
+
+    Example:
+        >>> p = load_profile("profiles/acoustics__emodb.csv")      # doctest: +SKIP
+        >>> float(np.nanmedian(p["snr"]))                          # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CacheError(f"No acoustic profile at {path}. Fix: run `embedprobe acoustics --corpus C "
+                         f"--root PATH --out {path.parent}` first.")
+    head, body = _rows(path)
+    cols = list(zip(*body, strict=True)) if body else [() for _ in head]
+    out: dict[str, np.ndarray] = {}
+    for name, col in zip(head, cols, strict=True):
+        if name == "copy":
+            out[name] = np.array(col, dtype=np.int64)
+        elif name in STRING_COLUMNS:
+            out[name] = np.array(col, dtype=str)
+        else:
+            out[name] = np.array([float(v) if v else np.nan for v in col], dtype=np.float64)
+    return out
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The provenance sidecar of a profile (identity, runs, versions, augmentation spec)."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise CacheError(f"{path} has no sidecar {side.name}. Fix: re-run `embedprobe acoustics` "
+                         "with --overwrite.")
+    return json.loads(side.read_text())
+
+
+# --- comparing profiles ----------------------------------------------------------------------
+
+def profile_label(meta: dict[str, Any]) -> str:
+    """``"emodb"`` for a raw profile, ``"emodb+paper"`` (``-s<seed>`` if seed != 0) augmented."""
+    ident = meta["identity"]
+    aug = ident.get("augmentation")
+    if not aug:
+        return ident["corpus"]
+    return f"{ident['corpus']}+{aug['name']}" + (f"-s{aug['seed']}" if aug["seed"] else "")
+
+
+def load_profiles(paths: str | Path | Iterable[str | Path]) -> dict[str, dict[str, Any]]:
+    """``{label: {"path", "meta", "values": {measure: finite-or-nan values}}}`` for profile
+    CSVs given as a list or found in a folder (``acoustics__*.csv``)."""
+    from embedprobe.augment.acoustics import MEASURES
+
+    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
+        files = sorted(Path(paths).glob("acoustics__*.csv"))
+        if not files:
+            raise CacheError(f"No acoustic profiles (acoustics__*.csv) in {paths}. Fix: run "
+                             f"`embedprobe acoustics --corpus C --root PATH --out {paths}`.")
+    else:
+        files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    out: dict[str, dict[str, Any]] = {}
+    for f in files:
+        meta = read_meta(f)
+        label = profile_label(meta)
+        if label in out:
+            label = f"{label} ({f.parent.name}/{f.stem})"
+        cols = load_profile(f)
+        out[label] = {"path": f, "meta": meta, "values": {m: cols[m] for m in MEASURES if m in cols}}
+    return out
+
+
+def medians(profiles: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per profile and measure: ``n`` finite values, median, 25th and 75th percentiles."""
+    rows = []
+    for label, p in profiles.items():
+        for m, x in p["values"].items():
+            x = x[np.isfinite(x)]
+            q = np.percentile(x, [25, 50, 75]) if len(x) else [np.nan] * 3
+            rows.append({"profile": label, "measure": m, "n": int(len(x)), "q25": float(q[0]),
+                         "median": float(q[1]), "q75": float(q[2])})
+    return rows
+
+
+def compare(paths: str | Path | Iterable[str | Path], *, figure: str | Path | None = None,
+            measures: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], Path | None]:
+    """Distances between every pair of profiles, and the Figure-4 plot.
+
+    Args:
+        paths: a folder of profiles or a list of profile CSVs.
+        figure: PNG path (default ``<folder of the first profile>/acoustics.png``).
+        measures: restrict to these measures.
+
+    Returns:
+        ``(rows, figure_path)``: the rows of
+        :func:`~embedprobe.augment.acoustics.distribution_distances` between all profiles
+        (``corpus_a``/``corpus_b`` are profile labels, e.g. ``emodb`` and ``emodb+paper``).
+    """
+    from embedprobe.augment.acoustics import distribution_distances
+    from embedprobe.augment.plots import plot_distributions
+
+    profiles = load_profiles(paths)
+    values = {label: p["values"] for label, p in profiles.items()}
+    ms = list(measures) if measures is not None else None
+    rows = distribution_distances(values, measures=ms)
+    raw = {lab: p for lab, p in profiles.items() if not p["meta"]["identity"].get("augmentation")}
+    conditions: dict[str, dict[str, Any]] = {}
+    if raw:
+        conditions["raw"] = {lab: values[lab] for lab in raw}
+    for aug in sorted({p["meta"]["identity"]["augmentation"]["name"] for p in profiles.values()
+                       if p["meta"]["identity"].get("augmentation")}):
+        row: dict[str, Any] = {}
+        for corpus in dict.fromkeys(p["meta"]["identity"]["corpus"] for p in profiles.values()):
+            mine = [lab for lab, p in profiles.items() if p["meta"]["identity"]["corpus"] == corpus
+                    and (p["meta"]["identity"].get("augmentation") or {}).get("name") == aug]
+            for lab in mine or [lab for lab, p in raw.items() if p["meta"]["identity"]["corpus"] == corpus]:
+                row[lab] = values[lab]
+        conditions[f"augm. ({aug})"] = row
+    path = Path(figure) if figure else next(iter(profiles.values()))["path"].parent / "acoustics.png"
+    import matplotlib.pyplot as plt
+
+    fig = plot_distributions(conditions, measures=ms, path=path)
+    plt.close(fig)
+    return rows, path
+
+
+class _Progress:
+    """A rich progress bar over (clip, copy) measurements with rate and ETA, or a no-op."""
+
+    def __init__(self, enabled: bool, total: int, completed: int, label: str):
+        self.enabled, self.total, self.completed, self.label = enabled, total, completed, label
+        self._p = None
+
+    def __enter__(self):
+        if not self.enabled or os.environ.get("EMBEDPROBE_NO_PROGRESS") or not self.total:
+            return lambda _n: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn())
+        self._p.start()
+        task = self._p.add_task(self.label, total=self.total + self.completed,
+                                completed=self.completed, rate="")
+        t0, n = time.perf_counter(), [0]
+
+        def tick(k: int) -> None:
+            n[0] += k
+            self._p.update(task, advance=k, rate=f"{n[0] / max(time.perf_counter() - t0, 1e-9):.2f} clips/s")
+
+        return tick
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.stop()

@@ -1,0 +1,186 @@
+"""Optional bench sections: acoustic conditions per corpus and the domain gap per model.
+
+Both call modules that may be absent from an installation (``embedprobe.acoustic_profile``,
+``embedprobe.domain_report``); they are imported only when a config enables the section, and
+an absent module makes the section say so instead of failing the bench. Each task writes a
+marker JSON with a fingerprint of its inputs, so a re-run skips sections already made.
+
+Acoustics: ``acoustic_profile.profile`` writes per-clip values into ``<out>/acoustics/<key>/``
+(``acoustics__<reader>.csv``, and ``acoustics__<reader>__aug-<name>-s<seed>.csv`` when
+``[acoustics] options`` name an ``augment``); the report reads them per corpus key, plots them
+with ``augment.plots.plot_distributions`` (the paper's Figure 4: a raw row and one row per
+augmentation) and tabulates distances between corpora with
+``augment.acoustics.distribution_distances``.
+
+Domain gap: ``domain_report.domain_gap_for(model, cache_dir, layers=..., corpora=...)``
+(Fréchet distances per corpus pair and layer, corpus identifiability) for the grid's layers,
+written to ``<out>/domain/`` (its own JSON and Markdown) and kept in ``<out>/domain/<model>.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from embedprobe.bench.config import BenchConfig
+from embedprobe.errors import BadValueError, EmbedprobeError
+from embedprobe.provenance import fingerprint, to_jsonable
+
+MODULES = {"acoustics": "embedprobe.acoustic_profile", "domain": "embedprobe.domain_report"}
+
+
+def missing_module(kind: str) -> str | None:
+    """Why section ``kind`` cannot run here (its module is not importable), or None."""
+    name = MODULES[kind]
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        return f"{name} is not available in this installation ({e})"
+    return None
+
+
+def acoustics_task(cfg: BenchConfig, key: str, root: Path) -> dict[str, Any]:
+    c = cfg.corpus(key)
+    spec = {"reader": c.reader, "root": str(Path(root).resolve()), "options": to_jsonable(c.options),
+            "max_clips": cfg.acoustics.max_clips, "seed": cfg.acoustics.seed,
+            "extra": to_jsonable(cfg.acoustics.options)}
+    folder = Path(cfg.out).resolve() / "acoustics" / key
+    return {"kind": "acoustics", "key": key, "spec": spec, "fingerprint": fingerprint(spec),
+            "out_dir": str(folder), "marker": str(folder / "profile.json")}
+
+
+def domain_task(cfg: BenchConfig, model: str, keys: list[str], cache_fps: dict[str, str],
+                layers: list[str] | None) -> dict[str, Any]:
+    spec = {"model": model, "corpora": keys, "layers": layers, "caches": cache_fps,
+            "seed": cfg.domain.seed, "extra": to_jsonable(cfg.domain.options)}
+    folder = Path(cfg.out).resolve() / "domain"
+    safe = model.replace("/", "_").replace(":", "_")
+    return {"kind": "domain", "key": model, "spec": spec, "fingerprint": fingerprint(spec),
+            "cache_dir": str(Path(cfg.extract.cache_dir).resolve()), "out_dir": str(folder / safe),
+            "marker": str(folder / f"{safe}.json")}
+
+
+def is_current(task: dict[str, Any]) -> bool:
+    """The section's output exists and was made from the same inputs."""
+    try:
+        return json.loads(Path(task["marker"]).read_text()).get("fingerprint") == task["fingerprint"]
+    except (OSError, ValueError):
+        return False
+
+
+def run_acoustics(task: dict[str, Any]) -> dict[str, Any]:
+    """Profile one corpus's acoustic conditions, raw and (if asked) augmented (a worker task)."""
+    mod = _module("acoustics")
+    s = task["spec"]
+    out = Path(task["out_dir"])
+    opts = dict(s["extra"])
+    kw = dict(corpus=s["reader"], root=s["root"], out_dir=str(out), max_clips=s["max_clips"],
+              subset_seed=s["seed"], progress=False, corpus_options=s["options"])
+    paths = [mod.profile(**kw, **{k: v for k, v in opts.items() if k not in ("augment", "copies", "seed")})]
+    if opts.get("augment"):
+        paths.append(mod.profile(**kw, **opts))
+    _write_marker(task, {"result": {"profiles": [str(p) for p in paths]},
+                         "files": sorted(p.name for p in out.glob("*"))})
+    return {"path": task["marker"]}
+
+
+def run_domain(task: dict[str, Any]) -> dict[str, Any]:
+    """Domain-gap figures of one model's caches (a worker task)."""
+    mod = _module("domain")
+    s = task["spec"]
+    result = mod.domain_gap_for(s["model"], task["cache_dir"], layers=s["layers"], corpora=s["corpora"],
+                                out=task["out_dir"], seed=s["seed"], **s["extra"])
+    _write_marker(task, {"result": _finite(to_jsonable(result))})
+    return {"path": task["marker"]}
+
+
+def check_options(kind: str, options: dict[str, Any]) -> None:
+    """Refuse ``[acoustics|domain] options`` the section's function does not take."""
+    if not options or missing_module(kind):
+        return
+    mod = importlib.import_module(MODULES[kind])
+    fn = mod.profile if kind == "acoustics" else mod.domain_gap_for
+    own = (("corpus", "root", "out_dir", "max_clips", "subset_seed", "progress", "corpus_options")
+           if kind == "acoustics" else ("model", "cache_dir", "layers", "corpora", "out", "seed"))
+    allowed = [n for n in inspect.signature(fn).parameters if n not in own]
+    for k in options:
+        if k not in allowed:
+            raise BadValueError(f"key in [{kind}] options", k, allowed,
+                                fix=f"These are the parameters of {fn.__module__}.{fn.__name__}.")
+
+
+def _module(kind: str) -> Any:
+    why = missing_module(kind)
+    if why:
+        raise EmbedprobeError(f"The {kind} section needs {why}. Fix: update embedprobe, or set "
+                              f"[{kind}] enabled = false.")
+    return importlib.import_module(MODULES[kind])
+
+
+def _write_marker(task: dict[str, Any], body: dict[str, Any]) -> None:
+    import os
+
+    path = Path(task["marker"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"fingerprint": task["fingerprint"], "spec": task["spec"], **body},
+                              indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _summary(obj: Any) -> Any:
+    """A JSON-able view of a return value (paths and small dicts kept, big arrays dropped)."""
+    obj = to_jsonable(obj)
+    blob = json.dumps(obj, default=str)
+    return _finite(json.loads(blob)) if len(blob) < 200_000 else {"repr": repr(obj)[:2000]}
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# ------------------------------------------------------------------------------- for the report
+def load_acoustics(out: Path, keys: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{condition: {corpus key: {measure: per-clip values}}}`` from the profiles of a bench.
+
+    ``raw`` holds each corpus's raw profile; each augmentation found adds a row
+    ``augm. (<name>)`` with the augmented profile of each corpus that has one and the raw
+    profile of the others (as the paper's Figure 4 does).
+    """
+    if missing_module("acoustics"):
+        return {}
+    from embedprobe.acoustic_profile import load_profile
+    from embedprobe.augment.acoustics import MEASURES
+
+    raw: dict[str, dict[str, Any]] = {}
+    aug: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in keys:
+        for path in sorted((out / "acoustics" / key).glob("acoustics__*.csv")):
+            cols = load_profile(path)
+            values = {m: cols[m] for m in MEASURES if m in cols}
+            parts = path.stem.split("__")
+            if len(parts) > 2 and parts[2].startswith("aug-"):
+                aug.setdefault(parts[2][4:], {})[key] = values
+            else:
+                raw[key] = values
+    conditions: dict[str, dict[str, dict[str, Any]]] = {"raw": raw} if raw else {}
+    for name, by in aug.items():
+        conditions[f"augm. ({name})"] = {k: by.get(k, raw.get(k)) for k in keys if k in by or k in raw}
+    return conditions
+
+
+def load_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,475 @@
+"""Running a bench: corpora -> caches -> probe jobs in parallel processes -> report.
+
+``run_bench(cfg)`` is what ``embedprobe bench CONFIG.toml`` calls:
+
+1. writes the synthetic corpora of the config (once; a marker records their parameters);
+2. extracts every (model, corpus) cache that is missing or incomplete (``extraction.extract``
+   resumes by itself); a corpus whose config key is not its reader name (``synth-iemocap``
+   read by ``iemocap``) is extracted into ``<cache_dir>/<key>/`` and linked as
+   ``<cache_dir>/<key>__<model>.h5``, the name ``probing`` looks up;
+3. expands the grid into jobs (``bench.grid``) and skips every job whose results JSON exists
+   with the same job fingerprint and the same cache fingerprints: a killed bench resumes
+   where it stopped, and a changed config or cache re-runs exactly the jobs it touches;
+4. runs the remaining jobs in a ``ProcessPoolExecutor`` of ``jobs`` workers (one torch thread
+   each), each writing its results atomically (``report.results.write_results``), under one
+   progress view with ETA;
+5. runs the optional acoustics and domain-gap sections, then writes ``bench.json``,
+   ``bench.csv`` and ``report.html`` (``report.html``) from every finished job.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
+import json
+import os
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedprobe.bench.config import BenchConfig
+from embedprobe.bench.grid import (Job, expand, job_fingerprint, probe_config, resolve_layers,
+                                   unsupported_reason)
+from embedprobe.errors import CacheError, EmbedprobeError
+from embedprobe.provenance import fingerprint, to_jsonable
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    path: str
+    fingerprint: str
+    layers: list[str]
+    n_labelled: int
+    n_folds: int
+
+
+@dataclass
+class TaskResult:
+    """What one task (extraction, probe job, report section) did."""
+
+    kind: str
+    key: str
+    status: str  # done | skipped | failed | unsupported | blocked
+    seconds: float = 0.0
+    path: str | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchRun:
+    """The outcome of ``run_bench``: every task and where the outputs are."""
+
+    config: BenchConfig
+    out: Path
+    jobs: list[Job]
+    results: dict[str, TaskResult]
+    extractions: list[TaskResult]
+    extras: list[TaskResult]
+    seconds: float
+    caches: dict[tuple[str, str], CacheInfo] = field(default_factory=dict)
+    report: Path | None = None
+    csv: Path | None = None
+    json: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results.values())
+
+
+# ------------------------------------------------------------------------------------ corpora
+def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
+    """Each corpus key -> the path to scan; synthetic corpora are written first (once)."""
+    from embedprobe.synth import write_corpus
+
+    roots = {}
+    for c in cfg.corpora:
+        if c.synthetic is None:
+            roots[c.key] = Path(c.root).expanduser()
+            continue
+        folder = Path(cfg.out) / "synthetic" / c.key
+        params = {"layout": c.synthetic, **{k: to_jsonable(v) for k, v in c.synth.items()}}
+        marker = folder / ".embedprobe-synthetic.json"
+        try:
+            done = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            done = None
+        if done is None or done.get("params") != params:
+            shutil.rmtree(folder, ignore_errors=True)
+            path = write_corpus(c.synthetic, folder, **c.synth)
+            done = {"params": params, "path": os.path.relpath(path, folder)}
+            marker.write_text(json.dumps(done))
+        roots[c.key] = folder / done["path"]
+    return roots
+
+
+def cache_path(cfg: BenchConfig, key: str, model: str) -> Path:
+    """Where ``probing`` finds the cache of corpus ``key`` for ``model``."""
+    from embedprobe.probing import cache_file
+
+    return cache_file(cfg.extract.cache_dir, key, model)
+
+
+def extract_config(cfg: BenchConfig, key: str, model: str, root: Path, augmented: bool = False) -> Any:
+    from embedprobe.extraction import ExtractConfig
+
+    c = cfg.corpus(key)
+    out = Path(cfg.extract.cache_dir)
+    if c.reader != key:
+        out = out / key
+    extra = dict(cfg.extract.augmented) if augmented else {}
+    return ExtractConfig(model=model, corpus=c.reader, root=str(root), out=str(out),
+                         corpus_options=dict(c.options), weights=cfg.extract.weights.get(model),
+                         **cfg.extract.params, **extra)
+
+
+def link_alias(cfg: BenchConfig, key: str, model: str) -> None:
+    """Link ``<cache_dir>/<key>__<model>*.h5`` to the caches of an aliased corpus's subfolder."""
+    c = cfg.corpus(key)
+    if c.reader == key:
+        return
+    from embedprobe.probing import cache_file
+
+    top = Path(cfg.extract.cache_dir)
+    prefix = cache_file(".", c.reader, model).stem
+    for f in sorted((top / key).glob(f"{prefix}*.h5")):
+        link = top / (key + f.name[len(c.reader):])
+        target = Path(key) / f.name
+        if link.is_symlink():
+            if Path(os.readlink(link)) == target:
+                continue
+            link.unlink()
+        elif link.exists():
+            raise CacheError(f"{link} is a file, but the bench keeps the caches of corpus {key!r} (read "
+                             f"by {c.reader!r}) in {top / key} and links them there. Fix: move that "
+                             "file away or use another [extract] cache_dir.")
+        link.symlink_to(target)
+
+
+def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
+    from embedprobe.cache import open_cache
+
+    path = cache_path(cfg, key, model)
+    with open_cache(path) as r:
+        m = r.manifest
+        proto = cfg.corpus(key).protocol or m.default_protocol
+        have = set(r.ids)
+        n = sum(1 for c in m.clips if c.label is not None and c.id in have)
+        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.folds(proto)))
+
+
+# ---------------------------------------------------------------------------------- workers
+def _init_worker(parent: int) -> None:
+    """Worker set-up: one torch thread, no nested progress bars, exit when the bench dies."""
+    os.environ["EMBEDPROBE_NO_PROGRESS"] = "1"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+    def watch() -> None:  # a killed bench must not leave workers writing results behind it
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="embedprobe-bench-watchdog").start()
+
+
+def _extract_task(ecfg: Any) -> dict[str, Any]:
+    from embedprobe.extraction import extract
+
+    s = extract(ecfg, progress=False)
+    return {"path": str(s.cache), "n_clips": s.n_clips, "n_new": s.n_new, "n_errors": s.n_errors,
+            "complete": s.complete, "seconds": round(s.seconds, 3)}
+
+
+def _probe_task(task: dict[str, Any]) -> dict[str, Any]:
+    from embedprobe.probing import probe
+    from embedprobe.report.results import write_results
+
+    results = Path(task["results_dir"])
+    partial = results / ".partial" / task["job_id"]
+    shutil.rmtree(partial, ignore_errors=True)
+    path = probe(task["probe_config"], progress=False)  # writes into ``partial``
+    rec = json.loads(Path(path).read_text())
+    rec["bench"] = {"job_id": task["job_id"], "job_fingerprint": task["fingerprint"],
+                    "job": task["job"], "bench": task["bench"], "config_source": task["source"]}
+    final = write_results(rec, results, task["job_id"])
+    shutil.rmtree(partial, ignore_errors=True)
+    return {"path": str(final), "seconds": rec.get("seconds")}
+
+
+def _guard(fn: Callable[[Any], dict[str, Any]], arg: Any) -> dict[str, Any]:
+    """Run a task; an error becomes a result (one line, plus the traceback for the log)."""
+    t0 = time.perf_counter()
+    try:
+        out = fn(arg)
+        return {"status": "done", "seconds": time.perf_counter() - t0, **out}
+    except EmbedprobeError as e:
+        return {"status": "failed", "error": str(e), "seconds": time.perf_counter() - t0}
+    except Exception as e:  # noqa: BLE001 - one broken job must not stop the grid
+        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------- driver
+def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
+              on_event: Callable[[str], None] | None = None) -> BenchRun:
+    """Run (or resume) the whole bench of ``cfg``; see the module docstring.
+
+    Args:
+        cfg: the bench.
+        progress: show the progress view.
+        write: write ``bench.json``, ``bench.csv`` and ``report.html`` at the end.
+        on_event: called with a one-line message per finished task (the CLI prints them).
+    """
+    from embedprobe.bench.progress import GridProgress
+    from embedprobe.cache.locks import FileLock, describe_holders
+
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / ".bench.lock")
+    if not lock.acquire():
+        raise EmbedprobeError(f"Another bench is running in {out}: {describe_holders([lock.path])}. "
+                              "Fix: wait for it to finish, or give this one another [bench] out.")
+    lock.write_info("bench")
+    say = on_event or (lambda _m: None)
+    try:
+        with _Executor(cfg.jobs) as ex, GridProgress(progress, cfg.name) as view:
+            roots = corpus_roots(cfg)
+            extractions = _extract_all(cfg, roots, ex, view, say)
+            infos, blocked = _cache_infos(cfg, extractions)
+            layers = {m: _common_layers(m, infos) for m in cfg.extract.models
+                      if any(k[0] == m for k in infos)}
+            jobs = expand(cfg, {m: ls for m, ls in layers.items() if ls})
+            results = _probe_all(cfg, jobs, infos, blocked, ex, view, say)
+            extras = _extras(cfg, roots, infos, layers, ex, view, say)
+        run = BenchRun(cfg, out, jobs, results, extractions, extras, time.perf_counter() - t0, infos)
+        if write:
+            from embedprobe.bench.collect import write_outputs
+
+            write_outputs(run)
+        shutil.rmtree(out / "results" / ".partial", ignore_errors=True)
+        return run
+    finally:
+        lock.release(clear_info=True)
+
+
+def _extract_all(cfg, roots, ex, view, say) -> list[TaskResult]:
+    from embedprobe.bench.grid import expand as _expand
+
+    needs_aug = bool(cfg.extract.augmented) and any(j.augment_rate > 0 for j in _expand(cfg))
+    train_keys = {c for t in (*cfg.grid.train, *[t for v in cfg.grid.scramble_train.values() for t in v])
+                  for c in t}
+    tasks = []
+    for model in cfg.extract.models:
+        for c in cfg.corpora:
+            tasks.append((f"{c.key}__{model}", extract_config(cfg, c.key, model, roots[c.key]), 1.0))
+            if needs_aug and c.key in train_keys:
+                tasks.append((f"{c.key}__{model}__augmented",
+                              extract_config(cfg, c.key, model, roots[c.key], augmented=True), 2.0))
+    done = ex.run("extract", [(k, _extract_task, e, w) for k, e, w in tasks], view, say)
+    for model in cfg.extract.models:
+        for c in cfg.corpora:
+            if done[f"{c.key}__{model}"].status == "done":
+                link_alias(cfg, c.key, model)
+    return list(done.values())
+
+
+def _cache_infos(cfg, extractions) -> tuple[dict[tuple[str, str], CacheInfo], dict[tuple[str, str], str]]:
+    infos, blocked = {}, {}
+    failed = {r.key: r.error for r in extractions if r.status != "done"}
+    for model in cfg.extract.models:
+        for c in cfg.corpora:
+            k = f"{c.key}__{model}"
+            if k in failed:
+                blocked[(model, c.key)] = f"extraction of {c.key} with {model} failed: {failed[k]}"
+                continue
+            infos[(model, c.key)] = cache_info(cfg, c.key, model)
+    return infos, blocked
+
+
+def _common_layers(model: str, infos: dict[tuple[str, str], CacheInfo]) -> list[str]:
+    lists = [i.layers for (m, _), i in infos.items() if m == model]
+    return [layer for layer in lists[0] if all(layer in ls for ls in lists)] if lists else []
+
+
+def _cost(job: Job, infos: dict[tuple[str, str], CacheInfo], max_folds: int | None) -> float:
+    """Rough relative cost of a job (clips x folds x seeds of every training it runs)."""
+    def one(train: tuple[str, ...]) -> float:
+        ii = [infos.get((job.model, c)) for c in train]
+        n = sum(i.n_labelled for i in ii if i)
+        folds = max((i.n_folds for i in ii if i), default=1)
+        return (n + 200) * min(folds, max_folds or folds)
+
+    total = one(job.train) + sum(one((s,)) for s in job.scramble if (s,) != job.train)
+    return total * len(job.seeds)
+
+
+def _probe_all(cfg, jobs, infos, blocked, ex, view, say) -> dict[str, TaskResult]:
+    results: dict[str, TaskResult] = {}
+    todo = []
+    results_dir = (Path(cfg.out) / "results").resolve()
+    for job in jobs:
+        why = unsupported_reason(job)
+        missing = [blocked[(job.model, c)] for c in {*job.train, *job.tests} if (job.model, c) in blocked]
+        if why or missing:
+            results[job.id] = TaskResult("probe", job.id, "unsupported" if why else "blocked",
+                                         error=why or missing[0])
+            continue
+        fp = job_fingerprint(cfg, job)
+        path = results_dir / f"{job.id}.json"
+        if _finished(path, fp, {c: infos[(job.model, c)].fingerprint for c in {*job.train, *job.tests}}):
+            results[job.id] = TaskResult("probe", job.id, "skipped", path=str(path))
+            continue
+        task = {"job_id": job.id, "fingerprint": fp, "job": to_jsonable(job), "bench": cfg.name,
+                "source": cfg.source, "results_dir": str(results_dir),
+                "probe_config": probe_config(cfg, job, results_dir / ".partial" / job.id)}
+        todo.append((job.id, _probe_task, task, _cost(job, infos, cfg.probe.max_folds)))
+    if results:
+        n_skip = sum(r.status == "skipped" for r in results.values())
+        say(f"{n_skip} of {len(jobs)} jobs already finished (skipped); {len(todo)} to run")
+    results.update(ex.run("probe", todo, view, say, done_before=sum(
+        r.status == "skipped" for r in results.values())))
+    for r in results.values():
+        if r.status == "failed":
+            tb = r.info.get("traceback")
+            (results_dir / f"{r.key}.error.txt").write_text(r.error + ("\n\n" + tb if tb else "") + "\n")
+    return {j.id: results[j.id] for j in jobs}
+
+
+def _finished(path: Path, fp: str, caches: dict[str, str]) -> bool:
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if rec.get("bench", {}).get("job_fingerprint") != fp:
+        return False
+    got = {k: v.get("fingerprint") for k, v in rec.get("caches", {}).items()}
+    return all(got.get(k) == v for k, v in caches.items())
+
+
+def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
+    from embedprobe.bench import extras
+
+    tasks, out = [], []
+    for kind, spec in (("acoustics", cfg.acoustics), ("domain", cfg.domain)):
+        if not spec.enabled:
+            continue
+        why = extras.missing_module(kind)
+        if why:
+            out.append(TaskResult("report", kind, "unsupported", error=why))
+            say(f"[yellow]skipped[/] {kind} section: {why}")
+            continue
+        if kind == "acoustics":
+            args = [(f"acoustics:{c.key}", extras.run_acoustics, extras.acoustics_task(cfg, c.key, roots[c.key]))
+                    for c in cfg.corpora]
+        else:
+            args = []
+            for model in cfg.extract.models:
+                keys = [c.key for c in cfg.corpora if (model, c.key) in infos]
+                fps = {k: infos[(model, k)].fingerprint for k in keys}
+                use = resolve_layers(cfg.grid.layers, layers.get(model), model) if layers.get(model) else None
+                args.append((f"domain:{model}", extras.run_domain,
+                             extras.domain_task(cfg, model, keys, fps, use)))
+        for key, fn, arg in args:
+            if extras.is_current(arg):
+                out.append(TaskResult("report", key, "skipped", path=arg["marker"]))
+            else:
+                tasks.append((key, fn, arg, 3.0))
+    return out + list(ex.run("report", tasks, view, say).values())
+
+
+class _Executor:
+    """A process pool (``jobs`` > 1) or the current process (``jobs`` == 1) running tasks."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Executor:
+        if self.jobs > 1:
+            import multiprocessing as mp
+
+            self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(os.getpid(),))
+        else:
+            import torch
+
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # the same numbers whatever --jobs is
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
+        else:
+            import torch
+
+            torch.set_num_threads(self._threads)
+
+    def run(self, phase: str, tasks: list[tuple[str, Callable, Any, float]], view: Any,
+            say: Callable[[str], None], done_before: int = 0) -> dict[str, TaskResult]:
+        """Run ``(key, fn, arg, cost)`` tasks; returns key -> TaskResult, in task order."""
+        out: dict[str, TaskResult] = {}
+        if not tasks:
+            return out
+        view.phase(phase, [(k, c) for k, _, _, c in tasks], done_before)
+        if self._pool is None:
+            for key, fn, arg, _ in tasks:
+                view.started(key)
+                out[key] = self._finish(phase, key, _guard(fn, arg), view, say)
+            return out
+        try:
+            futures = {self._pool.submit(_guard, fn, arg): key for key, fn, arg, _ in tasks}
+        except BrokenProcessPool:  # a worker died in an earlier phase: start afresh
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self.__enter__()
+            futures = {self._pool.submit(_guard, fn, arg): key for key, fn, arg, _ in tasks}
+        pending = set(futures)
+        while pending:
+            finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            for f in finished:
+                key = futures[f]
+                try:
+                    res = f.result()
+                except BrokenProcessPool as e:
+                    res = {"status": "failed", "error": f"worker process died ({e}); re-run to resume"}
+                out[key] = self._finish(phase, key, res, view, say)
+            for f in pending:
+                if f.running():
+                    view.started(futures[f])
+        return {k: out[k] for k, *_ in tasks}
+
+    @staticmethod
+    def _finish(phase: str, key: str, res: dict[str, Any], view: Any, say: Callable[[str], None]) -> TaskResult:
+        info = {k: v for k, v in res.items() if k not in ("status", "seconds", "path", "error")}
+        r = TaskResult(phase, key, res["status"], float(res.get("seconds") or 0.0), res.get("path"),
+                       res.get("error"), info)
+        view.finished(key, r.status)
+        if r.status == "failed":
+            say(f"[red]failed[/] {phase} {key}: {r.error}")
+        elif phase != "extract" or info.get("n_new"):
+            say(f"[green]{r.status}[/] {phase} {key} ({r.seconds:.1f} s)")
+        return r
+
+
+def plan_summary(cfg: BenchConfig) -> dict[str, Any]:
+    """What a bench would run, without running anything (``embedprobe bench --dry-run``)."""
+    jobs = expand(cfg)
+    results = Path(cfg.out) / "results"
+    rows = []
+    for j in jobs:
+        why = unsupported_reason(j)
+        fp = None if why else job_fingerprint(cfg, j)
+        path = results / f"{j.id}.json"
+        state = "unsupported" if why else ("results exist" if path.exists() else "to run")
+        rows.append({"id": j.id, "role": j.role, "state": state, "fingerprint": fp, "note": why})
+    return {"name": cfg.name, "out": cfg.out, "n_jobs": len(jobs), "jobs": rows,
+            "config_fingerprint": fingerprint(to_jsonable(cfg))}

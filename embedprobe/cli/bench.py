@@ -1,0 +1,52 @@
+"""``embedprobe bench CONFIG.toml``: run (or resume) a grid of probing runs and write its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedprobe.cli.common import console, friendly, out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def bench(
+        config: Path = typer.Argument(..., help="Bench config (TOML), e.g. benchmarks/configs/emodb_synthetic.toml."),
+        model: list[str] = typer.Option(None, "--model", "-m", help="Extractor(s) to run, replacing [extract] models; repeatable."),
+        jobs: int = typer.Option(None, "--jobs", "-j", help="Parallel worker processes (default: [bench] jobs)."),
+        out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder (default: [bench] out)."),
+        set_: list[str] = typer.Option(None, "--set", help="Override a config value: TABLE.KEY=VALUE (TOML), repeatable."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs and what is already finished; run nothing."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress view."),
+    ) -> None:
+        """Run a grid (extractors x layers x training sets x probes x rates x scrambling), skipping finished jobs.
+
+        Writes OUT/report.html (self-contained), OUT/bench.csv and OUT/bench.json. Killed or
+        interrupted? Run the same command again: finished jobs are kept.
+        """
+        from embedprobe.bench import load_config, plan_summary, run_bench
+
+        cfg = load_config(config, overrides=set_, models=model or None,
+                          out=str(out_dir) if out_dir else None, jobs=jobs)
+        if dry_run:
+            plan = plan_summary(cfg)
+            for row in plan["jobs"]:
+                note = f"  ({row['note']})" if row["note"] else ""
+                out.print(f"{row['state']:>13}  {row['id']}{note}")
+            states = [r["state"] for r in plan["jobs"]]
+            out.print(f"{plan['n_jobs']} jobs: " + ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states)))
+            return
+        try:
+            run = run_bench(cfg, progress=not quiet, on_event=None if quiet else console.print)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: finished jobs are kept; run the same command to resume.")
+            raise typer.Exit(130) from None
+        n = len(run.jobs)
+        console.print(f"[green]bench {cfg.name}[/]: {n} jobs, {run.count('done')} run, {run.count('skipped')} "
+                      f"skipped (finished before), {run.count('failed')} failed, "
+                      f"{run.count('unsupported') + run.count('blocked')} not runnable; {run.seconds:.0f} s")
+        console.print(f"report: {run.report}\ncsv:    {run.csv}\njson:   {run.json}")
+        if run.count("failed") or any(t.status == "failed" for t in run.extractions):
+            raise typer.Exit(1)

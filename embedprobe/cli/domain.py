@@ -1,0 +1,52 @@
+"""``embedprobe domain``: Fréchet distance and corpus identifiability between cached corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedprobe.cli.common import console, csv_list, friendly, out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def domain(
+        model: str = typer.Option(..., "--model", "-m", help="Extractor whose caches are compared."),
+        cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of caches."),
+        layer: str = typer.Option(None, "--layer", help="Comma-separated layers (default: all shared)."),
+        corpora: str = typer.Option(None, "--corpora", help="Comma-separated corpora (default: all cached)."),
+        probe: str = typer.Option("logistic", "--probe", help="Identifiability probe: logistic, linear or mlp."),
+        shrinkage: str = typer.Option("auto", "--shrinkage", help="auto, ledoit-wolf, none or a float in [0, 1]."),
+        seed: int = typer.Option(0, "--seed", help="Identifiability split and probe seed."),
+        out_dir: Path = typer.Option(Path("results"), "--out", "-o", help="Folder of domain__<model>.json/.md."),
+    ) -> None:
+        """How far apart are the corpora in embedding space, and can a probe tell them apart?"""
+        from rich.table import Table
+
+        from embedprobe.domain_report import domain_gap_for
+
+        try:
+            shrink: str | float = float(shrinkage)
+        except ValueError:
+            shrink = shrinkage
+        rec = domain_gap_for(model, cache_dir, layers=csv_list(layer), corpora=csv_list(corpora),
+                             out=out_dir, seed=seed, probe=probe, shrinkage=shrink)
+        fd = Table(title=f"Fréchet distance between corpora ({model}; FD/var = FD / mean total variance)")
+        for col in ("layer", "a", "b", "n a", "n b", "FD", "FD/var", "mean term", "cov term", "shrinkage"):
+            fd.add_column(col, justify="left" if col in ("layer", "a", "b", "shrinkage") else "right")
+        for r in rec["frechet"]:
+            fd.add_row(r["layer"], r["a"], r["b"], str(r["n_a"]), str(r["n_b"]), f"{r['frechet']:.4g}",
+                       f"{r['frechet_norm']:.3f}", f"{r['mean_term']:.4g}", f"{r['cov_term']:.4g}",
+                       str(r["shrinkage"]))
+        out.print(fd)
+        names = rec["corpora"]
+        ident = Table(title=f"Corpus identifiability (chance: balanced acc. {1 / len(names):.2f}, AUROC 0.50)")
+        for col in ("layer", "balanced acc.", "AUROC", "split", *(f"recall {c}" for c in names)):
+            ident.add_column(col, justify="left" if col in ("layer", "split") else "right")
+        for layer_name, r in rec["identifiability"].items():
+            ident.add_row(layer_name, f"{r['balanced_accuracy']:.3f}", f"{r['auroc']:.3f}", r["split"],
+                          *(f"{r['per_corpus_recall'][c]:.3f}" for c in names))
+        out.print(ident)
+        console.print(f"[green]done[/]: {rec['files']['json']}, {rec['files']['markdown']} ({rec['seconds']:.1f} s)")

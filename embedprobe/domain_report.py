@@ -1,0 +1,158 @@
+"""The domain gap between corpora for one extractor: caches in, JSON and Markdown out.
+
+``domain_gap_for(model, cache_dir)`` loads the mean-pooled embeddings of the 4-class clips of
+every corpus cached for ``model`` (the clips the emotion probes use, via
+:func:`embedprobe.probing.load_corpus`), and per layer computes the Fréchet distance of every
+corpus pair and the corpus-identifiability probe (:mod:`embedprobe.eval.domain`). It writes
+``<out>/domain__<model>.json`` (config, cache fingerprints, versions, every number) and
+``<out>/domain__<model>.md`` (two small tables to put next to the emotion matrices).
+
+Example:
+    >>> rec = domain_gap_for("logmel-128", "cache", out="results")   # doctest: +SKIP
+    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedprobe.errors import BadValueError, CacheError
+from embedprobe.provenance import code_version, package_versions, to_jsonable
+
+DOMAIN_FORMAT = 1
+
+
+def _name(model: str) -> str:
+    return model.replace("/", "_").replace(":", "_")
+
+
+def _layers(paths: dict[str, Path], asked: Iterable[str] | None) -> list[str]:
+    from embedprobe.cache import open_cache
+
+    per = {}
+    for corpus, p in paths.items():
+        with open_cache(p) as r:
+            per[corpus] = list(r.layers)
+    first = next(iter(per.values()))
+    common = [layer for layer in first if all(layer in v for v in per.values())]
+    if not common:
+        raise CacheError(f"The caches share no layer: {per}. Fix: extract every corpus with the same "
+                         "--layers.")
+    if asked is None:
+        return common
+    asked = list(asked)
+    for layer in asked:
+        if layer not in common:
+            raise BadValueError("layer (present in every cache)", layer, common)
+    return asked
+
+
+def domain_gap_for(
+    model: str,
+    cache_dir: str | Path,
+    *,
+    layers: Iterable[str] | None = None,
+    corpora: Iterable[str] | None = None,
+    out: str | Path | None = "results",
+    seed: int = 0,
+    probe: str = "logistic",
+    shrinkage: str | float = "auto",
+    speaker_disjoint: bool = True,
+) -> dict[str, Any]:
+    """Fréchet distances and corpus identifiability between the corpora cached for ``model``.
+
+    Args:
+        model: extractor name whose caches are read.
+        cache_dir: folder of ``<corpus>__<model>.h5`` caches.
+        layers: layers to analyse (default: every layer present in all caches).
+        corpora: corpora to compare (default: every corpus cached for ``model``; >= 2).
+        out: folder for ``domain__<model>.json`` / ``.md``; ``None`` writes nothing.
+        seed: identifiability split and probe seed.
+        probe: identifiability probe (``logistic``, ``linear``, ``mlp``).
+        shrinkage: covariance estimator of the Fréchet distance (``auto``, ``ledoit-wolf``,
+            ``none`` or a float).
+        speaker_disjoint: hold out speakers (not clips) in the identifiability probe, when
+            every corpus has >= 2 speakers.
+
+    Returns:
+        The record written to JSON: ``frechet`` (rows with ``layer, a, b, frechet,
+        frechet_norm, ...``), ``identifiability`` (``{layer: result}``), ``caches``
+        (path, fingerprint, clip counts per corpus), config, versions; plus ``files`` when
+        ``out`` is given.
+    """
+    from embedprobe.eval.domain import domain_gap, identifiability
+    from embedprobe.probing import available_corpora, cache_file, load_corpus
+
+    t0 = time.perf_counter()
+    have = available_corpora(cache_dir, model)
+    names = list(dict.fromkeys(corpora)) if corpora else have
+    for c in names:
+        if c not in have:
+            raise BadValueError(f"corpus (no cache for {model} in {cache_dir})", c, have)
+    if len(names) < 2:
+        raise CacheError(f"The domain gap needs caches of >= 2 corpora for {model!r} in {cache_dir}; "
+                         f"found {have}. Fix: run `embedprobe extract --model {model} --corpus C --root "
+                         f"PATH --out {cache_dir}` for another corpus.")
+    paths = {c: cache_file(cache_dir, c, model) for c in names}
+    use = _layers(paths, layers)
+    frechet, ident, caches = [], {}, {}
+    for layer in use:
+        feats, groups = {}, {}
+        for c, p in paths.items():
+            data, rec = load_corpus(p, layer=layer, pooling="mean", frames=False)
+            feats[c], groups[c] = np.asarray(data.X, dtype=np.float64), data.speakers
+            caches.setdefault(c, {k: rec[k] for k in ("path", "fingerprint", "complete", "n_clips",
+                                                      "n_4class")} | {"n_speakers": len(set(data.speakers))})
+        frechet += [{"layer": layer, **row} for row in domain_gap(feats, shrinkage=shrinkage)]
+        disjoint = speaker_disjoint and all(len(set(g)) >= 2 for g in groups.values())
+        ident[layer] = identifiability(feats, groups=groups if disjoint else None, seed=seed, probe=probe)
+    record = {
+        "format": DOMAIN_FORMAT,
+        "kind": "embedprobe.domain",
+        "model": model,
+        "corpora": names,
+        "layers": use,
+        "config": {"cache_dir": str(cache_dir), "seed": seed, "probe": probe, "shrinkage": shrinkage,
+                   "speaker_disjoint": speaker_disjoint, "pooling": "mean", "clips": "4-class"},
+        "caches": caches,
+        "frechet": frechet,
+        "identifiability": ident,
+        "versions": package_versions(),
+        "code_version": code_version(),
+        "created_unix": time.time(),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        jpath, mpath = folder / f"domain__{_name(model)}.json", folder / f"domain__{_name(model)}.md"
+        jpath.write_text(json.dumps(to_jsonable(record), indent=1))
+        mpath.write_text(markdown(record))
+        record["files"] = {"json": str(jpath), "markdown": str(mpath)}
+    return record
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """Two Markdown tables: Fréchet distances per layer and pair, identifiability per layer."""
+    lines = [f"## Domain gap: {record['model']}", "",
+             f"Corpora: {', '.join(record['corpora'])} (4-class clips, mean-pooled). "
+             "FD/var = Fréchet distance / mean total variance (scale-free).", "",
+             "| layer | pair | FD | FD/var | mean term | cov term | shrinkage |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in record["frechet"]:
+        lines.append(f"| {r['layer']} | {r['a']} vs {r['b']} | {r['frechet']:.4g} | {r['frechet_norm']:.3f} "
+                     f"| {r['mean_term']:.4g} | {r['cov_term']:.4g} | {r['shrinkage']} |")
+    lines += ["", "Corpus identifiability (a probe predicting the corpus; chance = "
+              f"{1 / len(record['corpora']):.2f} balanced accuracy, 0.5 AUROC):", "",
+              "| layer | balanced acc. | AUROC | split | " + " | ".join(f"recall {c}" for c in record["corpora"]) + " |",
+              "|---|---:|---:|---|" + "---:|" * len(record["corpora"])]
+    for layer, r in record["identifiability"].items():
+        lines.append(f"| {layer} | {r['balanced_accuracy']:.3f} | {r['auroc']:.3f} | {r['split']} | "
+                     + " | ".join(f"{r['per_corpus_recall'][c]:.3f}" for c in record["corpora"]) + " |")
+    return "\n".join(lines) + "\n"
