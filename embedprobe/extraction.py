@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from embedprobe import audio
+from embedprobe.augment.copies import append_records, copy_id, expand_manifest, split_copy_id
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, LayerResult, open_cache, shard_of
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Clip, Manifest
@@ -58,6 +59,11 @@ class ExtractConfig:
         overwrite: start the cache over.
         shard, n_shards: write only shard ``shard`` of ``n_shards`` (``embedprobe merge`` joins them).
         tag: suffix that names a cache variant.
+        augment: cache augmented copies made with this augmentation (``paper`` = the paper's
+            seven augmentations) instead of the original clips; the cache is named
+            ``<corpus>__<model>__aug-<name>-s<seed>.h5``. *identity*
+        copies: augmented copies per clip (stored as ``<clip id>@<k>``). *identity*
+        augment_seed: seed of the augmentation parameters. *identity*
     """
 
     model: str
@@ -81,12 +87,22 @@ class ExtractConfig:
     shard: int | None = None
     n_shards: int | None = None
     tag: str | None = None
+    augment: str | None = None
+    copies: int = 1
+    augment_seed: int = 0
 
     def cache_path(self) -> Path:
         name = f"{self.corpus}__{self.model.replace('/', '_').replace(':', '_')}"
+        if self.augment:
+            name += f"__{augmented_tag(self.augment, self.augment_seed)}"
         if self.tag:
             name += f"__{self.tag}"
         return Path(self.out) / f"{name}.h5"
+
+
+def augmented_tag(augment: str, seed: int) -> str:
+    """The cache-name suffix of augmented copies: ``aug-<name>-s<seed>``."""
+    return f"aug-{augment}-s{seed}"
 
 
 @dataclass
@@ -141,6 +157,8 @@ def extract(
         max_chunk_s=cfg.chunk_s,
         min_duration_s=max(cfg.min_duration_s, spec.min_duration_s),
     )
+    aug = _augmentation(cfg)
+    stored = expand_manifest(manifest, cfg.copies) if aug is not None else manifest
     identity = {
         "extractor": to_jsonable(spec),
         "weights_revision": ext.weights_revision(),
@@ -151,6 +169,9 @@ def extract(
                    "hop_s": None if spec.hop_s is None else spec.hop_s * factor},
         "dtype": cfg.dtype,
         "corpus": {"name": cfg.corpus, "options": to_jsonable(cfg.corpus_options)},
+        "augment": None if aug is None else {
+            "name": cfg.augment, "fingerprint": aug.fingerprint(), "config": to_jsonable(aug.config()),
+            "seed": cfg.augment_seed, "copies": cfg.copies},
     }
     provenance = {
         "identity": identity,
@@ -162,18 +183,20 @@ def extract(
     dims = {name: spec.dim for name in layers}
     writer = CacheWriter(
         cfg.cache_path(), provenance=provenance, identity=identity,
-        manifest_json=manifest.to_json(), layers=dims,
+        manifest_json=stored.to_json(), layers=dims,
         frames=list(frame_layers) if cfg.frames else False, dtype=cfg.dtype,
         overwrite=cfg.overwrite, shard=cfg.shard, n_shards=cfg.n_shards,
     )
     with writer, AsyncWriter(writer) as committer:
         done = set(writer.done_ids)
-        mine = [c for c in manifest.clips
+        mine = [c for c in stored.clips
                 if cfg.n_shards is None or shard_of(c.id, cfg.n_shards) == cfg.shard]
-        todo = [c for c in mine if c.id not in done]
-        n_done_before = len(mine) - len(todo)
+        todo_ids = {c.id for c in mine if c.id not in done}
+        n_done_before = len(mine) - len(todo_ids)
+        # one decode per original clip; the copies still missing are embedded from it
+        todo = [c for c in manifest.clips if any(i in todo_ids for i in _stored_ids(c.id, cfg, aug))]
         run = _Run(ext, layers, frame_layers, factor, audio_cfg, root, committer, cfg.batch_size,
-                   float16=cfg.dtype == "float16")
+                   float16=cfg.dtype == "float16", augment=aug, cfg=cfg, todo_ids=todo_ids)
         interrupted = False
         try:
             with Progress(progress, len(mine), spec.name, completed=n_done_before, unit="clips") as tick:
@@ -183,7 +206,7 @@ def extract(
                                                     max_eager_s=2 * cfg.chunk_s):
                     run.process(todo[i], decoded)
                     speed = run.audio_s / max(time.perf_counter() - t_start, 1e-9)
-                    tick(f"{speed:.1f} audio-s/s")
+                    tick(f"{speed:.1f} audio-s/s", advance=run.last_count)
             run.flush()
         except KeyboardInterrupt:
             interrupted = True
@@ -206,8 +229,10 @@ class _Run:
     """Per-run state: embeds decoded clips, pools them, commits batches."""
 
     def __init__(self, ext, layers, frame_layers, factor, audio_cfg, root, writer, batch_size,
-                 float16=False):
-        self.float16 = float16
+                 float16=False, augment=None, cfg=None, todo_ids=None):
+        self.float16, self.augment, self.cfg, self.todo_ids = float16, augment, cfg, todo_ids
+        self.aug_records: list[dict] = []
+        self.last_count = 1
         self.ext, self.layers, self.frame_layers = ext, layers, set(frame_layers)
         self.factor, self.audio_cfg, self.root = factor, audio_cfg, root
         self.writer, self.batch_size = writer, batch_size
@@ -220,36 +245,58 @@ class _Run:
         self.last_audio_s = 0.0
 
     def process(self, clip: Clip, decoded: audio.Decoded | AudioError) -> None:
+        """Embed one decoded clip (or each of its missing augmented copies) and batch the results."""
         self.last_audio_s = 0.0
         path = str(self.root / clip.path)
-        try:
-            if isinstance(decoded, AudioError):
-                raise decoded
-            result = self._embed(clip, decoded)  # a lazy (long) file can still fail here
-            for note in decoded.notes:
-                self.notes.append((clip.id, note))
-        except AudioError as e:
-            self._error(clip.id, path, e.reason)
-        except Exception as e:  # noqa: BLE001 - a model failure on one clip must not end the run
-            self._error(clip.id, path, f"extractor failed: {type(e).__name__}: {e}")
+        if self.augment is None:
+            targets = [(clip.id, None)]
         else:
-            self.batch.append(result)
-            self.n_new += 1
-            self.audio_s += result.duration_s
-            self.last_audio_s = result.duration_s
-        if len(self.batch) + len(self.batch_errors) >= self.batch_size:
-            self.flush()
+            targets = [(cid, split_copy_id(cid)[1]) for cid in _stored_ids(clip.id, self.cfg, self.augment)
+                       if cid in self.todo_ids]
+        self.last_count = len(targets)
+        for cid, copy in targets:
+            try:
+                if isinstance(decoded, AudioError):
+                    raise decoded
+                result = self._embed(clip, cid, decoded, copy)  # a lazy (long) file can still fail here
+                for note in decoded.notes:
+                    self.notes.append((cid, note))
+            except AudioError as e:
+                self._error(cid, path, e.reason)
+            except Exception as e:  # noqa: BLE001 - a model failure on one clip must not end the run
+                self._error(cid, path, f"extractor failed: {type(e).__name__}: {e}")
+            else:
+                self.batch.append(result)
+                self.n_new += 1
+                self.audio_s += result.duration_s
+                self.last_audio_s += result.duration_s
+            if len(self.batch) + len(self.batch_errors) >= self.batch_size:
+                self.flush()
 
     def _error(self, clip_id: str, path: str, reason: str) -> None:
         self.batch_errors.append((clip_id, path, reason))
         self.errors.append((clip_id, path, reason))
 
-    def _embed(self, clip: Clip, decoded: audio.Decoded) -> ClipResult:
+    def _chunks(self, clip: Clip, decoded: audio.Decoded, copy: int | None):
+        """The clip's chunks, augmented as copy ``copy`` when augmenting (each chunk seeded apart)."""
+        if copy is None:
+            yield from decoded.chunks
+            return
+        from embedprobe.augment import augment
+
+        for j, chunk in enumerate(decoded.chunks):
+            key = clip.id if j == 0 else f"{clip.id}#chunk{j}"
+            out = augment(chunk, self.audio_cfg.sample_rate, self.augment, seed=self.cfg.augment_seed,
+                          clip_id=key, copy=copy)
+            self.aug_records.append(out.record | {"chunk": j})
+            yield out.wav
+
+    def _embed(self, clip: Clip, cid: str, decoded: audio.Decoded, copy: int | None = None) -> ClipResult:
         stats = {name: RunningStats(self.ext.spec.dim) for name in self.layers}
         frames: dict[str, list[np.ndarray]] = {name: [] for name in self.frame_layers}
         n_samples = 0
         tail = int(self.audio_cfg.max_chunk_s * self.audio_cfg.sample_rate) // 4
-        for chunk in decoded.chunks:
+        for chunk in self._chunks(clip, decoded, copy):
             n_samples += chunk.shape[0]
             if n_samples > chunk.shape[0] and chunk.shape[0] < tail:
                 continue  # a final piece under a quarter chunk after full chunks: counted, not embedded
@@ -271,13 +318,31 @@ class _Run:
             )
             for name in self.layers
         }
-        return ClipResult(id=clip.id, content_hash=decoded.content_hash,
+        return ClipResult(id=cid, content_hash=decoded.content_hash,
                           duration_s=n_samples / self.audio_cfg.sample_rate, layers=layers)
 
     def flush(self) -> None:
         if self.batch or self.batch_errors:
             self.writer.write(self.batch, self.batch_errors)
             self.batch, self.batch_errors = [], []
+            if self.aug_records:
+                append_records(self.cfg.cache_path(), self.aug_records)
+                self.aug_records = []
+
+
+def _augmentation(cfg: ExtractConfig):
+    """The augmentation spec of an augmented run (``None`` otherwise)."""
+    if not cfg.augment:
+        return None
+    if cfg.copies < 1:
+        raise BadValueError("copies", cfg.copies, None, fix="Use 1 or more augmented copies per clip.")
+    from embedprobe.augment.base import resolve
+
+    return resolve(cfg.augment)
+
+
+def _stored_ids(clip_id: str, cfg: ExtractConfig, aug) -> list[str]:
+    return [clip_id] if aug is None else [copy_id(clip_id, k) for k in range(cfg.copies)]
 
 
 def _create(cfg: ExtractConfig) -> Extractor:

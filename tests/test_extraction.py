@@ -207,3 +207,31 @@ def test_cli_extract_info_list(emodb_root: Path, tmp_path: Path) -> None:
     bad = subprocess.run(_cli("extract", "--model", "nope", "--corpus", "emodb", "--root",
                               str(emodb_root), "--out", str(tmp_path)), capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "logmel-128" in bad.stderr
+
+
+def test_augmented_copies_are_cached_keyed_and_resumed(tmp_path: Path) -> None:
+    from embedprobe.augment.copies import read_records
+
+    root = write_corpus("emodb", tmp_path / "c", n_speakers=2, clips_per_class=1)
+    plain = extract(_cfg(root, tmp_path / "out"), progress=False)
+    cfg = _cfg(root, tmp_path / "out", augment="paper", copies=2, augment_seed=7, batch_size=3)
+    s = extract(cfg, progress=False)
+    assert s.cache.name == "emodb__logmel-128__aug-paper-s7.h5" and s.complete
+    with open_cache(plain.cache) as p, open_cache(s.cache) as a:
+        assert sorted(a.ids) == sorted(f"{i}@{k}" for i in p.ids for k in (0, 1))
+        aug = a.identity["augment"]
+        assert aug["name"] == "paper" and aug["seed"] == 7 and aug["copies"] == 2 and aug["fingerprint"]
+        x0 = a.pooled("logmel", "mean", [f"{i}@0" for i in p.ids])
+        x1 = a.pooled("logmel", "mean", [f"{i}@1" for i in p.ids])
+        orig = p.pooled("logmel", "mean")
+        assert not np.allclose(x0, orig, atol=1e-3) and not np.allclose(x0, x1, atol=1e-3)
+        fold = p.manifest.folds()[0]
+        assert a.manifest.splits[fold][:2] == [p.manifest.splits[fold][0]] * 2
+    records = read_records(s.cache)
+    assert set(records) == {f"{i}@{k}" for i in p.ids for k in (0, 1)}
+    assert all(r["seed"] == 7 and r["params"] for r in records.values())
+    # same seed -> same copies (reproducible); a re-run has nothing to do
+    again = extract(_cfg(root, tmp_path / "again", augment="paper", copies=2, augment_seed=7), progress=False)
+    with open_cache(s.cache) as a, open_cache(again.cache) as b:
+        assert np.array_equal(a.pooled("logmel", "mean", b.ids), b.pooled("logmel", "mean"))
+    assert extract(cfg, progress=False).n_new == 0

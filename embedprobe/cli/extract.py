@@ -33,6 +33,10 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Start the cache over."),
         shard: str = typer.Option(None, "--shard", help="K/N: write only shard K of N (0-based)."),
         tag: str = typer.Option(None, "--tag", help="Suffix naming a cache variant."),
+        augment: str = typer.Option(None, "--augment",
+                                    help="Cache augmented copies instead (e.g. paper: the paper's 7 augmentations)."),
+        copies: int = typer.Option(1, "--copies", help="Augmented copies per clip."),
+        augment_seed: int = typer.Option(0, "--augment-seed", help="Seed of the augmentation parameters."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
@@ -46,7 +50,7 @@ def register(app: typer.Typer) -> None:
             dtype="float16" if float16 else "float32", chunk_s=chunk,
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
             device=device, precision=precision, batch_size=batch_size, workers=workers, overwrite=overwrite,
-            shard=k, n_shards=n, tag=tag,
+            shard=k, n_shards=n, tag=tag, augment=augment, copies=copies, augment_seed=augment_seed,
         )
 
         def show(manifest) -> None:
