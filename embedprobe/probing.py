@@ -54,6 +54,8 @@ class ProbeConfig:
         n_bootstrap: bootstrap resamples per cell.
         max_folds: use at most this many folds per protocol (quick runs).
         tune: light validation-only search of learning rate and batch size first.
+        domain_gap: with >= 2 corpora, also measure their Fréchet distance and corpus
+            identifiability on the same caches and layer (written as ``domain__<model>.json``).
         out: results folder.
         tag: results file name suffix.
     """
@@ -76,6 +78,7 @@ class ProbeConfig:
     tune: bool = False
     out: str = "results"
     tag: str | None = None
+    domain_gap: bool = True
 
 
 def cache_file(cache_dir: str | Path, corpus: str, model: str) -> Path:
@@ -210,6 +213,15 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
         "relative_wf1": relative_matrix(cells, "wf1"),
         "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
     }
+    if len(needed) >= 2 and cfg.domain_gap:
+        # the embedding-space domain gap of the same caches, reported next to the matrices
+        from embedprobe.domain_report import domain_gap_for
+
+        layer = next(iter(caches.values()))["layer"]
+        gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer], corpora=needed, out=cfg.out,
+                             seed=cfg.seeds[0])
+        record["domain_gap"] = {"json": gap["files"]["json"], "frechet": gap["frechet"],
+                                "identifiability": gap["identifiability"]}
     from embedprobe.report.results import write_results
 
     return write_results(record, Path(cfg.out), _run_name(cfg, train_sets))

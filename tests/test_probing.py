@@ -101,6 +101,7 @@ def test_report_writes_markdown_and_heatmaps(caches: Path, tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "report.md").read_text()
     assert "AUROC" in md and "wF1" in md and "relative wf1" in md
+    assert "Domain gap" in md  # the embedding-space domain gap sits next to the matrices
     pngs = sorted((tmp_path / "figures").glob("*.png"))
     assert len(pngs) == 3 and all(p.stat().st_size > 5000 for p in pngs)
     assert write_report(tmp_path) == tmp_path / "report.md"

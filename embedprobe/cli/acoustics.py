@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", help="Processes measuring clips in parallel."),
         option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start this profile over."),
+        unpaired: bool = typer.Option(False, "--unpaired", help="Compare all rows of each profile, not only "
+                                      "the clips every profile of that corpus measured."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Measure MOS, T60, C50, SNR and loudness per clip (resumable), then compare every profile in --out."""
@@ -43,8 +45,8 @@ def register(app: typer.Typer) -> None:
         run = read_meta(path)["runs"][-1]
         console.print(f"[green]done[/]: {path} - {run['n_new']} new, {run['n_done_before']} already "
                       f"measured, {run['n_errors']} errors, {run['seconds']:.1f} s")
-        rows, figure = compare(out_dir)
-        _print_medians(medians(load_profiles(out_dir)))
+        rows, figure = compare(out_dir, paired=not unpaired)
+        _print_medians(medians(load_profiles(out_dir, paired=not unpaired)))
         if rows:
             _print_distances(rows)
         console.print(f"figure: {figure}")

@@ -28,6 +28,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
              "the in-domain cell of a corpus follows its own split protocol (mean over folds).", ""]
     for path, rec in runs:
         parts += _section(path, rec, figs, out.parent)
+    parts += _domain_sections(results_dir)
     out.write_text("\n".join(parts) + "\n")
     return out
 
@@ -63,6 +64,23 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
             lines.append(f"| {r['corpus']} | {r['joint_train']} | {_f(r['joint_wf1'])} | {_f(r['alone_wf1'])} "
                          f"| {_f(r['delta_wf1'], True)} | {_f(r['joint_auroc'])} | {_f(r['alone_auroc'])} |")
         lines.append("")
+    return lines
+
+
+def _domain_sections(results_dir: Path) -> list[str]:
+    """The embedding-space domain gap (Fréchet distance, corpus identifiability) of each model."""
+    import json
+
+    from embedprobe.domain_report import markdown
+
+    lines: list[str] = []
+    for p in sorted(results_dir.rglob("domain__*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("kind") == "embedprobe.domain":
+            lines += [markdown(rec), ""]
     return lines
 
 

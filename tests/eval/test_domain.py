@@ -112,14 +112,14 @@ def test_speaker_disjoint_split_removes_speaker_leakage():
     rng = np.random.default_rng(0)
     feats, groups = {}, {}
     for c in ("a", "b"):
-        centres = rng.normal(0, 3, (20, 16))
+        centres = rng.normal(0, 3, (20, 64))  # 40 random centres are linearly separable in 64-d
         spk = np.repeat(np.arange(20), 30)
-        feats[c], groups[c] = centres[spk] + rng.standard_normal((600, 16)), spk
+        feats[c], groups[c] = centres[spk] + rng.standard_normal((600, 64)), spk
     leaky = identifiability(feats, seed=0)
     fair = identifiability(feats, groups=groups, seed=0)
     assert leaky["balanced_accuracy"] > 0.95
     assert fair["split"] == "speaker-disjoint" and fair["n_test"] == {"a": 180, "b": 180}
-    assert fair["balanced_accuracy"] < 0.8
+    assert fair["balanced_accuracy"] < 0.7
     with pytest.raises(BadValueError, match="speakers of a"):
         identifiability(feats, groups={"a": np.zeros(600), "b": groups["b"]})
 
