@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from embedprobe import audio
-from embedprobe.augment.copies import append_records, copy_id, expand_manifest, split_copy_id
+from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest, split_copy_id
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, LayerResult, open_cache, shard_of
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Clip, Manifest
@@ -99,10 +99,6 @@ class ExtractConfig:
             name += f"__{self.tag}"
         return Path(self.out) / f"{name}.h5"
 
-
-def augmented_tag(augment: str, seed: int) -> str:
-    """The cache-name suffix of augmented copies: ``aug-<name>-s<seed>``."""
-    return f"aug-{augment}-s{seed}"
 
 
 @dataclass

@@ -54,6 +54,11 @@ class ProbeConfig:
         n_bootstrap: bootstrap resamples per cell.
         max_folds: use at most this many folds per protocol (quick runs).
         tune: light validation-only search of learning rate and batch size first.
+        augment_rate: the paper's augmentation rate (0, 0.2, 0.5, 0.7, 1.0): the probability that
+            a training clip drawn into a batch is replaced by one of its augmented copies, read
+            from ``<corpus>__<model>__aug-<augment>-s<augment_seed>.h5`` (made by ``embedprobe
+            extract ... --augment paper --copies K``).
+        augment, augment_seed: which augmented caches to read.
         domain_gap: with >= 2 corpora, also measure their Fréchet distance and corpus
             identifiability on the same caches and layer (written as ``domain__<model>.json``).
         out: results folder.
@@ -79,6 +84,9 @@ class ProbeConfig:
     out: str = "results"
     tag: str | None = None
     domain_gap: bool = True
+    augment_rate: float = 0.0
+    augment: str = "paper"
+    augment_seed: int = 0
 
 
 def cache_file(cache_dir: str | Path, corpus: str, model: str) -> Path:
@@ -142,6 +150,45 @@ def load_corpus(path: Path, *, layer: str | None, pooling: str, frames: bool,
     return data, record
 
 
+def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
+                layer: str) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The ``K`` cached augmented copies of ``data``'s clips, pooled like the probe's input.
+
+    A clip whose copy is missing (failed augmentation) keeps its original features there; the
+    count is recorded.
+    """
+    from embedprobe.augment.copies import augmented_tag, copy_id
+    from embedprobe.cache import open_cache
+
+    path = cache_file(cfg.cache_dir, corpus, f"{cfg.model}__{augmented_tag(cfg.augment, cfg.augment_seed)}")
+    if not path.exists() and not Path(str(path) + ".parts").exists():
+        raise CacheError(
+            f"Augmentation rate {cfg.augment_rate} needs augmented copies of {corpus}, but {path} does not "
+            f"exist. Fix: run `embedprobe extract --model {cfg.model} --corpus {corpus} --root PATH --out "
+            f"{cfg.cache_dir} --augment {cfg.augment} --copies 4 --augment-seed {cfg.augment_seed}`.")
+    frames_pool = cfg.probe_params.get("pooling", "mean") == "mean+std"
+    stat = "meanstd" if (cfg.pooling == "meanstd" if not cfg.frames else frames_pool) else "mean"
+    with open_cache(path) as r:
+        copies = int((r.identity.get("augment") or {}).get("copies", 0))
+        have = set(r.ids)
+        out, missing = [], 0
+        base = data.X if isinstance(data.X, np.ndarray) else data.X.pool(
+            "mean+std" if frames_pool else "mean").numpy()
+        for k in range(copies):
+            ids = [copy_id(i, k) for i in data.ids]
+            ok = np.array([i in have for i in ids])
+            x = base.copy()
+            if ok.any():
+                x[ok] = r.pooled(layer, stat, [i for i, o in zip(ids, ok) if o])
+            missing += int((~ok).sum())
+            out.append(x)
+        record = {"path": str(path), "fingerprint": r.fingerprint, "copies": copies,
+                  "n_missing": missing, "augment": r.identity.get("augment")}
+    if not out:
+        raise CacheError(f"{path} holds no augmented copies. Fix: re-extract with --augment and --copies.")
+    return out, record
+
+
 def _train_sets(items: tuple[str, ...]) -> list[tuple[str, ...]]:
     out = []
     for item in items:
@@ -184,6 +231,8 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
         d, rec = load_corpus(cache_file(cfg.cache_dir, name, cfg.model), layer=cfg.layer,
                              pooling=cfg.pooling, frames=cfg.frames,
                              protocol=cfg.protocols.get(name))
+        if cfg.augment_rate > 0 and any(name in t for t in train_sets):
+            d.X_aug, rec["augmented"] = load_copies(cfg, name, d, rec["layer"])
         data[name] = scramble(d) if name in cfg.scramble else d
         caches[name] = rec
     params = dict(cfg.probe_params)
@@ -193,7 +242,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
         params.update(tuned["best_params"])
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
-                      max_folds=cfg.max_folds)
+                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate)
     with Progress(progress, n_trainings(data, spec), "probe") as tick:
         cells = run_matrix(data, spec, on_training=tick)
     record = {
@@ -231,6 +280,8 @@ def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
     name = f"{cfg.model.replace('/', '_').replace(':', '_')}__{cfg.probe}__train-{set_name(train_sets[0])}"
     if cfg.scramble:
         name += "__scrambled-" + "-".join(cfg.scramble)
+    if cfg.augment_rate > 0:
+        name += f"__aug{round(100 * cfg.augment_rate)}"
     if cfg.tag:
         name += f"__{cfg.tag}"
     return name

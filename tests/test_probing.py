@@ -113,3 +113,25 @@ def test_probe_cli_errors_are_one_line(caches: Path, tmp_path: Path) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "ravdess" in r.stderr and "iemocap" in r.stderr  # the bad value and the valid ones
+
+
+def test_augmentation_rate_uses_cached_copies(caches: Path, tmp_path: Path) -> None:
+    from embedprobe.errors import CacheError
+
+    root = caches.parent / "emodb"
+    extract(ExtractConfig(model="logmel-128", corpus="emodb", root=str(root), out=str(caches),
+                          augment="paper", copies=2, augment_seed=3), progress=False)
+    kw = dict(model="logmel-128", cache_dir=str(caches), test=("emodb", "iemocap"), probe="linear",
+              n_bootstrap=0, max_folds=1, baselines=False, augment_seed=3, out=str(tmp_path))
+    runs, names = {}, {}
+    for rate in (0.0, 1.0):
+        path = probe(ProbeConfig(train=("emodb",), augment_rate=rate, **kw), progress=False)
+        runs[rate], names[rate] = json.loads(path.read_text()), path.name
+    assert "aug100" in names[1.0] and "aug" not in names[0.0]
+    aug = runs[1.0]["caches"]["emodb"]["augmented"]
+    assert aug["copies"] == 2 and aug["n_missing"] == 0 and aug["augment"]["seed"] == 3
+    assert "augmented" not in runs[0.0]["caches"]["emodb"]
+    a, b = (_cell(runs[r], "emodb", "iemocap")["metrics"]["auroc"]["mean"] for r in (0.0, 1.0))
+    assert a != b  # training on augmented copies changes the probe
+    with pytest.raises(CacheError, match="--augment paper"):
+        probe(ProbeConfig(train=("iemocap",), augment_rate=0.5, **kw), progress=False)

@@ -19,6 +19,11 @@ from embedprobe.corpora.base import Manifest
 SEP = "@"
 
 
+def augmented_tag(augment: str, seed: int) -> str:
+    """The cache-name suffix of augmented copies: ``aug-<name>-s<seed>``."""
+    return f"aug-{augment}-s{seed}"
+
+
 def copy_id(clip_id: str, copy: int) -> str:
     return f"{clip_id}{SEP}{copy}"
 

@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
         scramble: str = typer.Option(None, "--scramble", help="Corpora whose labels are scrambled."),
         protocol: list[str] = typer.Option(None, "--protocol", help="CORPUS=PROTOCOL (repeatable)."),
         param: list[str] = typer.Option(None, "--param", help="Probe parameter KEY=VALUE (repeatable)."),
+        augment_rate: float = typer.Option(0.0, "--augment-rate",
+                                           help="Share of training draws replaced by augmented copies (0-1)."),
+        augment: str = typer.Option("paper", "--augment", help="Augmented caches to read (with --augment-rate)."),
+        augment_seed: int = typer.Option(0, "--augment-seed", help="Seed of those augmented caches."),
         no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not train test corpora alone."),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per cell (0: none)."),
         max_folds: int = typer.Option(None, "--max-folds", help="Use at most this many folds."),
@@ -50,7 +54,8 @@ def register(app: typer.Typer) -> None:
             probe=probe_name, layer=layer, pooling=pooling, frames=frames,
             seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
-            max_folds=max_folds, tune=tune, out=str(out), tag=tag,
+            max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
+            augment=augment, augment_seed=augment_seed,
         )
         path = run(cfg, progress=not quiet)
         rec = load_results(path)

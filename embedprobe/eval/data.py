@@ -35,6 +35,7 @@ class CorpusData:
         protocol: the protocol's name.
         fingerprint: the cache fingerprint the features came from.
         scrambled: whether ``SCRAMBLE_MAP`` was applied to ``y``.
+        X_aug: ``K`` augmented copies of ``X`` (pooled, aligned with ``ids``), or ``None``.
     """
 
     name: str
@@ -48,6 +49,7 @@ class CorpusData:
     fingerprint: str = ""
     scrambled: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    X_aug: list[Any] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -106,11 +108,18 @@ class Split:
     groups: np.ndarray
     X_val: Any
     y_val: np.ndarray
+    X_aug: list[Any] | None = None
 
 
 def training_split(train: list[CorpusData], fold: int) -> Split:
-    """The union of the train parts (and of the val parts) of fold ``fold`` of each corpus."""
+    """The union of the train parts (and of the val parts) of fold ``fold`` of each corpus.
+
+    Augmented copies are gathered for the train parts when every corpus has them.
+    """
     xs, ys, gs, xv, yv = [], [], [], [], []
+    with_aug = all(d.X_aug for d in train)
+    n_copies = min(len(d.X_aug) for d in train) if with_aug else 0
+    xa: list[list[Any]] = [[] for _ in range(n_copies)]
     for g, d in enumerate(train):
         key = d.fold(fold)
         tr, va = d.index(key, "train"), d.index(key, "val")
@@ -118,11 +127,14 @@ def training_split(train: list[CorpusData], fold: int) -> Split:
             raise BadValueError(f"training part of {d.name} fold", key, None,
                                 fix="The split has no training clips; check the protocol.")
         xs.append(d.X[tr]), ys.append(d.y[tr]), gs.append(np.full(tr.size, g))
+        for k in range(n_copies):
+            xa[k].append(d.X_aug[k][tr])
         if va.size:
             xv.append(d.X[va]), yv.append(d.y[va])
     val_x = concat_features(xv) if xv else None
     val_y = np.concatenate(yv) if yv else None
-    return Split(concat_features(xs), np.concatenate(ys), np.concatenate(gs), val_x, val_y)
+    aug = [np.concatenate(parts) for parts in xa] if n_copies else None
+    return Split(concat_features(xs), np.concatenate(ys), np.concatenate(gs), val_x, val_y, aug)
 
 
 def test_index(d: CorpusData, fold: int, trained_on: bool) -> np.ndarray:

@@ -48,6 +48,8 @@ class MatrixSpec:
         n_bootstrap: bootstrap resamples per cell (0 = no interval).
         last_fraction: share of training used for the paper's confidence figures.
         max_folds: use at most this many folds of each protocol (quick runs); None = all.
+        aug_rate: the paper's augmentation rate: the probability that a training clip drawn into
+            a batch is replaced by one of its cached augmented copies (``CorpusData.X_aug``).
     """
 
     train_sets: tuple[tuple[str, ...], ...]
@@ -58,6 +60,7 @@ class MatrixSpec:
     n_bootstrap: int = 1000
     last_fraction: float = 0.2
     max_folds: int | None = None
+    aug_rate: float = 0.0
 
 
 def set_name(corpora: tuple[str, ...]) -> str:
@@ -99,7 +102,8 @@ def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
         for seed in spec.seeds:
             probe = create(spec.probe, random_state=seed, **spec.probe_params)
             probe.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val,
-                      groups=split.groups if len(train) > 1 else None, eval_sets=eval_sets)
+                      groups=split.groups if len(train) > 1 else None, eval_sets=eval_sets,
+                      X_aug=split.X_aug if spec.aug_rate > 0 else None, aug_rate=spec.aug_rate)
             for t, idx in tests.items():
                 if idx.size == 0:
                     continue

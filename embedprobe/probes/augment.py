@@ -26,7 +26,7 @@ import numpy as np
 
 from embedprobe.errors import BadValueError
 from embedprobe.probes.features import FrameSet, pool_rows, segment_rows
-from embedprobe.probes.sampling import partners
+from embedprobe.probes.sampling import SameClass
 
 POSTER_AUGMENT: dict[str, float] = {"frame_mask": 0.3, "mix_prob": 0.5, "noise_std": 0.1}
 """Frame masking, same-label mixing and gaussian noise all on; use with ``set_params(**...)``."""
@@ -46,9 +46,18 @@ def refuse_frame_augment(frame_mask: float, mix_prob: float) -> None:
 
 
 def mix_plan(
-    y: np.ndarray, idx: np.ndarray, mix_prob: float, rng: np.random.Generator
+    y: np.ndarray, idx: np.ndarray, mix_prob: float, rng: np.random.Generator,
+    same_class: SameClass | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which clips make up each batch item.
+
+    Args:
+        y: ``(N,)`` integer labels of all clips.
+        idx: ``(B,)`` the batch's clips.
+        mix_prob: probability that an item is joined with a same-class partner.
+        rng: numpy Generator.
+        same_class: where partners come from (build it once with the training clips as the
+            pool); default: any clip of ``y``.
 
     Returns:
         ``(clips, owner)``: clip indices and, for each, the batch position it is pooled into.
@@ -59,7 +68,7 @@ def mix_plan(
     if mix_prob <= 0:
         return idx, np.arange(b)
     mixed = np.flatnonzero(rng.random(b) < mix_prob)
-    part = partners(y, idx[mixed], rng)
+    part = (same_class if same_class is not None else SameClass(y)).draw(idx[mixed], rng)
     return np.concatenate([idx, part]), np.concatenate([np.arange(b), mixed])
 
 
@@ -72,6 +81,7 @@ def frame_batch(
     mix_prob: float,
     pooling: str,
     rng: np.random.Generator,
+    same_class: SameClass | None = None,
 ) -> Any:
     """Pool an augmented batch of clips ``idx`` from frame features: ``(B, D)`` or ``(B, 2D)``.
 
@@ -83,11 +93,12 @@ def frame_batch(
         mix_prob: probability of joining a same-class partner's frames (0 = off).
         pooling: ``"mean"`` or ``"mean+std"``.
         rng: numpy Generator for every random choice.
+        same_class: the partner pool for mixing (see :func:`mix_plan`).
     """
     import torch
 
     b = idx.size
-    clips, owner = mix_plan(y, idx, mix_prob, rng)
+    clips, owner = mix_plan(y, idx, mix_prob, rng, same_class)
     rows, local = segment_rows(fs.offsets, clips)
     seg = owner[local]
     if frame_mask > 0:

@@ -7,7 +7,9 @@ a probe is fitted or used, so importing this module stays light.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+import warnings
+from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,9 @@ SHARED_PARAMS_DOC = """
         lr: AdamW learning rate.
         batch_size: clips per step.
         max_steps: hard limit on training steps.
+        min_steps: warm-up: evaluations before this step are recorded but neither select the
+            kept weights nor count towards patience (a tiny validation set can otherwise
+            crown an under-trained early model).
         eval_every: steps between evaluations.
         patience: evaluations without improvement before a learning-rate drop or stop.
         min_delta: smallest increase of the monitored metric that counts as improvement.
@@ -56,6 +61,8 @@ SHARED_PARAMS_DOC = """
 
     Attributes:
         classes_: class labels, the column order of ``predict_proba``.
+        eval_classes_: ``classes_`` followed by any label met only in ``y_val`` or
+            ``eval_sets`` (scored with probability 0, with a warning).
         n_features_in_: width of the pooled feature vectors the probe consumes.
         frame_dim_: frame width when fitted on a FrameSet, else None.
         mean_, scale_: standardisation fitted on the training clips (pooled).
@@ -74,15 +81,18 @@ def _seed(random_state: Any) -> int:
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
-class TorchProbe(ClassifierMixin, BaseEstimator):
+class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class; subclasses list every parameter in ``__init__`` and implement ``_make_net``."""
 
+    @abstractmethod
     def _make_net(self, d_in: int, n_classes: int, gen: Any) -> Any:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The torch module mapping ``(B, d_in)`` standardised features to ``(B, n_classes)`` logits."""
 
     # ------------------------------------------------------------------ checks
 
     def _check_params(self) -> None:
+        if not self.min_steps >= 0:
+            raise BadValueError("min_steps", self.min_steps, fix="Use a step count >= 0, e.g. 200.")
         positive = {"lr": self.lr, "batch_size": self.batch_size, "max_steps": self.max_steps,
                     "eval_every": self.eval_every, "patience": self.patience}
         for name, value in positive.items():
@@ -129,14 +139,22 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, dtype=dtype, reset=False), None
 
     def _encode(self, y: Any, what: str) -> np.ndarray:
+        """Indices of ``y`` in ``eval_classes_`` (``classes_`` then labels unseen in training).
+
+        A label the probe never saw is appended to ``eval_classes_`` with a warning: its
+        probability is 0 for every clip, so its one-vs-rest AUROC in the history is 0.5 -
+        the same convention as scoring a probe on all four classes when training lacked one.
+        """
         y = column_or_1d(np.asarray(y), warn=True)
-        pos = np.searchsorted(self.classes_, y)
-        pos = np.clip(pos, 0, len(self.classes_) - 1)
-        bad = self.classes_[pos] != y
-        if np.any(bad):
-            raise BadValueError(f"label in {what}", y[bad][0], self.classes_.tolist(),
-                                fix="Evaluate only on the classes seen in training (map labels first).")
-        return pos.astype(np.int64)
+        index = {c: i for i, c in enumerate(self.eval_classes_.tolist())}
+        unseen = [c for c in dict.fromkeys(y.tolist()) if c not in index]
+        if unseen:
+            warnings.warn(f"{what} has labels never seen in training: {unseen}; the probe gives them "
+                          f"probability 0 (known classes: {self.classes_.tolist()}). Check the label map "
+                          "if this is unexpected.", UserWarning, stacklevel=3)
+            self.eval_classes_ = np.concatenate([self.eval_classes_, np.asarray(unseen)])
+            index.update({c: len(index) + i for i, c in enumerate(unseen)})
+        return np.fromiter((index[c] for c in y.tolist()), dtype=np.int64, count=y.shape[0])
 
     # ------------------------------------------------------------------ fit
 
@@ -149,6 +167,8 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
         y_val: Any = None,
         groups: Any = None,
         eval_sets: Mapping[str, tuple[Any, Any]] | None = None,
+        X_aug: Sequence[Any] | None = None,
+        aug_rate: float = 0.0,
     ) -> TorchProbe:
         """Train the probe online until the validation metric plateaus.
 
@@ -163,6 +183,13 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
             eval_sets: ``{name: (X, y)}`` scored at every evaluation and recorded in
                 ``history_`` (e.g. the test sets, for the last-20% confidence figures). They
                 never influence training or the choice of weights.
+            X_aug: augmented copies of the training clips: a list of ``K`` inputs aligned with
+                ``X`` (copy ``k`` of clip ``i`` is ``X_aug[k][i]``; pooled arrays or
+                ``FrameSet``s, which are pooled once).
+            aug_rate: the paper's augmentation rate: every clip drawn into a training batch is
+                replaced, with this probability, by one of its ``K`` copies chosen uniformly
+                (0 = no augmentation, 1 = always an augmented copy). Standardisation and
+                validation use the original clips only.
 
         Returns:
             self
@@ -175,6 +202,8 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
         X, y = self._input(X, y, reset=True)
         is_frames = isinstance(X, FrameSet)
         if is_frames:
+            if hasattr(self, "feature_names_in_"):  # left by an earlier fit on a DataFrame
+                del self.feature_names_in_
             self.frame_dim_ = X.dim
             self.n_features_in_ = X.dim * (2 if self.pooling == "mean+std" else 1)
         else:
@@ -182,6 +211,7 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         y_enc = y_enc.ravel()
+        self.eval_classes_ = self.classes_.copy()
         if self.classes_.size < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
                              f"({self.classes_[0]!r}); check the label map and the split.")
@@ -210,9 +240,30 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
             Xe, ye = pair
             Xe = self._input(Xe, None, reset=False)[0]
             sets[str(name)] = (self._raw_pooled(Xe), self._encode(ye, f"eval_sets[{name!r}]"))
-        train(self, X, y_enc, tr, groups, val, sets, seed)
+        aug = self._augmented(X, X_aug, aug_rate)
+        train(self, X, y_enc, tr, groups, val, sets, seed, aug=aug)
         self.fit_time_ = time.perf_counter() - t0
         return self
+
+    def _augmented(self, X: Any, X_aug: Sequence[Any] | None, rate: float) -> tuple[list, float] | None:
+        """Pooled float32 tensors of the augmented copies (``None`` when not augmenting)."""
+        if not 0.0 <= float(rate) <= 1.0:
+            raise BadValueError("aug_rate", rate, fix="Use a share in [0, 1], e.g. 0.5 for 50%.")
+        if rate == 0 or not X_aug:
+            if rate > 0:
+                raise BadValueError("X_aug", None, fix="aug_rate > 0 needs the augmented copies "
+                                    "(embedprobe extract ... --augment paper --copies K).")
+            return None
+        n = X.n_clips if isinstance(X, FrameSet) else X.shape[0]
+        copies = []
+        for k, Xa in enumerate(X_aug):
+            Xa = self._input(Xa, None, reset=False)[0]
+            t = self._raw_pooled(Xa)
+            if t.shape != (n, self.n_features_in_):
+                raise BadValueError(f"shape of augmented copy {k}", tuple(t.shape), [(n, self.n_features_in_)],
+                                    fix="Pass copies aligned with X (same clips, same features).")
+            copies.append(t)
+        return copies, float(rate)
 
     # ------------------------------------------------------------------ predict
 
@@ -259,13 +310,13 @@ class TorchProbe(ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
+        state = dict(super().__getstate__())  # a copy: the parent may return the live __dict__
         state.pop("_mean_t", None)
         state.pop("_scale_t", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         if "mean_" in state:
             import torch
 

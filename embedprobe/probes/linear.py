@@ -26,6 +26,7 @@ class LinearProbe(TorchProbe):
         lr: float = 1e-3,
         batch_size: int = 256,
         max_steps: int = 5000,
+        min_steps: int = 200,
         eval_every: int = 50,
         patience: int = 4,
         min_delta: float = 1e-4,
@@ -46,6 +47,7 @@ class LinearProbe(TorchProbe):
         self.lr = lr
         self.batch_size = batch_size
         self.max_steps = max_steps
+        self.min_steps = min_steps
         self.eval_every = eval_every
         self.patience = patience
         self.min_delta = min_delta

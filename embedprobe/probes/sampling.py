@@ -66,17 +66,36 @@ class BalancedSampler:
         return self.order[self.cell_start[cell] + within]
 
 
-def partners(y: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each clip in ``idx``, a random clip of the same class (possibly itself).
+class SameClass:
+    """Draws, for given clips, a random clip of the same class from a pool (default: all clips).
 
-    Used by same-label feature mixing; the partner always has ``y[partner] == y[clip]``.
+    Built once per training (one sort); each draw is vectorised. Used by same-label feature
+    mixing with the training clips as the pool, so held-out clips never leak into training.
     """
-    y = np.asarray(y)
-    order = np.argsort(y, kind="stable")
-    classes, start, size = np.unique(y[order], return_index=True, return_counts=True)
-    c = np.searchsorted(classes, y[idx])
-    within = (rng.random(idx.size) * size[c]).astype(np.int64)
-    return order[start[c] + within]
+
+    def __init__(self, y: np.ndarray, pool: np.ndarray | None = None):
+        self.y = np.asarray(y)
+        pool = np.arange(self.y.shape[0]) if pool is None else np.asarray(pool, dtype=np.int64)
+        yp = self.y[pool]
+        order = np.argsort(yp, kind="stable")
+        self.members = pool[order]
+        self.classes, self.start, self.size = np.unique(yp[order], return_index=True, return_counts=True)
+
+    def draw(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One same-class pool member (possibly the clip itself) for each clip in ``idx``."""
+        labels = self.y[idx]
+        c = np.searchsorted(self.classes, labels)
+        if np.any(c >= self.classes.size) or np.any(self.classes[np.minimum(c, self.classes.size - 1)] != labels):
+            missing = sorted(set(labels.tolist()) - set(self.classes.tolist()))
+            raise BadValueError("class without pool members", missing[0], self.classes.tolist())
+        within = (rng.random(idx.size) * self.size[c]).astype(np.int64)
+        return self.members[self.start[c] + within]
+
+
+def partners(y: np.ndarray, idx: np.ndarray, rng: np.random.Generator,
+             pool: np.ndarray | None = None) -> np.ndarray:
+    """For each clip in ``idx``, a random clip of the same class from ``pool`` (one-off helper)."""
+    return SameClass(y, pool).draw(np.asarray(idx), rng)
 
 
 def stratified_holdout(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from embedprobe.eval.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
 from embedprobe.probes.features import FrameSet, _as_tensor
-from embedprobe.probes.sampling import BalancedSampler
+from embedprobe.probes.sampling import BalancedSampler, SameClass
 
 
 def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,8 +56,25 @@ def _optimizer(net: torch.nn.Module, lr: float, weight_decay: float, dev: torch.
 
 def _score(probe: Any, x_std: torch.Tensor, y: np.ndarray) -> dict[str, float]:
     proba = probe._proba_std(x_std)
+    extra = len(probe.eval_classes_) - proba.shape[1]
+    if extra:  # labels unseen in training: probability 0 (see TorchProbe._encode)
+        proba = np.pad(proba, ((0, 0), (0, extra)))
     vals = metrics_batch(y, proba, np.ones((1, y.shape[0])), METRICS)
     return {m: float(v[0]) for m, v in vals.items()}
+
+
+def _substitute(xb: torch.Tensor, aug: tuple[list[torch.Tensor], float], clips: np.ndarray,
+                rng: np.random.Generator, dev: torch.device) -> torch.Tensor:
+    """Replace each row of ``xb`` by a random augmented copy of its clip with probability ``rate``."""
+    copies, rate = aug
+    hit = np.flatnonzero(rng.random(clips.size) < rate)
+    if hit.size == 0:
+        return xb
+    which = rng.integers(0, len(copies), size=hit.size)
+    for k in np.unique(which).tolist():
+        rows = hit[which == k]
+        xb[torch.from_numpy(rows).to(dev)] = copies[k].index_select(0, torch.from_numpy(clips[rows])).to(dev)
+    return xb
 
 
 def train(
@@ -69,6 +86,7 @@ def train(
     val: tuple[torch.Tensor, np.ndarray] | None,
     sets: dict[str, tuple[torch.Tensor, np.ndarray]],
     seed: int,
+    aug: tuple[list[torch.Tensor], float] | None = None,
 ) -> None:
     """Fit ``probe`` in place; sets the learned attributes documented on the probe class.
 
@@ -81,6 +99,9 @@ def train(
         val: ``(pooled raw features, labels)`` or None (no early stopping).
         sets: ``{name: (pooled raw features, labels)}`` recorded in the history only.
         seed: seed of every random draw.
+        aug: ``(copies, rate)``: pooled raw features of ``K`` augmented copies of every clip of
+            ``X``; each clip drawn into a batch is replaced by a random copy with probability
+            ``rate`` (after any frame augmentation of the originals).
     """
     p = probe
     rng = np.random.default_rng([seed, 2])
@@ -99,6 +120,7 @@ def train(
     mean, scale = _moments(src, None if full else rows)
     p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
     p._mean_t, p._scale_t = mean, scale
+    same_class = SameClass(y, train_idx) if frame_aug and p.mix_prob > 0 else None  # never a held-out clip
     if frame_aug:
         src = None
     else:
@@ -123,9 +145,11 @@ def train(
         idx = sampler.draw(batch_size)
         if src is None:
             xb = frame_batch(X, train_idx[idx], y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
-                             pooling=p.pooling, rng=rng).to(dev)
+                             pooling=p.pooling, rng=rng, same_class=same_class).to(dev)
         else:
             xb = src.index_select(0, torch.from_numpy(rows[idx]).to(dev))
+        if aug is not None:
+            xb = _substitute(xb, aug, train_idx[idx], rng, dev)
         xb = xb.sub_(mean_d).div_(scale_d)
         if p.noise_std > 0:
             xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev), alpha=p.noise_std)
@@ -148,7 +172,7 @@ def train(
         if p.verbose:
             shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in entry["metrics"].items())
             print(f"[{type(p).__name__}] step {step} loss {entry['loss']:.4f} lr {lr:.2e} {shown}")
-        if x_val is None:
+        if x_val is None or step < p.min_steps:
             continue
         score = entry["metrics"]["val"][p.monitor]
         if score > best + p.min_delta:
@@ -166,9 +190,9 @@ def train(
                 break
     if best_state is not None:
         p.net_.load_state_dict(best_state)
-    else:
+    else:  # no validation, or training ended before min_steps: the last weights are kept
         best_step = step
-        best = float("nan") if x_val is None else best
+        best = history[-1]["metrics"]["val"][p.monitor] if x_val is not None and history else float("nan")
     p.net_.eval()
     p.history_ = history
     p.best_step_ = int(best_step)

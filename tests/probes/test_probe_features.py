@@ -9,7 +9,7 @@ import torch
 from embedprobe.errors import BadValueError
 from embedprobe.probes.augment import frame_batch, mix_plan
 from embedprobe.probes.features import FrameSet, pool_rows, segment_rows
-from embedprobe.probes.sampling import BalancedSampler, partners, stratified_holdout
+from embedprobe.probes.sampling import BalancedSampler, SameClass, partners, stratified_holdout
 
 torch.set_num_threads(1)
 
@@ -103,6 +103,12 @@ def test_mixing_never_mixes_classes():
     assert np.array_equal(clips[:64], idx) and np.array_equal(owner[:64], np.arange(64))
     assert 10 < clips.size - 64 < 54  # about half were mixed
     assert np.array_equal(y[clips], y[idx[owner]])
+    pool = np.arange(0, 200, 2)  # e.g. the training clips: held-out clips are never partners
+    sc = SameClass(y, pool)
+    clips, owner = mix_plan(y, pool[:64], 1.0, rng, sc)
+    assert np.all(np.isin(clips, pool)) and np.array_equal(y[clips], y[clips[owner]])
+    with pytest.raises(BadValueError, match="class without pool members"):
+        SameClass(np.r_[y, 9], pool).draw(np.array([200]), rng)
 
 
 def test_frame_batch_shapes_and_same_label_pooling():

@@ -141,12 +141,23 @@ def test_bad_params_and_labels_are_named():
         LinearProbe(monitor="wacc").fit(X, y)
     with pytest.raises(BadValueError, match="pooling 'max'"):
         LinearProbe(pooling="max").fit(X, y)
-    with pytest.raises(BadValueError, match="'calm'.*angry"):
-        LinearProbe(**FAST).fit(X, y, eval_sets={"ravdess": (X[:2], ["calm", "sad"])})
     with pytest.raises(BadValueError, match="'val' is reserved"):
         LinearProbe(**FAST).fit(X, y, eval_sets={"val": (X[:2], y[:2])})
     with pytest.raises(ValueError, match="at least 2 classes"):
         LinearProbe().fit(X, np.full(len(X), "sad"))
+
+
+def test_labels_unseen_in_training_are_scored_with_probability_zero():
+    X, y = _blobs(n=300)
+    keep = y != "sad"
+    with pytest.warns(UserWarning, match=r"never seen in training: \['sad'\]"):
+        p = LinearProbe(random_state=0, **FAST).fit(X[keep], y[keep], eval_sets={"all": (X, y)})
+    assert p.classes_.tolist() == ["angry", "happy", "neutral"]
+    assert p.eval_classes_.tolist() == ["angry", "happy", "neutral", "sad"]
+    proba = np.c_[p.predict_proba(X), np.zeros(len(y))]
+    codes = np.searchsorted(p.eval_classes_, y)
+    best = next(e for e in p.history_ if e["step"] == p.best_step_)
+    assert best["metrics"]["all"]["auroc"] == pytest.approx(auroc(codes, proba), abs=1e-6)
 
 
 def test_registry_clone_and_pickle():
@@ -173,3 +184,33 @@ def test_tune_is_deterministic_and_picks_the_best():
     assert r1.to_dict()["metric"] == "auroc"
     with pytest.raises(BadValueError, match="tuning grid"):
         tune(base, X, y, lrs=())
+
+
+def test_augmented_copies_replace_clips_at_the_given_rate():
+    """aug_rate=0 ignores the copies; 1.0 trains only on them; copies must be aligned with X."""
+    import numpy as np
+    import pytest
+
+    from embedprobe.errors import BadValueError
+    from embedprobe.probes import create
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    X = rng.standard_normal((200, 8)).astype(np.float32) + y[:, None] * 1.5
+    flipped = X.copy()
+    flipped[:, 0] *= -1  # copies whose first feature points the other way: a different task
+    kw = dict(max_steps=300, eval_every=50, random_state=0)
+    plain = create("linear", **kw).fit(X, y)
+    zero = create("linear", **kw).fit(X, y, X_aug=[flipped], aug_rate=0.0)
+    np.testing.assert_allclose(plain.predict_proba(X), zero.predict_proba(X))
+    full = create("linear", **kw).fit(X, y, X_aug=[flipped], aug_rate=1.0)
+    half = create("linear", **kw).fit(X, y, X_aug=[flipped, X], aug_rate=0.5)
+    from embedprobe.eval.metrics import auroc
+
+    # trained only on the copies, the probe is better on copy-like data than the plain one
+    assert auroc(y, full.predict_proba(flipped)) > auroc(y, plain.predict_proba(flipped)) + 0.01
+    assert not np.allclose(half.predict_proba(X), full.predict_proba(X))
+    with pytest.raises(BadValueError, match="aligned"):
+        create("linear", **kw).fit(X, y, X_aug=[flipped[:10]], aug_rate=0.5)
+    with pytest.raises(BadValueError, match="--augment"):
+        create("linear", **kw).fit(X, y, aug_rate=0.5)
