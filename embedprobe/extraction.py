@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from embedprobe import audio
-from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest, split_copy_id
+from embedprobe.augment.copies import (
+    append_records,
+    augmented_tag,
+    copy_id,
+    expand_manifest,
+    split_copy_id,
+)
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, LayerResult, open_cache, shard_of
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Clip, Manifest

@@ -179,7 +179,7 @@ def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
             ok = np.array([i in have for i in ids])
             x = base.copy()
             if ok.any():
-                x[ok] = r.pooled(layer, stat, [i for i, o in zip(ids, ok) if o])
+                x[ok] = r.pooled(layer, stat, [i for i, o in zip(ids, ok, strict=True) if o])
             missing += int((~ok).sum())
             out.append(x)
         record = {"path": str(path), "fingerprint": r.fingerprint, "copies": copies,
