@@ -21,6 +21,7 @@ one JSON object.
 Run:
     python benchmarks/extract_speed.py              # 64 clips (several minutes on 2 cores)
     python benchmarks/extract_speed.py --clips 8    # quick
+    python benchmarks/extract_speed.py --clips 16 --repeats 3  # alternating, medians (loaded machines)
 """
 
 from __future__ import annotations
@@ -120,8 +121,10 @@ def cnn14_16k():
     from embedprobe.extractors import EXTRACTORS
 
     entry = EXTRACTORS.get("cnn14-16k")
-    ext = entry.cls.random_init(entry.spec, seed=0).load()
-    net = ext._net
+    ext = entry.cls.random_init(entry.spec, seed=0)  # embedprobe: precision "auto"
+    stock = entry.cls.random_init(entry.spec, seed=0, precision="fp32")
+    stock._build(None)  # the same seeded weights, no fast-path rewrites
+    net = stock._net
 
     def naive(wav: np.ndarray) -> dict[str, np.ndarray]:  # panns_inference style: one clip, fp32
         with torch.no_grad():
@@ -131,7 +134,9 @@ def cnn14_16k():
     return naive, ext
 
 
-def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path) -> dict:
+def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1) -> dict:
+    """Time (a) and (b) ``repeats`` times, alternating, so that a change of machine load between
+    the two phases shows up as spread instead of bias; medians are reported."""
     import soundfile as sf
 
     from embedprobe.cache import open_cache
@@ -140,15 +145,23 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path) -> 
     naive, ext = build()
     audio_s = sum(sf.info(p).duration for p in paths)
     naive(np.zeros(SR, np.float32))  # warm-up, not timed
+    ext.load()
+    ext.embed(np.zeros(SR, np.float32))  # warm-up
 
     def loop():
         return [naive(sf.read(p, dtype="float32")[0]) for p in paths]
 
-    ref, cpu_a, wall_a = timed(loop)
-    ext.load()
-    ext.embed(np.zeros(SR, np.float32))  # warm-up
-    cfg = ExtractConfig(model=name, corpus="manifest", root=str(corpus), out=str(work / f"cache-{name}"))
-    summary, cpu_b, wall_b = timed(lambda: extract(cfg, progress=False, extractor=ext))
+    cfg = ExtractConfig(model=name, corpus="manifest", root=str(corpus), out=str(work / f"cache-{name}"),
+                        overwrite=True)
+    runs_a, runs_b = [], []
+    for _ in range(max(1, repeats)):
+        ref, cpu, wall = timed(loop)
+        runs_a.append((cpu, wall))
+        summary, cpu, wall = timed(lambda: extract(cfg, progress=False, extractor=ext))
+        runs_b.append((cpu, wall))
+    ratios = [a[0] / b[0] for a, b in zip(runs_a, runs_b, strict=True)]
+    cpu_a, wall_a = (float(np.median(x)) for x in zip(*runs_a, strict=True))
+    cpu_b, wall_b = (float(np.median(x)) for x in zip(*runs_b, strict=True))
     cosines = []
     with open_cache(summary.cache) as reader:
         for layer in ref[0]:
@@ -167,6 +180,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path) -> 
         "cosine": round(min(cosines), 6), "gflop_per_audio_s": round(gflop, 2),
         "gflops_naive": round(gflop * a, 1), "gflops_pipeline": round(gflop * b, 1),
         "precision": runtime.get("precision", "fp32"), "n_errors": summary.n_errors,
+        "ratios_per_repeat": [round(r, 3) for r in ratios],
     }
 
 
@@ -176,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; CPU time is measured)")
     ap.add_argument("--models", default="wavlm-large,cnn14-16k")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="alternate naive/pipeline timings this many times, report medians (default 1)")
     args = ap.parse_args(argv)
 
     import os
@@ -209,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in EXTRACTORS:
                 print(f"{name}: not registered in this checkout, skipped")
                 continue
-            r = run_model(name, builders[name], paths, corpus, work)
+            r = run_model(name, builders[name], paths, corpus, work, args.repeats)
             peak = peaks.get(r["precision"], peaks["fp32"])
             r["peak_fraction_naive"] = round(r["gflops_naive"] / peaks["fp32"], 3)
             r["peak_fraction_pipeline"] = round(r["gflops_pipeline"] / peak, 3)
@@ -219,9 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"embedprobe {r['pipeline_audio_s_per_cpu_s']:.2f} audio-s/CPU-s "
                   f"({r['gflops_pipeline']:.0f} GFLOP/s, {100 * r['peak_fraction_pipeline']:.0f}% of "
                   f"{r['precision']} peak): ratio {r['ratio']:.2f}x (wall {r['ratio_wall']:.2f}x), "
-                  f"cosine to fp32 {r['cosine']:.5f}")
+                  f"cosine to fp32 {r['cosine']:.5f}"
+                  + (f"; per repeat {r['ratios_per_repeat']}" if args.repeats > 1 else ""))
+    peaks_end = {"fp32": round(matmul_peak(torch.float32), 1)}  # the load may have changed meanwhile
+    if cpu_bf16_supported():
+        peaks_end["bf16"] = round(matmul_peak(torch.bfloat16), 1)
+    print(f"matmul peak GFLOP/s at the end: {peaks_end}")
     print(json.dumps({"clips": len(paths), "audio_s": round(audio_s, 1), "threads": args.threads,
-                      "peak_gflops": peaks, "models": results}))
+                      "peak_gflops": peaks, "peak_gflops_end": peaks_end, "models": results}))
     return 0
 
 

@@ -24,6 +24,11 @@ What embedprobe computes (``nets/htsat.py``, checked against msclap on identical
     Mean-pool the frames for a clip vector. ``embed_batch`` runs all windows of all clips
     together (every window has the same length, so nothing is padded).
 
+Precision (``precision=``, default ``"auto"``, see ``fastpath``): on CPUs with native bf16 the
+HTS-AT and the projection run under bf16 autocast (cosine 0.99996 to fp32 on EmoDB speech,
+~1.5x faster); the STFT and mel projection stay fp32: in bf16 the log-mel of 16 kHz speech
+fed at 44.1 kHz was 6 dB off on average (its top bands hold little but rounding noise).
+
 Weights are looked up by ``embedprobe.extractors.weights``: ``--weights``,
 ``$EMBEDPROBE_WEIGHTS``, ``~/.cache/embedprobe/weights/``, then the Hugging Face cache of
 ``microsoft/msclap`` (where ``msclap`` itself downloads it), and a download when online.
@@ -37,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
 from embedprobe.extractors.registry import register
 from embedprobe.extractors.weights import CheckpointExtractor, extract_state_dict
@@ -99,16 +105,19 @@ class ClapAudioExtractor(CheckpointExtractor):
         self._net = net.eval().to(self.device)
         self._torch = torch
 
+    def _fast_modules(self):
+        htsat = self._net.base.htsat  # its STFT and mel projection stay fp32 (see cnn14)
+        return self._net, (htsat.spectrogram_extractor, htsat.logmel_extractor)
+
     # -- compute -------------------------------------------------------------------------------
     def n_frames(self, n_samples: int) -> int:
         return max(1, math.ceil(n_samples / _WINDOW))
 
     def _run(self, wins: np.ndarray) -> np.ndarray:
-        torch = self._torch
         out = []
-        with torch.inference_mode():
+        with self._inference():
             for s in range(0, len(wins), _BATCH):
-                x = torch.from_numpy(np.ascontiguousarray(wins[s:s + _BATCH])).to(self.device)
+                x = fastpath.to_device(wins[s:s + _BATCH], self.device)
                 out.append(self._net(x)["embedding"].float().cpu().numpy())
         return np.concatenate(out)
 

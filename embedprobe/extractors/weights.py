@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from embedprobe.errors import BadValueError, MissingWeightsError
+from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec
 
 ENV_WEIGHTS = "EMBEDPROBE_WEIGHTS"
@@ -454,33 +455,47 @@ def extract_state_dict(obj: Any, keys: Sequence[str] = ("model", "state_dict", "
 
 
 # -- a base class for extractors built from official checkpoint files ----------------------------
-class CheckpointExtractor(Extractor):
+class CheckpointExtractor(fastpath.RuntimeMixin, Extractor):
     """An extractor whose weights are official checkpoint file(s) named in its spec.
 
     The spec's ``params`` carry ``weights_file`` (the official name), ``weights_url`` (where
     to get it) and optionally ``hf_repo`` (a Hugging Face repo that also hosts the file).
-    Subclasses implement ``_build(paths)`` (``paths`` is ``None`` for a random-init instance).
+    Subclasses implement ``_build(paths)`` (``paths`` is ``None`` for a random-init instance)
+    and ``_fast_modules()`` (which network the fast path prepares, which parts stay fp32), and
+    run their forward passes under ``self._inference()``.
 
     ``random_init(spec, seed)`` gives an instance with reproducible random weights and no
     checkpoint (contract and equivalence tests); its ``weights_revision()`` says so, and
     ``weights_present()`` is ``None``.
+
+    Args:
+        spec: the variant.
+        device: torch device.
+        weights: the checkpoint file or its folder (``--weights``).
+        precision: ``"auto"`` (bf16 autocast on CPUs with native bf16 and on CUDA, else fp32
+            with oneDNN linears), ``"fp32"``, ``"fp32-onednn"``, ``"bf16"`` or ``"fp16"``
+            (CUDA); see ``fastpath``. The precision used is ``precision`` / ``runtime_config()``.
     """
 
     what: str = "model"
     extra_dirs: tuple[str, ...] = ()
 
-    def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None):
+    def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
+                 precision: str = "auto"):
         super().__init__(spec, device=device, weights=weights)
         if self.weights is not None:
             self.weights = self.weights.expanduser()
+        self.requested_precision = self.check_precision(precision)
         self.random_seed: int | None = None
         self.checkpoint_: Path | None = None
         self._paths: list[Path] = []
+        self._runtime: dict[str, Any] = {}
 
     @classmethod
-    def random_init(cls, spec: ExtractorSpec, seed: int = 0, device: str = "cpu") -> CheckpointExtractor:
+    def random_init(cls, spec: ExtractorSpec, seed: int = 0, device: str = "cpu",
+                    precision: str = "auto") -> CheckpointExtractor:
         """An instance with seeded random weights instead of a checkpoint."""
-        ext = cls(spec, device=device)
+        ext = cls(spec, device=device, precision=precision)
         ext.random_seed = seed
         return ext
 
@@ -534,14 +549,35 @@ class CheckpointExtractor(Extractor):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _load(self) -> None:
+        precision = fastpath.resolve_precision(self.requested_precision, self.device)  # fail fast
         paths = None if self.random_seed is not None else [self.resolve(n) for n in self._files()]
         self._build(paths)
         self._paths = paths or []
         self.checkpoint_ = paths[0] if paths else None
+        self.precision_ = precision
+        net, fp32_parts = self._fast_modules()
+        info = fastpath.prepare(net, self.precision_, self.device, fuse_attention=False,
+                                keep_fp32=fp32_parts, matmul_convs=True)
+        # Portable values only: the runtime goes into the cache identity, which shards made on
+        # other machines must match (the file's hash is there already as weights_revision).
+        source = f"random-init:seed={self.random_seed}" if paths is None else paths[0].name
+        self._runtime = {**info, "device": str(self.device).split(":")[0], "weights": source}
 
     @abstractmethod
     def _build(self, paths: list[Path] | None) -> None:
         """Build the network from checkpoint ``paths`` (``None``: seeded random weights)."""
+
+    @abstractmethod
+    def _fast_modules(self) -> tuple[Any, tuple[Any, ...]]:
+        """``(network, parts kept in fp32)`` for ``fastpath.prepare`` (called after ``_build``).
+
+        The network is what runs under ``self._inference()``; the parts kept in fp32 are its
+        submodules that must not lose precision (STFT / log-mel front ends).
+        """
+
+    def _inference(self) -> Any:
+        """``torch.inference_mode()`` plus the autocast of the resolved precision."""
+        return fastpath.inference(self.precision_, self.device)
 
     def _checkpoint(self, path: Path, mmap: bool = False) -> Any:
         """Load a checkpoint; unsafe pickles only for a file the user named with ``--weights``."""

@@ -27,9 +27,9 @@ SEED = int(GOLDEN["seed"])
 
 @pytest.fixture(scope="module")
 def nets():
-    """Full-size random-init CNN14 for both rates (the clip-embedding variants)."""
+    """Full-size random-init CNN14 for both rates (the clip-embedding variants), in fp32."""
     torch.set_num_threads(1)
-    return {rate: Cnn14Extractor.random_init(get_spec(f"cnn14-{rate}"), seed=SEED).load()
+    return {rate: Cnn14Extractor.random_init(get_spec(f"cnn14-{rate}"), seed=SEED, precision="fp32").load()
             for rate in ("16k", "32k")}
 
 
@@ -55,6 +55,7 @@ def test_equals_reference_on_identical_weights(nets, rate):
     frames_spec = get_spec(f"cnn14-{rate}-frames")
     frames = Cnn14Extractor(frames_spec)
     frames._net, frames._torch, frames._loaded = ext._net, torch, True  # same weights, other layer
+    frames.precision_ = "fp32"
     got = frames.embed(wav)["frames"]
     assert got.shape == (frames.n_frames(len(wav)), 2048) == GOLDEN[f"{rate}_frames"].shape
     close(got, GOLDEN[f"{rate}_frames"])
@@ -76,7 +77,7 @@ def test_official_checkpoint_format_loads_and_is_used(nets, tmp_path):
     names = json.loads(str(GOLDEN["16k_keys"]))
     path = tmp_path / "Cnn14_16k_mAP=0.438.pth"
     torch.save({"model": {k: state[k] for k in names}, "iteration": np.int64(600000)}, path)
-    ext = create("cnn14-16k", weights=tmp_path).load()
+    ext = create("cnn14-16k", weights=tmp_path, precision="fp32").load()
     assert ext.weights_revision().startswith("sha256:") and ext.checkpoint_ == path
     close(ext.embed(GOLDEN["16k_wav"])["embedding"], GOLDEN["16k_embedding"])
     del ext

@@ -25,7 +25,7 @@ SEED = int(GOLDEN["seed"])
 @pytest.fixture(scope="module")
 def ext():
     torch.set_num_threads(1)
-    return VGGishExtractor.random_init(get_spec("vggish"), seed=SEED).load()
+    return VGGishExtractor.random_init(get_spec("vggish"), seed=SEED, precision="fp32").load()
 
 
 def close(got: np.ndarray, ref: np.ndarray, tol: float = 1e-5) -> None:
@@ -61,7 +61,7 @@ def test_official_two_file_format_loads_and_is_used(ext, tmp_path):
     torch.save({"pca_eigen_vectors": pca["pca_eigen_vectors"].numpy(),
                 "pca_means": pca["pca_means"].numpy().reshape(-1, 1)},
                tmp_path / "vggish_pca_params-970ea276.pth")
-    loaded = create("vggish", weights=vgg_path).load()  # the PCA file is found next to it
+    loaded = create("vggish", weights=vgg_path, precision="fp32").load()  # PCA file found beside it
     rev = loaded.weights_revision()
     assert rev.count("sha256:") == 2 and "+" in rev
     out = loaded.embed(GOLDEN["wav"])
