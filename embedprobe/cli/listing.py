@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(show_lines=False)
         for col in rows[0] if rows else []:
-            table.add_column(col)
+            table.add_column(col, no_wrap=col == "name", overflow="fold")
         for row in rows:
-            table.add_row(*(str(v) for v in row.values()))
+            cells = dict(row)
+            if "licence" in cells:  # the short form; --json has the full text
+                cells["licence"] = str(cells["licence"]).split(" (")[0].split(";")[0]
+            table.add_row(*(str(v) for v in cells.values()))
         out.print(table)
