@@ -17,7 +17,8 @@ line, which the next run cuts off before resuming, so it loses at most one batch
 measures only the (clip, copy) pairs that are missing; asking for other measures, another
 augmentation or seed in the same file is refused (:class:`CacheMismatchError`). The sidecar
 records the identity, every run (config, seconds, counts), package and code versions, and
-the full augmentation spec.
+the full augmentation spec. The store itself (paths, append, resume, read) is
+:mod:`embedprobe.acoustic_store`; ``load_profile`` and ``read_meta`` are re-exported here.
 
 ``compare(folder)`` loads every profile of a folder, draws Figure 4 (``acoustics.png``:
 row "raw" with the raw profiles, one row per augmentation with the augmented profile of each
@@ -30,11 +31,8 @@ WADA-SNR and loudness ~1 ms. ``workers`` runs clips in that many processes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,24 +40,21 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.errors import BadValueError, CacheError, CacheLockedError, CacheMismatchError
+from embedprobe.acoustic_store import (
+    append_rows,
+    done_pairs,
+    load_profile,
+    open_profile,
+    profile_path,
+    read_meta,
+    sidecar_path,
+    write_json,
+)
+from embedprobe.errors import BadValueError, CacheError, CacheLockedError
+from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, package_versions, to_jsonable
 
-PROFILE_FORMAT = 1
 SAMPLE_RATE = 16000  # DNSMOS' rate; T60 analyses at 8 kHz, loudness at any rate
-META_COLUMNS = ("id", "copy", "speaker", "label", "native_label", "duration_s")
-TAIL_COLUMNS = ("error", "aug_params")
-STRING_COLUMNS = ("id", "speaker", "label", "native_label", "error", "aug_params")
-
-
-def profile_path(out_dir: str | Path, corpus: str, augment: str | None = None, seed: int = 0) -> Path:
-    """Where the profile of ``corpus`` (augmented with ``augment`` and ``seed``) is cached."""
-    name = f"acoustics__{corpus}" + (f"__aug-{augment}-s{int(seed)}" if augment else "")
-    return Path(out_dir) / f"{name}.csv"
-
-
-def sidecar_path(path: str | Path) -> Path:
-    return Path(path).with_suffix(".json")
 
 
 def select_clips(clips: list, max_clips: int | None, subset_seed: int = 0) -> list:
@@ -157,8 +152,8 @@ def profile(
                                f"{describe_holders([lock.path])}. Fix: wait for it, or use another --out.")
     lock.write_info("acoustics")
     try:
-        meta = _open(path, identity, measures, overwrite)
-        done = _done_pairs(path)
+        meta = open_profile(path, identity, measures, overwrite)
+        done = done_pairs(path)
         todo = [(c, [k for k in range(copies) if (c.id, k) not in done]) for c in clips]
         todo = [(c, ks) for c, ks in todo if ks]
         run = {"started_unix": time.time(), "code_version": code_version(), "n_selected": len(clips),
@@ -173,27 +168,28 @@ def profile(
         tasks = [(str(root_dir / c.path), c.id, c.speaker, c.label or "", c.native_label, ks, augment,
                   int(seed), measures, threads) for c, ks in todo]
         total = sum(len(ks) for _, ks in todo)
-        with _Progress(progress, total, len(done), f"acoustics {corpus}" + (f"+{augment}" if augment else "")) as tick, \
-                open(path, "a", newline="") as f:
+        label = f"acoustics {corpus}" + (f"+{augment}" if augment else "")
+        with Progress(progress and total > 0, total + len(done), label, completed=len(done), unit="clips",
+                      rate_digits=2) as tick, open(path, "a", newline="") as f:
             batch: list[dict[str, Any]] = []
             try:
                 for rows in _run(tasks, workers):
                     batch.extend(rows)
                     n_new += len(rows)
                     n_err += sum(bool(r["error"]) for r in rows)
-                    tick(len(rows))
+                    tick(advance=len(rows))
                     if len(batch) >= batch_size:
-                        _append(f, batch, measures)
+                        append_rows(f, batch, measures)
                         batch = []
             except KeyboardInterrupt:
                 interrupted = True
-            _append(f, batch, measures)
+            append_rows(f, batch, measures)
         run.update(seconds=round(time.perf_counter() - t0, 3), n_new=n_new, n_errors=n_err,
                    interrupted=interrupted)
         meta.setdefault("runs", []).append(run)
-        n_rows = len(_done_pairs(path))
+        n_rows = len(done_pairs(path))
         meta.update(n_rows=n_rows, complete=not interrupted and n_new == total)
-        _write_json(sidecar_path(path), meta)
+        write_json(sidecar_path(path), meta)
     finally:
         lock.release(clear_info=True)
     if interrupted:
@@ -290,110 +286,6 @@ def _check_measures_installed(measures: tuple[str, ...]) -> None:
         if m not in have:
             raise MissingDependencyError(acoustics.OPTIONAL[m], "acoustics", f"the measure {m!r}")
 
-
-# --- the CSV and its sidecar -----------------------------------------------------------------
-
-def _columns(measures: Iterable[str]) -> list[str]:
-    return [*META_COLUMNS, *measures, *TAIL_COLUMNS]
-
-
-def _open(path: Path, identity: dict[str, Any], measures: tuple[str, ...], overwrite: bool) -> dict:
-    """Create, or check and repair, the profile; returns its sidecar record."""
-    side = sidecar_path(path)
-    if overwrite or not path.exists():
-        path.write_text(",".join(_columns(measures)) + "\n")
-        meta: dict[str, Any] = {"format": PROFILE_FORMAT, "kind": "embedprobe.acoustics", "runs": []}
-        _write_json(side, meta | {"identity": identity})
-        return meta
-    meta = json.loads(side.read_text()) if side.exists() else {"format": PROFILE_FORMAT,
-                                                               "kind": "embedprobe.acoustics"}
-    old = meta.get("identity")
-    if old is not None and old != identity:
-        diff = "; ".join(f"{k}: {old.get(k)!r} there, {identity.get(k)!r} here"
-                         for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k))
-        raise CacheMismatchError(f"The profile {path} was made with other settings ({diff}). "
-                                 "Fix: use another --out, or --overwrite to start over.")
-    with open(path, "rb+") as f:  # cut a torn last line left by a crash mid-append
-        data = f.read()
-        header = data.split(b"\n", 1)[0].decode()
-        if header != ",".join(_columns(measures)):
-            raise CacheMismatchError(f"The profile {path} has columns {header!r}, expected "
-                                     f"{','.join(_columns(measures))!r}. Fix: use another --out or --overwrite.")
-        if not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-    return meta
-
-
-def _fmt(v: Any) -> Any:
-    return repr(float(v)) if isinstance(v, (float, np.floating)) else v
-
-
-def _append(f, rows: list[dict[str, Any]], measures: tuple[str, ...]) -> None:
-    if not rows:
-        return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    for r in rows:
-        w.writerow([_fmt(r.get(c, float("nan"))) for c in _columns(measures)])
-    f.write(buf.getvalue())  # one write per batch, then to disk
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _write_json(path: Path, blob: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_jsonable(blob), indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    text = Path(path).read_text()
-    if not text.endswith("\n"):  # a torn last line is not a row
-        text = text[: text.rfind("\n") + 1]
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        raise CacheError(f"{path} is empty. Fix: delete it and re-run `embedprobe acoustics`.")
-    return rows[0], rows[1:]
-
-
-def _done_pairs(path: Path) -> set[tuple[str, int]]:
-    head, body = _rows(path)
-    i, k = head.index("id"), head.index("copy")
-    return {(r[i], int(r[k])) for r in body}
-
-
-def load_profile(path: str | Path) -> dict[str, np.ndarray]:
-    """A profile CSV as columns: ``id, speaker, label, native_label, error, aug_params`` as
-    strings, ``copy`` as int, ``duration_s`` and every measure as float64 (``nan`` = none).
-
-    Example:
-        >>> p = load_profile("profiles/acoustics__emodb.csv")      # doctest: +SKIP
-        >>> float(np.nanmedian(p["snr"]))                          # doctest: +SKIP
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CacheError(f"No acoustic profile at {path}. Fix: run `embedprobe acoustics --corpus C "
-                         f"--root PATH --out {path.parent}` first.")
-    head, body = _rows(path)
-    cols = list(zip(*body, strict=True)) if body else [() for _ in head]
-    out: dict[str, np.ndarray] = {}
-    for name, col in zip(head, cols, strict=True):
-        if name == "copy":
-            out[name] = np.array(col, dtype=np.int64)
-        elif name in STRING_COLUMNS:
-            out[name] = np.array(col, dtype=str)
-        else:
-            out[name] = np.array([float(v) if v else np.nan for v in col], dtype=np.float64)
-    return out
-
-
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """The provenance sidecar of a profile (identity, runs, versions, augmentation spec)."""
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise CacheError(f"{path} has no sidecar {side.name}. Fix: re-run `embedprobe acoustics` "
-                         "with --overwrite.")
-    return json.loads(side.read_text())
 
 
 # --- comparing profiles ----------------------------------------------------------------------
@@ -500,41 +392,3 @@ def compare(paths: str | Path | Iterable[str | Path], *, figure: str | Path | No
     fig = plot_distributions(conditions, measures=ms, path=path)
     plt.close(fig)
     return rows, path
-
-
-class _Progress:
-    """A rich progress bar over (clip, copy) measurements with rate and ETA, or a no-op."""
-
-    def __init__(self, enabled: bool, total: int, completed: int, label: str):
-        self.enabled, self.total, self.completed, self.label = enabled, total, completed, label
-        self._p = None
-
-    def __enter__(self):
-        if not self.enabled or os.environ.get("EMBEDPROBE_NO_PROGRESS") or not self.total:
-            return lambda _n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                           TimeRemainingColumn())
-        self._p.start()
-        task = self._p.add_task(self.label, total=self.total + self.completed,
-                                completed=self.completed, rate="")
-        t0, n = time.perf_counter(), [0]
-
-        def tick(k: int) -> None:
-            n[0] += k
-            self._p.update(task, advance=k, rate=f"{n[0] / max(time.perf_counter() - t0, 1e-9):.2f} clips/s")
-
-        return tick
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()

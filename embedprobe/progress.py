@@ -9,23 +9,24 @@ from typing import Any
 
 
 class Progress:
-    """Context manager yielding ``tick(**fields)``; a no-op when disabled or EMBEDPROBE_NO_PROGRESS is set.
+    """Context manager yielding ``tick(info="", advance=1)``; a no-op when disabled or EMBEDPROBE_NO_PROGRESS is set.
 
     Args:
         enabled: show the bar.
         total: number of steps.
         label: text before the bar.
         completed: steps already done (resumed work).
-        fields: extra text columns, updated by ``tick(name=value)``; ``rate`` is filled in with
-            steps per second when ``unit`` is given.
+        ``tick(info, advance)`` advances the bar and shows ``info`` beside it, preceded by the
+        rate in steps per second when ``unit`` is given.
         unit: plural noun for the rate column (``"clips"``), or ``None`` for no rate.
+        rate_digits: decimals of the rate (2 for slow work, e.g. ``"0.55 clips/s"``).
     """
 
     def __init__(self, enabled: bool, total: int, label: str, *, completed: int = 0,
-                 unit: str | None = None, advance_first: bool = True):
+                 unit: str | None = None, rate_digits: int = 1):
         self.enabled = enabled and not os.environ.get("EMBEDPROBE_NO_PROGRESS")
         self.total, self.label, self.completed, self.unit = total, label, completed, unit
-        self.advance_first = advance_first
+        self.rate_digits = rate_digits
         self._p: Any = None
         self._task: Any = None
 
@@ -52,7 +53,7 @@ class Progress:
             n[0] += advance
             if self.unit:
                 rate = n[0] / max(time.perf_counter() - t0, 1e-9)
-                info = f"{rate:.1f} {self.unit}/s" + (f", {info}" if info else "")
+                info = f"{rate:.{self.rate_digits}f} {self.unit}/s" + (f", {info}" if info else "")
             self._p.update(self._task, advance=advance, info=info)
 
         return tick

@@ -161,6 +161,20 @@ class CorpusReader(Corpus):
                 fix = f"use {str(found[0].parent)!r} as the root (it has {self.marker})"
         return CorpusError(f"{self.name}: {problem} under {str(root)!r}. Expected {self.expected_layout()}. Fix: {fix}.")
 
+    def sorted_clips(self, root: Path, clips: list[Clip], odd: list[str], *, like: str,
+                     none: str) -> list[Clip]:
+        """``clips`` sorted by id, after a warning naming the ``odd`` wav files not named ``like``.
+
+        Raises:
+            CorpusError: there are no clips; ``none`` says what was not found under ``root``.
+        """
+        if odd:
+            log.warning("%s: ignored %d wav files not named like %s (e.g. %s)", self.name, len(odd), like,
+                        odd[0])
+        if not clips:
+            raise self.layout_error(root, none)
+        return sorted(clips, key=lambda c: c.id)
+
     def manifest(
         self,
         root: Path,

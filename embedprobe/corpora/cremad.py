@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from embedprobe.corpora.base import Clip, Manifest
-from embedprobe.corpora.common import CorpusReader, log, meta, register
+from embedprobe.corpora.common import CorpusReader, meta, register
 from embedprobe.corpora.splits import by_group, group_split, rng_for, stratified_random
 
 LABEL_MAP: dict[str, str | None] = {
@@ -101,12 +101,8 @@ class CremaD(CorpusReader):
                 label=LABEL_MAP[emo],
                 meta=meta(sentence=sentence, intensity=intensity, gender=gender.get(actor)),
             ))
-        if odd:
-            log.warning("crema-d: ignored %d wav files not named like 1001_DFA_ANG_XX.wav (e.g. %s)",
-                        len(odd), odd[0])
-        if not clips:
-            raise self.layout_error(root, "no wav files named like 1001_DFA_ANG_XX.wav in AudioWAV")
-        clips.sort(key=lambda c: c.id)
+        clips = self.sorted_clips(root, clips, odd, like="1001_DFA_ANG_XX.wav",
+                                  none="no wav files named like 1001_DFA_ANG_XX.wav in AudioWAV")
         ids = [c.id for c in clips]
         labels = [c.label for c in clips]
         speakers = [c.speaker for c in clips]

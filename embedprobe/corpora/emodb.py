@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from embedprobe.corpora.base import Clip, Manifest
-from embedprobe.corpora.common import CorpusReader, log, meta, register
+from embedprobe.corpora.common import CorpusReader, meta, register
 from embedprobe.corpora.splits import holdout_folds, next_group_folds, rng_for, stratified_random
 
 CODES: dict[str, str] = {
@@ -105,11 +105,7 @@ class EmoDB(CorpusReader):
                 label=LABEL_MAP[native],
                 meta=meta(code=code, text=text, version=version, gender=GENDER.get(spk)),
             ))
-        if odd:
-            log.warning("emodb: ignored %d wav files not named like 03a01Fa.wav (e.g. %s)", len(odd), odd[0])
-        if not clips:
-            raise self.layout_error(root, "no wav files named like 03a01Fa.wav")
-        clips.sort(key=lambda c: c.id)
+        clips = self.sorted_clips(root, clips, odd, like="03a01Fa.wav", none="no wav files named like 03a01Fa.wav")
         ids = [c.id for c in clips]
         labels = [c.label for c in clips]
         speakers = [c.speaker for c in clips]

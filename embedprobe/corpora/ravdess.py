@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from embedprobe.corpora.base import Clip, Manifest
-from embedprobe.corpora.common import CorpusReader, log, meta, register
+from embedprobe.corpora.common import CorpusReader, meta, register
 from embedprobe.corpora.splits import (
     by_group,
     group_split,
@@ -124,12 +124,8 @@ class RAVDESS(CorpusReader):
                               channel="song" if fields["channel"] == "02" else "speech",
                               gender=gender_of(fields["actor"])),
                 ))
-        if odd:
-            log.warning("ravdess: ignored %d wav files not named like 03-01-05-01-01-01-12.wav (e.g. %s)",
-                        len(odd), odd[0])
-        if not clips:
-            raise self.layout_error(root, "no audio-only speech files (03-01-*.wav) in the Actor_* folders")
-        clips.sort(key=lambda c: c.id)
+        clips = self.sorted_clips(root, clips, odd, like="03-01-05-01-01-01-12.wav",
+                                  none="no audio-only speech files (03-01-*.wav) in the Actor_* folders")
         labels = [c.label for c in clips]
         actors = [c.speaker for c in clips]
         strata = {a: gender_of(a) for a in actors}

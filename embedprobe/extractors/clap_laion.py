@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from embedprobe.errors import BadValueError, MissingDependencyError
+from embedprobe.errors import BadValueError
 from embedprobe.extractors import fastpath
+from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.registry import register
 
@@ -38,7 +37,7 @@ SAMPLE_RATE = 48000
 WINDOW_S = 10.0
 
 
-class ClapAudio(fastpath.RuntimeMixin, Extractor):
+class ClapAudio(HFExtractor):
     """LAION-CLAP audio embedding per 10 s window; the only layer is ``"embedding"``.
 
     Args:
@@ -53,55 +52,27 @@ class ClapAudio(fastpath.RuntimeMixin, Extractor):
         (2, 512)
     """
 
-    def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
-                 precision: str = "auto", _random_config: Any = None):
-        super().__init__(spec, device=device, weights=weights)
-        self.requested_precision = self.check_precision(precision)
-        self._random_config = _random_config
-        self._runtime: dict[str, Any] = {}
-        self._revision: str | None = None
-
-    def weights_present(self) -> bool | None:
-        if self._random_config is not None:
-            return True
-        from embedprobe.extractors.weights import hf_weights_present
-
-        return hf_weights_present(str(self.spec.weights_id), self.spec.weights_revision, explicit=self.weights)
-
-    def weights_revision(self) -> str | None:
-        return self._revision or self.spec.weights_revision
-
     def _load(self) -> None:
-        try:
-            import torch
-            from transformers import ClapAudioModelWithProjection, ClapFeatureExtractor
-        except ImportError as err:
-            raise MissingDependencyError("transformers", "hf", self.spec.name) from err
+        torch, ClapAudioModelWithProjection, ClapFeatureExtractor = self._import(
+            "ClapAudioModelWithProjection", "ClapFeatureExtractor")
         if self._random_config is not None:
             torch.manual_seed(0)
             model = ClapAudioModelWithProjection(self._random_config)
-            fe, source, self._revision = ClapFeatureExtractor(), "random-init", "random-init"
+            fe, source, self._revision = ClapFeatureExtractor(), RANDOM_INIT, RANDOM_INIT
         else:
-            from embedprobe.extractors.weights import resolve_hf, sha256_prefix
-
-            src = resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
-                             what=self.spec.name, explicit=self.weights)
+            src = self._resolve()
             model = ClapAudioModelWithProjection.from_pretrained(src.path_or_id, **src.kwargs())
-            folder = Path(src.path_or_id)
             try:  # the checkpoint's own mel settings; the defaults are clap-htsat-unfused's
                 fe = ClapFeatureExtractor.from_pretrained(src.path_or_id, **src.kwargs())
             except OSError:
                 fe = ClapFeatureExtractor()
-            self._revision = (folder.name if folder.parent.name == "snapshots"
-                              else sha256_prefix(folder) if src.local else src.revision)
-            source = src.path_or_id
+            self._revision, source = self.loaded_revision(src), src.path_or_id
         if model.config.projection_dim != self.spec.dim or fe.sampling_rate != self.spec.sample_rate:
             raise BadValueError(
                 f"checkpoint for {self.spec.name}", source,
                 fix=f"It has projection_dim={model.config.projection_dim} at {fe.sampling_rate} Hz, "
                     f"expected {self.spec.dim} at {self.spec.sample_rate} Hz")
-        self.model = model.to(self.device).eval().float()
-        self.model.requires_grad_(False)
+        self.model = self._frozen(model)
         self.fe = fe
         self._window = int(round(fe.max_length_s * fe.sampling_rate))
         self._truncation = "fusion" if model.config.enable_fusion else "rand_trunc"

@@ -84,21 +84,12 @@ class Cnn14Extractor(CheckpointExtractor):
         import torch
 
         from embedprobe.extractors.nets.cnn14 import DERIVED_KEYS, WIDTHS, Cnn14
-        from embedprobe.extractors.nets.common import (
-            build_uninitialised,
-            load_checked,
-            seeded_state,
-        )
 
         p = self.spec.param
-        net = build_uninitialised(lambda: Cnn14(
+        net = self._network(lambda: Cnn14(
             self.spec.sample_rate, int(p("window_size")), int(p("hop_size")), int(p("mel_bins")),
-            float(p("fmin")), float(p("fmax")), widths=tuple(p("widths", WIDTHS))))
-        if paths is None:
-            net.load_state_dict(seeded_state(net, self.random_seed, skip=DERIVED_KEYS))
-        else:
-            state = extract_state_dict(self._checkpoint(paths[0]))
-            load_checked(net, state, what=self.what, derived=DERIVED_KEYS)
+            float(p("fmin")), float(p("fmax")), widths=tuple(p("widths", WIDTHS))),
+            lambda: extract_state_dict(self._checkpoint(paths[0])), derived=DERIVED_KEYS)
         self._net = net.eval().to(self.device)
         self._torch = torch
 

@@ -31,15 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.errors import BadValueError, MissingDependencyError
+from embedprobe.errors import BadValueError
 from embedprobe.extractors import fastpath
+from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.registry import register
 
 LAYERS = ("latent", "quantized")
 
 
-class CodecLatent(fastpath.RuntimeMixin, Extractor):
+class CodecLatent(HFExtractor):
     """Pre- and post-quantisation latents of EnCodec / DAC (``spec.param("kind")``).
 
     Args:
@@ -57,49 +58,22 @@ class CodecLatent(fastpath.RuntimeMixin, Extractor):
 
     def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
                  precision: str = "fp32", _random_config: Any = None):
-        super().__init__(spec, device=device, weights=weights)
-        self.requested_precision = self.check_precision(precision)
-        self._random_config = _random_config
-        self._runtime: dict[str, Any] = {}
-        self._revision: str | None = None
-
-    def weights_present(self) -> bool | None:
-        if self._random_config is not None:
-            return True
-        from embedprobe.extractors.weights import hf_weights_present
-
-        return hf_weights_present(str(self.spec.weights_id), self.spec.weights_revision, explicit=self.weights)
-
-    def weights_revision(self) -> str | None:
-        return self._revision or self.spec.weights_revision
-
-    def _model_class(self) -> Any:
-        try:
-            import transformers
-        except ImportError as err:
-            raise MissingDependencyError("transformers", "hf", self.spec.name) from err
-        return transformers.EncodecModel if self.spec.param("kind") == "encodec" else transformers.DacModel
+        super().__init__(spec, device=device, weights=weights, precision=precision,
+                         _random_config=_random_config)
 
     def _load(self) -> None:
-        import torch
-
-        cls = self._model_class()
+        kind = "EncodecModel" if self.spec.param("kind") == "encodec" else "DacModel"
+        torch, cls = self._import(kind)
         if self._random_config is not None:
             torch.manual_seed(0)
-            model, source, self._revision = cls(self._random_config), "random-init", "random-init"
+            model, source, self._revision = cls(self._random_config), RANDOM_INIT, RANDOM_INIT
             if self.spec.param("kind") == "encodec":  # random codebooks (they init to zeros)
                 for layer in model.quantizer.layers:
                     layer.codebook.embed.normal_(0.0, 0.05)
         else:
-            from embedprobe.extractors.weights import resolve_hf, sha256_prefix
-
-            src = resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
-                             what=self.spec.name, explicit=self.weights)
+            src = self._resolve()
             model = cls.from_pretrained(src.path_or_id, **src.kwargs())
-            folder = Path(src.path_or_id)
-            self._revision = (folder.name if folder.parent.name == "snapshots"
-                              else sha256_prefix(folder) if src.local else src.revision)
-            source = src.path_or_id
+            self._revision, source = self.loaded_revision(src), src.path_or_id
         cfg = model.config
         got = (int(cfg.hidden_size), int(cfg.sampling_rate), int(cfg.hop_length))
         want = (self.spec.dim, self.spec.sample_rate, int(self.spec.param("hop")))
@@ -110,8 +84,7 @@ class CodecLatent(fastpath.RuntimeMixin, Extractor):
         if self.spec.param("kind") == "encodec" and cfg.chunk_length_s is not None:
             raise BadValueError(f"checkpoint for {self.spec.name}", source,
                                 fix="Chunked EnCodec models (the 48 kHz one) are not supported")
-        self.model = model.to(self.device).eval().float()
-        self.model.requires_grad_(False)
+        self.model = self._frozen(model)
         self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
         # only the encoder runs under autocast; the codebook search stays fp32 (no argmin flips)
         info = fastpath.prepare(self.model.encoder, self.precision_, self.device, fuse_attention=False)

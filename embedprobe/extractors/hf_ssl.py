@@ -51,6 +51,7 @@ import numpy as np
 
 from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
 from embedprobe.extractors import fastpath
+from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.registry import ExtractorEntry, register, register_prefix
 
@@ -90,7 +91,7 @@ def _spec(name: str, repo: str, model_type: str, n_layers: int, dim: int, *, lar
     )
 
 
-class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
+class HFSpeechEncoder(HFExtractor):
     """A wav2vec2-family encoder from transformers; every hidden layer from one forward pass.
 
     Args:
@@ -113,12 +114,9 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
     def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", batch_seconds: float | None = None,
                  _random_config: Any = None):
-        super().__init__(spec, device=device, weights=weights)
-        self.requested_precision = self.check_precision(precision)
+        super().__init__(spec, device=device, weights=weights, precision=precision,
+                         _random_config=_random_config)
         self.batch_seconds = batch_seconds
-        self._random_config = _random_config
-        self._runtime: dict[str, Any] = {}
-        self._revision: str | None = None
 
     # -- weights -----------------------------------------------------------------------------
     def _local_folder(self) -> Path | None:
@@ -127,17 +125,6 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
         if self.spec.param("local"):
             return Path(str(self.spec.weights_id))
         return None
-
-    def weights_present(self) -> bool | None:
-        if self._random_config is not None:
-            return True
-        from embedprobe.extractors.weights import hf_weights_present
-
-        return hf_weights_present(str(self.spec.weights_id), self.spec.weights_revision,
-                                  explicit=self._local_folder())
-
-    def weights_revision(self) -> str | None:
-        return self._revision or self.spec.weights_revision
 
     def _check_arch(self, config: Any, where: str) -> None:
         """Refuse a checkpoint whose architecture is not the named spec's."""
@@ -160,23 +147,14 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
 
     # -- loading -----------------------------------------------------------------------------
     def _load(self) -> None:
-        try:
-            import torch
-            import transformers
-        except ImportError as err:
-            raise MissingDependencyError("transformers", "hf", self.spec.name) from err
-        from transformers import AutoConfig, AutoModel
-
+        torch, AutoConfig, AutoModel = self._import("AutoConfig", "AutoModel")
         do_normalize = bool(self.spec.param("do_normalize"))
         if self._random_config is not None:
             torch.manual_seed(0)
             model = AutoModel.from_config(self._random_config)
-            source, self._revision = "random-init", "random-init"
+            source, self._revision = RANDOM_INIT, RANDOM_INIT
         else:
-            from embedprobe.extractors.weights import resolve_hf, sha256_prefix
-
-            src = resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
-                             what=self.spec.name, explicit=self._local_folder())
+            src = self._resolve()
             config = AutoConfig.from_pretrained(src.path_or_id, **src.kwargs())
             self._check_arch(config, src.path_or_id)
             model = AutoModel.from_pretrained(src.path_or_id, config=config, **src.kwargs())
@@ -189,15 +167,8 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
                 if sr != self.spec.sample_rate:
                     raise BadValueError("checkpoint sampling rate", sr, [self.spec.sample_rate],
                                         fix=f"{folder} is not a {self.spec.sample_rate} Hz model")
-            if src.local and folder.parent.name == "snapshots":
-                self._revision = folder.name  # the hub commit this cache snapshot holds
-            elif src.local:
-                self._revision = sha256_prefix(folder)
-            else:
-                self._revision = getattr(model.config, "_commit_hash", None) or src.revision
-            source = src.path_or_id
-        model = model.to(self.device).eval().float()
-        model.requires_grad_(False)
+            self._revision, source = self.loaded_revision(src, model), src.path_or_id
+        model = self._frozen(model)
         self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
         info = fastpath.prepare(model, self.precision_, self.device)
         self.model = model
@@ -210,7 +181,7 @@ class HFSpeechEncoder(fastpath.RuntimeMixin, Extractor):
             **info, "device": str(self.device), "do_normalize": do_normalize,
             "batch_seconds": self._batch_s, "weights": str(source), "revision": self._revision,
             "attn_implementation": getattr(model.config, "_attn_implementation", None),
-            "torch": torch.__version__, "transformers": transformers.__version__,
+            **fastpath.versions(),
         }
 
     def _install_hooks(self, model: Any) -> None:

@@ -84,24 +84,15 @@ class ClapAudioExtractor(CheckpointExtractor):
     def _build(self, paths: list[Path] | None) -> None:
         import torch
 
-        from embedprobe.extractors.nets.common import (
-            build_uninitialised,
-            load_checked,
-            seeded_state,
-            strip_prefix,
-        )
+        from embedprobe.extractors.nets.common import strip_prefix
         from embedprobe.extractors.nets.htsat import DERIVED_KEYS, ClapAudioEncoder
 
         p = self.spec.param
-        net = build_uninitialised(lambda: ClapAudioEncoder(
+        net = self._network(lambda: ClapAudioEncoder(
             d_proj=self.spec.dim, embed_dim=int(p("embed_dim", 96)),
-            depths=tuple(p("depths", (2, 2, 6, 2))), heads=tuple(p("heads", (4, 8, 16, 32)))))
-        if paths is None:
-            net.load_state_dict(seeded_state(net, self.random_seed, skip=DERIVED_KEYS))
-        else:
-            state = extract_state_dict(self._checkpoint(paths[0], mmap=True))
-            load_checked(net, strip_prefix(state, "audio_encoder."), what=self.what,
-                         derived=DERIVED_KEYS)
+            depths=tuple(p("depths", (2, 2, 6, 2))), heads=tuple(p("heads", (4, 8, 16, 32)))),
+            lambda: strip_prefix(extract_state_dict(self._checkpoint(paths[0], mmap=True)), "audio_encoder."),
+            derived=DERIVED_KEYS)
         self._net = net.eval().to(self.device)
         self._torch = torch
 

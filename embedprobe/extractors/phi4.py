@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
+from embedprobe.errors import BadValueError, MissingWeightsError
 from embedprobe.extractors import fastpath
+from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.hf_ssl import layer_names
 from embedprobe.extractors.registry import register
@@ -118,7 +119,7 @@ def read_encoder_state(folder: Path) -> dict[str, Any]:
     return state
 
 
-class Phi4Audio(fastpath.RuntimeMixin, Extractor):
+class Phi4Audio(HFExtractor):
     """Phi-4-multimodal's Conformer speech encoder; every block's output from one pass.
 
     Args:
@@ -126,34 +127,13 @@ class Phi4Audio(fastpath.RuntimeMixin, Extractor):
         precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
     """
 
-    def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
-                 precision: str = "auto", _random_config: Any = None):
-        super().__init__(spec, device=device, weights=weights)
-        self.requested_precision = self.check_precision(precision)
-        self._random_config = _random_config
-        self._runtime: dict[str, Any] = {}
-        self._revision: str | None = None
-
-    def weights_present(self) -> bool | None:
-        if self._random_config is not None:
-            return True
-        from embedprobe.extractors.weights import hf_weights_present
-
-        return hf_weights_present(str(self.spec.weights_id), self.spec.weights_revision, explicit=self.weights)
-
-    def weights_revision(self) -> str | None:
-        return self._revision or self.spec.weights_revision
-
     def _build(self) -> tuple[Any, str]:
         from transformers import Phi4MultimodalAudioConfig, Phi4MultimodalAudioModel
 
         if self._random_config is not None:
-            self._revision = "random-init"
-            return Phi4MultimodalAudioModel(self._random_config), "random-init"
-        from embedprobe.extractors.weights import resolve_hf, sha256_prefix
-
-        src = resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
-                         what=self.spec.name, explicit=self.weights)
+            self._revision = RANDOM_INIT
+            return Phi4MultimodalAudioModel(self._random_config), RANDOM_INIT
+        src = self._resolve()
         if not src.local:
             raise MissingWeightsError(
                 f"{self.spec.name}: download {self.spec.weights_id} first (`hf download "
@@ -169,15 +149,11 @@ class Phi4Audio(fastpath.RuntimeMixin, Extractor):
                 raise BadValueError("Phi-4 checkpoint", str(folder), fix=(
                     f"Its audio encoder does not match transformers' Phi4MultimodalAudioModel: missing "
                     f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}"))
-        self._revision = folder.name if folder.parent.name == "snapshots" else sha256_prefix(folder)
+        self._revision = self.loaded_revision(src)
         return model, str(folder)
 
     def _load(self) -> None:
-        try:
-            import torch
-            from transformers import Phi4MultimodalFeatureExtractor
-        except ImportError as err:
-            raise MissingDependencyError("transformers", "hf", self.spec.name) from err
+        torch, Phi4MultimodalFeatureExtractor = self._import("Phi4MultimodalFeatureExtractor")
         torch.manual_seed(0)
         model, source = self._build()
         cfg = model.config
@@ -186,8 +162,7 @@ class Phi4Audio(fastpath.RuntimeMixin, Extractor):
             raise BadValueError(f"checkpoint for {self.spec.name}", source, fix=(
                 f"It has hidden_size={cfg.hidden_size}, num_blocks={cfg.num_blocks}, time_reduction="
                 f"{cfg.time_reduction}; expected {self.spec.dim}, {n_layers}, {REDUCTION}"))
-        self.model = model.to(self.device).eval().float()
-        self.model.requires_grad_(False)
+        self.model = self._frozen(model)
         self.fe = Phi4MultimodalFeatureExtractor()
         self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
         info = fastpath.prepare(self.model, self.precision_, self.device, fuse_attention=False)

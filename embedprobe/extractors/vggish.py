@@ -78,28 +78,21 @@ class VGGishExtractor(CheckpointExtractor):
     def _build(self, paths: list[Path] | None) -> None:
         import torch
 
-        from embedprobe.extractors.nets.common import (
-            build_uninitialised,
-            load_checked,
-            seeded_state,
-        )
         from embedprobe.extractors.nets.vggish import VGG, LogMelExamples, Postprocessor
 
-        p = self.spec.param
-        vgg = build_uninitialised(lambda: VGG(tuple(p("widths", (64, 128, 256, 512))),
-                                              int(p("hidden", 4096)), self.spec.dim))
-        pca = build_uninitialised(lambda: Postprocessor(self.spec.dim))
-        if paths is None:
-            vgg.load_state_dict(seeded_state(vgg, self.random_seed))
-            pca.load_state_dict(seeded_state(pca, self.random_seed + 1))
-        else:
-            load_checked(vgg, extract_state_dict(self._checkpoint(paths[0])), what=self.what)
+        def pca_state() -> dict:
             raw = self._checkpoint(paths[1])
             state = {k: torch.as_tensor(np.asarray(raw[k]), dtype=torch.float32)
                      for k in ("pca_eigen_vectors", "pca_means") if k in raw}
             if "pca_means" in state:
                 state["pca_means"] = state["pca_means"].reshape(-1)
-            load_checked(pca, state, what="VGGish PCA")
+            return state
+
+        p = self.spec.param
+        vgg = self._network(lambda: VGG(tuple(p("widths", (64, 128, 256, 512))), int(p("hidden", 4096)),
+                                        self.spec.dim),
+                            lambda: extract_state_dict(self._checkpoint(paths[0])))
+        pca = self._network(lambda: Postprocessor(self.spec.dim), pca_state, seed_offset=1, what="VGGish PCA")
         self._front = LogMelExamples().to(self.device)
         self._vgg = vgg.eval().to(self.device)
         self._pca = pca.eval().to(self.device)

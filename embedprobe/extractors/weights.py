@@ -32,7 +32,7 @@ import socket
 import threading
 import warnings
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -461,8 +461,9 @@ class CheckpointExtractor(fastpath.RuntimeMixin, Extractor):
     The spec's ``params`` carry ``weights_file`` (the official name), ``weights_url`` (where
     to get it) and optionally ``hf_repo`` (a Hugging Face repo that also hosts the file).
     Subclasses implement ``_build(paths)`` (``paths`` is ``None`` for a random-init instance)
-    and ``_fast_modules()`` (which network the fast path prepares, which parts stay fp32), and
-    run their forward passes under ``self._inference()``.
+    and ``_fast_modules()`` (which network the fast path prepares, which parts stay fp32), build
+    networks with ``self._network(factory, state)`` (seeded random or checked checkpoint
+    weights), and run their forward passes under ``self._inference()``.
 
     ``random_init(spec, seed)`` gives an instance with reproducible random weights and no
     checkpoint (contract and equivalence tests); its ``weights_revision()`` says so, and
@@ -584,3 +585,25 @@ class CheckpointExtractor(fastpath.RuntimeMixin, Extractor):
         trusted = self.weights is not None and self.weights.resolve() in (
             path.resolve(), path.resolve().parent)
         return load_torch_checkpoint(path, trusted=trusted, mmap=mmap)
+
+    def _network(self, factory: Callable[[], Any], state: Callable[[], Any], *, seed_offset: int = 0,
+                 what: str | None = None, derived: Sequence[str] = ()) -> Any:
+        """Build ``factory()`` without its random init and fill every learned tensor.
+
+        A ``random_init`` instance gets ``seeded_state`` with seed ``random_seed + seed_offset``
+        (keys matching ``derived`` keep their computed values); otherwise ``state()`` (called
+        only then) gives the checkpoint tensors, checked by ``load_checked`` under ``what``
+        (default ``self.what``).
+        """
+        from embedprobe.extractors.nets.common import (
+            build_uninitialised,
+            load_checked,
+            seeded_state,
+        )
+
+        net = build_uninitialised(factory)
+        if self.random_seed is not None:
+            net.load_state_dict(seeded_state(net, self.random_seed + seed_offset, skip=derived))
+        else:
+            load_checked(net, state(), what=what or self.what, derived=derived)
+        return net

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from golden.signals import speechlike  # tests/golden/signals.py (pytest puts tests/ on sys.path)
 
 from embedprobe.errors import BadValueError, MissingDependencyError
 from embedprobe.extractors import EXTRACTORS
@@ -39,15 +41,7 @@ def loaded(name: str) -> Extractor:
     return _LOADED[name]
 
 
-def signal(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
-    """A speech-like test signal: a gliding harmonic tone with syllable-rate amplitude and noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * sr)) / sr
-    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t) ** 2
-    return (0.2 * envelope * voiced + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+signal = partial(speechlike, noise=0.01)  # the golden fixtures' input, with less noise
 
 
 def lengths(ext: Extractor) -> list[int]:
