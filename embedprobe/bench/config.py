@@ -15,17 +15,18 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from embedprobe.bench.checks import Checker, ConfigError
 from embedprobe.errors import BadValueError, EmbedprobeError
 
 SECTIONS = ("bench", "extract", "corpora", "grid", "probe", "acoustics", "domain", "report")
 STATISTICS = ("mean", "last20_mean")
 #: ExtractConfig fields the bench sets itself (per corpus / model), so ``[extract]`` may not.
+_AUGMENT_KEYS = ("augment", "copies", "augment_seed")
 _EXTRACT_OWN = ("model", "corpus", "root", "out", "corpus_options", "weights", "overwrite",
                 "shard", "n_shards", "tag")
 _SYNTH_KEYS = ("n_speakers", "clips_per_class", "extra_per_speaker", "seed", "sample_rate",
@@ -195,7 +196,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
     """Check a raw TOML dict and build the ``BenchConfig``."""
-    chk = _Checker(source)
+    chk = Checker(source)
     chk.keys(raw, SECTIONS, "")
     bench = chk.table(raw, "bench")
     chk.keys(bench, ("name", "out", "jobs"), "bench")
@@ -209,8 +210,8 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
     grid = _grid(chk, chk.table(raw, "grid"), keys)
     probe = _probe(chk, chk.table(raw, "probe"), grid.probes)
     if probe.frames and not extract.params.get("frames"):
-        raise BadValueError(f"[probe] frames in {source}", True,
-                            fix="Frame-level probing needs frame caches: set [extract] frames = true.")
+        raise ConfigError(f"{source} [probe]", "frames", True,
+                          fix="Frame-level probing needs frame caches: set [extract] frames = true.")
     return BenchConfig(
         name=name, out=out, jobs=jobs, extract=extract, corpora=corpora, grid=grid, probe=probe,
         acoustics=_extra(chk, chk.table(raw, "acoustics"), "acoustics"),
@@ -219,41 +220,41 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
 
 
 # ------------------------------------------------------------------------------------- sections
-def _corpora(chk: _Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
+def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
     from embedprobe.corpora import CORPORA
     from embedprobe.synth import DEFAULTS
 
     if not table:
-        raise BadValueError(f"[corpora] of {chk.source}", {}, fix="Add at least one [corpora.NAME] table "
-                            "with root = PATH (or synthetic = LAYOUT).")
+        raise ConfigError(chk.source, "[corpora]", {}, fix="Add at least one [corpora.NAME] table "
+                          "with root = PATH (or synthetic = LAYOUT).")
     out = []
     for key, spec in table.items():
         sec = f"corpora.{key}"
         if "+" in key or "," in key or key == "all":
-            raise BadValueError(f"corpus name in {chk.source}", key, fix="Corpus names may not contain "
+            raise ConfigError(chk.source, "corpus name", key, fix="Corpus names may not contain "
                                 "'+' or ',' (they join training sets) nor be 'all'.")
         if not isinstance(spec, dict):
-            raise BadValueError(f"[{sec}] of {chk.source}", spec, fix=f"Write it as a table: [{sec}] root = PATH.")
+            raise ConfigError(chk.where(sec), "table", spec, fix=f"Write it as a table: [{sec}] root = PATH.")
         chk.keys(spec, ("root", "reader", "synthetic", "options", "protocol", *_SYNTH_KEYS), sec)
         synthetic = chk.str_(spec, sec, "synthetic", None)
         root = chk.str_(spec, sec, "root", None)
         if synthetic is not None:
             chk.choice(synthetic, sorted(DEFAULTS), sec, "synthetic")
             if root is not None:
-                raise BadValueError(f"[{sec}] of {chk.source}", "root", fix="Give either root (a real "
+                raise ConfigError(chk.where(sec), "key", "root", fix="Give either root (a real "
                                     "corpus) or synthetic (written into the bench's out folder), not both.")
         elif root is None:
-            raise BadValueError(f"[{sec}] of {chk.source}", spec, fix="Add root = PATH (the corpus folder) "
+            raise ConfigError(chk.where(sec), "table", spec, fix="Add root = PATH (the corpus folder) "
                                 f"or synthetic = one of {sorted(DEFAULTS)}.")
         else:
             bad = [k for k in _SYNTH_KEYS if k in spec]
             if bad:
-                raise BadValueError(f"key in [{sec}] of {chk.source}", bad[0],
+                raise ConfigError(chk.where(sec), "key", bad[0],
                                     fix="Synthetic-corpus keys need synthetic = LAYOUT.")
         default_reader = synthetic or key
         reader = chk.str_(spec, sec, "reader", default_reader if default_reader in CORPORA else None)
         if reader is None:
-            raise BadValueError(f"[{sec}] reader in {chk.source}", None, CORPORA.names(),
+            raise ConfigError(chk.where(sec), "reader", None, CORPORA.names(),
                                 fix=f"{key!r} is not a corpus reader name: add reader = NAME.")
         chk.choice(reader, CORPORA.names(), sec, "reader")
         synth = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k in _SYNTH_KEYS}
@@ -263,16 +264,22 @@ def _corpora(chk: _Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
     return tuple(out)
 
 
-def _extract(chk: _Checker, t: dict[str, Any], out: str) -> ExtractSpec:
+def _extract(chk: Checker, t: dict[str, Any], out: str) -> ExtractSpec:
     from embedprobe.extraction import ExtractConfig
     from embedprobe.extractors import EXTRACTORS
 
-    own = {f.name for f in fields(ExtractConfig)} - set(_EXTRACT_OWN)
+    names = {f.name for f in fields(ExtractConfig)}
+    aug_keys = [k for k in _AUGMENT_KEYS if k in names]
+    own = names - set(_EXTRACT_OWN) - set(aug_keys)
+    for k in aug_keys:
+        if k in t:
+            raise ConfigError(chk.where("extract"), "key", k, fix="Augmented caches are made next to the "
+                              "clean ones: put augment, copies and augment_seed in [extract.augmented].")
     chk.keys(t, ("models", "cache_dir", "weights", "augmented", *sorted(own)), "extract")
     models = chk.str_list(t, "extract", "models", ())
     if not models:
-        raise BadValueError(f"[extract] models in {chk.source}", [], EXTRACTORS.names(),
-                            fix="Name at least one extractor in the config or with --model NAME.")
+        raise ConfigError(chk.where("extract"), "models", [], EXTRACTORS.names(),
+                          fix="Name at least one extractor in the config or with --model NAME.")
     for m in models:
         chk.choice(m, EXTRACTORS.names(), "extract", "models")
     params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in t.items() if k in own}
@@ -280,24 +287,26 @@ def _extract(chk: _Checker, t: dict[str, Any], out: str) -> ExtractSpec:
     for m in weights:
         chk.choice(m, models, "extract.weights", "model")
     augmented = chk.dict_(t, "extract", "augmented")
-    bad = [k for k in augmented if k in _EXTRACT_OWN or k not in own]
-    if bad:
-        raise BadValueError(f"key in [extract.augmented] of {chk.source}", bad[0],
-                            sorted(own - {"tag"}), fix="Give ExtractConfig fields that make augmented "
-                            "caches (e.g. augment = \"paper\", copies = 4).")
+    if augmented and not aug_keys:
+        raise ConfigError(chk.where("extract"), "table", "augmented", fix="This version of embedprobe "
+                          "cannot extract augmented caches; remove [extract.augmented].")
+    chk.keys(augmented, aug_keys, "extract.augmented")
+    if augmented and not isinstance(augmented.get("augment"), str):
+        raise ConfigError(chk.where("extract.augmented"), "augment", augmented.get("augment"),
+                          fix="Name the augmentation, e.g. augment = \"paper\" (the paper's seven augmentations).")
     cache_dir = chk.str_(t, "extract", "cache_dir", None) or str(Path(out) / "cache")
     return ExtractSpec(models=tuple(models), cache_dir=cache_dir, params=params, weights=weights,
                        augmented=augmented)
 
 
-def _grid(chk: _Checker, t: dict[str, Any], keys: list[str]) -> GridSpec:
+def _grid(chk: Checker, t: dict[str, Any], keys: list[str]) -> GridSpec:
     from embedprobe.probes import PROBES
 
     chk.keys(t, ("train", "test", "layers", "probes", "seeds", "augment_rates", "scramble",
                  "scramble_train"), "grid")
     train = _train_sets(chk, chk.str_list(t, "grid", "train", ()), keys, "grid", "train")
     if not train:
-        raise BadValueError(f"[grid] train in {chk.source}", [], keys, fix="List training sets: a corpus "
+        raise ConfigError(chk.where("grid"), "train", [], keys, fix="List training sets: a corpus "
                             "or a '+'-joined union, e.g. train = [\"emodb\", \"emodb+synth-iemocap\"].")
     test = chk.str_list(t, "grid", "test", ("all",))
     test = tuple(keys) if "all" in test else tuple(dict.fromkeys(test))
@@ -312,17 +321,17 @@ def _grid(chk: _Checker, t: dict[str, Any], keys: list[str]) -> GridSpec:
     elif isinstance(seeds_raw, list) and seeds_raw and all(isinstance(s, int) for s in seeds_raw):
         seeds = tuple(dict.fromkeys(seeds_raw))
     else:
-        raise BadValueError(f"[grid] seeds in {chk.source}", seeds_raw,
+        raise ConfigError(chk.where("grid"), "seeds", seeds_raw,
                             fix="Give a count (seeds = 2 means seeds 0 and 1) or a list of integers.")
     rates = t.get("augment_rates", [0.0])
     if not isinstance(rates, list) or not rates or not all(
             isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r <= 1 for r in rates):
-        raise BadValueError(f"[grid] augment_rates in {chk.source}", rates,
+        raise ConfigError(chk.where("grid"), "augment_rates", rates,
                             fix="Give shares of augmented training clips in [0, 1], e.g. [0, 0.2, 0.5].")
     scramble_raw = t.get("scramble", [[]])
     if not isinstance(scramble_raw, list) or not scramble_raw or not all(
             isinstance(s, list) and all(isinstance(c, str) for c in s) for s in scramble_raw):
-        raise BadValueError(f"[grid] scramble in {chk.source}", scramble_raw,
+        raise ConfigError(chk.where("grid"), "scramble", scramble_raw,
                             fix="Give a list of corpus lists, e.g. scramble = [[], [\"iemocap\"]] "
                                 "([] = no scrambling).")
     scramble = tuple(dict.fromkeys(tuple(sorted(set(s))) for s in scramble_raw))
@@ -333,9 +342,9 @@ def _grid(chk: _Checker, t: dict[str, Any], keys: list[str]) -> GridSpec:
     names = {"+".join(s): s for s in scramble if s}
     scramble_train = {}
     for k, v in st_raw.items():
-        chk.choice(k, list(names), "grid.scramble_train", "scrambled set")
+        chk.choice(k, list(names), "grid.scramble_train", "scrambled set (key)")
         if not isinstance(v, list):
-            raise BadValueError(f"[grid.scramble_train] {k} in {chk.source}", v, fix="Give a list of training sets.")
+            raise ConfigError(chk.where("grid.scramble_train"), k, v, fix="Give a list of training sets.")
         scramble_train[names[k]] = _train_sets(chk, v, keys, "grid.scramble_train", k)
     return GridSpec(train=train, test=test, layers=chk.str_list(t, "grid", "layers", ("default",)),
                     probes=probes, seeds=seeds,
@@ -343,11 +352,11 @@ def _grid(chk: _Checker, t: dict[str, Any], keys: list[str]) -> GridSpec:
                     scramble=scramble, scramble_train=scramble_train)
 
 
-def _train_sets(chk: _Checker, items: Any, keys: list[str], sec: str, key: str) -> tuple[tuple[str, ...], ...]:
+def _train_sets(chk: Checker, items: Any, keys: list[str], sec: str, key: str) -> tuple[tuple[str, ...], ...]:
     out: list[tuple[str, ...]] = []
     for item in items:
         if not isinstance(item, str):
-            raise BadValueError(f"[{sec}] {key} in {chk.source}", item, fix="Training sets are strings.")
+            raise ConfigError(chk.where(sec), key, item, fix="Training sets are strings.")
         parts = tuple(p.strip() for p in item.replace(",", "+").split("+") if p.strip())
         for c in parts:
             chk.choice(c, keys, sec, key)
@@ -356,7 +365,7 @@ def _train_sets(chk: _Checker, items: Any, keys: list[str], sec: str, key: str) 
     return tuple(out)
 
 
-def _probe(chk: _Checker, t: dict[str, Any], probes: tuple[str, ...]) -> ProbeSpec:
+def _probe(chk: Checker, t: dict[str, Any], probes: tuple[str, ...]) -> ProbeSpec:
     from embedprobe.probes import PROBES
     from embedprobe.probes.registry import get_class
 
@@ -380,7 +389,7 @@ def _probe(chk: _Checker, t: dict[str, Any], probes: tuple[str, ...]) -> ProbeSp
                      tune=chk.bool_(t, "probe", "tune", False), params=params, per_probe=per_probe)
 
 
-def _extra(chk: _Checker, t: dict[str, Any], sec: str) -> ExtraSpec:
+def _extra(chk: Checker, t: dict[str, Any], sec: str) -> ExtraSpec:
     from embedprobe.bench.extras import check_options
 
     chk.keys(t, ("enabled", "max_clips", "seed", "options") if sec == "acoustics"
@@ -395,7 +404,7 @@ def _extra(chk: _Checker, t: dict[str, Any], sec: str) -> ExtraSpec:
     return spec
 
 
-def _report(chk: _Checker, t: dict[str, Any]) -> ReportSpec:
+def _report(chk: Checker, t: dict[str, Any]) -> ReportSpec:
     from embedprobe.eval.metrics import METRICS
 
     chk.keys(t, ("metric", "statistic"), "report")
@@ -404,74 +413,6 @@ def _report(chk: _Checker, t: dict[str, Any]) -> ReportSpec:
     statistic = chk.str_(t, "report", "statistic", "mean")
     chk.choice(statistic, STATISTICS, "report", "statistic")
     return ReportSpec(metric=metric, statistic=statistic)
-
-
-# -------------------------------------------------------------------------------------- checker
-class _Checker:
-    """Type and key checks whose errors name the file, the table and the key."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def where(self, sec: str) -> str:
-        return f"[{sec}] of {self.source}" if sec else f"top level of {self.source}"
-
-    def bad_key(self, key: str, allowed: Any, sec: str, extra: str = "") -> None:
-        close = difflib.get_close_matches(key, list(allowed), n=1)
-        hint = f"Did you mean {close[0]!r}?" if close else "Remove it or rename it."
-        raise BadValueError(f"key in {self.where(sec)}", key, allowed, fix=hint + extra)
-
-    def keys(self, table: dict[str, Any], allowed: Any, sec: str) -> None:
-        for k in table:
-            if k not in allowed:
-                self.bad_key(k, allowed, sec)
-
-    def table(self, raw: dict[str, Any], sec: str) -> dict[str, Any]:
-        t = raw.get(sec, {})
-        if not isinstance(t, dict):
-            raise BadValueError(f"[{sec}] of {self.source}", t, fix=f"Write [{sec}] as a table.")
-        return t
-
-    def choice(self, value: Any, allowed: Any, sec: str, key: str) -> None:
-        if value not in allowed:
-            close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
-            raise BadValueError(f"value of {key} in {self.where(sec)}", value, allowed,
-                                fix=f"Did you mean {close[0]!r}?" if close else "")
-
-    def _typed(self, t: dict[str, Any], sec: str, key: str, default: Any, types: Any, what: str) -> Any:
-        if key not in t:
-            return default
-        v = t[key]
-        if not isinstance(v, types) or (isinstance(v, bool) and bool not in _tuple(types)):
-            raise BadValueError(f"value of {key} in {self.where(sec)}", v, fix=f"Give {what}.")
-        return v
-
-    def str_(self, t, sec, key, default):
-        return self._typed(t, sec, key, default, str, "a string")
-
-    def bool_(self, t, sec, key, default):
-        return self._typed(t, sec, key, default, bool, "true or false")
-
-    def int_(self, t, sec, key, default, low: int | None = None):
-        v = self._typed(t, sec, key, default, int, "an integer")
-        if v is not None and low is not None and v < low:
-            raise BadValueError(f"value of {key} in {self.where(sec)}", v, fix=f"Give an integer >= {low}.")
-        return v
-
-    def dict_(self, t, sec, key) -> dict[str, Any]:
-        return dict(self._typed(t, sec, key, {}, dict, "a table"))
-
-    def str_list(self, t, sec, key, default) -> tuple[str, ...]:
-        v = t.get(key, list(default))
-        if isinstance(v, str):
-            v = [v]
-        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise BadValueError(f"value of {key} in {self.where(sec)}", v, fix="Give a list of strings.")
-        return tuple(v)
-
-
-def _tuple(types: Any) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
 
 
 def _toml() -> Any:

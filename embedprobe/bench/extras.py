@@ -159,6 +159,8 @@ def load_acoustics(out: Path, keys: list[str]) -> dict[str, dict[str, dict[str, 
     """
     if missing_module("acoustics"):
         return {}
+    import numpy as np
+
     from embedprobe.acoustic_profile import load_profile
     from embedprobe.augment.acoustics import MEASURES
 
@@ -167,7 +169,9 @@ def load_acoustics(out: Path, keys: list[str]) -> dict[str, dict[str, dict[str, 
     for key in keys:
         for path in sorted((out / "acoustics" / key).glob("acoustics__*.csv")):
             cols = load_profile(path)
-            values = {m: cols[m] for m in MEASURES if m in cols}
+            values = {m: cols[m] for m in MEASURES if m in cols and np.isfinite(cols[m]).any()}
+            if not values:  # a profile whose run failed before measuring anything
+                continue
             parts = path.stem.split("__")
             if len(parts) > 2 and parts[2].startswith("aug-"):
                 aug.setdefault(parts[2][4:], {})[key] = values

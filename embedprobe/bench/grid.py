@@ -170,6 +170,8 @@ def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> Any:
     )
     if supports_augment_rate():
         kwargs["augment_rate"] = job.augment_rate
+        fields = {f.name for f in dataclasses.fields(ProbeConfig)}
+        kwargs.update({k: v for k, v in cfg.extract.augmented.items() if k in fields})
     return ProbeConfig(**kwargs)
 
 
@@ -182,6 +184,8 @@ def job_fingerprint(cfg: BenchConfig, job: Job) -> str:
     for k in ("out", "cache_dir", "tag"):
         pc.pop(k, None)
     pc["augment_rate"] = job.augment_rate
+    if job.augment_rate > 0:
+        pc["augmented_caches"] = to_jsonable(cfg.extract.augmented)
     corpora = {c: to_jsonable(cfg.corpus(c)) for c in sorted(set(job.train) | set(job.tests))}
     for c in corpora.values():
         c.pop("root", None)
@@ -192,6 +196,6 @@ def unsupported_reason(job: Job) -> str | None:
     """Why a job cannot run with this version of embedprobe, or None."""
     if job.augment_rate > 0 and not supports_augment_rate():
         return (f"augmentation rate {job.augment_rate:g} needs augmented caches: embedprobe extract "
-                "... --augment paper --copies K, and a version of embedprobe whose probe command "
-                "reads them (ProbeConfig.augment_rate)")
+                "... --augment paper --copies K ([extract.augmented] in the bench config), and a "
+                "probe command that mixes them in (this version's ProbeConfig has no augment_rate)")
     return None

@@ -21,8 +21,14 @@ class GridProgress:
 
     def __enter__(self) -> GridProgress:
         if self.enabled:
-            from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30),
                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),

@@ -4,9 +4,7 @@
 
 1. writes the synthetic corpora of the config (once; a marker records their parameters);
 2. extracts every (model, corpus) cache that is missing or incomplete (``extraction.extract``
-   resumes by itself); a corpus whose config key is not its reader name (``synth-iemocap``
-   read by ``iemocap``) is extracted into ``<cache_dir>/<key>/`` and linked as
-   ``<cache_dir>/<key>__<model>.h5``, the name ``probing`` looks up;
+   resumes by itself), see ``bench.caches`` for where caches live;
 3. expands the grid into jobs (``bench.grid``) and skips every job whose results JSON exists
    with the same job fingerprint and the same cache fingerprints: a killed bench resumes
    where it stopped, and a changed config or cache re-runs exactly the jobs it touches;
@@ -14,13 +12,12 @@
    each), each writing its results atomically (``report.results.write_results``), under one
    progress view with ETA;
 5. runs the optional acoustics and domain-gap sections, then writes ``bench.json``,
-   ``bench.csv`` and ``report.html`` (``report.html``) from every finished job.
+   ``bench.csv`` and ``report.html`` (``bench.collect``, ``report.html``) from every finished job.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-from concurrent.futures.process import BrokenProcessPool
 import json
 import os
 import shutil
@@ -28,24 +25,32 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embedprobe.bench.caches import (
+    CacheInfo,
+    cache_info,
+    common_layers,
+    corpus_roots,
+    extract_config,
+    is_finished,
+    link_alias,
+)
 from embedprobe.bench.config import BenchConfig
-from embedprobe.bench.grid import (Job, expand, job_fingerprint, probe_config, resolve_layers,
-                                   unsupported_reason)
-from embedprobe.errors import CacheError, EmbedprobeError
+from embedprobe.bench.grid import (
+    Job,
+    expand,
+    job_fingerprint,
+    probe_config,
+    resolve_layers,
+    supports_augment_rate,
+    unsupported_reason,
+)
+from embedprobe.errors import EmbedprobeError
 from embedprobe.provenance import fingerprint, to_jsonable
-
-
-@dataclass(frozen=True)
-class CacheInfo:
-    path: str
-    fingerprint: str
-    layers: list[str]
-    n_labelled: int
-    n_folds: int
 
 
 @dataclass
@@ -73,93 +78,13 @@ class BenchRun:
     extras: list[TaskResult]
     seconds: float
     caches: dict[tuple[str, str], CacheInfo] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
     csv: Path | None = None
     json: Path | None = None
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results.values())
-
-
-# ------------------------------------------------------------------------------------ corpora
-def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
-    """Each corpus key -> the path to scan; synthetic corpora are written first (once)."""
-    from embedprobe.synth import write_corpus
-
-    roots = {}
-    for c in cfg.corpora:
-        if c.synthetic is None:
-            roots[c.key] = Path(c.root).expanduser()
-            continue
-        folder = Path(cfg.out) / "synthetic" / c.key
-        params = {"layout": c.synthetic, **{k: to_jsonable(v) for k, v in c.synth.items()}}
-        marker = folder / ".embedprobe-synthetic.json"
-        try:
-            done = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            done = None
-        if done is None or done.get("params") != params:
-            shutil.rmtree(folder, ignore_errors=True)
-            path = write_corpus(c.synthetic, folder, **c.synth)
-            done = {"params": params, "path": os.path.relpath(path, folder)}
-            marker.write_text(json.dumps(done))
-        roots[c.key] = folder / done["path"]
-    return roots
-
-
-def cache_path(cfg: BenchConfig, key: str, model: str) -> Path:
-    """Where ``probing`` finds the cache of corpus ``key`` for ``model``."""
-    from embedprobe.probing import cache_file
-
-    return cache_file(cfg.extract.cache_dir, key, model)
-
-
-def extract_config(cfg: BenchConfig, key: str, model: str, root: Path, augmented: bool = False) -> Any:
-    from embedprobe.extraction import ExtractConfig
-
-    c = cfg.corpus(key)
-    out = Path(cfg.extract.cache_dir)
-    if c.reader != key:
-        out = out / key
-    extra = dict(cfg.extract.augmented) if augmented else {}
-    return ExtractConfig(model=model, corpus=c.reader, root=str(root), out=str(out),
-                         corpus_options=dict(c.options), weights=cfg.extract.weights.get(model),
-                         **cfg.extract.params, **extra)
-
-
-def link_alias(cfg: BenchConfig, key: str, model: str) -> None:
-    """Link ``<cache_dir>/<key>__<model>*.h5`` to the caches of an aliased corpus's subfolder."""
-    c = cfg.corpus(key)
-    if c.reader == key:
-        return
-    from embedprobe.probing import cache_file
-
-    top = Path(cfg.extract.cache_dir)
-    prefix = cache_file(".", c.reader, model).stem
-    for f in sorted((top / key).glob(f"{prefix}*.h5")):
-        link = top / (key + f.name[len(c.reader):])
-        target = Path(key) / f.name
-        if link.is_symlink():
-            if Path(os.readlink(link)) == target:
-                continue
-            link.unlink()
-        elif link.exists():
-            raise CacheError(f"{link} is a file, but the bench keeps the caches of corpus {key!r} (read "
-                             f"by {c.reader!r}) in {top / key} and links them there. Fix: move that "
-                             "file away or use another [extract] cache_dir.")
-        link.symlink_to(target)
-
-
-def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
-    from embedprobe.cache import open_cache
-
-    path = cache_path(cfg, key, model)
-    with open_cache(path) as r:
-        m = r.manifest
-        proto = cfg.corpus(key).protocol or m.default_protocol
-        have = set(r.ids)
-        n = sum(1 for c in m.clips if c.label is not None and c.id in have)
-        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.folds(proto)))
 
 
 # ---------------------------------------------------------------------------------- workers
@@ -226,7 +151,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
         cfg: the bench.
         progress: show the progress view.
         write: write ``bench.json``, ``bench.csv`` and ``report.html`` at the end.
-        on_event: called with a one-line message per finished task (the CLI prints them).
+        on_event: called with a one-line message (rich markup) per finished task; the CLI
+            prints them.
     """
     from embedprobe.bench.progress import GridProgress
     from embedprobe.cache.locks import FileLock, describe_holders
@@ -241,16 +167,22 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
     lock.write_info("bench")
     say = on_event or (lambda _m: None)
     try:
+        phases: dict[str, float] = {}
         with _Executor(cfg.jobs) as ex, GridProgress(progress, cfg.name) as view:
+            t = time.perf_counter()
             roots = corpus_roots(cfg)
             extractions = _extract_all(cfg, roots, ex, view, say)
             infos, blocked = _cache_infos(cfg, extractions)
-            layers = {m: _common_layers(m, infos) for m in cfg.extract.models
+            phases["corpora_and_caches"], t = time.perf_counter() - t, time.perf_counter()
+            layers = {m: common_layers(m, infos) for m in cfg.extract.models
                       if any(k[0] == m for k in infos)}
             jobs = expand(cfg, {m: ls for m, ls in layers.items() if ls})
             results = _probe_all(cfg, jobs, infos, blocked, ex, view, say)
+            phases["probes"], t = time.perf_counter() - t, time.perf_counter()
             extras = _extras(cfg, roots, infos, layers, ex, view, say)
-        run = BenchRun(cfg, out, jobs, results, extractions, extras, time.perf_counter() - t0, infos)
+            phases["sections"] = time.perf_counter() - t
+        run = BenchRun(cfg, out, jobs, results, extractions, extras, time.perf_counter() - t0, infos,
+                       {k: round(v, 3) for k, v in phases.items()})
         if write:
             from embedprobe.bench.collect import write_outputs
 
@@ -264,40 +196,43 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
 def _extract_all(cfg, roots, ex, view, say) -> list[TaskResult]:
     from embedprobe.bench.grid import expand as _expand
 
-    needs_aug = bool(cfg.extract.augmented) and any(j.augment_rate > 0 for j in _expand(cfg))
-    train_keys = {c for t in (*cfg.grid.train, *[t for v in cfg.grid.scramble_train.values() for t in v])
-                  for c in t}
-    tasks = []
+    aug_jobs = [j for j in _expand(cfg) if j.augment_rate > 0]
+    needs_aug = bool(cfg.extract.augmented) and bool(aug_jobs) and supports_augment_rate()
+    train_keys = {c for j in aug_jobs for c in (*j.train, *j.scramble)}  # scrambled: trained alone too
+    tasks, done = [], {}
     for model in cfg.extract.models:
         for c in cfg.corpora:
-            tasks.append((f"{c.key}__{model}", extract_config(cfg, c.key, model, roots[c.key]), 1.0))
+            todo = [(f"{c.key}__{model}", extract_config(cfg, c.key, model, roots[c.key]), 1.0)]
             if needs_aug and c.key in train_keys:
-                tasks.append((f"{c.key}__{model}__augmented",
-                              extract_config(cfg, c.key, model, roots[c.key], augmented=True), 2.0))
-    done = ex.run("extract", [(k, _extract_task, e, w) for k, e, w in tasks], view, say)
+                todo.append((f"{c.key}__{model}__augmented",
+                             extract_config(cfg, c.key, model, roots[c.key], augmented=True), 2.0))
+            for key, ecfg, cost in todo:
+                if is_finished(ecfg):
+                    done[key] = TaskResult("extract", key, "skipped", path=str(ecfg.cache_path()))
+                else:
+                    tasks.append((key, _extract_task, ecfg, cost))
+    done.update(ex.run("extract", tasks, view, say, done_before=len(done)))
     for model in cfg.extract.models:
         for c in cfg.corpora:
-            if done[f"{c.key}__{model}"].status == "done":
+            if done[f"{c.key}__{model}"].status in ("done", "skipped"):
                 link_alias(cfg, c.key, model)
     return list(done.values())
 
 
 def _cache_infos(cfg, extractions) -> tuple[dict[tuple[str, str], CacheInfo], dict[tuple[str, str], str]]:
     infos, blocked = {}, {}
-    failed = {r.key: r.error for r in extractions if r.status != "done"}
+    failed = {r.key: r.error for r in extractions if r.status == "failed"}
     for model in cfg.extract.models:
         for c in cfg.corpora:
             k = f"{c.key}__{model}"
+            if k + "__augmented" in failed:  # blocks the jobs with augmentation only
+                blocked[(model, c.key, "augmented")] = (f"extraction of augmented copies of {c.key} with "
+                                                        f"{model} failed: {failed[k + '__augmented']}")
             if k in failed:
                 blocked[(model, c.key)] = f"extraction of {c.key} with {model} failed: {failed[k]}"
                 continue
             infos[(model, c.key)] = cache_info(cfg, c.key, model)
     return infos, blocked
-
-
-def _common_layers(model: str, infos: dict[tuple[str, str], CacheInfo]) -> list[str]:
-    lists = [i.layers for (m, _), i in infos.items() if m == model]
-    return [layer for layer in lists[0] if all(layer in ls for ls in lists)] if lists else []
 
 
 def _cost(job: Job, infos: dict[tuple[str, str], CacheInfo], max_folds: int | None) -> float:
@@ -314,18 +249,23 @@ def _cost(job: Job, infos: dict[tuple[str, str], CacheInfo], max_folds: int | No
 
 def _probe_all(cfg, jobs, infos, blocked, ex, view, say) -> dict[str, TaskResult]:
     results: dict[str, TaskResult] = {}
+    fps_now: dict[str, str | None] = {}
     todo = []
     results_dir = (Path(cfg.out) / "results").resolve()
     for job in jobs:
         why = unsupported_reason(job)
-        missing = [blocked[(job.model, c)] for c in {*job.train, *job.tests} if (job.model, c) in blocked]
+        keys = [(job.model, c) for c in {*job.train, *job.tests}]
+        if job.augment_rate > 0:
+            keys += [(job.model, c, "augmented") for c in {*job.train, *job.scramble}]
+        missing = [blocked[k] for k in keys if k in blocked]
         if why or missing:
             results[job.id] = TaskResult("probe", job.id, "unsupported" if why else "blocked",
                                          error=why or missing[0])
             continue
         fp = job_fingerprint(cfg, job)
         path = results_dir / f"{job.id}.json"
-        if _finished(path, fp, {c: infos[(job.model, c)].fingerprint for c in {*job.train, *job.tests}}):
+        if _finished(path, fp, {c: infos[(job.model, c)].fingerprint for c in {*job.train, *job.tests}},
+                     fps_now):
             results[job.id] = TaskResult("probe", job.id, "skipped", path=str(path))
             continue
         task = {"job_id": job.id, "fingerprint": fp, "job": to_jsonable(job), "bench": cfg.name,
@@ -344,7 +284,8 @@ def _probe_all(cfg, jobs, infos, blocked, ex, view, say) -> dict[str, TaskResult
     return {j.id: results[j.id] for j in jobs}
 
 
-def _finished(path: Path, fp: str, caches: dict[str, str]) -> bool:
+def _finished(path: Path, fp: str, caches: dict[str, str], fps_now: dict[str, str | None]) -> bool:
+    """The job's results exist, from the same job config and the same caches (augmented too)."""
     try:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -352,7 +293,26 @@ def _finished(path: Path, fp: str, caches: dict[str, str]) -> bool:
     if rec.get("bench", {}).get("job_fingerprint") != fp:
         return False
     got = {k: v.get("fingerprint") for k, v in rec.get("caches", {}).items()}
-    return all(got.get(k) == v for k, v in caches.items())
+    if not all(got.get(k) == v for k, v in caches.items()):
+        return False
+    for v in rec.get("caches", {}).values():
+        aug = v.get("augmented")
+        if isinstance(aug, dict) and aug.get("path"):
+            if aug["path"] not in fps_now:
+                fps_now[aug["path"]] = _fingerprint_of(aug["path"])
+            if fps_now[aug["path"]] != aug.get("fingerprint"):
+                return False
+    return True
+
+
+def _fingerprint_of(path: str) -> str | None:
+    from embedprobe.cache import open_cache
+
+    try:
+        with open_cache(path) as r:
+            return r.fingerprint
+    except (EmbedprobeError, OSError):
+        return None
 
 
 def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
@@ -365,7 +325,7 @@ def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
         why = extras.missing_module(kind)
         if why:
             out.append(TaskResult("report", kind, "unsupported", error=why))
-            say(f"[yellow]skipped[/] {kind} section: {why}")
+            say(f"[yellow]skipped[/] {kind} section: {_esc(why)}")
             continue
         if kind == "acoustics":
             args = [(f"acoustics:{c.key}", extras.run_acoustics, extras.acoustics_task(cfg, c.key, roots[c.key]))
@@ -454,15 +414,28 @@ class _Executor:
                        res.get("error"), info)
         view.finished(key, r.status)
         if r.status == "failed":
-            say(f"[red]failed[/] {phase} {key}: {r.error}")
+            say(f"[red]failed[/] {phase} {_esc(key)}: {_esc(r.error)}")
         elif phase != "extract" or info.get("n_new"):
-            say(f"[green]{r.status}[/] {phase} {key} ({r.seconds:.1f} s)")
+            say(f"[green]{r.status}[/] {phase} {_esc(key)} ({r.seconds:.1f} s)")
         return r
+
+
+def _esc(text: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def plan_summary(cfg: BenchConfig) -> dict[str, Any]:
     """What a bench would run, without running anything (``embedprobe bench --dry-run``)."""
-    jobs = expand(cfg)
+    layers = {}
+    for model in cfg.extract.models:  # name layers as a run would, when the caches exist already
+        try:
+            infos = {(model, c.key): cache_info(cfg, c.key, model) for c in cfg.corpora}
+        except (EmbedprobeError, OSError):
+            continue
+        layers[model] = common_layers(model, infos)
+    jobs = expand(cfg, layers)
     results = Path(cfg.out) / "results"
     rows = []
     for j in jobs:

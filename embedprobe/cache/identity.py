@@ -31,10 +31,20 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Every dotted path whose value differs, as ``(path, old, new)``; absent values are marked."""
+    """Every dotted path whose value differs, as ``(path, old, new)``; absent values are marked.
+
+    A field absent on one side and ``None`` on the other is not a difference: a field added to
+    the identity later, whose default is ``None``, keeps older caches usable.
+    """
     a, b = flatten(old, prefix), flatten(new, prefix)
-    return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
-            for k in sorted(set(a) | set(b)) if a.get(k, _ABSENT) != b.get(k, _ABSENT)]
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k, _ABSENT), b.get(k, _ABSENT)
+        added_none = (x is None and isinstance(y, str) and y == _ABSENT) or (
+            y is None and isinstance(x, str) and x == _ABSENT)
+        if x != y and not added_none:
+            out.append((k, x, y))
+    return out
 
 
 def manifest_diff(old_json: str, new_json: str) -> list[tuple[str, Any, Any]]:

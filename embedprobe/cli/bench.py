@@ -14,9 +14,9 @@ def register(app: typer.Typer) -> None:
     @friendly
     def bench(
         config: Path = typer.Argument(..., help="Bench config (TOML), e.g. benchmarks/configs/emodb_synthetic.toml."),
-        model: list[str] = typer.Option(None, "--model", "-m", help="Extractor(s) to run, replacing [extract] models; repeatable."),
-        jobs: int = typer.Option(None, "--jobs", "-j", help="Parallel worker processes (default: [bench] jobs)."),
-        out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder (default: [bench] out)."),
+        model: list[str] = typer.Option(None, "--model", "-m", help="Extractor(s) to run, replacing extract.models of the config; repeatable."),
+        jobs: int = typer.Option(None, "--jobs", "-j", help="Parallel worker processes (default: bench.jobs of the config)."),
+        out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder (default: bench.out of the config)."),
         set_: list[str] = typer.Option(None, "--set", help="Override a config value: TABLE.KEY=VALUE (TOML), repeatable."),
         dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs and what is already finished; run nothing."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress view."),

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from embedprobe.errors import EmbedprobeError
 
@@ -26,7 +27,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EmbedprobeError as e:
-            console.print(f"[bold red]error:[/] {e}")
+            console.print(f"[bold red]error:[/] {escape(str(e))}")  # messages may hold [brackets]
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -82,7 +82,8 @@ def _overview(s: dict[str, Any]) -> str:
     c = s["counts"]
     pills = " ".join(f"<span class='pill {k}'>{v} {k}</span>" for k, v in c.items() if v)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["created_unix"]))
-    return (f"<p class=muted>{len(s['jobs'])} jobs {pills} · wall time {s['seconds']:.0f} s · {when} · "
+    return (f"<p class=muted>{len(s['jobs'])} jobs {pills} · this run {s['seconds']:.0f} s · "
+            f"probe time of all finished jobs {s.get('job_seconds', 0):.0f} s · {when} · "
             f"config <code>{_e(s['source'])}</code> · code {_e(s['code_version'])} · "
             f"files: <a href='bench.json'>bench.json</a>, <a href='bench.csv'>bench.csv</a>, "
             f"<a href='results/'>results/</a></p>"
@@ -270,22 +271,30 @@ def _acoustics(section: dict[str, Any], values: dict[str, Any] | None) -> str:
                "the Kolmogorov-Smirnov statistic.</p>")
     import numpy as np
 
+    measures = list(dict.fromkeys(m for by in values.values() for ms in by.values() for m in ms))
     med = []
     for cond, by_corpus in values.items():
         for corpus, ms in by_corpus.items():
-            for m, x in ms.items():
-                x = np.asarray(x, dtype=float)
+            row = [cond, corpus]
+            for m in measures:
+                x = np.asarray(ms.get(m, []), dtype=float)
                 x = x[np.isfinite(x)]
-                q = np.percentile(x, [25, 50, 75]) if x.size else [None] * 3
-                med.append([cond, corpus, m, int(x.size), _fmt(q[1]), f"{_fmt(q[0])} – {_fmt(q[2])}"])
-    out.append("<h3>Medians</h3>" + _table(["condition", "corpus", "measure", "n", "median", "IQR"], med))
+                if x.size:
+                    q = np.percentile(x, [25, 50, 75])
+                    row.append(f"{q[1]:.2f} [{q[0]:.2f}, {q[2]:.2f}] n={x.size}")
+                else:
+                    row.append("–")
+            med.append(row)
+    out.append("<h3>Median [quartiles] per corpus</h3>" + _table(["condition", "corpus", *measures], med))
     for cond, by_corpus in values.items():
         rows = distribution_distances(by_corpus) if len(by_corpus) > 1 else []
-        if rows:
-            out.append(f"<h3>{_e(cond)}</h3>" + _table(
-                ["measure", "corpus a", "corpus b", "n a", "n b", "median a", "median b", "W1/std", "KS"],
-                [[r["measure"], r["corpus_a"], r["corpus_b"], r["n_a"], r["n_b"], _fmt(r["median_a"]),
-                  _fmt(r["median_b"]), _fmt(r["wasserstein_std"]), _fmt(r["ks"])] for r in rows]))
+        if not rows:
+            continue
+        pairs = list(dict.fromkeys((r["corpus_a"], r["corpus_b"]) for r in rows))
+        by = {(r["corpus_a"], r["corpus_b"], r["measure"]): r for r in rows}
+        body = [[f"{a} vs {b}", *[(f"{_fmt(by[(a, b, m)]['wasserstein_std'])} ({_fmt(by[(a, b, m)]['ks'])})"
+                                   if (a, b, m) in by else "–") for m in measures]] for a, b in pairs]
+        out.append(f"<h3>Distances, {_e(cond)}: W1/std (KS)</h3>" + _table(["pair", *measures], body))
     return "\n".join(out)
 
 
@@ -385,7 +394,7 @@ def _scen(train: str, scrambled: set[str]) -> str:
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> str:
-    return "#%02x%02x%02x" % tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
 
 
 def _div(v: float | None, lim: float) -> str:

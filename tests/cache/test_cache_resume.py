@@ -167,3 +167,12 @@ def test_errors_only_batches_and_empty_batches(tmp_path):
         assert r.complete and r.n_clips == 0 and len(r.errors) == 3
         assert r.pooled("layer_0").shape == (0, LAYERS["layer_0"])
         assert not any(fails(c) for c in r.ids)
+
+
+def test_identity_field_added_later_with_none_is_not_a_mismatch():
+    from embedprobe.cache.identity import diff
+
+    assert diff({"a": 1}, {"a": 1, "augment": None}) == []
+    assert diff({"a": 1, "augment": None}, {"a": 1}) == []
+    assert diff({"a": 1}, {"a": 1, "augment": {"name": "paper"}}) == [("augment.name", "<absent>", "paper")]
+    assert diff({"a": [1]}, {"a": [2]}) == [("a", [1], [2])]
