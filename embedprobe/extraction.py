@@ -37,6 +37,10 @@ from embedprobe.provenance import code_version, package_versions, to_jsonable
 
 DTYPES = ("float32", "float16")
 F16_MAX = 65504.0
+# Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
+# sit, which device and batch size ran, and package versions may differ between the shards of one
+# cache or between a run and its resume; the weights revision and the precision may not.
+RUNTIME_NOT_IDENTITY = frozenset({"weights", "device", "batch_seconds", "torch", "transformers"})
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,13 @@ def extract(
         max_chunk_s=cfg.chunk_s,
         min_duration_s=max(cfg.min_duration_s, spec.min_duration_s),
     )
+    runtime = _runtime(ext)
     aug = _augmentation(cfg)
     stored = expand_manifest(manifest, cfg.copies) if aug is not None else manifest
     identity = {
         "extractor": to_jsonable(spec),
         "weights_revision": ext.weights_revision(),
-        "runtime": _runtime(ext),
+        "runtime": {k: v for k, v in runtime.items() if k not in RUNTIME_NOT_IDENTITY},
         "audio": to_jsonable(audio_cfg),
         "layers": list(layers),
         "frames": {"stored": cfg.frames, "layers": list(frame_layers), "hop_factor": factor,
@@ -180,6 +185,7 @@ def extract(
         "config": to_jsonable(cfg),
         "versions": package_versions(),
         "code_version": code_version(),
+        "runtime": runtime,
     }
     root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
     dims = {name: spec.dim for name in layers}

@@ -156,5 +156,6 @@ def test_extract_passes_precision_to_checkpoint_families(tmp_path, emodb_root):
     summary = extract(cfg, progress=False, extractor=Cnn14Extractor.random_init(tiny_spec, precision="fp32"))
     assert summary.n_errors == 0 and summary.n_new == 3
     with open_cache(summary.cache) as reader:
-        runtime = reader.identity["runtime"]
-    assert runtime["precision"] == "fp32" and runtime["weights"] == "random-init:seed=0"
+        runtime, recorded = reader.identity["runtime"], reader.provenance["runtime"]
+    assert runtime["precision"] == "fp32" and "weights" not in runtime  # the revision identifies them
+    assert recorded["weights"] == "random-init:seed=0"  # where they came from is still recorded
