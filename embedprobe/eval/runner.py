@@ -14,8 +14,9 @@ Protocol, per training set ``T`` (one corpus or a union):
 * Per cell and metric: the mean over folds and seeds of the final score; the paper's
   confidence (mean and std over the evaluations in the last 20% of training, averaged over
   folds and seeds); the spread over seeds (each seed averaged over folds); and a percentile
-  bootstrap 95% interval over test clips, computed on the seed-averaged predictions pooled over
-  folds.
+  bootstrap 95% interval over test clips on the seed-averaged predictions: for in-domain cells
+  the clips are resampled within each fold and the folds averaged (the statistic reported);
+  for a corpus every fold tested, on its predictions averaged over folds.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from embedprobe.corpora.base import CANONICAL_LABELS
-from embedprobe.eval.confidence import bootstrap_ci, last_fraction, over_seeds
+from embedprobe.eval.confidence import bootstrap_ci, fold_bootstrap_ci, last_fraction, over_seeds
 from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
 from embedprobe.eval.metrics import METRICS, all_metrics
 from embedprobe.provenance import to_jsonable
@@ -133,6 +134,7 @@ class _CellAccumulator:
         self.tail: dict[tuple[int, int], dict[str, Any]] = {}
         self.proba_sum = np.zeros((len(data), K))
         self.count = np.zeros(len(data))
+        self.fold_idx: dict[int, np.ndarray] = {}
         self.missing: set[str] = set()
         self.confusion = np.zeros((K, K), dtype=np.int64)
         self.steps: list[int] = []
@@ -145,14 +147,20 @@ class _CellAccumulator:
         self.tail[(fold, seed)] = tail
         self.proba_sum[idx] += proba
         self.count[idx] += 1
+        self.fold_idx[fold] = idx
         self.steps.append(int(getattr(probe, "n_steps_", 0)))
 
     def result(self, corpora: tuple[str, ...], test: str, spec: MatrixSpec) -> dict[str, Any]:
         seen = self.count > 0
         y = self.data.y[seen]
-        proba = self.proba_sum[seen] / self.count[seen, None]
-        ci = (bootstrap_ci(y, proba, n_resamples=spec.n_bootstrap, random_state=0)
-              if spec.n_bootstrap else {})
+        avg = self.proba_sum / np.maximum(self.count, 1)[:, None]  # seed- (and fold-) averaged
+        if not spec.n_bootstrap:
+            ci = {}
+        elif self.in_domain:  # disjoint fold test sets: resample within folds, average the folds
+            ci = fold_bootstrap_ci([(self.data.y[i], avg[i]) for _, i in sorted(self.fold_idx.items())],
+                                   n_resamples=spec.n_bootstrap, random_state=0)
+        else:  # every fold tested the same clips: their predictions averaged over folds and seeds
+            ci = bootstrap_ci(y, avg[seen], n_resamples=spec.n_bootstrap, random_state=0)
         seeds = sorted({s for _, s in self.final})
         metrics = {}
         for m in METRICS:

@@ -159,14 +159,17 @@ def _wavlm_sdpa_forward(self, hidden_states, attention_mask=None, position_bias=
     proj = self.gru_rel_pos_linear(gated).view(bsz, heads, tgt_len, 2, 4).sum(-1)
     gate_a, gate_b = torch.sigmoid(proj.float()).chunk(2, dim=-1)
     gate = gate_a * (gate_b * self.gru_rel_pos_const.float() - 1.0) + 2.0  # (B, H, T, 1)
-    bias = gate * position_bias.float()  # (B, H, T, T)
-    if attention_mask is not None:
-        keep = attention_mask.bool()[:, None, None, :]
-        bias = bias.masked_fill(~keep, float("-inf"))
 
     qkv = self.qkv_fused(hidden_states).view(bsz, tgt_len, 3, heads, head_dim)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, d)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=0.0)
+    # gate * bias computed in fp32 and written straight in the attention's dtype (bf16 under
+    # autocast): 2x faster than a bf16 multiply or an fp32 product cast afterwards
+    bias = torch.empty((bsz, heads, tgt_len, tgt_len), dtype=q.dtype, device=q.device)
+    torch.mul(gate, position_bias.float(), out=bias)
+    if attention_mask is not None:
+        keep = attention_mask.bool()[:, None, None, :]
+        bias = bias.masked_fill(~keep, float("-inf"))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=0.0)
     out = out.transpose(1, 2).reshape(bsz, tgt_len, embed_dim)
     return self.out_proj(out), None, position_bias
 
@@ -338,13 +341,85 @@ def use_matmul_convs(model: Any) -> int:
     return n
 
 
+def _conv_gemm_weight(conv: Any) -> Any:
+    """``conv``'s ``(C_out, C_in, k)`` weight as ``(C_out, k * C_in)``, cached per weight tensor."""
+    w = conv.weight
+    key = (w.data_ptr(), w.dtype, w.device, w._version)
+    cached = getattr(conv, "_gemm_weight", None)
+    if cached is None or cached[0] != key:
+        flat = w.detach().permute(0, 2, 1).reshape(w.shape[0], -1).contiguous()
+        conv._gemm_weight = cached = (key, flat)
+    return cached[1]
+
+
+def _channels_last_encoder_forward(self, input_values):
+    """wav2vec2-family CNN feature encoder in ``(B, T, C)`` layout, each convolution one GEMM.
+
+    Same maths as the stock ``conv -> LayerNorm(channels) -> activation`` stack; the stock
+    layout transposes twice per layer (copies of up to 16000 x 512 values) and oneDNN's
+    direct 1-D convolution ran at ~85 % of the GEMM speed. Returns ``(B, C, T)`` like the
+    stock module (a transposed view).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = input_values[:, :, None]  # (B, T, 1)
+    for layer in self.conv_layers:
+        conv, norm = layer.conv, layer.layer_norm
+        k, s = conv.kernel_size[0], conv.stride[0]
+        x = x.contiguous()
+        b, t, c = x.shape
+        t_out = (t - k) // s + 1
+        cols = x.as_strided((b, t_out, k * c), (x.stride(0), s * c, 1))  # overlapping windows
+        y = F.linear(cols, _conv_gemm_weight(conv), conv.bias)
+        # LayerNorm + activation in the GEMM's dtype (bf16 under autocast; fp32 statistics inside)
+        with torch.autocast(y.device.type, enabled=False):
+            y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            x = layer.activation(y)
+    return x.transpose(1, 2)
+
+
+def _is_layer_norm_conv_stack(module: Any) -> bool:
+    from torch import nn
+
+    layers = getattr(module, "conv_layers", None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers):
+        return False
+    for layer in layers:
+        conv, norm = getattr(layer, "conv", None), getattr(layer, "layer_norm", None)
+        if not (type(conv) is nn.Conv1d and isinstance(norm, nn.LayerNorm) and hasattr(layer, "activation")):
+            return False
+        if conv.groups != 1 or conv.padding != (0,) or conv.dilation != (1,) or conv.padding_mode != "zeros":
+            return False
+    return True
+
+
+def patch_conv_feature_encoder(model: Any) -> int:
+    """Run LayerNorm-type wav2vec2-family CNN front ends (WavLM/HuBERT/wav2vec2 Large) as GEMMs.
+
+    Replaces the ``forward`` of every feature encoder whose layers are all ``Conv1d`` (no
+    padding, groups 1) + ``LayerNorm`` + activation by ``_channels_last_encoder_forward``.
+    GroupNorm front ends (the base models) are left alone. Measured on WavLM-Large, 5 s clip,
+    one thread, bf16: 199 -> 161 ms. Inference only. Returns the number of encoders patched.
+    """
+    n = 0
+    for module in model.modules():
+        if type(module).__name__.endswith("FeatureEncoder") and _is_layer_norm_conv_stack(module):
+            if not getattr(module, "_gemm_convs", False):
+                module.forward = types.MethodType(_channels_last_encoder_forward, module)
+                module._gemm_convs = True
+            n += 1
+    return n
+
+
 def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = True,
             keep_fp32: Sequence[Any] = (), matmul_convs: bool = False) -> dict[str, Any]:
     """Apply the module rewrites that suit a resolved ``precision`` and describe what was done.
 
     All: weight norms folded into plain weights (same numbers, computed once), WavLM
     attention fused into one projection + SDPA. bf16/fp16: matmul/conv weights stored in that
-    dtype (run the model under ``inference(precision, device)`` only). fp32-onednn: linears
+    dtype (run the model under ``inference(precision, device)`` only) and, on CPU, LayerNorm
+    CNN front ends run as GEMMs (``patch_conv_feature_encoder``). fp32-onednn: linears
     through oneDNN.
 
     Args:
@@ -379,6 +454,8 @@ def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = T
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         cast_matmul_weights(model, dtype, skip=keep_fp32)
         info["weights_dtype"] = str(dtype).replace("torch.", "") + " (matmul/conv weights)"
+    if precision in ("bf16", "fp16") and not str(device).startswith("cuda"):
+        info["gemm_feature_encoder"] = patch_conv_feature_encoder(model)
     if fuse_attention and patch_wavlm_attention(model):
         info["attention"] = "fused-qkv-sdpa"
     if precision == "fp32-onednn":

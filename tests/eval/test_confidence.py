@@ -97,3 +97,27 @@ def test_bootstrap_covers_truth_and_is_deterministic():
 def test_bootstrap_bad_level():
     with pytest.raises(BadValueError, match="level 95"):
         C.bootstrap_ci(np.array([0, 1]), np.eye(2), level=95)
+
+
+def test_fold_bootstrap_brackets_the_fold_mean():
+    """Folds whose scores differ: the interval is around their mean, not around the pooled score."""
+    import numpy as np
+
+    from embedprobe.eval.confidence import bootstrap_ci, fold_bootstrap_ci
+    from embedprobe.eval.metrics import auroc
+
+    rng = np.random.default_rng(0)
+    folds = []
+    for shift in (0.0, 3.0):  # same separability, different score offsets per fold
+        y = np.repeat([0, 1], 60)
+        s = rng.normal(0, 1, 120) + 1.5 * y + shift
+        folds.append((y, np.stack([-s, s], axis=1)))
+    ci = fold_bootstrap_ci(folds, metrics=["auroc"], n_resamples=400)["auroc"]
+    mean = np.mean([auroc(y, p) for y, p in folds])
+    assert abs(ci.point - mean) < 1e-12 and ci.low <= mean <= ci.high
+    pooled_y = np.concatenate([f[0] for f in folds])
+    pooled_p = np.concatenate([f[1] for f in folds])
+    pooled = bootstrap_ci(pooled_y, pooled_p, metrics=["auroc"], n_resamples=400)["auroc"]
+    assert pooled.point < mean - 0.05  # pooling folds with offsets understates the fold mean
+    one = fold_bootstrap_ci(folds[:1], metrics=["auroc"], n_resamples=200)["auroc"]
+    assert one == bootstrap_ci(*folds[0], metrics=["auroc"], n_resamples=200)["auroc"]
