@@ -311,12 +311,12 @@ class _Run:
             out = self.ext.embed(chunk)
             for name in self.layers:
                 x = out[name]
-                if not np.all(np.isfinite(x)):
+                stats[name].update(x)
+                if not stats[name].finite:
                     raise AudioError(clip.path, f"the model returned non-finite values for layer {name}")
                 if self.float16 and np.abs(x).max() > F16_MAX:
                     raise AudioError(clip.path, f"layer {name} has values beyond float16's range "
                                      "(re-extract without --float16)")
-                stats[name].update(x)
                 if name in frames:
                     frames[name].append(downsample(np.asarray(x, dtype=np.float32), self.factor))
         layers = {

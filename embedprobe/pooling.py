@@ -22,15 +22,22 @@ class RunningStats:
         self._shift: np.ndarray | None = None  # first frame, for numerically stable variance
 
     def update(self, frames: np.ndarray) -> None:
-        x = np.asarray(frames, dtype=np.float64)
+        x = np.asarray(frames)
         if x.ndim != 2 or x.shape[0] == 0:
             return
         if self._shift is None:
-            self._shift = x[0].copy()
-        d = x - self._shift
+            self._shift = x[0].astype(np.float64)
+        # differences in the input precision (small: they are taken from the first frame),
+        # sums accumulated in float64
+        d = x - self._shift.astype(x.dtype, copy=False)
         self.n += x.shape[0]
-        self._sum += d.sum(axis=0)
-        self._sumsq += np.einsum("td,td->d", d, d)
+        self._sum += d.sum(axis=0, dtype=np.float64)
+        self._sumsq += np.square(d).sum(axis=0, dtype=np.float64)
+
+    @property
+    def finite(self) -> bool:
+        """Whether every frame pooled so far was finite (a NaN or inf makes the sums non-finite)."""
+        return bool(np.isfinite(self._sum).all() and np.isfinite(self._sumsq).all())
 
     @property
     def mean(self) -> np.ndarray:

@@ -77,6 +77,7 @@ def test_bf16_fast_path_stays_close_to_fp32(n_layers, dim):
     ref, fast = wavlm(True, n_layers, dim), wavlm(True, n_layers, dim)
     info = fastpath.prepare(fast, "bf16", "cpu")
     assert info["attention"] == "fused-qkv-sdpa" and info["precision"] == "bf16"
+    assert info["gemm_feature_encoder"] == 1
     x, mask = batch(1)
     cos = _cosines(ref, fast, "bf16", x[:1])
     assert min(cos) >= 0.999, cos
@@ -96,6 +97,27 @@ def test_onednn_linears_equal_fp32():
         a = ref(x[:1]).last_hidden_state
         b = fast(x[:1]).last_hidden_state
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_samples", [16000, 16003, 401])
+def test_gemm_feature_encoder_equals_stock_conv_stack(n_samples):
+    """The channels-last GEMM front end is the stock CNN's maths (fp32, odd lengths, batch 2)."""
+    ref, fast = wavlm(True), wavlm(True)
+    assert fastpath.patch_conv_feature_encoder(fast) == 1
+    assert fastpath.patch_conv_feature_encoder(fast) == 1  # idempotent
+    x = torch.from_numpy(np.random.default_rng(5).standard_normal((2, n_samples)).astype(np.float32))
+    with torch.inference_mode():
+        want = ref.feature_extractor(x)
+        got = fast.feature_extractor(x)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fast(x).last_hidden_state, ref(x).last_hidden_state, rtol=1e-4, atol=1e-4)
+    assert got.shape == (2, 16, HFSpeechEncoder.for_tests(WAVLM_LARGE).n_frames(n_samples))
+
+
+def test_gemm_feature_encoder_leaves_group_norm_front_ends():
+    base = wavlm(False)
+    assert fastpath.patch_conv_feature_encoder(base) == 0
+    assert fastpath.prepare(base, "bf16", "cpu")["gemm_feature_encoder"] == 0
 
 
 def test_weight_norm_baking_keeps_outputs():
