@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.cache.naming import safe_model
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.provenance import code_version, package_versions, to_jsonable
 
@@ -29,7 +30,7 @@ DOMAIN_FORMAT = 1
 
 
 def _name(model: str) -> str:
-    return model.replace("/", "_").replace(":", "_")
+    return safe_model(model)
 
 
 def _layers(paths: dict[str, Path], asked: Iterable[str] | None) -> list[str]:

@@ -26,6 +26,7 @@ from embedprobe.augment.copies import (
     split_copy_id,
 )
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, LayerResult, open_cache, shard_of
+from embedprobe.cache.naming import cache_file
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.errors import AudioError, BadValueError
@@ -102,12 +103,8 @@ class ExtractConfig:
     augment_seed: int = 0
 
     def cache_path(self) -> Path:
-        name = f"{self.corpus}__{self.model.replace('/', '_').replace(':', '_')}"
-        if self.augment:
-            name += f"__{augmented_tag(self.augment, self.augment_seed)}"
-        if self.tag:
-            name += f"__{self.tag}"
-        return Path(self.out) / f"{name}.h5"
+        aug = augmented_tag(self.augment, self.augment_seed) if self.augment else ""
+        return cache_file(self.out, self.corpus, self.model, aug, self.tag or "")
 
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.cache.naming import cache_file, safe_model
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.eval.data import CorpusData, scramble
@@ -89,13 +90,11 @@ class ProbeConfig:
     augment_seed: int = 0
 
 
-def cache_file(cache_dir: str | Path, corpus: str, model: str) -> Path:
-    return Path(cache_dir) / f"{corpus}__{model.replace('/', '_').replace(':', '_')}.h5"
 
 
 def available_corpora(cache_dir: str | Path, model: str) -> list[str]:
     """Corpora that have a cache for ``model`` in ``cache_dir``."""
-    suffix = f"__{model.replace('/', '_').replace(':', '_')}.h5"
+    suffix = f"__{safe_model(model)}.h5"
     found = set()
     for p in Path(cache_dir).glob(f"*{suffix}*"):
         name = p.name.split(suffix)[0]
@@ -160,7 +159,7 @@ def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
     from embedprobe.augment.copies import augmented_tag, copy_id
     from embedprobe.cache import open_cache
 
-    path = cache_file(cfg.cache_dir, corpus, f"{cfg.model}__{augmented_tag(cfg.augment, cfg.augment_seed)}")
+    path = cache_file(cfg.cache_dir, corpus, cfg.model, augmented_tag(cfg.augment, cfg.augment_seed))
     if not path.exists() and not Path(str(path) + ".parts").exists():
         raise CacheError(
             f"Augmentation rate {cfg.augment_rate} needs augmented copies of {corpus}, but {path} does not "
@@ -277,7 +276,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
 
 
 def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
-    name = f"{cfg.model.replace('/', '_').replace(':', '_')}__{cfg.probe}__train-{set_name(train_sets[0])}"
+    name = f"{safe_model(cfg.model)}__{cfg.probe}__train-{set_name(train_sets[0])}"
     if cfg.scramble:
         name += "__scrambled-" + "-".join(cfg.scramble)
     if cfg.augment_rate > 0:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from embedprobe.bench.config import BenchConfig
+from embedprobe.cache.naming import safe_model
 from embedprobe.errors import BadValueError, EmbedprobeError
 from embedprobe.provenance import fingerprint, to_jsonable
 
@@ -58,7 +59,7 @@ def domain_task(cfg: BenchConfig, model: str, keys: list[str], cache_fps: dict[s
     spec = {"model": model, "corpora": keys, "layers": layers, "caches": cache_fps,
             "seed": cfg.domain.seed, "extra": to_jsonable(cfg.domain.options)}
     folder = Path(cfg.out).resolve() / "domain"
-    safe = model.replace("/", "_").replace(":", "_")
+    safe = safe_model(model)
     return {"kind": "domain", "key": model, "spec": spec, "fingerprint": fingerprint(spec),
             "cache_dir": str(Path(cfg.extract.cache_dir).resolve()), "out_dir": str(folder / safe),
             "marker": str(folder / f"{safe}.json")}
