@@ -289,12 +289,11 @@ def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
 def _tune(cfg: ProbeConfig, data: dict[str, CorpusData], corpora: tuple[str, ...],
           params: dict[str, Any]) -> dict[str, Any]:
     from embedprobe.eval.data import training_split
-    from embedprobe.probes import tune
+    from embedprobe.probes import create, tune
 
     split = training_split([data[c] for c in corpora], 0)
-    result = tune(cfg.probe, split.X, split.y, X_val=split.X_val, y_val=split.y_val,
-                  random_state=cfg.seeds[0], **params)
-    return result.to_dict()
+    estimator = create(cfg.probe, random_state=cfg.seeds[0], **params)
+    return tune(estimator, split.X, split.y, X_val=split.X_val, y_val=split.y_val).to_dict()
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

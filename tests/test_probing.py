@@ -135,3 +135,13 @@ def test_augmentation_rate_uses_cached_copies(caches: Path, tmp_path: Path) -> N
     assert a != b  # training on augmented copies changes the probe
     with pytest.raises(CacheError, match="--augment paper"):
         probe(ProbeConfig(train=("iemocap",), augment_rate=0.5, **kw), progress=False)
+
+
+def test_tune_searches_lr_and_batch_size_on_validation_only(caches: Path, tmp_path: Path) -> None:
+    path = probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), test=("emodb",),
+                             probe="linear", tune=True, n_bootstrap=0, max_folds=1, out=str(tmp_path)),
+                 progress=False)
+    rec = json.loads(path.read_text())
+    tuned = rec["resolved"]["tuned"]
+    assert set(tuned["best_params"]) == {"lr", "batch_size"} and len(tuned["results"]) >= 4
+    assert rec["resolved"]["probe_params"]["lr"] == tuned["best_params"]["lr"]
