@@ -3,24 +3,29 @@
 What runs, on the same clips (synthetic speech-like audio, lengths log-normal around 4.5 s,
 clipped to 1-15 s, written as 16 kHz wav files to a temp folder and listed in a manifest):
 
-(a) naive: one clip at a time, fp32, transformers defaults and the stock modules: soundfile
-    decode, the model's feature extractor, ``model(..., output_hidden_states=True)`` under
-    ``torch.no_grad()``, mean-pool every layer in memory (no file writes at all).
-(b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus, i.e. decode threads,
-    the extractor's fast path (CPU bf16 autocast + fused attention where supported), running
-    pooling and crash-safe HDF5 cache writes.
+(a) naive: one clip at a time, fp32, transformers defaults and the stock modules (torch's
+    default thread count, i.e. every core): soundfile decode, the model's feature extractor,
+    ``model(..., output_hidden_states=True)`` under ``torch.no_grad()``, mean-pool every layer
+    in memory (no file writes at all). The model is loaded before the clock starts.
+(b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus with its defaults,
+    i.e. model replicas in worker processes on multi-core CPUs (``--procs`` auto; the workers'
+    start-up - imports and loading the checkpoint - is inside the timing), decoding, the
+    extractor's fast path (CPU bf16 + fused attention where supported), running pooling and
+    crash-safe HDF5 cache writes.
 
-Models: full-size random-init WavLM-Large (same weights in (a) and (b)) and CNN14 16 kHz
-(``cnn14-16k``, random init) when registered. Printed per model: audio-seconds per second of
-process CPU time (robust on a shared machine; wall-clock figures are printed too), the ratio
-b/a, the cosine of (b)'s cached pooled vectors to (a)'s fp32 ones (minimum over clips and
-layers), and achieved GFLOP/s (FLOPs counted by ``torch.utils.flop_counter`` on a
-mean-length clip) next to matrix-multiply peaks measured in the same run. The last line is
-one JSON object.
+Models: full-size random-init WavLM-Large, saved with ``save_pretrained`` to a folder that
+both (a) (``from_pretrained``) and (b) (``--weights``) load, and CNN14 16 kHz (``cnn14-16k``,
+seeded random init) when registered. Printed per model: audio-seconds per wall-clock second
+(the headline: both sides use the whole machine) and per CPU-second (the extracting process
+plus its workers), the ratio b/a of each, the cosine of (b)'s cached pooled vectors to (a)'s
+fp32 ones (minimum over clips and layers), and achieved GFLOP/s (FLOPs counted by
+``torch.utils.flop_counter`` on a mean-length clip) next to matrix-multiply peaks measured
+in the same run. The last line is one JSON object.
 
 Run:
     python benchmarks/extract_speed.py              # 64 clips (several minutes on 2 cores)
     python benchmarks/extract_speed.py --clips 8    # quick
+    python benchmarks/extract_speed.py --threads 1 --procs 1  # one core each side
     python benchmarks/extract_speed.py --clips 16 --repeats 3  # alternating, medians (loaded machines)
 """
 
@@ -82,27 +87,39 @@ def gflop_per_audio_s(fn, n_samples: int) -> float:
     return counter.get_total_flops() / 1e9 / (n_samples / SR)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the extraction workers)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def timed(fn):
-    c0, w0 = time.process_time(), time.perf_counter()
+    c0, w0 = cpu_seconds(), time.perf_counter()
     out = fn()
-    return out, time.process_time() - c0, time.perf_counter() - w0
+    return out, cpu_seconds() - c0, time.perf_counter() - w0
 
 
 # -- models -------------------------------------------------------------------------------------
-def wavlm_large():
-    """(name, naive per-clip function, embedprobe extractor, layer pairs to compare)."""
+def wavlm_large(work: Path):
+    """(naive per-clip function, embedprobe extractor), both on one saved random-init checkpoint."""
     import torch
     import transformers
 
-    from embedprobe.extractors.hf_ssl import WAVLM_LARGE, HFSpeechEncoder
+    from embedprobe.extractors import create
 
     cfg = transformers.WavLMConfig(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
         conv_dim=[512] * 7, conv_bias=True, do_stable_layer_norm=True, feat_extract_norm="layer")
-    ext = HFSpeechEncoder(WAVLM_LARGE, _random_config=cfg)  # seeds 0 and builds from cfg
+    folder = work / "wavlm-large-random"
     torch.manual_seed(0)
-    model = transformers.AutoModel.from_config(cfg).eval()  # the stock module, same weights
+    transformers.AutoModel.from_config(cfg).save_pretrained(folder)
     fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
+    fe.save_pretrained(folder)
+    model = transformers.AutoModel.from_pretrained(folder).eval()  # what peers write
+    ext = create("wavlm-large", weights=str(folder))  # = embedprobe extract --weights folder
 
     def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
         inputs = fe(wav, sampling_rate=SR, return_tensors="pt")
@@ -115,7 +132,7 @@ def wavlm_large():
     return naive, ext
 
 
-def cnn14_16k():
+def cnn14_16k(work: Path):
     import torch
 
     from embedprobe.extractors import EXTRACTORS
@@ -134,7 +151,8 @@ def cnn14_16k():
     return naive, ext
 
 
-def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1) -> dict:
+def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1,
+              procs: int | None = None) -> dict:
     """Time (a) and (b) ``repeats`` times, alternating, so that a change of machine load between
     the two phases shows up as spread instead of bias; medians are reported."""
     import soundfile as sf
@@ -142,7 +160,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
     from embedprobe.cache import open_cache
     from embedprobe.extraction import ExtractConfig, extract
 
-    naive, ext = build()
+    naive, ext = build(work)
     audio_s = sum(sf.info(p).duration for p in paths)
     naive(np.zeros(SR, np.float32))  # warm-up, not timed
     ext.load()
@@ -152,14 +170,14 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
         return [naive(sf.read(p, dtype="float32")[0]) for p in paths]
 
     cfg = ExtractConfig(model=name, corpus="manifest", root=str(corpus), out=str(work / f"cache-{name}"),
-                        overwrite=True)
+                        overwrite=True, procs=procs)
     runs_a, runs_b = [], []
     for _ in range(max(1, repeats)):
         ref, cpu, wall = timed(loop)
         runs_a.append((cpu, wall))
         summary, cpu, wall = timed(lambda: extract(cfg, progress=False, extractor=ext))
         runs_b.append((cpu, wall))
-    ratios = [a[0] / b[0] for a, b in zip(runs_a, runs_b, strict=True)]
+    ratios = [a[1] / b[1] for a, b in zip(runs_a, runs_b, strict=True)]  # wall-clock
     cpu_a, wall_a = (float(np.median(x)) for x in zip(*runs_a, strict=True))
     cpu_b, wall_b = (float(np.median(x)) for x in zip(*runs_b, strict=True))
     cosines = []
@@ -174,12 +192,14 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
     runtime = ext.runtime_config() if hasattr(ext, "runtime_config") else {"precision": "fp32"}
     a, b = audio_s / cpu_a, audio_s / cpu_b
     return {
+        "naive_audio_s_per_s": round(audio_s / wall_a, 3), "pipeline_audio_s_per_s": round(audio_s / wall_b, 3),
+        "ratio": round(wall_a / wall_b, 3),
         "naive_audio_s_per_cpu_s": round(a, 3), "pipeline_audio_s_per_cpu_s": round(b, 3),
-        "ratio": round(b / a, 3), "ratio_wall": round(wall_a / wall_b, 3),
+        "ratio_cpu": round(b / a, 3),
         "naive_wall_s": round(wall_a, 1), "pipeline_wall_s": round(wall_b, 1),
         "cosine": round(min(cosines), 6), "gflop_per_audio_s": round(gflop, 2),
         "gflops_naive": round(gflop * a, 1), "gflops_pipeline": round(gflop * b, 1),
-        "precision": runtime.get("precision", "fp32"), "n_errors": summary.n_errors,
+        "precision": runtime.get("precision", "fp32"), "procs": summary.procs, "n_errors": summary.n_errors,
         "ratios_per_repeat": [round(r, 3) for r in ratios],
     }
 
@@ -187,7 +207,10 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=64, help="number of clips (default 64)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; CPU time is measured)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of the naive loop and of this process (default: torch's, every core)")
+    ap.add_argument("--procs", type=int, default=None,
+                    help="embedprobe's worker processes (default: its auto choice)")
     ap.add_argument("--models", default="wavlm-large,cnn14-16k")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
@@ -199,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("EMBEDPROBE_NO_PROGRESS", "1")
     import torch
 
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     from embedprobe.extractors import EXTRACTORS
     from embedprobe.extractors.fastpath import cpu_bf16_supported
 
@@ -207,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks = {"fp32": round(matmul_peak(torch.float32), 1)}
     if cpu_bf16_supported():
         peaks["bf16"] = round(matmul_peak(torch.bfloat16), 1)
-    print(f"matmul peak GFLOP/s ({args.threads} thread(s)): {peaks}")
+    print(f"matmul peak GFLOP/s per CPU-second ({threads} thread(s)): {peaks}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="embedprobe-speed-") as tmp:
         work = Path(tmp)
@@ -225,23 +250,24 @@ def main(argv: list[str] | None = None) -> int:
             if name not in EXTRACTORS:
                 print(f"{name}: not registered in this checkout, skipped")
                 continue
-            r = run_model(name, builders[name], paths, corpus, work, args.repeats)
+            r = run_model(name, builders[name], paths, corpus, work, args.repeats, args.procs)
             peak = peaks.get(r["precision"], peaks["fp32"])
             r["peak_fraction_naive"] = round(r["gflops_naive"] / peaks["fp32"], 3)
             r["peak_fraction_pipeline"] = round(r["gflops_pipeline"] / peak, 3)
             results[name] = r
-            print(f"{name}: naive {r['naive_audio_s_per_cpu_s']:.2f} audio-s/CPU-s "
-                  f"({r['gflops_naive']:.0f} GFLOP/s, {100 * r['peak_fraction_naive']:.0f}% of fp32 peak), "
-                  f"embedprobe {r['pipeline_audio_s_per_cpu_s']:.2f} audio-s/CPU-s "
-                  f"({r['gflops_pipeline']:.0f} GFLOP/s, {100 * r['peak_fraction_pipeline']:.0f}% of "
-                  f"{r['precision']} peak): ratio {r['ratio']:.2f}x (wall {r['ratio_wall']:.2f}x), "
-                  f"cosine to fp32 {r['cosine']:.5f}"
+            print(f"{name}: naive {r['naive_audio_s_per_s']:.2f} audio-s/s "
+                  f"({r['naive_audio_s_per_cpu_s']:.2f} per CPU-s, {r['gflops_naive']:.0f} GFLOP/CPU-s, "
+                  f"{100 * r['peak_fraction_naive']:.0f}% of fp32 peak), embedprobe "
+                  f"{r['pipeline_audio_s_per_s']:.2f} audio-s/s with {r['procs']} process(es) "
+                  f"({r['pipeline_audio_s_per_cpu_s']:.2f} per CPU-s, {r['gflops_pipeline']:.0f} GFLOP/CPU-s, "
+                  f"{100 * r['peak_fraction_pipeline']:.0f}% of {r['precision']} peak): ratio "
+                  f"{r['ratio']:.2f}x (per CPU-s {r['ratio_cpu']:.2f}x), cosine to fp32 {r['cosine']:.5f}"
                   + (f"; per repeat {r['ratios_per_repeat']}" if args.repeats > 1 else ""))
     peaks_end = {"fp32": round(matmul_peak(torch.float32), 1)}  # the load may have changed meanwhile
     if cpu_bf16_supported():
         peaks_end["bf16"] = round(matmul_peak(torch.bfloat16), 1)
     print(f"matmul peak GFLOP/s at the end: {peaks_end}")
-    print(json.dumps({"clips": len(paths), "audio_s": round(audio_s, 1), "threads": args.threads,
+    print(json.dumps({"clips": len(paths), "audio_s": round(audio_s, 1), "threads": threads,
                       "peak_gflops": peaks, "peak_gflops_end": peaks_end, "models": results}))
     return 0
 

@@ -1,7 +1,9 @@
 """Extraction: corpus manifest -> decoded audio -> extractor -> crash-safe HDF5 cache.
 
 ``extract(ExtractConfig(...))`` is what ``embedprobe extract`` calls. Decoding runs in
-background threads that overlap with the model's compute; long files are streamed in
+background threads that overlap with the model's compute, or, on multi-core CPUs, clips are
+decoded and embedded by model replicas in worker processes (``embedprobe.replicas``); the
+extracting process alone batches and writes the cache. Long files are streamed in
 chunks (bounded memory) and pooled exactly across chunks; every finished batch is
 committed atomically to the cache, so a crash or Ctrl-C loses at most the batch in flight
 and re-running the same command resumes.
@@ -9,35 +11,27 @@ and re-running the same command resumes.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from embedprobe import audio
-from embedprobe.augment.copies import (
-    append_records,
-    augmented_tag,
-    copy_id,
-    expand_manifest,
-    split_copy_id,
-)
-from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, LayerResult, open_cache, shard_of
+from embedprobe import audio, replicas
+from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
+from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.cache.naming import cache_file
+from embedprobe.clip_embedder import ClipEmbedder, Outcome
 from embedprobe.corpora import scan
-from embedprobe.corpora.base import Clip, Manifest
-from embedprobe.errors import AudioError, BadValueError
+from embedprobe.corpora.base import Manifest
+from embedprobe.errors import BadValueError
 from embedprobe.extractors import create
 from embedprobe.extractors.base import Extractor
-from embedprobe.pooling import RunningStats, downsample
 from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, package_versions, to_jsonable
 
 DTYPES = ("float32", "float16")
-F16_MAX = 65504.0
 # Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
 # sit, which device and batch size ran, and package versions may differ between the shards of one
 # cache or between a run and its resume; the weights revision and the precision may not.
@@ -66,7 +60,10 @@ class ExtractConfig:
         precision: ``auto`` (the family's fast path: bf16 on CPUs with native bf16, autocast on
             GPUs), ``fp32``, ``fp32-onednn``, ``bf16`` or ``fp16``; recorded in the cache. *identity*
         batch_size: clips per committed batch.
-        workers: decoding threads.
+        workers: decoding threads (when embedding in the extracting process).
+        procs: model replicas in worker processes, each decoding and embedding clips on
+            ``cores // procs`` torch threads; ``None`` = auto (one per core, at most 4, on CPU
+            for runs of 200+ clips with extractors that benefit; 1 on GPUs). Not identity.
         overwrite: start the cache over.
         shard, n_shards: write only shard ``shard`` of ``n_shards`` (``embedprobe merge`` joins them).
         tag: suffix that names a cache variant.
@@ -94,6 +91,7 @@ class ExtractConfig:
     precision: str = "auto"
     batch_size: int = 16
     workers: int = 2
+    procs: int | None = None
     overwrite: bool = False
     shard: int | None = None
     n_shards: int | None = None
@@ -123,6 +121,7 @@ class ExtractSummary:
     audio_seconds: float
     complete: bool
     interrupted: bool = False
+    procs: int = 1
 
 
 def extract(
@@ -150,7 +149,6 @@ def extract(
     if on_manifest is not None:
         on_manifest(manifest)
     ext = extractor or _create(cfg)
-    ext.load()
     spec = ext.spec
     layers = _pick(cfg.layers, spec.layers, "layer")
     frame_layers = _pick(cfg.frame_layers, layers, "frame layer") if cfg.frames else ()
@@ -160,63 +158,77 @@ def extract(
         max_chunk_s=cfg.chunk_s,
         min_duration_s=max(cfg.min_duration_s, spec.min_duration_s),
     )
-    runtime = _runtime(ext)
     aug = _augmentation(cfg)
     stored = expand_manifest(manifest, cfg.copies) if aug is not None else manifest
-    identity = {
-        "extractor": to_jsonable(spec),
-        "weights_revision": ext.weights_revision(),
-        "runtime": {k: v for k, v in runtime.items() if k not in RUNTIME_NOT_IDENTITY},
-        "audio": to_jsonable(audio_cfg),
-        "layers": list(layers),
-        "frames": {"stored": cfg.frames, "layers": list(frame_layers), "hop_factor": factor,
-                   "hop_s": None if spec.hop_s is None else spec.hop_s * factor},
-        "dtype": cfg.dtype,
-        "corpus": {"name": cfg.corpus, "options": to_jsonable(cfg.corpus_options)},
-        "augment": None if aug is None else {
-            "name": cfg.augment, "fingerprint": aug.fingerprint(), "config": to_jsonable(aug.config()),
-            "seed": cfg.augment_seed, "copies": cfg.copies},
-    }
-    provenance = {
-        "identity": identity,
-        "config": to_jsonable(cfg),
-        "versions": package_versions(),
-        "code_version": code_version(),
-        "runtime": runtime,
-    }
-    root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
-    dims = {name: spec.dim for name in layers}
-    writer = CacheWriter(
-        cfg.cache_path(), provenance=provenance, identity=identity,
-        manifest_json=stored.to_json(), layers=dims,
-        frames=list(frame_layers) if cfg.frames else False, dtype=cfg.dtype,
-        overwrite=cfg.overwrite, shard=cfg.shard, n_shards=cfg.n_shards,
-    )
-    with writer, AsyncWriter(writer) as committer:
-        done = set(writer.done_ids)
-        mine = [c for c in stored.clips
-                if cfg.n_shards is None or shard_of(c.id, cfg.n_shards) == cfg.shard]
-        todo_ids = {c.id for c in mine if c.id not in done}
-        n_done_before = len(mine) - len(todo_ids)
-        # one decode per original clip; the copies still missing are embedded from it
-        todo = [c for c in manifest.clips if any(i in todo_ids for i in _stored_ids(c.id, cfg, aug))]
-        run = _Run(ext, layers, frame_layers, factor, audio_cfg, root, committer, cfg.batch_size,
-                   float16=cfg.dtype == "float16", augment=aug, cfg=cfg, todo_ids=todo_ids)
-        interrupted = False
-        try:
-            with Progress(progress, len(mine), spec.name, completed=n_done_before, unit="clips") as tick:
-                items = [root / c.path for c in todo]
-                t_start = time.perf_counter()
-                for i, decoded in audio.decode_iter(items, audio_cfg, workers=cfg.workers,
-                                                    max_eager_s=2 * cfg.chunk_s):
-                    run.process(todo[i], decoded)
-                    speed = run.audio_s / max(time.perf_counter() - t_start, 1e-9)
-                    tick(f"{speed:.1f} audio-s/s", advance=run.last_count)
-            run.flush()
-        except KeyboardInterrupt:
-            interrupted = True
-            run.flush()  # commit the clips finished so far; only the clip in flight is lost
-        cache_path = writer.path if interrupted else committer.finalize()
+    mine = [c for c in stored.clips if cfg.n_shards is None or shard_of(c.id, cfg.n_shards) == cfg.shard]
+    embedder = ClipEmbedder(ext, layers, frame_layers, factor, audio_cfg,
+                            float16=cfg.dtype == "float16", augment=aug, augment_seed=cfg.augment_seed)
+    with contextlib.ExitStack() as stack:
+        # worker replicas start first (they load the model; this process then needs no copy)
+        procs = _procs(cfg, ext, embedder, len(mine))
+        pool = stack.enter_context(replicas.ReplicaPool(embedder, procs, replicas.threads_per_proc(procs))
+                                   ) if procs > 1 else None
+        if pool is not None and not ext._loaded:
+            runtime, revision = dict(pool.runtime), pool.weights_revision
+        else:
+            ext.load()
+            runtime, revision = _runtime(ext), ext.weights_revision()
+        identity = {
+            "extractor": to_jsonable(spec),
+            "weights_revision": revision,
+            "runtime": {k: v for k, v in runtime.items() if k not in RUNTIME_NOT_IDENTITY},
+            "audio": to_jsonable(audio_cfg),
+            "layers": list(layers),
+            "frames": {"stored": cfg.frames, "layers": list(frame_layers), "hop_factor": factor,
+                       "hop_s": None if spec.hop_s is None else spec.hop_s * factor},
+            "dtype": cfg.dtype,
+            "corpus": {"name": cfg.corpus, "options": to_jsonable(cfg.corpus_options)},
+            "augment": None if aug is None else {
+                "name": cfg.augment, "fingerprint": aug.fingerprint(), "config": to_jsonable(aug.config()),
+                "seed": cfg.augment_seed, "copies": cfg.copies},
+        }
+        provenance = {
+            "identity": identity,
+            "config": to_jsonable(cfg),
+            "versions": package_versions(),
+            "code_version": code_version(),
+            "runtime": runtime | {"procs": procs, "threads_per_proc": replicas.threads_per_proc(procs)
+                                  if procs > 1 else None},
+        }
+        root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
+        writer = CacheWriter(
+            cfg.cache_path(), provenance=provenance, identity=identity,
+            manifest_json=stored.to_json(), layers={name: spec.dim for name in layers},
+            frames=list(frame_layers) if cfg.frames else False, dtype=cfg.dtype,
+            overwrite=cfg.overwrite, shard=cfg.shard, n_shards=cfg.n_shards,
+        )
+        with writer, AsyncWriter(writer) as committer:
+            done = set(writer.done_ids)
+            todo_ids = {c.id for c in mine if c.id not in done}
+            n_done_before = len(mine) - len(todo_ids)
+            # one decode per original clip; the copies still missing are embedded from it
+            todo = [c for c in manifest.clips if any(i in todo_ids for i in _stored_ids(c.id, cfg, aug))]
+            targets = [[i for i in _stored_ids(c.id, cfg, aug) if i in todo_ids] for c in todo]
+            run = _Run(committer, cfg.batch_size, cfg.cache_path())
+            interrupted = False
+            try:
+                with Progress(progress, len(mine), spec.name, completed=n_done_before, unit="clips") as tick:
+                    outcomes = _outcomes(embedder, todo, targets, root, audio_cfg, cfg, pool)
+                    with contextlib.closing(outcomes):
+                        for outcome in outcomes:
+                            run.add(outcome)
+                            speed = run.audio_s / max(time.perf_counter() - run.t_start, 1e-9)
+                            tick(f"{speed:.1f} audio-s/s", advance=outcome.count)
+                run.flush()
+            except KeyboardInterrupt:
+                interrupted = True
+                run.flush()  # commit the clips finished so far; only the clips in flight are lost
+                if pool is not None:
+                    pool.close(kill=True)
+            except replicas.ReplicaError:
+                run.flush()
+                raise
+            cache_path = writer.path if interrupted else committer.finalize()
     complete = False
     if not interrupted:
         with open_cache(cache_path) as reader:
@@ -224,114 +236,73 @@ def extract(
     return ExtractSummary(
         cache=Path(cache_path), n_clips=len(mine), n_done_before=n_done_before,
         n_new=run.n_new, n_errors=len(run.errors), errors=run.errors, notes=run.notes,
+        procs=procs,
         seconds=time.perf_counter() - t0, audio_seconds=run.audio_s,
         complete=complete, interrupted=interrupted,
     )
 
 
 # ---------------------------------------------------------------------------------------------
-class _Run:
-    """Per-run state: embeds decoded clips, pools them, commits batches."""
+def _procs(cfg: ExtractConfig, ext: Extractor, embedder: ClipEmbedder, n_clips: int) -> int:
+    """Worker processes for this run (see ``replicas.resolve_procs``); 1 if the run cannot be pickled."""
+    procs = replicas.resolve_procs(cfg.procs, device=cfg.device, n_todo=n_clips,
+                                   replicate=getattr(ext, "replicate_on_cpu", False))
+    if procs > 1:
+        why = replicas.picklable(embedder)
+        if why is not None:
+            if cfg.procs is not None:
+                raise BadValueError("procs", cfg.procs, None,
+                                    fix=f"This extractor cannot be sent to worker processes ({why}); "
+                                        "use --procs 1.")
+            return 1
+    return procs
 
-    def __init__(self, ext, layers, frame_layers, factor, audio_cfg, root, writer, batch_size,
-                 float16=False, augment=None, cfg=None, todo_ids=None):
-        self.float16, self.augment, self.cfg, self.todo_ids = float16, augment, cfg, todo_ids
-        self.aug_records: list[dict] = []
-        self.last_count = 1
-        self.ext, self.layers, self.frame_layers = ext, layers, set(frame_layers)
-        self.factor, self.audio_cfg, self.root = factor, audio_cfg, root
-        self.writer, self.batch_size = writer, batch_size
+
+def _outcomes(embedder: ClipEmbedder, todo, targets, root: Path, audio_cfg, cfg: ExtractConfig,
+              pool: replicas.ReplicaPool | None):
+    """``Outcome`` of every clip to do: embedded here (decode threads ahead), or by the worker replicas."""
+    max_eager_s = 2 * cfg.chunk_s
+    if pool is None:
+        items = [root / c.path for c in todo]
+        for i, decoded in audio.decode_iter(items, audio_cfg, workers=cfg.workers, max_eager_s=max_eager_s):
+            yield embedder.run(todo[i], str(root / todo[i].path), decoded, targets[i])
+        return
+    jobs = ((i, c, str(root / c.path), targets[i], audio_cfg, max_eager_s) for i, c in enumerate(todo))
+    for _, outcome in pool.map(jobs):
+        yield outcome
+
+
+class _Run:
+    """Batches outcomes and commits them (the extracting process's side of a run)."""
+
+    def __init__(self, writer, batch_size: int, cache_path: Path):
+        self.writer, self.batch_size, self.cache_path = writer, batch_size, cache_path
         self.batch: list[ClipResult] = []
         self.batch_errors: list[tuple[str, str, str]] = []
+        self.aug_records: list[dict] = []
         self.errors: list[tuple[str, str, str]] = []
         self.notes: list[tuple[str, str]] = []
         self.n_new = 0
         self.audio_s = 0.0
-        self.last_audio_s = 0.0
+        self.t_start = time.perf_counter()
 
-    def process(self, clip: Clip, decoded: audio.Decoded | AudioError) -> None:
-        """Embed one decoded clip (or each of its missing augmented copies) and batch the results."""
-        self.last_audio_s = 0.0
-        path = str(self.root / clip.path)
-        if self.augment is None:
-            targets = [(clip.id, None)]
-        else:
-            targets = [(cid, split_copy_id(cid)[1]) for cid in _stored_ids(clip.id, self.cfg, self.augment)
-                       if cid in self.todo_ids]
-        self.last_count = len(targets)
-        for cid, copy in targets:
-            try:
-                if isinstance(decoded, AudioError):
-                    raise decoded
-                result = self._embed(clip, cid, decoded, copy)  # a lazy (long) file can still fail here
-                for note in decoded.notes:
-                    self.notes.append((cid, note))
-            except AudioError as e:
-                self._error(cid, path, e.reason)
-            except Exception as e:  # noqa: BLE001 - a model failure on one clip must not end the run
-                self._error(cid, path, f"extractor failed: {type(e).__name__}: {e}")
-            else:
-                self.batch.append(result)
-                self.n_new += 1
-                self.audio_s += result.duration_s
-                self.last_audio_s += result.duration_s
-            if len(self.batch) + len(self.batch_errors) >= self.batch_size:
-                self.flush()
-
-    def _error(self, clip_id: str, path: str, reason: str) -> None:
-        self.batch_errors.append((clip_id, path, reason))
-        self.errors.append((clip_id, path, reason))
-
-    def _chunks(self, clip: Clip, decoded: audio.Decoded, copy: int | None):
-        """The clip's chunks, augmented as copy ``copy`` when augmenting (each chunk seeded apart)."""
-        if copy is None:
-            yield from decoded.chunks
-            return
-        from embedprobe.augment import augment
-
-        for j, chunk in enumerate(decoded.chunks):
-            key = clip.id if j == 0 else f"{clip.id}#chunk{j}"
-            out = augment(chunk, self.audio_cfg.sample_rate, self.augment, seed=self.cfg.augment_seed,
-                          clip_id=key, copy=copy)
-            self.aug_records.append(out.record | {"chunk": j})
-            yield out.wav
-
-    def _embed(self, clip: Clip, cid: str, decoded: audio.Decoded, copy: int | None = None) -> ClipResult:
-        stats = {name: RunningStats(self.ext.spec.dim) for name in self.layers}
-        frames: dict[str, list[np.ndarray]] = {name: [] for name in self.frame_layers}
-        n_samples = 0
-        tail = int(self.audio_cfg.max_chunk_s * self.audio_cfg.sample_rate) // 4
-        for chunk in self._chunks(clip, decoded, copy):
-            n_samples += chunk.shape[0]
-            if n_samples > chunk.shape[0] and chunk.shape[0] < tail:
-                continue  # a final piece under a quarter chunk after full chunks: counted, not embedded
-            out = self.ext.embed(chunk)
-            for name in self.layers:
-                x = out[name]
-                stats[name].update(x)
-                if not stats[name].finite:
-                    raise AudioError(clip.path, f"the model returned non-finite values for layer {name}")
-                if self.float16 and np.abs(x).max() > F16_MAX:
-                    raise AudioError(clip.path, f"layer {name} has values beyond float16's range "
-                                     "(re-extract without --float16)")
-                if name in frames:
-                    frames[name].append(downsample(np.asarray(x, dtype=np.float32), self.factor))
-        layers = {
-            name: LayerResult(
-                mean=stats[name].mean, std=stats[name].std,
-                frames=np.concatenate(frames[name]) if name in frames else None,
-            )
-            for name in self.layers
-        }
-        return ClipResult(id=cid, content_hash=decoded.content_hash,
-                          duration_s=n_samples / self.audio_cfg.sample_rate, layers=layers)
+    def add(self, outcome: Outcome) -> None:
+        self.batch.extend(outcome.results)
+        self.batch_errors.extend(outcome.errors)
+        self.errors.extend(outcome.errors)
+        self.notes.extend(outcome.notes)
+        self.aug_records.extend(outcome.aug_records)
+        self.n_new += len(outcome.results)
+        self.audio_s += sum(r.duration_s for r in outcome.results)
+        if len(self.batch) + len(self.batch_errors) >= self.batch_size:
+            self.flush()
 
     def flush(self) -> None:
         if self.batch or self.batch_errors:
             self.writer.write(self.batch, self.batch_errors)
             self.batch, self.batch_errors = [], []
             if self.aug_records:
-                append_records(self.cfg.cache_path(), self.aug_records)
+                append_records(self.cache_path, self.aug_records)
                 self.aug_records = []
 
 

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
                                       help="auto, fp32, fp32-onednn, bf16 or fp16 (recorded in the cache)."),
         batch_size: int = typer.Option(16, "--batch-size", help="Clips per committed batch."),
         workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+        procs: int = typer.Option(None, "--procs",
+                                  help="Model replicas in worker processes (default: auto, one per core "
+                                       "up to 4 on CPU for 200+ clips; 1 = none)."),
         chunk: float = typer.Option(30.0, "--chunk", help="Long files are processed in chunks of this many seconds."),
         option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start the cache over."),
@@ -49,7 +52,8 @@ def register(app: typer.Typer) -> None:
             frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
             dtype="float16" if float16 else "float32", chunk_s=chunk,
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
-            device=device, precision=precision, batch_size=batch_size, workers=workers, overwrite=overwrite,
+            device=device, precision=precision, batch_size=batch_size, workers=workers, procs=procs,
+            overwrite=overwrite,
             shard=k, n_shards=n, tag=tag, augment=augment, copies=copies, augment_seed=augment_seed,
         )
 

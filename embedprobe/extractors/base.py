@@ -55,6 +55,16 @@ class ExtractorSpec:
 class Extractor(ABC):
     """Base class of every extractor. ``__init__`` is cheap; heavy imports happen in ``load``.
 
+    An extractor pickles as its recipe (spec, device, weights, options): what ``load`` built is
+    left out and built again by the receiver's ``load``, which is how ``embedprobe extract``
+    hands it to its worker processes (``embedprobe.replicas``).
+
+    Attributes:
+        replicate_on_cpu: on a multi-core CPU, several single-threaded copies in worker
+            processes beat one multi-threaded copy (true of the torch models, whose per-clip
+            matrices are too small for intra-op threads to scale; false for extractors that
+            finish a corpus in seconds, where starting processes costs more than it saves).
+
     Args:
         spec: the variant to build.
         device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
@@ -66,14 +76,30 @@ class Extractor(ABC):
         self.device = device
         self.weights = Path(weights) if weights is not None else None
         self._loaded = False
+        self._loaded_keys: frozenset[str] = frozenset()
+
+    replicate_on_cpu: bool = True
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> Extractor:
         """Import heavy dependencies and build / load the model. Idempotent; returns self."""
         if not self._loaded:
+            before = set(self.__dict__)
             self._load()
+            self._loaded_keys = frozenset(set(self.__dict__) - before)
             self._loaded = True
         return self
+
+    def unload(self) -> None:
+        """Drop what ``load`` built (the model); the next ``load`` builds it again."""
+        for key in self._loaded_keys:
+            self.__dict__.pop(key, None)
+        self._loaded_keys, self._loaded = frozenset(), False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._loaded_keys}
+        state.update(_loaded=False, _loaded_keys=frozenset())
+        return state
 
     @abstractmethod
     def _load(self) -> None: ...

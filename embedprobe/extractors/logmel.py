@@ -32,6 +32,8 @@ class LogMel(Extractor):
         (101, 128)
     """
 
+    replicate_on_cpu = False  # EmoDB in ~3 s in-process: starting worker processes would cost more
+
     def _load(self) -> None:
         p = dict(self.spec.params)
         self._kw = dict(
