@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from embedprobe.errors import BadValueError, EmbedprobeError
+from embedprobe.workers import exit_with_parent
 
 # auto: replicas only for runs with at least this many clips to embed (starting a worker
 # costs seconds: importing torch and loading the model) and at most this many replicas
@@ -89,7 +90,7 @@ def _init_worker(embedder_bytes: bytes, threads: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the extracting process's to handle
-    _exit_with_parent()
+    exit_with_parent()
     os.environ.setdefault("EMBEDPROBE_NO_PROGRESS", "1")
     import torch
 
@@ -100,27 +101,6 @@ def _init_worker(embedder_bytes: bytes, threads: int) -> None:
         _EMBEDDER.ext.load()
     except Exception as e:  # noqa: BLE001 - reported to the extracting process by _ready
         _INIT_ERROR = str(e) if isinstance(e, EmbedprobeError) else f"{type(e).__name__}: {e}"
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the extracting process dies (kill -9 included).
-
-    A pool worker holds both ends of its task queue, so it would never see end-of-file there and
-    would wait forever; a daemon thread watches the parent's sentinel instead.
-    """
-    import multiprocessing as mp
-    import threading
-    from multiprocessing.connection import wait
-
-    parent = mp.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="embedprobe-parent-watch", daemon=True).start()
 
 
 def _ready() -> tuple[dict[str, Any], str | None]:

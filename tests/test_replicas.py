@@ -19,7 +19,12 @@ from embedprobe.cache import open_cache
 from embedprobe.errors import BadValueError, EmbedprobeError
 from embedprobe.extraction import ExtractConfig, extract
 from embedprobe.extractors import EXTRACTORS
-from embedprobe.replicas import MAX_AUTO_PROCS, MIN_CLIPS_FOR_REPLICAS, resolve_procs, threads_per_proc
+from embedprobe.replicas import (
+    MAX_AUTO_PROCS,
+    MIN_CLIPS_FOR_REPLICAS,
+    resolve_procs,
+    threads_per_proc,
+)
 from embedprobe.synth import write_corpus
 
 REPO = Path(__file__).resolve().parents[1]

@@ -121,7 +121,7 @@ def common_layers(model: str, infos: dict[tuple[str, str], CacheInfo]) -> list[s
 
 #: ExtractConfig fields that do not change what a cache holds (paths, speed, device). A changed
 #: `weights` path goes to `extract`, which compares the checkpoint revisions.
-_NOT_IDENTITY = ("root", "out", "device", "batch_size", "workers", "overwrite", "shard",
+_NOT_IDENTITY = ("root", "out", "device", "batch_size", "workers", "procs", "overwrite", "shard",
                  "n_shards")
 
 

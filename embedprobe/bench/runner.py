@@ -21,12 +21,11 @@ import concurrent.futures as cf
 import json
 import os
 import shutil
-import threading
 import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,21 +87,16 @@ class BenchRun:
 
 
 # ---------------------------------------------------------------------------------- workers
-def _init_worker(parent: int) -> None:
+def _init_worker() -> None:
     """Worker set-up: one torch thread, no nested progress bars, exit when the bench dies."""
     os.environ["EMBEDPROBE_NO_PROGRESS"] = "1"
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
+    from embedprobe.workers import exit_with_parent
+
     torch.set_num_threads(1)
-
-    def watch() -> None:  # a killed bench must not leave workers writing results behind it
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(3)
-
-    threading.Thread(target=watch, daemon=True, name="embedprobe-bench-watchdog").start()
+    exit_with_parent(3)  # a killed bench must not leave workers writing results behind it
 
 
 def _extract_task(ecfg: Any) -> dict[str, Any]:
@@ -209,8 +203,9 @@ def _extract_all(cfg, roots, ex, view, say) -> list[TaskResult]:
             for key, ecfg, cost in todo:
                 if is_finished(ecfg):
                     done[key] = TaskResult("extract", key, "skipped", path=str(ecfg.cache_path()))
-                else:
-                    tasks.append((key, _extract_task, ecfg, cost))
+                else:  # with parallel jobs, each extraction stays in its job's process
+                    one = ex.jobs > 1 and ecfg.procs is None
+                    tasks.append((key, _extract_task, replace(ecfg, procs=1) if one else ecfg, cost))
     done.update(ex.run("extract", tasks, view, say, done_before=len(done)))
     for model in cfg.extract.models:
         for c in cfg.corpora:
@@ -358,7 +353,7 @@ class _Executor:
             import multiprocessing as mp
 
             self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(os.getpid(),))
+                                                initializer=_init_worker)
         else:
             import torch
 

@@ -51,8 +51,9 @@ import numpy as np
 
 from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
+from embedprobe.extractors.checkpoint import CheckpointExtractor
 from embedprobe.extractors.registry import register
-from embedprobe.extractors.weights import CheckpointExtractor, extract_state_dict
+from embedprobe.extractors.weights import extract_state_dict
 
 _ZENODO = "https://zenodo.org/record/3987831"
 _BATCH = 16  # clips per forward pass

@@ -44,8 +44,9 @@ import numpy as np
 
 from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
+from embedprobe.extractors.checkpoint import CheckpointExtractor
 from embedprobe.extractors.registry import register
-from embedprobe.extractors.weights import CheckpointExtractor, extract_state_dict
+from embedprobe.extractors.weights import extract_state_dict
 
 _SR = 44100
 _DURATION_S = 7

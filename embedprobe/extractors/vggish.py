@@ -40,11 +40,8 @@ import numpy as np
 from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
 from embedprobe.extractors.registry import register
-from embedprobe.extractors.weights import (
-    CheckpointExtractor,
-    extract_state_dict,
-    torch_hub_checkpoints,
-)
+from embedprobe.extractors.checkpoint import CheckpointExtractor
+from embedprobe.extractors.weights import extract_state_dict, torch_hub_checkpoints
 
 _RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
 _MIN_SAMPLES = 400 + 95 * 160  # one complete 96-frame example
