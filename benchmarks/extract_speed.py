@@ -7,11 +7,11 @@ clipped to 1-15 s, written as 16 kHz wav files to a temp folder and listed in a 
     default thread count, i.e. every core): soundfile decode, the model's feature extractor,
     ``model(..., output_hidden_states=True)`` under ``torch.no_grad()``, mean-pool every layer
     in memory (no file writes at all). The model is loaded before the clock starts.
-(b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus with its defaults,
-    i.e. model replicas in worker processes on multi-core CPUs (``--procs`` auto; the workers'
-    start-up - imports and loading the checkpoint - is inside the timing), decoding, the
-    extractor's fast path (CPU bf16 + fused attention where supported), running pooling and
-    crash-safe HDF5 cache writes.
+(b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus with its defaults
+    (``--procs`` auto, which for 64 clips means one process; ``--procs 2`` measures model
+    replicas in worker processes, their start-up - imports and loading the checkpoint -
+    inside the timing): decoding, the extractor's fast path (CPU bf16 + fused attention
+    where supported), running pooling and crash-safe HDF5 cache writes.
 
 Models: full-size random-init WavLM-Large, saved with ``save_pretrained`` to a folder that
 both (a) (``from_pretrained``) and (b) (``--weights``) load, and CNN14 16 kHz (``cnn14-16k``,

@@ -33,9 +33,11 @@ from embedprobe.provenance import code_version, package_versions, to_jsonable
 
 DTYPES = ("float32", "float16")
 # Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
-# sit, which device and batch size ran, and package versions may differ between the shards of one
-# cache or between a run and its resume; the weights revision and the precision may not.
-RUNTIME_NOT_IDENTITY = frozenset({"weights", "device", "batch_seconds", "torch", "transformers"})
+# sit, which device and batch size ran, package versions and kernel choices that give the same
+# values (prepacked linears) may differ between the shards of one cache or between a run and its
+# resume; the weights revision and the precision may not.
+RUNTIME_NOT_IDENTITY = frozenset({"weights", "device", "batch_seconds", "torch", "transformers",
+                                  "prepacked_linears"})
 
 
 @dataclass(frozen=True)

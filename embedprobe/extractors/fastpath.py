@@ -8,6 +8,9 @@ What the CPU fast path does, and why (measured on the project's 2-core AVX-512 m
   layer norms / softmax run in fp32, so embeddings stay at cosine >= 0.999 to fp32
   (``tests/extractors/test_fastpath.py`` checks this on WavLM, the real CDPAM weights are
   checked in ``test_cdpam.py``).
+* **Prepacked bf16 linears** on CPU: every ``nn.Linear`` calls oneDNN with its weight reordered
+  once into the kernel's blocked layout (``cpu_linears``), instead of per call: 5-8 % faster
+  GEMMs, 9 % on a WavLM-Large forward, identical outputs.
 * **oneDNN fp32 linears** (``precision="fp32-onednn"``) where bf16 is missing or not wanted:
   the same fp32 arithmetic through oneDNN's kernels, about 1.4-1.6x torch's default path.
 * **Fused Q/K/V + scaled_dot_product_attention for WavLM.** transformers' WavLM attention
@@ -51,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError
+from embedprobe.extractors.cpu_linears import use_onednn_linears, use_prepacked_linears
 
 PRECISIONS = ("auto", "fp32", "fp32-onednn", "bf16", "fp16")
 
@@ -196,49 +200,6 @@ def patch_wavlm_attention(model: Any) -> int:
                 _fuse_qkv(module)
                 module.forward = types.MethodType(_wavlm_sdpa_forward, module)
             n += 1
-    return n
-
-
-class OneDNNLinear:
-    """Factory for an ``nn.Module`` that runs a frozen ``nn.Linear`` through oneDNN in fp32."""
-
-    @staticmethod
-    def wrap(linear: Any) -> Any:
-        import torch
-        from torch import nn
-
-        class _OneDNNLinear(nn.Module):
-            def __init__(self, lin: nn.Linear):
-                super().__init__()
-                self.in_features, self.out_features = lin.in_features, lin.out_features
-                self._w = lin.weight.detach().float().to_mkldnn()
-                bias = lin.bias.detach().float() if lin.bias is not None else torch.zeros(lin.out_features)
-                self._b = bias.to_mkldnn()
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                if x.dtype != torch.float32 or x.is_cuda:
-                    raise RuntimeError("oneDNN linears run fp32 on CPU only")
-                shape = x.shape
-                y = torch._C._nn.mkldnn_linear(x.reshape(-1, shape[-1]).contiguous().to_mkldnn(),
-                                               self._w, self._b)
-                return y.to_dense().view(*shape[:-1], self.out_features)
-
-        return _OneDNNLinear(linear)
-
-
-def use_onednn_linears(model: Any) -> int:
-    """Swap every ``nn.Linear`` (fp32, CPU) of ``model`` for a oneDNN fp32 linear; returns the count."""
-    from torch import nn
-
-    n = 0
-    for parent in list(model.modules()):
-        fused = hasattr(parent, "qkv_fused")  # its q/k/v_proj are unused views of qkv_fused
-        for name, child in list(parent.named_children()):
-            if fused and name in ("q_proj", "k_proj", "v_proj"):
-                continue
-            if type(child) is nn.Linear and child.weight.device.type == "cpu":
-                setattr(parent, name, OneDNNLinear.wrap(child))
-                n += 1
     return n
 
 
@@ -465,6 +426,8 @@ def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = T
         info["gemm_feature_encoder"] = patch_conv_feature_encoder(model)
     if fuse_attention and patch_wavlm_attention(model):
         info["attention"] = "fused-qkv-sdpa"
+    if precision == "bf16" and not str(device).startswith("cuda"):
+        info["prepacked_linears"] = use_prepacked_linears(model, skip=keep_fp32)
     if precision == "fp32-onednn":
         info["onednn_linears"] = use_onednn_linears(model)
     return info

@@ -39,8 +39,8 @@ import numpy as np
 
 from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
-from embedprobe.extractors.registry import register
 from embedprobe.extractors.checkpoint import CheckpointExtractor
+from embedprobe.extractors.registry import register
 from embedprobe.extractors.weights import extract_state_dict, torch_hub_checkpoints
 
 _RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
