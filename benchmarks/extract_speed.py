@@ -8,10 +8,10 @@ clipped to 1-15 s, written as 16 kHz wav files to a temp folder and listed in a 
     ``model(..., output_hidden_states=True)`` under ``torch.no_grad()``, mean-pool every layer
     in memory (no file writes at all). The model is loaded before the clock starts.
 (b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus with its defaults
-    (``--procs`` auto, which for 64 clips means one process; ``--procs 2`` measures model
-    replicas in worker processes, their start-up - imports and loading the checkpoint -
-    inside the timing): decoding, the extractor's fast path (CPU bf16 + fused attention
-    where supported), running pooling and crash-safe HDF5 cache writes.
+    (one process for these models; ``--procs 2`` measures model replicas in worker processes,
+    their start-up - imports and loading the checkpoint - inside the timing): decoding, the
+    extractor's fast path (CPU bf16 with prepacked oneDNN linears, fused attention),
+    running pooling and crash-safe HDF5 cache writes.
 
 Models: full-size random-init WavLM-Large, saved with ``save_pretrained`` to a folder that
 both (a) (``from_pretrained``) and (b) (``--weights``) load, and CNN14 16 kHz (``cnn14-16k``,
@@ -19,7 +19,7 @@ seeded random init) when registered. Printed per model: audio-seconds per wall-c
 (the headline: both sides use the whole machine) and per CPU-second (the extracting process
 plus its workers), the ratio b/a of each, the cosine of (b)'s cached pooled vectors to (a)'s
 fp32 ones (minimum over clips and layers), and achieved GFLOP/s (FLOPs counted by
-``torch.utils.flop_counter`` on a mean-length clip) next to matrix-multiply peaks measured
+``torch.utils.flop_counter`` on the stock modules, one mean-length clip) next to matrix-multiply peaks measured
 in the same run. The last line is one JSON object.
 
 Run:
@@ -188,7 +188,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
             num = (got * want).sum(1)
             cosines.append(float((num / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))).min()))
     mean_len = int(np.mean([sf.info(p).frames for p in paths]))
-    gflop = gflop_per_audio_s(lambda w: ext.embed(w), mean_len)
+    gflop = gflop_per_audio_s(naive, mean_len)  # the model's FLOPs, counted on the stock fp32 modules
     runtime = ext.runtime_config() if hasattr(ext, "runtime_config") else {"precision": "fp32"}
     a, b = audio_s / cpu_a, audio_s / cpu_b
     return {

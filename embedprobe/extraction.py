@@ -65,7 +65,8 @@ class ExtractConfig:
         workers: decoding threads (when embedding in the extracting process).
         procs: model replicas in worker processes, each decoding and embedding clips on
             ``cores // procs`` torch threads; ``None`` = auto (one per core, at most 4, on CPU
-            for runs of 200+ clips with extractors that benefit; 1 on GPUs). Not identity.
+            for runs of 200+ clips with single-threaded extractors such as eGeMAPS and GE2E;
+            else 1). Not identity.
         overwrite: start the cache over.
         shard, n_shards: write only shard ``shard`` of ``n_shards`` (``embedprobe merge`` joins them).
         tag: suffix that names a cache variant.

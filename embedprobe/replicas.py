@@ -1,13 +1,13 @@
 """Model replicas in worker processes: clips are decoded and embedded in parallel on a CPU.
 
-On a CPU, one copy of a model per core, each on one thread, embeds more clips per second
-than one copy using every core: a clip's matrices (a few hundred frames) are too small for
-intra-op threads to scale, and Python's own work between operators runs on one core.
-Measured on a 2-core machine, WavLM-Large bf16 (random weights loaded from a local folder),
-the whole ``extract`` on speech-like clips: 128 clips (664 s of audio) in 105 s with one
-process on 2 threads, 95 s with 2 single-threaded workers (start-up included, ~7 s: each
-worker imports torch and loads its copy); on 32 clips the start-up made the workers slower
-(27 s vs 22 s), hence the auto threshold below.
+Extractors that compute on one thread whatever the core count (opensmile's eGeMAPS, the GE2E
+LSTM: ``Extractor.replicate_on_cpu``) use every core only as one copy per core. Measured with
+``embedprobe extract`` on EmoDB (535 clips), 2 cores: eGeMAPS 28.8 s -> 17.1 s, GE2E 23.8 s
+-> 13.4 s with 2 workers (start-up included). The torch models thread well in one process
+and gain nothing here (WavLM-Large bf16, 64 clips: 7.9 audio-s/s in one process on 2 threads,
+6.9 with 2 workers including their ~7 s start-up, 8.0 without it), so they use workers only
+when asked (``--procs N``, e.g. on CPUs with many cores, where one process's threads share
+ever smaller matrices).
 
 ``ReplicaPool`` starts ``procs`` spawned processes (safe after torch has started threads),
 each of which unpickles the run's ``ClipEmbedder`` (so loads its own copy of the model),
@@ -58,7 +58,7 @@ def resolve_procs(requested: int | None, *, device: str, replicate: bool, n_todo
     """How many worker processes to run (1 means: embed in the extracting process).
 
     ``requested`` (``--procs``) wins when given. ``None`` is auto: one process per core, at
-    most ``MAX_AUTO_PROCS``, when the run is on a CPU, the extractor benefits
+    most ``MAX_AUTO_PROCS``, when the run is on a CPU, the extractor computes on one thread
     (``Extractor.replicate_on_cpu``) and at least ``MIN_CLIPS_FOR_REPLICAS`` clips are to
     be embedded; else 1.
     """

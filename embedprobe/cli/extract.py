@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", help="Decoding threads."),
         procs: int = typer.Option(None, "--procs",
                                   help="Model replicas in worker processes (default: auto, one per core "
-                                       "up to 4 on CPU for 200+ clips; 1 = none)."),
+                                       "up to 4 for single-threaded extractors such as egemaps "
+                                       "and ge2e on 200+ clips; 1 = none)."),
         chunk: float = typer.Option(30.0, "--chunk", help="Long files are processed in chunks of this many seconds."),
         option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start the cache over."),

@@ -36,6 +36,8 @@ class EGeMAPS(Extractor):
     ``device`` is ignored (openSMILE runs on the CPU).
     """
 
+    replicate_on_cpu = True  # opensmile runs on one thread: EmoDB 28.8 s -> 17.1 s with 2 workers
+
     def _load(self) -> None:
         try:
             import opensmile

@@ -111,6 +111,8 @@ def _build_encoder():
 class GE2E(Extractor):
     """Resemblyzer's GE2E voice encoder; frames are 1.6 s partial-utterance embeddings."""
 
+    replicate_on_cpu = True  # a small LSTM per clip: EmoDB 23.8 s -> 13.4 s with 2 workers
+
     def _weights_path(self) -> Path | None:
         if self.weights is not None:
             return self.weights / WEIGHTS_FILE if self.weights.is_dir() else self.weights

@@ -32,8 +32,6 @@ class LogMel(Extractor):
         (101, 128)
     """
 
-    replicate_on_cpu = False  # EmoDB in ~3 s in-process: starting worker processes would cost more
-
     def _load(self) -> None:
         p = dict(self.spec.params)
         self._kw = dict(
