@@ -169,34 +169,20 @@ def extract(
     with contextlib.ExitStack() as stack:
         # worker replicas start first (they load the model; this process then needs no copy)
         procs = _procs(cfg, ext, embedder, len(mine))
-        pool = stack.enter_context(replicas.ReplicaPool(embedder, procs, replicas.threads_per_proc(procs))
-                                   ) if procs > 1 else None
-        if pool is not None and not ext._loaded:
+        threads = replicas.threads_per_proc(procs)
+        pool = stack.enter_context(replicas.ReplicaPool(embedder, procs, threads)) if procs > 1 else None
+        if pool is not None and not ext.loaded:
             runtime, revision = dict(pool.runtime), pool.weights_revision
         else:
             ext.load()
             runtime, revision = _runtime(ext), ext.weights_revision()
-        identity = {
-            "extractor": to_jsonable(spec),
-            "weights_revision": revision,
-            "runtime": {k: v for k, v in runtime.items() if k not in RUNTIME_NOT_IDENTITY},
-            "audio": to_jsonable(audio_cfg),
-            "layers": list(layers),
-            "frames": {"stored": cfg.frames, "layers": list(frame_layers), "hop_factor": factor,
-                       "hop_s": None if spec.hop_s is None else spec.hop_s * factor},
-            "dtype": cfg.dtype,
-            "corpus": {"name": cfg.corpus, "options": to_jsonable(cfg.corpus_options)},
-            "augment": None if aug is None else {
-                "name": cfg.augment, "fingerprint": aug.fingerprint(), "config": to_jsonable(aug.config()),
-                "seed": cfg.augment_seed, "copies": cfg.copies},
-        }
+        identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
         provenance = {
             "identity": identity,
             "config": to_jsonable(cfg),
             "versions": package_versions(),
             "code_version": code_version(),
-            "runtime": runtime | {"procs": procs, "threads_per_proc": replicas.threads_per_proc(procs)
-                                  if procs > 1 else None},
+            "runtime": runtime | {"procs": procs, "threads_per_proc": threads if procs > 1 else None},
         }
         root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
         writer = CacheWriter(
@@ -246,6 +232,25 @@ def extract(
 
 
 # ---------------------------------------------------------------------------------------------
+def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, frame_layers, factor,
+              aug) -> dict[str, Any]:
+    """What a cache holds, as compared on resume (a difference names the field and refuses)."""
+    return {
+        "extractor": to_jsonable(spec),
+        "weights_revision": revision,
+        "runtime": {k: v for k, v in runtime.items() if k not in RUNTIME_NOT_IDENTITY},
+        "audio": to_jsonable(audio_cfg),
+        "layers": list(layers),
+        "frames": {"stored": cfg.frames, "layers": list(frame_layers), "hop_factor": factor,
+                   "hop_s": None if spec.hop_s is None else spec.hop_s * factor},
+        "dtype": cfg.dtype,
+        "corpus": {"name": cfg.corpus, "options": to_jsonable(cfg.corpus_options)},
+        "augment": None if aug is None else {
+            "name": cfg.augment, "fingerprint": aug.fingerprint(), "config": to_jsonable(aug.config()),
+            "seed": cfg.augment_seed, "copies": cfg.copies},
+    }
+
+
 def _procs(cfg: ExtractConfig, ext: Extractor, embedder: ClipEmbedder, n_clips: int) -> int:
     """Worker processes for this run (see ``replicas.resolve_procs``); 1 if the run cannot be pickled."""
     procs = replicas.resolve_procs(cfg.procs, device=cfg.device, n_todo=n_clips,

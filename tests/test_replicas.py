@@ -79,13 +79,13 @@ def test_an_extractor_pickles_as_its_recipe(name: str) -> None:
     blob = pickle.dumps(ext)
     assert len(blob) < 200_000  # the recipe, not the weights
     copy = pickle.loads(blob)
-    assert not copy._loaded
+    assert not copy.loaded
     got = copy.embed(x)  # loads on first use
     assert got.keys() == want.keys()
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5)
     ext.unload()
-    assert not ext._loaded and ext.embed(x).keys() == want.keys()  # loads again
+    assert not ext.loaded and ext.embed(x).keys() == want.keys()  # loads again
 
 
 def test_replicas_write_the_same_cache_as_one_process(tmp_path: Path) -> None:

@@ -91,6 +91,11 @@ class Extractor(ABC):
             self._loaded = True
         return self
 
+    @property
+    def loaded(self) -> bool:
+        """``True`` once ``load`` has built the model (until ``unload``)."""
+        return self._loaded
+
     def unload(self) -> None:
         """Drop what ``load`` built (the model); the next ``load`` builds it again."""
         for key in self._loaded_keys:
