@@ -189,7 +189,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
             cosines.append(float((num / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))).min()))
     mean_len = int(np.mean([sf.info(p).frames for p in paths]))
     gflop = gflop_per_audio_s(naive, mean_len)  # the model's FLOPs, counted on the stock fp32 modules
-    runtime = ext.runtime_config() if hasattr(ext, "runtime_config") else {"precision": "fp32"}
+    runtime = ext.runtime_config()
     a, b = audio_s / cpu_a, audio_s / cpu_b
     return {
         "naive_audio_s_per_s": round(audio_s / wall_a, 3), "pipeline_audio_s_per_s": round(audio_s / wall_b, 3),

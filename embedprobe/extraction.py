@@ -175,7 +175,7 @@ def extract(
             runtime, revision = dict(pool.runtime), pool.weights_revision
         else:
             ext.load()
-            runtime, revision = _runtime(ext), ext.weights_revision()
+            runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
         identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
         provenance = {
             "identity": identity,
@@ -275,9 +275,8 @@ def _outcomes(embedder: ClipEmbedder, todo, targets, root: Path, audio_cfg, cfg:
         for i, decoded in audio.decode_iter(items, audio_cfg, workers=cfg.workers, max_eager_s=max_eager_s):
             yield embedder.run(todo[i], str(root / todo[i].path), decoded, targets[i])
         return
-    jobs = ((i, c, str(root / c.path), targets[i], audio_cfg, max_eager_s) for i, c in enumerate(todo))
-    for _, outcome in pool.map(jobs):
-        yield outcome
+    jobs = ((c, str(root / c.path), targets[i], audio_cfg, max_eager_s) for i, c in enumerate(todo))
+    yield from pool.map(jobs)
 
 
 class _Run:
@@ -364,7 +363,3 @@ def _hop_factor(cfg: ExtractConfig, hop_s: float | None) -> int:
         )
     return factor
 
-
-def _runtime(ext: Extractor) -> dict[str, Any]:
-    fn = getattr(ext, "runtime_config", None)
-    return dict(fn()) if callable(fn) else {}

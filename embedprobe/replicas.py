@@ -108,8 +108,7 @@ def _ready() -> tuple[dict[str, Any], str | None]:
     if _INIT_ERROR is not None:
         raise ReplicaError(_INIT_ERROR)
     ext = _EMBEDDER.ext
-    fn = getattr(ext, "runtime_config", None)
-    return (dict(fn()) if callable(fn) else {}), ext.weights_revision()
+    return dict(ext.runtime_config()), ext.weights_revision()
 
 
 @contextlib.contextmanager
@@ -129,12 +128,12 @@ def _main_hidden() -> Iterator[None]:
             main.__file__ = saved
 
 
-def _work(job: tuple[int, Any, str, list[str], Any, float]) -> tuple[int, Any]:
+def _work(job: tuple[Any, str, list[str], Any, float]) -> Any:
     from embedprobe import audio
 
-    i, clip, path, targets, audio_cfg, max_eager_s = job
+    clip, path, targets, audio_cfg, max_eager_s = job
     decoded = audio._decode_or_error(path, audio_cfg, max_eager_s)
-    return i, _EMBEDDER.run(clip, path, decoded, targets)
+    return _EMBEDDER.run(clip, path, decoded, targets)
 
 
 class ReplicaPool:
@@ -147,7 +146,7 @@ class ReplicaPool:
 
     Use as a context manager. Entering starts the workers and waits until each has loaded its
     model; ``runtime`` and ``weights_revision`` are then what the workers loaded. ``map``
-    yields ``(index, Outcome)`` as clips finish (any order).
+    yields each clip's ``Outcome`` as it finishes (any order).
     """
 
     def __init__(self, embedder: Any, procs: int, threads: int):
@@ -189,8 +188,8 @@ class ReplicaPool:
                 proc.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, jobs: Iterable[tuple[int, Any, str, list[str], Any, float]]) -> Iterator[tuple[int, Any]]:
-        """Run ``jobs`` (index, clip, path, stored ids, audio config, max eager seconds), at most
+    def map(self, jobs: Iterable[tuple[Any, str, list[str], Any, float]]) -> Iterator[Any]:
+        """Run ``jobs`` (clip, path, stored ids, audio config, max eager seconds), at most
         two per worker in flight (bounded memory), yielding results as they complete."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool

@@ -114,6 +114,14 @@ class Extractor(ABC):
         """``True``/``False`` if the checkpoint is / is not on this machine, ``None`` if no weights."""
         return None
 
+    def runtime_config(self) -> dict[str, Any]:
+        """How this run computes (precision, kernels, weights, versions), recorded in caches.
+
+        Empty for extractors with nothing to choose; ``fastpath.RuntimeMixin`` fills it for
+        the torch families.
+        """
+        return {}
+
     def weights_revision(self) -> str | None:
         """The revision actually loaded (a file hash for local files); the spec's by default."""
         return self.spec.weights_revision
