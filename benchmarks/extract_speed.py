@@ -66,10 +66,23 @@ def make_clips(folder: Path, n: int, seed: int) -> list[Path]:
     return paths
 
 
-def matmul_peak(dtype, seconds: float = 1.0) -> float:
-    """GFLOP/s (per CPU-second, like the throughputs) of a 1024 x 4096 x 1024 matrix multiply."""
+def matmul_peak(dtype, seconds: float = 1.0, device: str = "cpu") -> float:
+    """GFLOP/s of a matrix multiply: per CPU-second (like the throughputs) on CPU, 1024 x 4096 x 1024;
+    per wall-clock second on CUDA, 8192 x 8192 x 8192 (big enough to reach the tensor cores' peak)."""
     import torch
 
+    if str(device).startswith("cuda"):
+        m = 8192
+        a, b = torch.randn(m, m, dtype=dtype, device=device), torch.randn(m, m, dtype=dtype, device=device)
+        torch.mm(a, b)
+        torch.cuda.synchronize()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for _ in range(10):
+                torch.mm(a, b)
+            torch.cuda.synchronize()
+            n += 10
+        return 2 * m ** 3 * n / (time.perf_counter() - t0) / 1e9
     a, b = torch.randn(1024, 4096, dtype=dtype), torch.randn(4096, 1024, dtype=dtype)
     torch.mm(a, b)
     n, t0 = 0, time.process_time()
@@ -103,7 +116,7 @@ def timed(fn):
 
 
 # -- models -------------------------------------------------------------------------------------
-def wavlm_large(work: Path):
+def wavlm_large(work: Path, device: str = "cpu"):
     """(naive per-clip function, embedprobe extractor), both on one saved random-init checkpoint."""
     import torch
     import transformers
@@ -118,41 +131,41 @@ def wavlm_large(work: Path):
     transformers.AutoModel.from_config(cfg).save_pretrained(folder)
     fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
     fe.save_pretrained(folder)
-    model = transformers.AutoModel.from_pretrained(folder).eval()  # what peers write
-    ext = create("wavlm-large", weights=str(folder))  # = embedprobe extract --weights folder
+    model = transformers.AutoModel.from_pretrained(folder).eval().to(device)  # what peers write
+    ext = create("wavlm-large", weights=str(folder), device=device)  # = embedprobe extract --weights folder
 
     def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
-        inputs = fe(wav, sampling_rate=SR, return_tensors="pt")
+        inputs = fe(wav, sampling_rate=SR, return_tensors="pt").to(device)
         with torch.no_grad():
             out = model(**inputs, output_hidden_states=True)
-        pooled = {f"layer{i:02d}": h[0].mean(0).numpy() for i, h in enumerate(out.hidden_states[:-1])}
-        pooled["final"] = out.last_hidden_state[0].mean(0).numpy()
+        pooled = {f"layer{i:02d}": h[0].mean(0).cpu().numpy() for i, h in enumerate(out.hidden_states[:-1])}
+        pooled["final"] = out.last_hidden_state[0].mean(0).cpu().numpy()
         return pooled
 
     return naive, ext
 
 
-def cnn14_16k(work: Path):
+def cnn14_16k(work: Path, device: str = "cpu"):
     import torch
 
     from embedprobe.extractors import EXTRACTORS
 
     entry = EXTRACTORS.get("cnn14-16k")
-    ext = entry.cls.random_init(entry.spec, seed=0)  # embedprobe: precision "auto"
+    ext = entry.cls.random_init(entry.spec, seed=0, device=device)  # embedprobe: precision "auto"
     stock = entry.cls.random_init(entry.spec, seed=0, precision="fp32")
     stock._build(None)  # the same seeded weights, no fast-path rewrites
-    net = stock._net
+    net = stock._net.to(device)
 
     def naive(wav: np.ndarray) -> dict[str, np.ndarray]:  # panns_inference style: one clip, fp32
         with torch.no_grad():
-            out = net(torch.from_numpy(wav)[None])
-        return {"embedding": out["embedding"][0].numpy()}
+            out = net(torch.from_numpy(wav)[None].to(device))
+        return {"embedding": out["embedding"][0].cpu().numpy()}
 
     return naive, ext
 
 
 def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1,
-              procs: int | None = None) -> dict:
+              procs: int | None = None, device: str = "cpu") -> dict:
     """Time (a) and (b) ``repeats`` times, alternating, so that a change of machine load between
     the two phases shows up as spread instead of bias; medians are reported."""
     import soundfile as sf
@@ -160,17 +173,24 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
     from embedprobe.cache import open_cache
     from embedprobe.extraction import ExtractConfig, extract
 
-    naive, ext = build(work)
+    naive, ext = build(work, device)
     audio_s = sum(sf.info(p).duration for p in paths)
     naive(np.zeros(SR, np.float32))  # warm-up, not timed
-    ext.load()
+    t_load = time.perf_counter()
+    ext.load()  # weights + fast-path rewrites + the load-time precision check
+    load_s = time.perf_counter() - t_load
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
     ext.embed(np.zeros(SR, np.float32))  # warm-up
 
     def loop():
         return [naive(sf.read(p, dtype="float32")[0]) for p in paths]
 
     cfg = ExtractConfig(model=name, corpus="manifest", root=str(corpus), out=str(work / f"cache-{name}"),
-                        overwrite=True, procs=procs)
+                        overwrite=True, procs=procs, device=device)
     runs_a, runs_b = [], []
     for _ in range(max(1, repeats)):
         ref, cpu, wall = timed(loop)
@@ -190,7 +210,8 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
     mean_len = int(np.mean([sf.info(p).frames for p in paths]))
     gflop = gflop_per_audio_s(naive, mean_len)  # the model's FLOPs, counted on the stock fp32 modules
     runtime = ext.runtime_config()
-    a, b = audio_s / cpu_a, audio_s / cpu_b
+    # GFLOP/s per CPU-second on CPU (the busy-machine-proof measure); per wall-clock second on a GPU
+    a, b = (audio_s / wall_a, audio_s / wall_b) if cuda else (audio_s / cpu_a, audio_s / cpu_b)
     return {
         "naive_audio_s_per_s": round(audio_s / wall_a, 3), "pipeline_audio_s_per_s": round(audio_s / wall_b, 3),
         "ratio": round(wall_a / wall_b, 3),
@@ -201,6 +222,11 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
         "gflops_naive": round(gflop * a, 1), "gflops_pipeline": round(gflop * b, 1),
         "precision": runtime.get("precision", "fp32"), "procs": summary.procs, "n_errors": summary.n_errors,
         "ratios_per_repeat": [round(r, 3) for r in ratios],
+        "load_s": round(load_s, 2),
+        "precision_check_s": (runtime.get("precision_check") or {}).get("seconds"),
+        "precision_check": {k: v for k, v in (runtime.get("precision_check") or {}).items()
+                            if k in ("decision", "min_layer_cosine", "fp32_modules")},
+        "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None,
     }
 
 
@@ -212,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=None,
                     help="embedprobe's worker processes (default: its auto choice)")
     ap.add_argument("--models", default="wavlm-large,cnn14-16k")
+    ap.add_argument("--device", default="cpu", help="torch device of both sides (cpu, cuda, cuda:N)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
                     help="alternate naive/pipeline timings this many times, report medians (default 1)")
@@ -229,9 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     from embedprobe.extractors.fastpath import cpu_bf16_supported
 
     builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k}
-    peaks = {"fp32": round(matmul_peak(torch.float32), 1)}
-    if cpu_bf16_supported():
-        peaks["bf16"] = round(matmul_peak(torch.bfloat16), 1)
+    dev = args.device
+    cuda = dev.startswith("cuda")
+    peaks = {"fp32": round(matmul_peak(torch.float32, device=dev), 1)}
+    if cuda or cpu_bf16_supported():
+        peaks["bf16"] = round(matmul_peak(torch.bfloat16, device=dev), 1)
+    if cuda:
+        peaks["fp16"] = round(matmul_peak(torch.float16, device=dev), 1)
     print(f"matmul peak GFLOP/s per CPU-second ({threads} thread(s)): {peaks}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="embedprobe-speed-") as tmp:
@@ -250,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in EXTRACTORS:
                 print(f"{name}: not registered in this checkout, skipped")
                 continue
-            r = run_model(name, builders[name], paths, corpus, work, args.repeats, args.procs)
+            r = run_model(name, builders[name], paths, corpus, work, args.repeats, args.procs, dev)
             peak = peaks.get(r["precision"], peaks["fp32"])
             r["peak_fraction_naive"] = round(r["gflops_naive"] / peaks["fp32"], 3)
             r["peak_fraction_pipeline"] = round(r["gflops_pipeline"] / peak, 3)
@@ -263,11 +294,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * r['peak_fraction_pipeline']:.0f}% of {r['precision']} peak): ratio "
                   f"{r['ratio']:.2f}x (per CPU-s {r['ratio_cpu']:.2f}x), cosine to fp32 {r['cosine']:.5f}"
                   + (f"; per repeat {r['ratios_per_repeat']}" if args.repeats > 1 else ""))
-    peaks_end = {"fp32": round(matmul_peak(torch.float32), 1)}  # the load may have changed meanwhile
-    if cpu_bf16_supported():
-        peaks_end["bf16"] = round(matmul_peak(torch.bfloat16), 1)
+    peaks_end = {"fp32": round(matmul_peak(torch.float32, device=dev), 1)}  # the load may have changed
+    if cuda or cpu_bf16_supported():
+        peaks_end["bf16"] = round(matmul_peak(torch.bfloat16, device=dev), 1)
     print(f"matmul peak GFLOP/s at the end: {peaks_end}")
-    print(json.dumps({"clips": len(paths), "audio_s": round(audio_s, 1), "threads": threads,
+    print(json.dumps({"clips": len(paths), "audio_s": round(audio_s, 1), "threads": threads, "device": dev,
+                      "gpu": torch.cuda.get_device_name(dev) if cuda else None,
                       "peak_gflops": peaks, "peak_gflops_end": peaks_end, "models": results}))
     return 0
 

@@ -26,7 +26,7 @@ from embedprobe.clip_embedder import ClipEmbedder, Outcome
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError
-from embedprobe.extractors import create
+from embedprobe.extractors import create, precision_check
 from embedprobe.extractors.base import Extractor
 from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, package_versions, to_jsonable
@@ -37,7 +37,7 @@ DTYPES = ("float32", "float16")
 # values (prepacked linears) may differ between the shards of one cache or between a run and its
 # resume; the weights revision and the precision may not.
 RUNTIME_NOT_IDENTITY = frozenset({"weights", "device", "batch_seconds", "torch", "transformers",
-                                  "prepacked_linears"})
+                                  "prepacked_linears", "precision_check"})
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ class ExtractSummary:
     complete: bool
     interrupted: bool = False
     procs: int = 1
+    precision_note: str | None = None
 
 
 def extract(
@@ -177,6 +178,8 @@ def extract(
             ext.load()
             runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
         identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
+        check = runtime.get("precision_check")  # the load-time check (extractors.runtime), if it ran
+        precision_note = precision_check.fallback_note(spec.name, check) if check else None
         provenance = {
             "identity": identity,
             "config": to_jsonable(cfg),
@@ -227,7 +230,7 @@ def extract(
         n_new=run.n_new, n_errors=len(run.errors), errors=run.errors, notes=run.notes,
         procs=procs,
         seconds=time.perf_counter() - t0, audio_seconds=run.audio_s,
-        complete=complete, interrupted=interrupted,
+        complete=complete, interrupted=interrupted, precision_note=precision_note,
     )
 
 

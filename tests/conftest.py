@@ -25,3 +25,20 @@ def emodb_root() -> Path:
     if not (EMODB / "wav").is_dir():
         pytest.skip(f"EmoDB not found at {EMODB}; set EMBEDPROBE_EMODB")
     return EMODB
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run on a CUDA machine (``benchmarks/gpu_check.sh``) and skip elsewhere."""
+    if any("gpu" in item.keywords for item in items) and not _cuda():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (run benchmarks/gpu_check.sh on one)")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -76,6 +76,10 @@ def register(app: typer.Typer) -> None:
             f"{s.seconds:.1f} s ({rate:.1f} audio-s/s)"
             + ("" if s.complete else " - incomplete: re-run the same command to resume")
         )
+        if s.precision_note:
+            from rich.markup import escape
+
+            console.print(f"  [yellow]precision[/] {escape(s.precision_note)}")
         for _clip_id, path, reason in s.errors:
             console.print(f"  [red]error[/] {path}: {reason}")
         for clip_id, note in s.notes[:20]:

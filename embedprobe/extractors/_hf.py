@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from embedprobe.errors import MissingDependencyError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec
+from embedprobe.extractors.runtime import RuntimeMixin
 
 RANDOM_INIT = "random-init"
 
 
-class HFExtractor(fastpath.RuntimeMixin, Extractor):
+class HFExtractor(RuntimeMixin, Extractor):
     """Base class of the transformers-backed extractors.
 
     Args:

@@ -117,7 +117,7 @@ class Extractor(ABC):
     def runtime_config(self) -> dict[str, Any]:
         """How this run computes (precision, kernels, weights, versions), recorded in caches.
 
-        Empty for extractors with nothing to choose; ``fastpath.RuntimeMixin`` fills it for
+        Empty for extractors with nothing to choose; ``runtime.RuntimeMixin`` fills it for
         the torch families.
         """
         return {}

@@ -37,6 +37,7 @@ from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeig
 from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.registry import register
+from embedprobe.extractors.runtime import RuntimeMixin
 
 SAMPLE_RATE = 22050
 CHECKPOINT = "CDPAM_trained/scratchJNDdefault_best_model.pth"
@@ -101,7 +102,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-class CDPAMEncoder(fastpath.RuntimeMixin, Extractor):
+class CDPAMEncoder(RuntimeMixin, Extractor):
     """CDPAM's base encoder: ``content`` and ``acoustic`` 512-d clip vectors.
 
     Args:
@@ -173,8 +174,8 @@ class CDPAMEncoder(fastpath.RuntimeMixin, Extractor):
                                 fix=f"Its encoder ends in {channels} channels, expected {2 * self.spec.dim}")
         self.model = encoder.to(self.device).eval().float()
         self.model.requires_grad_(False)
-        self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
-        info = fastpath.prepare(self.model, self.precision_, self.device, fuse_attention=False)
+        self.precision_ = self._resolve_precision()
+        info = self._prepare_model(self.model, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": source, "revision": self._revision,
                          "input_scale": 32768.0, **fastpath.versions()}
 

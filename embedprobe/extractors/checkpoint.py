@@ -17,6 +17,7 @@ from typing import Any
 
 from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec
+from embedprobe.extractors.runtime import RuntimeMixin
 from embedprobe.extractors.weights import (
     find_file,
     load_torch_checkpoint,
@@ -25,7 +26,7 @@ from embedprobe.extractors.weights import (
 )
 
 
-class CheckpointExtractor(fastpath.RuntimeMixin, Extractor):
+class CheckpointExtractor(RuntimeMixin, Extractor):
     """An extractor whose weights are official checkpoint file(s) named in its spec.
 
     The spec's ``params`` carry ``weights_file`` (the official name), ``weights_url`` (where
@@ -120,14 +121,14 @@ class CheckpointExtractor(fastpath.RuntimeMixin, Extractor):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _load(self) -> None:
-        precision = fastpath.resolve_precision(self.requested_precision, self.device)  # fail fast
+        precision = self._resolve_precision()  # fail fast
         paths = None if self.random_seed is not None else [self.resolve(n) for n in self._files()]
         self._build(paths)
         self._paths = paths or []
         self.checkpoint_ = paths[0] if paths else None
         self.precision_ = precision
         net, fp32_parts = self._fast_modules()
-        info = fastpath.prepare(net, self.precision_, self.device, fuse_attention=False,
+        info = self._prepare_model(net, fuse_attention=False,
                                 keep_fp32=fp32_parts, matmul_convs=True)
         # Portable values only: the runtime goes into the cache identity, which shards made on
         # other machines must match (the file's hash is there already as weights_revision).

@@ -76,8 +76,8 @@ class ClapAudio(HFExtractor):
         self.fe = fe
         self._window = int(round(fe.max_length_s * fe.sampling_rate))
         self._truncation = "fusion" if model.config.enable_fusion else "rand_trunc"
-        self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
-        info = fastpath.prepare(self.model, self.precision_, self.device, fuse_attention=False)
+        self.precision_ = self._resolve_precision()
+        info = self._prepare_model(self.model, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": str(source),
                          "revision": self._revision, "window_s": self._window / fe.sampling_rate,
                          "truncation": self._truncation, "padding": "repeatpad", **fastpath.versions()}

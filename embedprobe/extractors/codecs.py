@@ -85,9 +85,9 @@ class CodecLatent(HFExtractor):
             raise BadValueError(f"checkpoint for {self.spec.name}", source,
                                 fix="Chunked EnCodec models (the 48 kHz one) are not supported")
         self.model = self._frozen(model)
-        self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
+        self.precision_ = self._resolve_precision()
         # only the encoder runs under autocast; the codebook search stays fp32 (no argmin flips)
-        info = fastpath.prepare(self.model.encoder, self.precision_, self.device, fuse_attention=False)
+        info = self._prepare_model(self.model.encoder, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": str(source),
                          "revision": self._revision, **fastpath.versions()}
 

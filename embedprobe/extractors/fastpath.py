@@ -449,35 +449,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
 
 
-class RuntimeMixin:
-    """``precision`` / ``runtime_config()`` for extractors that run a torch model.
-
-    Subclasses set ``self.requested_precision`` in ``__init__`` (checked by
-    ``check_precision``), and ``self.precision_`` and ``self._runtime`` in ``_load``.
-    """
-
-    requested_precision: str = "auto"
-    precision_: str = ""
-    _runtime: dict[str, Any]
-
-    @staticmethod
-    def check_precision(precision: str) -> str:
-        if precision not in PRECISIONS:
-            raise BadValueError("precision", precision, PRECISIONS)
-        return precision
-
-    @property
-    def precision(self) -> str:
-        """The precision actually used (``"auto"`` resolved); loads the model if needed."""
-        self.load()  # type: ignore[attr-defined]
-        return self.precision_
-
-    def runtime_config(self) -> dict[str, Any]:
-        """How this run computes (precision, kernels, revision, versions): recorded in caches."""
-        self.load()  # type: ignore[attr-defined]
-        return dict(self._runtime)
-
-
 def versions() -> dict[str, str]:
     """torch and (if installed) transformers versions, for ``runtime_config()``."""
     import torch

@@ -169,8 +169,8 @@ class HFSpeechEncoder(HFExtractor):
                                         fix=f"{folder} is not a {self.spec.sample_rate} Hz model")
             self._revision, source = self.loaded_revision(src, model), src.path_or_id
         model = self._frozen(model)
-        self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
-        info = fastpath.prepare(model, self.precision_, self.device)
+        self.precision_ = self._resolve_precision()
+        info = self._prepare_model(model)
         self.model = model
         self._do_normalize = do_normalize
         self._final = "final" in self.spec.layers

@@ -164,8 +164,8 @@ class Phi4Audio(HFExtractor):
                 f"{cfg.time_reduction}; expected {self.spec.dim}, {n_layers}, {REDUCTION}"))
         self.model = self._frozen(model)
         self.fe = Phi4MultimodalFeatureExtractor()
-        self.precision_ = fastpath.resolve_precision(self.requested_precision, self.device)
-        info = fastpath.prepare(self.model, self.precision_, self.device, fuse_attention=False)
+        self.precision_ = self._resolve_precision()
+        info = self._prepare_model(self.model, fuse_attention=False)
         self._cap: list[Any] = [None] * (n_layers + 1)
         blocks = self.model.encoders
         blocks[0].register_forward_pre_hook(

@@ -1,0 +1,180 @@
+"""Precision that checks itself on the machine it runs on.
+
+A fast precision (bf16 or fp16 autocast, oneDNN fp32 linears) is right on one CPU and wrong on
+another: on Intel Xeons with AMX, torch 2.13's oneDNN bf16 ``conv1d`` with ``groups > 1``
+returns garbage (cosine ~0 to fp32) when a group has 8 or fewer input channels, while the same
+code is right on AMD EPYC and at the channel counts of the real checkpoints
+(``../shared/DEPENDENCIES.md``). Whether a fast path is correct therefore depends on the CPU
+*and* on the layer shapes, so it is checked where it runs, at load:
+
+1. **Screen** (``ModuleScreen``): one fp32 forward pass of a fixed probe signal
+   (``probe_signal``) in which every ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` is also
+   computed in the candidate precision on its actual input. A module whose fast output is below
+   ``THRESHOLD`` cosine to its fp32 output is a culprit and is kept in fp32.
+2. **End to end**: the same signal through the model prepared in the candidate precision;
+   every cached layer is compared with the fp32 pass of step 1 (``agreement``).
+3. If a layer is still below ``THRESHOLD``, the whole model falls back to fp32.
+
+The extractor side (``runtime.RuntimeMixin``) drives the three steps and records a
+``check_report`` in ``runtime_config()["precision_check"]``, which the cache's provenance
+keeps (measured cosines, culprits, decision, seconds).
+
+Example:
+    >>> sig = probe_signal(16000, 1.0)
+    >>> sig.shape, sig.dtype, float(abs(sig).max()) <= 0.5
+    ((16000,), dtype('float32'), True)
+    >>> agreement(np.ones(4), np.ones(4)), agreement(np.zeros(3), np.zeros(3))
+    (1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+THRESHOLD = 0.999  # cosine to fp32, per cached layer and per screened module
+PROBE_SECONDS = 1.0
+FAST_PRECISIONS = ("bf16", "fp16", "fp32-onednn")
+
+
+def probe_signal(sample_rate: int, seconds: float = PROBE_SECONDS) -> np.ndarray:
+    """A fixed, speech-like test signal: a gliding harmonic voice, formant-shaped, plus noise bursts.
+
+    Deterministic (no global random state), peak 0.5, float32. Real activations matter for the
+    screen (a silent or white-noise input leaves some kernels' paths unexercised), so the signal
+    has voiced and unvoiced parts and a changing pitch.
+    """
+    n = max(1, int(round(seconds * sample_rate)))
+    t = np.arange(n) / sample_rate
+    f0 = 120.0 + 60.0 * np.sin(2 * np.pi * 1.3 * t)  # gliding pitch
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    voice = np.zeros(n)
+    for k in range(1, 25):  # harmonics shaped by three formants
+        fk = k * f0
+        gain = sum(np.exp(-((fk - f) / bw) ** 2) for f, bw in ((700, 150), (1200, 200), (2600, 300)))
+        voice += (gain + 0.05) / k * np.sin(k * phase) * (fk < sample_rate / 2)
+    rng = np.random.default_rng(20261203)
+    noise = rng.standard_normal(n) * (np.sin(2 * np.pi * 3.0 * t) > 0.6)  # unvoiced bursts
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t) ** 2
+    sig = envelope * voice + 0.2 * noise
+    return (0.5 * sig / max(float(np.abs(sig).max()), 1e-9)).astype(np.float32)
+
+
+def agreement(fast: Any, ref: Any) -> float:
+    """Cosine of two arrays flattened; 1.0 when both are zero, 0.0 when only one is or either is not finite."""
+    a = np.asarray(fast, np.float64).ravel()
+    b = np.asarray(ref, np.float64).ravel()
+    if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return 0.0
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 or nb == 0.0:
+        return 1.0 if na == nb else 0.0
+    return float(a @ b / (na * nb))
+
+
+def _screened_types() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+class ModuleScreen:
+    """Forward hooks that compute each matmul-type module again in a fast dtype and compare.
+
+    Use around an fp32 forward pass (no autocast): every screened module's output is the fp32
+    reference, and the hook recomputes the module on the same input under ``torch.autocast``
+    of ``dtype``. Modules in ``skip`` (already kept in fp32) are not screened.
+
+    Attributes:
+        culprits: ``{module name: cosine}`` of the modules below ``threshold``.
+        worst: the lowest cosine seen (1.0 if nothing was screened).
+        screened: how many modules ran at least once.
+    """
+
+    def __init__(self, model: Any, dtype: Any, device: str, *, skip: Iterable[Any] = (),
+                 threshold: float = THRESHOLD):
+        self.model, self.dtype, self.threshold = model, dtype, threshold
+        self.kind = "cuda" if str(device).startswith("cuda") else "cpu"
+        self.skip = {id(m) for s in skip for m in s.modules()}
+        self.culprits: dict[str, float] = {}
+        self.worst = 1.0
+        self._seen: set[str] = set()
+        self._handles: list[Any] = []
+
+    @property
+    def screened(self) -> int:
+        return len(self._seen)
+
+    def modules(self) -> list[Any]:
+        """The culprit modules themselves (to keep in fp32)."""
+        by_name = dict(self.model.named_modules())
+        return [by_name[name] for name in self.culprits]
+
+    def __enter__(self) -> ModuleScreen:
+        types_ = _screened_types()
+        for name, module in self.model.named_modules():
+            if type(module) in types_ and id(module) not in self.skip:
+                self._handles.append(module.register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str):
+        import torch
+
+        def hook(module, args, output):
+            if not torch.is_tensor(output) or not output.is_floating_point():
+                return
+            with torch.autocast(self.kind, dtype=self.dtype):
+                fast = module.forward(*args)  # the module's own (possibly rewritten) forward, no hooks
+            cos = agreement(fast.float().cpu().numpy(), output.float().cpu().numpy())
+            self._seen.add(name)
+            self.worst = min(self.worst, cos)
+            if not cos >= self.threshold:
+                self.culprits[name] = min(cos, self.culprits.get(name, 1.0))
+
+        return hook
+
+
+def layer_agreement(fast: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
+    """Cosine per layer between two ``embed`` outputs (rounded to 6 decimals for the record)."""
+    return {name: round(agreement(fast[name], ref[name]), 6) for name in ref}
+
+
+def check_report(candidate: str, layers: dict[str, float], culprits: dict[str, float], *,
+                 decision: str, screened: int, worst_module: float, seconds: float,
+                 signal_s: float) -> dict[str, Any]:
+    """The record kept in ``runtime_config()["precision_check"]`` and the cache's provenance."""
+    lowest = min(layers.values()) if layers else 1.0
+    return {
+        "candidate": candidate,
+        "decision": decision,
+        "threshold": THRESHOLD,
+        "signal": f"probe_signal({signal_s:g} s)",
+        "layer_cosines": layers,
+        "min_layer_cosine": lowest if math.isfinite(lowest) else None,
+        "modules_screened": screened,
+        "min_module_cosine": round(worst_module, 6),
+        "fp32_modules": {k: round(v, 6) for k, v in culprits.items()},
+        "seconds": round(seconds, 3),
+    }
+
+
+def fallback_note(name: str, report: dict[str, Any]) -> str | None:
+    """One line for the user when anything fell back to fp32; ``None`` when the candidate held."""
+    cand, mods = report["candidate"], report["fp32_modules"]
+    if report["decision"] == "fp32":
+        return (f"{name}: {cand} did not match fp32 on this machine (lowest layer cosine "
+                f"{report['min_layer_cosine']:.4f} < {THRESHOLD}); the whole model runs in fp32.")
+    if mods:
+        worst = min(mods.values())
+        listed = ", ".join(list(mods)[:3]) + (f" and {len(mods) - 3} more" if len(mods) > 3 else "")
+        return (f"{name}: {len(mods)} module(s) run in fp32 because their {cand} kernel is wrong on "
+                f"this machine (cosine to fp32 down to {worst:.3f}): {listed}.")
+    return None

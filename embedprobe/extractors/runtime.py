@@ -1,0 +1,131 @@
+"""``RuntimeMixin``: precision, runtime record and the load-time precision check of the torch families.
+
+A family's ``_load`` builds its fp32 network, sets ``self.precision_ = self._resolve_precision()``
+and calls ``self._prepare_model(network, **options)`` (the arguments of ``fastpath.prepare``). For a
+fast precision (``precision_check.FAST_PRECISIONS``) that call only applies the fp32 rewrites and
+remembers the rest; ``load()`` then, once the family's ``_load`` has finished (hooks installed,
+``embed`` usable):
+
+1. runs ``precision_check.probe_signal`` through the fp32 model with every matmul-type module
+   screened in the candidate precision (``ModuleScreen``),
+2. applies the fast rewrites with the culprits kept in fp32 and runs the signal again,
+3. compares every cached layer; below ``THRESHOLD`` anywhere, it loads the model again in fp32.
+
+The decision and the cosines go to ``runtime_config()["precision_check"]`` (recorded in the
+cache's provenance, not in its identity) and ``precision_note()`` gives the one line the user
+sees when anything fell back. Measured on WavLM-Large (random init, AMD EPYC, 2 threads): see
+the README's precision paragraph.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from embedprobe.errors import BadValueError
+from embedprobe.extractors import fastpath, precision_check
+
+_FIRST_PASS_KEYS = ("fp32_modules", "weight_norms_baked")
+
+
+class RuntimeMixin:
+    """``precision`` / ``runtime_config()`` and the verified fast path for extractors with a torch model.
+
+    Subclasses set ``self.requested_precision`` in ``__init__`` (checked by
+    ``check_precision``), and in ``_load`` ``self.precision_`` (``_resolve_precision()``) and
+    ``self._runtime`` (``{**self._prepare_model(net, ...), ...}``).
+
+    Attributes:
+        verify_precision: run the load-time check for fast precisions (class default ``True``;
+            ``False`` trusts the kernels, e.g. for kernel benchmarks).
+    """
+
+    requested_precision: str = "auto"
+    precision_: str = ""
+    verify_precision: bool = True
+    _forced_precision: str | None = None
+    _runtime: dict[str, Any]
+
+    @staticmethod
+    def check_precision(precision: str) -> str:
+        if precision not in fastpath.PRECISIONS:
+            raise BadValueError("precision", precision, fastpath.PRECISIONS)
+        return precision
+
+    def _resolve_precision(self) -> str:
+        """The concrete precision to load with (fp32 after a failed check on this machine)."""
+        return fastpath.resolve_precision(self._forced_precision or self.requested_precision,
+                                          self.device)  # type: ignore[attr-defined]
+
+    def _prepare_model(self, model: Any, **options: Any) -> dict[str, Any]:
+        """``fastpath.prepare(model, self.precision_, ...)``, deferred for a fast precision until checked."""
+        precision, device = self.precision_, self.device  # type: ignore[attr-defined]
+        if self.verify_precision and precision in precision_check.FAST_PRECISIONS:
+            self._pending = (model, precision, options)
+            self.precision_ = "fp32"  # embed() runs fp32 until load() has checked the candidate
+            return fastpath.prepare(model, "fp32", device, **options)
+        return fastpath.prepare(model, precision, device, **options)
+
+    def load(self) -> Any:
+        if self._loaded:  # type: ignore[attr-defined]
+            return self
+        super().load()  # type: ignore[misc]
+        pending = self.__dict__.pop("_pending", None)
+        if pending is not None:
+            self._check(*pending)
+        return self
+
+    def _check(self, model: Any, candidate: str, options: dict[str, Any]) -> None:
+        import torch
+
+        t0 = time.perf_counter()
+        spec = self.spec  # type: ignore[attr-defined]
+        seconds = max(precision_check.PROBE_SECONDS, 2.0 * float(spec.min_duration_s))
+        signal = precision_check.probe_signal(spec.sample_rate, seconds)
+        keep = tuple(options.get("keep_fp32", ()))
+        screen = None
+        if candidate in ("bf16", "fp16"):  # fp32-onednn has no lower-precision module to screen
+            dtype = torch.bfloat16 if candidate == "bf16" else torch.float16
+            with precision_check.ModuleScreen(model, dtype, self.device, skip=keep) as screen:  # type: ignore[attr-defined]
+                ref = self.embed(signal)  # type: ignore[attr-defined]
+            keep = keep + tuple(screen.modules())
+        else:
+            ref = self.embed(signal)  # type: ignore[attr-defined]
+        info = fastpath.prepare(model, candidate, self.device, **{**options, "keep_fp32": keep})  # type: ignore[attr-defined]
+        self.precision_ = candidate
+        got = self.embed(signal)  # type: ignore[attr-defined]
+        layers = precision_check.layer_agreement(got, ref)
+        held = all(c >= precision_check.THRESHOLD for c in layers.values())
+        culprits = dict(screen.culprits) if screen is not None else {}
+        report = precision_check.check_report(
+            candidate, layers, culprits, decision=candidate if held else "fp32",
+            screened=screen.screened if screen is not None else 0,
+            worst_module=screen.worst if screen is not None else 1.0,
+            seconds=time.perf_counter() - t0, signal_s=seconds)
+        if held:
+            # the culprits are recorded in the report, not in "fp32_modules" (the family's own
+            # choice, part of the cache identity): which kernels are wrong depends on the machine;
+            # the fp32 pass already folded the weight norms (the second pass finds none)
+            self._runtime.update({k: v for k, v in info.items() if k not in _FIRST_PASS_KEYS})
+        else:  # weights are cast already: build the model again, in fp32
+            self.unload()  # type: ignore[attr-defined]
+            self._forced_precision = "fp32"
+            super().load()  # type: ignore[misc]
+            report["seconds"] = round(time.perf_counter() - t0, 3)
+        self._runtime["precision_check"] = report
+
+    @property
+    def precision(self) -> str:
+        """The precision actually used (``"auto"`` resolved and checked); loads the model if needed."""
+        self.load()
+        return self.precision_
+
+    def runtime_config(self) -> dict[str, Any]:
+        """How this run computes (precision, kernels, revision, versions, the precision check)."""
+        self.load()
+        return dict(self._runtime)
+
+    def precision_note(self) -> str | None:
+        """One line when the load-time check kept modules or the whole model in fp32, else ``None``."""
+        report = self.runtime_config().get("precision_check")
+        return None if report is None else precision_check.fallback_note(self.spec.name, report)  # type: ignore[attr-defined]
