@@ -9,8 +9,10 @@ code is right on AMD EPYC and at the channel counts of the real checkpoints
 
 1. **Screen** (``ModuleScreen``): one fp32 forward pass of a fixed probe signal
    (``probe_signal``) in which every ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` is also
-   computed in the candidate precision on its actual input. A module whose fast output is below
-   ``THRESHOLD`` cosine to its fp32 output is a culprit and is kept in fp32.
+   computed in the candidate precision on its actual input, once per kernel signature (type,
+   weight shape, convolution geometry, input shape: the 24 layers of a transformer share a
+   handful). A module whose fast output is below ``THRESHOLD`` cosine to its fp32 output is a
+   culprit and is kept in fp32.
 2. **End to end**: the same signal through the model prepared in the candidate precision;
    every cached layer is compared with the fp32 pass of step 1 (``agreement``).
 3. If a layer is still below ``THRESHOLD``, the whole model falls back to fp32.
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 
 THRESHOLD = 0.999  # cosine to fp32, per cached layer and per screened module
-PROBE_SECONDS = 1.0
+PROBE_SECONDS = 0.5
 FAST_PRECISIONS = ("bf16", "fp16", "fp32-onednn")
 
 
@@ -102,11 +104,17 @@ class ModuleScreen:
         self.culprits: dict[str, float] = {}
         self.worst = 1.0
         self._seen: set[str] = set()
+        self._by_signature: dict[tuple, float] = {}
         self._handles: list[Any] = []
 
     @property
     def screened(self) -> int:
         return len(self._seen)
+
+    @property
+    def kernels(self) -> int:
+        """How many distinct kernel signatures were computed in the fast dtype."""
+        return len(self._by_signature)
 
     def modules(self) -> list[Any]:
         """The culprit modules themselves (to keep in fp32)."""
@@ -131,9 +139,13 @@ class ModuleScreen:
         def hook(module, args, output):
             if not torch.is_tensor(output) or not output.is_floating_point():
                 return
-            with torch.autocast(self.kind, dtype=self.dtype):
-                fast = module.forward(*args)  # the module's own (possibly rewritten) forward, no hooks
-            cos = agreement(fast.float().cpu().numpy(), output.float().cpu().numpy())
+            key = _signature(module, args)
+            cos = self._by_signature.get(key)
+            if cos is None:  # one kernel call per shape: the 24 layers of a transformer share six
+                with torch.autocast(self.kind, dtype=self.dtype):
+                    fast = module.forward(*args)  # the module's own (possibly rewritten) forward, no hooks
+                cos = self._by_signature[key] = agreement(fast.float().cpu().numpy(),
+                                                          output.float().cpu().numpy())
             self._seen.add(name)
             self.worst = min(self.worst, cos)
             if not cos >= self.threshold:
@@ -142,14 +154,21 @@ class ModuleScreen:
         return hook
 
 
+def _signature(module: Any, args: tuple) -> tuple:
+    """What decides which kernel a module runs: its type, weight shape, conv geometry, input shape."""
+    geometry = tuple(getattr(module, k, None) for k in ("stride", "padding", "dilation", "groups"))
+    shapes = tuple(tuple(a.shape) if hasattr(a, "shape") else type(a).__name__ for a in args)
+    return (type(module).__name__, tuple(module.weight.shape), module.bias is not None, geometry, shapes)
+
+
 def layer_agreement(fast: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
     """Cosine per layer between two ``embed`` outputs (rounded to 6 decimals for the record)."""
     return {name: round(agreement(fast[name], ref[name]), 6) for name in ref}
 
 
 def check_report(candidate: str, layers: dict[str, float], culprits: dict[str, float], *,
-                 decision: str, screened: int, worst_module: float, seconds: float,
-                 signal_s: float) -> dict[str, Any]:
+                 decision: str, screened: int, kernels: int, worst_module: float, seconds: float,
+                 cpu_seconds: float, signal_s: float) -> dict[str, Any]:
     """The record kept in ``runtime_config()["precision_check"]`` and the cache's provenance."""
     lowest = min(layers.values()) if layers else 1.0
     return {
@@ -160,9 +179,11 @@ def check_report(candidate: str, layers: dict[str, float], culprits: dict[str, f
         "layer_cosines": layers,
         "min_layer_cosine": lowest if math.isfinite(lowest) else None,
         "modules_screened": screened,
+        "kernel_shapes_screened": kernels,
         "min_module_cosine": round(worst_module, 6),
         "fp32_modules": {k: round(v, 6) for k, v in culprits.items()},
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
     }
 
 

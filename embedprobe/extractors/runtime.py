@@ -78,7 +78,7 @@ class RuntimeMixin:
     def _check(self, model: Any, candidate: str, options: dict[str, Any]) -> None:
         import torch
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         spec = self.spec  # type: ignore[attr-defined]
         seconds = max(precision_check.PROBE_SECONDS, 2.0 * float(spec.min_duration_s))
         signal = precision_check.probe_signal(spec.sample_rate, seconds)
@@ -100,8 +100,9 @@ class RuntimeMixin:
         report = precision_check.check_report(
             candidate, layers, culprits, decision=candidate if held else "fp32",
             screened=screen.screened if screen is not None else 0,
+            kernels=screen.kernels if screen is not None else 0,
             worst_module=screen.worst if screen is not None else 1.0,
-            seconds=time.perf_counter() - t0, signal_s=seconds)
+            seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, signal_s=seconds)
         if held:
             # the culprits are recorded in the report, not in "fp32_modules" (the family's own
             # choice, part of the cache identity): which kernels are wrong depends on the machine;
@@ -112,6 +113,7 @@ class RuntimeMixin:
             self._forced_precision = "fp32"
             super().load()  # type: ignore[misc]
             report["seconds"] = round(time.perf_counter() - t0, 3)
+            report["cpu_seconds"] = round(time.process_time() - c0, 3)
         self._runtime["precision_check"] = report
 
     @property
