@@ -63,8 +63,7 @@ class HFExtractor(fastpath.RuntimeMixin, Extractor):
         from embedprobe.extractors.weights import resolve_hf
 
         return resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
-                          what=self.spec.name, explicit=self._local_folder(),
-                          trust_pickle=self.trust_pickle)
+                          what=self.spec.name, explicit=self._local_folder())
 
     @staticmethod
     def loaded_revision(src: Any, model: Any = None) -> str | None:

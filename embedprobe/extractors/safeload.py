@@ -15,7 +15,9 @@ file names (``posix.system`` ...). Every route that loads weights goes through t
      since the file can call nothing but the allow-listed rebuilders;
    * data classes (``argparse.Namespace``, a pickled ``nn.Module``): refused unless the user
      passes ``--trust-pickle`` (``trust_pickle=True``), which loads the file with the full
-     unpickler and says so in one line (``UntrustedPickleWarning``);
+     unpickler and says so in one line (``UntrustedPickleWarning``); a Hugging Face folder's
+     ``pytorch_model.bin`` is read by transformers, which has no such path: the fix named
+     there is ``embedprobe convert-weights FOLDER --trust-pickle`` once;
    * anything else (functions, modules that run commands, globals the scan cannot resolve):
      refused whatever the flag, and the message never suggests a way to load it.
 
@@ -86,17 +88,22 @@ class UnsafePickleError(BadValueError):
     """
 
     def __init__(self, path: str | Path | None, offending: Sequence[str], trustable: bool,
-                 label: str | None = None, detail: str | None = None):
+                 label: str | None = None, detail: str | None = None, folder: str | Path | None = None):
         names = ", ".join(offending)
         subject = label or f"checkpoint '{path}'"
-        arg = f"'{path}'" if path is not None else "FILE"
         if detail is not None:
             msg = (f"Refused {subject}: the safe unpickler refused it ({detail}); download the file "
                    "again from its official source (or a .safetensors copy of it).")
+        elif trustable and (folder is not None or path is None):  # read by transformers, not here
+            target = f"'{folder}'" if folder is not None else "FILE_OR_FOLDER"
+            msg = (f"Refused {subject}: it pickles Python classes beyond the safe allow-list "
+                   f"({names}) whose code would run on loading; if you trust its source, convert it "
+                   f"once with `embedprobe convert-weights {target} --trust-pickle` (transformers "
+                   "then reads the model.safetensors it writes).")
         elif trustable:
             msg = (f"Refused {subject}: it pickles Python classes beyond the safe allow-list "
                    f"({names}) whose code would run on loading; if you trust its source, pass "
-                   f"--trust-pickle, or convert it once with `embedprobe convert-weights {arg} "
+                   f"--trust-pickle, or convert it once with `embedprobe convert-weights '{path}' "
                    "--trust-pickle` and use the .safetensors file.")
         else:
             msg = (f"Refused {subject}: its pickle names {names}, which can run code, so it is "
@@ -413,17 +420,17 @@ def hf_pickle_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def check_hf_folder(folder: str | Path, *, trust_pickle: bool = False) -> bool:
+def check_hf_folder(folder: str | Path) -> None:
     """Scan the pickle weight files of a model folder before ``from_pretrained`` reads them.
 
-    Returns:
-        ``True`` if a file needs the full unpickler (its data classes were admitted with
-        ``trust_pickle``): pass ``weights_only=False`` to ``from_pretrained``.
+    transformers reads ``pytorch_model.bin`` with ``weights_only=True`` (and cannot be told
+    otherwise for a whole folder), so a file beyond the allow-list is refused here with one
+    sentence; one that pickles data classes names the fix: ``embedprobe convert-weights FOLDER
+    --trust-pickle`` once, after which transformers reads ``model.safetensors``.
 
     Raises:
         UnsafePickleError, BadValueError: as ``load_torch_checkpoint``.
     """
-    full = False
     for path in hf_pickle_files(folder):
         try:
             extra, trustable = classify(pickle_globals(path))
@@ -431,15 +438,8 @@ def check_hf_folder(folder: str | Path, *, trust_pickle: bool = False) -> bool:
             raise BadValueError("checkpoint file", str(path), None, fix=(
                 f"It is not a readable PyTorch checkpoint ({_first_line(str(err))[:120]}); "
                 "download it again")) from None
-        if extra and not (trustable and trust_pickle):
-            raise UnsafePickleError(path, extra, trustable)
         if extra:
-            warnings.warn(
-                f"--trust-pickle: '{path}' is loaded with the full unpickler, which runs untrusted "
-                f"code paths (the constructors of {', '.join(extra)}); convert the folder once with "
-                "`embedprobe convert-weights` to stop unpickling it.", UntrustedPickleWarning, stacklevel=2)
-            full = True
-    return full
+            raise UnsafePickleError(path, extra, trustable, folder=folder)
 
 
 # -- conversion ----------------------------------------------------------------------------------
@@ -528,7 +528,6 @@ def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, *, tr
             raise BadValueError("model folder", str(src), None, fix=(
                 "convert-weights converts a folder holding one pytorch_model.bin (a sharded or "
                 "safetensors folder needs no conversion here)"))
-        check_hf_folder(src, trust_pickle=trust_pickle)
         source, default = files[0], src / "model.safetensors"
     elif src.is_file():
         source, default = src, src.with_suffix(".safetensors")
@@ -539,9 +538,7 @@ def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, *, tr
         raise BadValueError("output", str(out), None, fix="Write the .safetensors file to another path")
     if out.exists() and not overwrite:
         raise BadValueError("output", str(out), None, fix="It exists already: pass --overwrite to replace it")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrustedPickleWarning)  # the check above said it once
-        obj = load_torch_checkpoint(source, trust_pickle=trust_pickle)
+    obj = load_torch_checkpoint(source, trust_pickle=trust_pickle)
     if is_safetensors(source):
         raise BadValueError("checkpoint", str(source), None, fix="It is a safetensors file already")
     entry = ""

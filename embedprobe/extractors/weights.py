@@ -241,8 +241,6 @@ class HFSource:
         local: ``True`` if ``path_or_id`` is a folder on this machine.
         commit: the hub commit of a cached snapshot (its folder name), else ``None``; record
             it as the weights revision.
-        full_unpickler: its ``pytorch_model.bin`` pickles data classes admitted with
-            ``--trust-pickle``: ``kwargs()`` then passes ``weights_only=False``.
     """
 
     path_or_id: str
@@ -250,12 +248,10 @@ class HFSource:
     local_files_only: bool
     local: bool
     commit: str | None = None
-    full_unpickler: bool = False
 
     def kwargs(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"weights_only": False} if self.full_unpickler else {}
         if self.local:
-            return {"local_files_only": True, **extra}
+            return {"local_files_only": True}
         return {"revision": self.revision, "local_files_only": self.local_files_only}
 
 
@@ -282,7 +278,6 @@ def hf_cached_snapshot(
 def resolve_hf(
     repo_id: str, *, revision: str | None = None, what: str | None = None,
     explicit: str | Path | None = None, required: Sequence[str] = ("config.json",),
-    trust_pickle: bool = False,
 ) -> HFSource:
     """Decide where a Hugging Face model loads from, without touching the network when offline.
 
@@ -292,9 +287,10 @@ def resolve_hf(
         what: the model's human name for messages (default ``repo_id``).
         explicit: a local model folder (``--weights``); used as is.
         required: files that must be in a cached snapshot for it to count.
-        trust_pickle: admit a ``pytorch_model.bin`` that pickles data classes (``--trust-pickle``).
 
-    A local folder's pickle weight files are scanned first (``safeload.check_hf_folder``).
+    A local folder's pickle weight files are scanned first (``safeload.check_hf_folder``): one
+    beyond the safe allow-list is refused, whatever ``--trust-pickle`` says (transformers reads it
+    weights-only); ``embedprobe convert-weights FOLDER --trust-pickle`` is the way for data classes.
 
     Raises:
         MissingWeightsError: offline and the model is not cached, or ``explicit`` is unusable.
@@ -311,12 +307,12 @@ def resolve_hf(
             raise MissingWeightsError(
                 f"{what} weights not found in '{folder}': it needs {', '.join(required)} and one of "
                 f"{', '.join(HF_WEIGHT_FILES)} (download {repo_id} with `hf download {repo_id}`).")
-        full = check_hf_folder(folder, trust_pickle=trust_pickle)
-        return HFSource(str(folder), None, True, True, full_unpickler=full)
+        check_hf_folder(folder)
+        return HFSource(str(folder), None, True, True)
     cached = hf_cached_snapshot(repo_id, revision, required)
     if cached is not None:
-        full = check_hf_folder(cached, trust_pickle=trust_pickle)
-        return HFSource(str(cached), revision, True, True, commit=cached.name, full_unpickler=full)
+        check_hf_folder(cached)
+        return HFSource(str(cached), revision, True, True, commit=cached.name)
     if hub_offline():
         rev = f" --revision {revision}" if revision else ""
         raise MissingWeightsError(

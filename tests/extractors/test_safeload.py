@@ -247,15 +247,16 @@ def test_data_classes_load_only_with_trust_pickle(tmp_path, tiny_cnn14, env):
     assert create("cnn14-16k", trust_pickle=True).trust_pickle and not create("cnn14-16k").trust_pickle
 
 
-def test_hf_folder_with_data_classes_needs_trust_pickle(tmp_path):
+def test_hf_folder_with_data_classes_names_the_conversion(tmp_path):
+    """transformers reads pytorch_model.bin weights-only: the way for data classes is converting once."""
     folder, _ = hf_folder(tmp_path, {"args": argparse.Namespace(lr=1)})
-    with pytest.raises(S.UnsafePickleError, match="argparse.Namespace.*--trust-pickle"):
-        W.resolve_hf("org/m", explicit=folder)
-    with pytest.warns(S.UntrustedPickleWarning):
-        src = W.resolve_hf("org/m", explicit=folder, trust_pickle=True)
-    assert src.full_unpickler and src.kwargs() == {"local_files_only": True, "weights_only": False}
-    assert W.resolve_hf("org/m", explicit=hf_folder(tmp_path / "clean")[0]).kwargs() == {
-        "local_files_only": True}
+    for trust in (False, True):
+        with pytest.raises(S.UnsafePickleError) as info:
+            create(f"hf:{folder}", trust_pickle=trust).load()
+        msg = str(info.value)
+        assert "argparse.Namespace" in msg and f"convert-weights '{folder}' --trust-pickle" in msg
+        assert msg.count(". ") == 0 and "\n" not in msg
+    assert W.resolve_hf("org/m", explicit=hf_folder(tmp_path / "clean")[0]).local
 
 
 # -- the CLI: one sentence, exit 2 -----------------------------------------------------------------
