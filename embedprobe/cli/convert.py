@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
                  "pickles naming functions are refused even then."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     ) -> None:
-        """Convert a checkpoint to safetensors (loaded under the safe-unpickling rules); every family then uses it."""
+        """Convert a checkpoint to safetensors once (loaded under the safe-unpickling rules), so it is never unpickled again."""
         from embedprobe.extractors.safeload import convert_to_safetensors
 
         with warnings_as_lines():

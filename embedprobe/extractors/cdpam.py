@@ -129,7 +129,7 @@ class CDPAMEncoder(fastpath.RuntimeMixin, Extractor):
                                           nefilters=self._random_config["nefilters"])
             source = self._revision = "random-init"
         else:
-            from embedprobe.extractors.weights import sha256_prefix
+            from embedprobe.extractors.weights import checkpoint_revision
 
             path = self._checkpoint()
             if not path.is_file():
@@ -140,7 +140,7 @@ class CDPAMEncoder(fastpath.RuntimeMixin, Extractor):
             net = models.FINnet(**FINNET)
             net.load_state_dict(state, strict=True)
             encoder, source = net.base_encoder, str(path)
-            self._revision = sha256_prefix(path)
+            self._revision = checkpoint_revision(path)
         channels = encoder.encoder[-1].out_channels
         if channels // 2 != self.spec.dim:
             raise BadValueError(f"checkpoint for {self.spec.name}", source,
