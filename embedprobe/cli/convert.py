@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     ) -> None:
         """Convert a checkpoint to safetensors once (loaded under the safe-unpickling rules), so it is never unpickled again."""
-        from embedprobe.extractors.safeload import convert_to_safetensors
+        from embedprobe.extractors.conversion import convert_to_safetensors
 
         with warnings_as_lines():
             done = convert_to_safetensors(source, output, trust_pickle=trust_pickle, overwrite=overwrite)

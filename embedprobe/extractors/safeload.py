@@ -22,26 +22,23 @@ file names (``posix.system`` ...). Every route that loads weights goes through t
      refused whatever the flag, and the message never suggests a way to load it.
 
 Every refusal is one sentence naming the file, the offending globals and the fix
-(``UnsafePickleError``). ``convert_to_safetensors`` loads a checkpoint under the same rules once
-and writes its tensors as ``.safetensors``, which every checkpoint family then prefers.
+(``UnsafePickleError``). ``embedprobe.extractors.conversion.convert_to_safetensors`` loads a
+checkpoint under the same rules once and writes its tensors as ``.safetensors``.
 
 Example:
     >>> state = load_torch_checkpoint("Cnn14_16k_mAP=0.438.pth")  # doctest: +SKIP
-    >>> convert_to_safetensors("Cnn14_16k_mAP=0.438.pth").path.name  # doctest: +SKIP
-    'Cnn14_16k_mAP=0.438.safetensors'
+    >>> sorted(pickle_globals("evil.pth"))  # doctest: +SKIP
+    ['collections.OrderedDict', 'posix.system', 'torch._utils._rebuild_tensor_v2']
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickletools
 import tarfile
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -74,8 +71,6 @@ TORCHSCRIPT = "<TorchScript program>"
 # Files of a Hugging Face model folder that are pickles (transformers prefers safetensors ones).
 HF_PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 HF_SAFE_FILES = ("model.safetensors", "model.safetensors.index.json")
-_META_SOURCE = "embedprobe.source"
-_META_SHA = "embedprobe.source_sha256"
 
 
 class UnsafePickleError(BadValueError):
@@ -440,141 +435,3 @@ def check_hf_folder(folder: str | Path) -> None:
                 "download it again")) from None
         if extra:
             raise UnsafePickleError(path, extra, trustable, folder=folder)
-
-
-# -- conversion ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Converted:
-    """What ``convert_to_safetensors`` wrote.
-
-    Attributes:
-        path: the ``.safetensors`` file.
-        n_tensors: tensors written.
-        entry: the checkpoint entry they came from (``"model"``, ``"state"`` ...), ``""`` for the top level.
-        dropped: entries that are not tensors (training statistics, optimizer state), left out.
-    """
-
-    path: Path
-    n_tensors: int
-    entry: str = ""
-    dropped: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _flatten(obj: Any, prefix: str, tensors: dict[str, Any], dropped: list[str]) -> None:
-    import numpy as np
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        tensors[prefix] = obj
-    elif isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
-        tensors[prefix] = torch.from_numpy(np.ascontiguousarray(obj))
-    elif isinstance(obj, dict) and obj:
-        for k, v in obj.items():
-            _flatten(v, f"{prefix}.{k}" if prefix else str(k), tensors, dropped)
-    else:
-        dropped.append(prefix or "<top level>")
-
-
-def _storable(tensors: dict[str, Any]) -> dict[str, Any]:
-    """Contiguous CPU tensors that share no memory (safetensors refuses shared storage)."""
-    out: dict[str, Any] = {}
-    seen: set[int] = set()
-    for k, t in tensors.items():
-        t = t.detach().to("cpu").contiguous()
-        storage = t.untyped_storage()
-        if storage.data_ptr() in seen or storage.nbytes() != t.numel() * t.element_size():
-            t = t.clone()
-        seen.add(t.untyped_storage().data_ptr())
-        out[k] = t
-    return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, *, trust_pickle: bool = False,
-                           overwrite: bool = False) -> Converted:
-    """Convert a checkpoint to ``.safetensors`` once, so that it is never unpickled again.
-
-    The file is loaded under the rules of ``load_torch_checkpoint``. Its state dict (the
-    ``model`` / ``state_dict`` / ``state`` entry, else the whole dict; nested dicts flattened
-    with dots, numpy arrays as tensors) is written; entries that are not tensors are listed
-    in ``dropped``. A Hugging Face model folder with ``pytorch_model.bin`` gets
-    ``model.safetensors`` beside it (transformers then prefers it). The source's sha256 is
-    recorded in the file's metadata, so a converted file keeps its source's weights revision
-    (``source_sha256``) and caches made from either resume with the other.
-
-    Args:
-        src: a checkpoint file, or a model folder holding ``pytorch_model.bin``.
-        dst: the output (default: ``src`` with the suffix ``.safetensors``, beside it, where
-            every checkpoint family looks for it before the ``.pth``).
-        trust_pickle: as in ``load_torch_checkpoint``.
-        overwrite: replace an existing ``dst``.
-
-    Raises:
-        UnsafePickleError, BadValueError: the source is refused or unreadable, or ``dst`` exists.
-    """
-    from safetensors.torch import save_file
-
-    src = Path(src).expanduser()
-    if src.is_dir():
-        files = hf_pickle_files(src)
-        if (src / "pytorch_model.bin.index.json").is_file() or not files:
-            raise BadValueError("model folder", str(src), None, fix=(
-                "convert-weights converts a folder holding one pytorch_model.bin (a sharded or "
-                "safetensors folder needs no conversion here)"))
-        source, default = files[0], src / "model.safetensors"
-    elif src.is_file():
-        source, default = src, src.with_suffix(".safetensors")
-    else:
-        raise BadValueError("checkpoint", str(src), None, fix="No such file or folder")
-    out = Path(dst).expanduser() if dst is not None else default
-    if out.resolve() == source.resolve():
-        raise BadValueError("output", str(out), None, fix="Write the .safetensors file to another path")
-    if out.exists() and not overwrite:
-        raise BadValueError("output", str(out), None, fix="It exists already: pass --overwrite to replace it")
-    obj = load_torch_checkpoint(source, trust_pickle=trust_pickle)
-    if is_safetensors(source):
-        raise BadValueError("checkpoint", str(source), None, fix="It is a safetensors file already")
-    entry = ""
-    if isinstance(obj, dict):
-        for k in ("model", "state_dict", "state"):
-            if isinstance(obj.get(k), dict):
-                entry = k
-                break
-    state = obj[entry] if entry else obj
-    tensors: dict[str, Any] = {}
-    dropped: list[str] = [str(k) for k in obj if k != entry] if entry else []
-    _flatten(state, "", tensors, dropped)
-    if not tensors:
-        raise BadValueError("checkpoint", str(source), None, fix="It holds no tensors to convert")
-    meta = {"format": "pt", _META_SOURCE: source.name, _META_SHA: _sha256(source),
-            "embedprobe.entry": entry, "embedprobe.dropped": json.dumps(dropped)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        save_file(_storable(tensors), str(tmp), metadata=meta)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Converted(out, len(tensors), entry, tuple(dropped))
-
-
-def source_sha256(path: str | Path) -> str | None:
-    """The sha256 of the checkpoint a ``.safetensors`` file was converted from (its metadata), or ``None``."""
-    if not is_safetensors(path):
-        return None
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception:  # not readable: loading it will say so
-        return None
-    sha = meta.get(_META_SHA)
-    return sha if isinstance(sha, str) and len(sha) == 64 else None

@@ -20,8 +20,8 @@ In every folder a ``.safetensors`` copy of an official ``.pth`` (same stem, made
 ``embedprobe convert-weights``) is taken before the ``.pth`` itself.
 
 Missing weights raise ``MissingWeightsError`` with one sentence naming the file and where to put it.
-Loading never runs code from a pickle (``safeload``: ``load_torch_checkpoint``, ``check_hf_folder``,
-``convert_to_safetensors``, re-exported here); local Hugging Face folders are scanned before
+Loading never runs code from a pickle (``safeload``: ``load_torch_checkpoint``, ``check_hf_folder``;
+``conversion.convert_to_safetensors``; re-exported here); local Hugging Face folders are scanned before
 ``from_pretrained`` reads a ``pytorch_model.bin``.
 
 Example:
@@ -45,14 +45,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from embedprobe.errors import MissingWeightsError
+from embedprobe.extractors.conversion import convert_to_safetensors, source_sha256  # noqa: F401
 from embedprobe.extractors.safeload import (  # noqa: F401  (safe loading lives there; re-exported)
     UnsafePickleError,
     UntrustedPickleWarning,
     check_hf_folder,
-    convert_to_safetensors,
     extract_state_dict,
     load_torch_checkpoint,
-    source_sha256,
 )
 
 ENV_WEIGHTS = "EMBEDPROBE_WEIGHTS"

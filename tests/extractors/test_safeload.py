@@ -151,7 +151,7 @@ ROUTES = {
         save({"state": {"w": torch.ones(2)}, "x": System(f"touch '{s}'")}, t / "cdpam.pth", "legacy")),
     "ge2e --weights FILE": lambda t, m, s: (lambda p: lambda: create("ge2e", weights=p).load())(
         save({"model_state": {"w": torch.ones(2)}, "x": System(f"touch '{s}'")}, t / "ge2e.pt")),
-    "convert-weights": lambda t, m, s: (lambda p: lambda: S.convert_to_safetensors(p))(
+    "convert-weights": lambda t, m, s: (lambda p: lambda: W.convert_to_safetensors(p))(
         save(evil_state(s), t / "evil.pth")),
 }
 
@@ -173,7 +173,7 @@ def test_a_malicious_pickle_never_runs(route, env, monkeypatch):
     monkeypatch.setattr(Extractor, "trust_pickle", True)  # every extractor built in load() trusts
     with pytest.raises(BadValueError, match="posix.system"):
         if route == "convert-weights":
-            S.convert_to_safetensors(env / "evil.pth", trust_pickle=True)
+            W.convert_to_safetensors(env / "evil.pth", trust_pickle=True)
         else:
             load()
     assert not sentinel.exists()
@@ -319,7 +319,7 @@ def test_convert_round_trips_and_the_copy_is_preferred(tmp_path, tiny_cnn14, env
                 "statistics": {"mAP": np.float64(0.438)}}, home / CNN14_FILE)
     from_pth = Cnn14Extractor(tiny_cnn14.spec).load()
     assert from_pth.checkpoint_ == pth
-    done = S.convert_to_safetensors(pth)
+    done = W.convert_to_safetensors(pth)
     assert done.path == home / "Cnn14_16k_mAP=0.438.safetensors" and done.entry == "model"
     assert done.dropped == ("iteration", "statistics")
     copy = W.load_torch_checkpoint(done.path)
@@ -335,7 +335,7 @@ def test_convert_round_trips_and_the_copy_is_preferred(tmp_path, tiny_cnn14, env
     pth.write_bytes(b"\x80 damaged")
     assert Cnn14Extractor(tiny_cnn14.spec).load().checkpoint_ == done.path
     with pytest.raises(BadValueError, match="exists already"):
-        S.convert_to_safetensors(done.path.with_suffix(".pth"))
+        W.convert_to_safetensors(done.path.with_suffix(".pth"))
 
 
 def test_convert_vggish_pair_with_numpy_pca(tmp_path):
@@ -347,7 +347,7 @@ def test_convert_vggish_pair_with_numpy_pca(tmp_path):
     save(pca, tmp_path / "vggish_pca_params-970ea276.pth")
     before = VGGishExtractor(tiny.spec, weights=vgg, precision="fp32").load()
     for name in ("vggish-10086976.pth", "vggish_pca_params-970ea276.pth"):
-        S.convert_to_safetensors(tmp_path / name)
+        W.convert_to_safetensors(tmp_path / name)
         (tmp_path / name).unlink()  # only the copies are left
     after = VGGishExtractor(tiny.spec, weights=tmp_path / "vggish-10086976.safetensors", precision="fp32").load()
     wav = np.random.default_rng(2).standard_normal(32000).astype(np.float32)
