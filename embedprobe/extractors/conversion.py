@@ -109,8 +109,8 @@ def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, *, tr
         files = hf_pickle_files(src)
         if (src / "pytorch_model.bin.index.json").is_file() or not files:
             raise BadValueError("model folder", str(src), None, fix=(
-                "convert-weights converts a folder holding one pytorch_model.bin (a sharded or "
-                "safetensors folder needs no conversion here)"))
+                "convert-weights converts a folder holding one pytorch_model.bin (sharded pickles are "
+                "not supported; a folder with model.safetensors needs no conversion)"))
         source, default = files[0], src / "model.safetensors"
     elif src.is_file():
         source, default = src, src.with_suffix(".safetensors")
@@ -121,9 +121,11 @@ def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, *, tr
         raise BadValueError("output", str(out), None, fix="Write the .safetensors file to another path")
     if out.exists() and not overwrite:
         raise BadValueError("output", str(out), None, fix="It exists already: pass --overwrite to replace it")
-    obj = load_torch_checkpoint(source, trust_pickle=trust_pickle)
     if is_safetensors(source):
         raise BadValueError("checkpoint", str(source), None, fix="It is a safetensors file already")
+    obj = load_torch_checkpoint(source, trust_pickle=trust_pickle)
+    if callable(getattr(obj, "state_dict", None)):  # a whole pickled nn.Module (--trust-pickle)
+        obj = obj.state_dict()
     entry = ""
     if isinstance(obj, dict):
         for k in ("model", "state_dict", "state"):
