@@ -136,13 +136,21 @@ def _scan_one(stream: BinaryIO | bytes) -> set[str]:
 
     ``STACK_GLOBAL`` takes its module and name from the stack, so the stack is followed
     symbolically (strings and memo entries are tracked, everything else is a placeholder); a
-    name that is not a plain string there is reported as ``UNRESOLVED``.
+    name that is not a plain string there is reported as ``UNRESOLVED``, and so is a ``STOP``
+    before the end of its frame.
     """
     found: set[str] = set()
     stack: list[Any] = []
     memo: dict[int, Any] = {}
-    for op, arg, _pos in pickletools.genops(stream):
+    frame_end: int | None = None
+    for op, arg, pos in pickletools.genops(stream):
         name = op.name
+        if name == "FRAME" and pos is not None:
+            frame_end = pos + 9 + int(arg)
+        elif name == "STOP" and frame_end is not None and pos is not None and pos + 1 != frame_end:
+            # the unpickler reads whole frames: bytes hidden after STOP would be skipped here but
+            # not by torch's next pickle.load of a legacy file
+            found.add(UNRESOLVED)
         if name in ("GLOBAL", "INST"):
             module, _, attr = str(arg).partition(" ")
             found.add(_full_name(module, attr))
@@ -195,12 +203,13 @@ def pickle_globals(path: str | Path) -> set[str]:
     found: set[str] = set()
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
-            members = [n for n in zf.namelist() if n.endswith(".pkl")]
+            # every entry, duplicated names included (a reader may take the first, zipfile the last)
+            members = [info for info in zf.infolist() if info.filename.endswith(".pkl")]
             if not members:
                 raise ValueError("a zip archive without a data.pkl")
-            for member in members:
-                found |= _scan_one(zf.read(member))
-            if any(n.endswith("constants.pkl") for n in members):  # torch.load would run torch.jit.load
+            for info in members:
+                found |= _scan_one(zf.read(info))
+            if any(i.filename.endswith("constants.pkl") for i in members):  # torch.load runs jit.load
                 found.add(TORCHSCRIPT)
         return found
     if tarfile.is_tarfile(path):  # torch's oldest format: its pickles sit inside a tar archive
@@ -363,11 +372,12 @@ def load_torch_checkpoint(path: str | Path, *, trust_pickle: bool = False, mmap:
         return _full_load(path, kw)
     if not (trustable and trust_pickle):
         raise UnsafePickleError(path, extra, trustable)
+    obj = _full_load(path, kw)
     warnings.warn(
         f"--trust-pickle: loaded '{path}' with the full unpickler, which ran untrusted code paths "
         f"(the constructors of {', '.join(extra)}); convert it once with `embedprobe convert-weights` "
         "to stop unpickling it.", UntrustedPickleWarning, stacklevel=2)
-    return _full_load(path, kw)
+    return obj
 
 
 def _full_load(path: Path, kw: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -371,3 +372,55 @@ def test_convert_hf_folder_and_cli(tmp_path):
     assert list(got) == list(want)
     for layer in want:
         np.testing.assert_array_equal(got[layer], want[layer])
+
+
+# -- attempts to hide a payload from the scan --------------------------------------------------------
+@pytest.mark.parametrize("evil_first", [True, False])
+def test_a_duplicated_zip_entry_cannot_hide_the_payload(tmp_path, evil_first):
+    """Two ``archive/data.pkl`` entries: whichever one torch reads, the scan has read both."""
+    import zipfile
+
+    sentinel = tmp_path / "SENTINEL"
+    good = save({"model": {"w": torch.ones(2)}}, tmp_path / "good.pth")
+    bad = save({"model": {"w": torch.ones(2)}, "x": System(f"touch '{sentinel}'")}, tmp_path / "bad.pth")
+    out = tmp_path / "dup.pth"
+    with zipfile.ZipFile(good) as zg, zipfile.ZipFile(bad) as zb, zipfile.ZipFile(out, "w") as zo:
+        evil = zb.read(next(n for n in zb.namelist() if n.endswith("data.pkl")))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Duplicate name"
+            for info in zg.infolist():
+                data = zg.read(info)
+                if info.filename.endswith("data.pkl"):
+                    pair = [(info.filename, evil), (info.filename, data)]
+                    for name, blob in pair if evil_first else pair[::-1]:
+                        zo.writestr(name, blob)
+                else:
+                    zo.writestr(info, data)
+    try:  # torch reads one entry weights-only: the benign one loads, the evil one is refused
+        loaded = W.load_torch_checkpoint(out, trust_pickle=True)
+        assert set(loaded) == {"model"}
+    except BadValueError as err:
+        assert "posix.system" in str(err), err
+    assert not sentinel.exists()
+    assert "posix.system" in S.pickle_globals(out)
+
+
+def test_bytes_hidden_after_stop_inside_a_frame_are_refused(tmp_path):
+    """A legacy file whose object pickle ends (STOP) before its frame does: torch's next load starts
+    after the frame, so a scan that went on after STOP would read a decoy instead of the payload."""
+    import struct
+
+    sentinel = tmp_path / "SENTINEL"
+    header = b"".join(pickle.dumps(v, protocol=2) for v in (
+        torch.serialization.MAGIC_NUMBER, torch.serialization.PROTOCOL_VERSION,
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}))
+    decoy = pickle.dumps([], protocol=2)  # what a naive scan takes for the storage keys
+    body = b"}." + decoy
+    obj = b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body
+    payload = pickle.dumps(System(f"touch '{sentinel}'"), protocol=2)  # what torch really loads next
+    path = tmp_path / "framed.pth"
+    path.write_bytes(header + obj + payload)
+    with pytest.raises(BadValueError) as info:
+        W.load_torch_checkpoint(path, trust_pickle=True)
+    assert not sentinel.exists()
+    assert S.UNRESOLVED in str(info.value) or "posix.system" in str(info.value)
