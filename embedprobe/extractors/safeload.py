@@ -116,9 +116,12 @@ class UntrustedPickleWarning(UserWarning):
 
 
 # -- scanning ------------------------------------------------------------------------------------
-def _full_name(module: str, name: str) -> str:
+def _full_name(module: str, name: str, proto: int = 2) -> str:
+    """``module.name`` as the unpickler imports it (Python 2 names are mapped below protocol 3)."""
     import _compat_pickle
 
+    if proto >= 3:
+        return f"{module}.{name}"
     if (module, name) in _compat_pickle.NAME_MAPPING:
         module, name = _compat_pickle.NAME_MAPPING[(module, name)]
     else:
@@ -143,9 +146,12 @@ def _scan_one(stream: BinaryIO | bytes) -> set[str]:
     stack: list[Any] = []
     memo: dict[int, Any] = {}
     frame_end: int | None = None
+    proto = 0
     for op, arg, pos in pickletools.genops(stream):
         name = op.name
-        if name == "FRAME" and pos is not None:
+        if name == "PROTO":
+            proto = int(arg)
+        elif name == "FRAME" and pos is not None:
             frame_end = pos + 9 + int(arg)
         elif name == "STOP" and frame_end is not None and pos is not None and pos + 1 != frame_end:
             # the unpickler reads whole frames: bytes hidden after STOP would be skipped here but
@@ -153,12 +159,12 @@ def _scan_one(stream: BinaryIO | bytes) -> set[str]:
             found.add(UNRESOLVED)
         if name in ("GLOBAL", "INST"):
             module, _, attr = str(arg).partition(" ")
-            found.add(_full_name(module, attr))
+            found.add(_full_name(module, attr, proto))
         elif name == "STACK_GLOBAL":
             attr = stack.pop() if stack else None
             module = stack.pop() if stack else None
             ok = isinstance(module, str) and isinstance(attr, str)
-            found.add(_full_name(module, attr) if ok else UNRESOLVED)
+            found.add(_full_name(module, attr, proto) if ok else UNRESOLVED)
             stack.append(None)
             continue
         elif name.startswith("EXT"):
