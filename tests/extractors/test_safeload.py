@@ -424,3 +424,24 @@ def test_bytes_hidden_after_stop_inside_a_frame_are_refused(tmp_path):
         W.load_torch_checkpoint(path, trust_pickle=True)
     assert not sentinel.exists()
     assert S.UNRESOLVED in str(info.value) or "posix.system" in str(info.value)
+
+
+def test_a_library_s_own_refusal_becomes_one_sentence():
+    """A pickle refused inside a library (transformers downloading a .bin) surfaces from load() as
+    one sentence naming the global, not as torch's traceback."""
+    from embedprobe.extractors.base import Extractor
+
+    class Downloads(Extractor):
+        def _load(self):
+            raise pickle.UnpicklingError(
+                "Weights only load failed. In PyTorch 2.6 ...\n\nTrying to load unsupported GLOBAL "
+                "posix.system whose module posix is blocked.\n\nCheck the documentation ...")
+
+        def embed(self, wav):
+            return {}
+
+    with pytest.raises(S.UnsafePickleError) as info:
+        Downloads(get_spec("logmel-128")).load()
+    msg = str(info.value)
+    assert msg.startswith("Refused the weights of logmel-128: its pickle names posix.system")
+    assert "--trust-pickle" not in msg and "\n" not in msg
