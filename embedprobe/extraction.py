@@ -58,6 +58,9 @@ class ExtractConfig:
         min_duration_s: shorter clips are errors. *identity*
         corpus_options: options of the corpus reader (seed, label mapping ...). *identity*
         weights: local checkpoint overriding the model's default weights.
+        trust_pickle: let weights that pickle data classes beyond the safe allow-list load with
+            the full unpickler (their code runs; never for pickles naming functions). Recorded
+            in the cache's provenance, not identity.
         device: torch device.
         precision: ``auto`` (the family's fast path: bf16 on CPUs with native bf16, autocast on
             GPUs), ``fp32``, ``fp32-onednn``, ``bf16`` or ``fp16``; recorded in the cache. *identity*
@@ -90,6 +93,7 @@ class ExtractConfig:
     min_duration_s: float = 0.1
     corpus_options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    trust_pickle: bool = False
     device: str = "cpu"
     precision: str = "auto"
     batch_size: int = 16
@@ -338,12 +342,13 @@ def _create(cfg: ExtractConfig) -> Extractor:
     from embedprobe.extractors.registry import get_entry
 
     cls = get_entry(cfg.model, weights=cfg.weights).cls
+    common = {"device": cfg.device, "weights": cfg.weights, "trust_pickle": cfg.trust_pickle}
     if "precision" in inspect.signature(cls.__init__).parameters:
-        return create(cfg.model, device=cfg.device, weights=cfg.weights, precision=cfg.precision)
+        return create(cfg.model, precision=cfg.precision, **common)
     if cfg.precision not in ("auto", "fp32"):
         raise BadValueError(f"precision for {cfg.model}", cfg.precision, ("auto", "fp32"),
                             fix="This extractor has no reduced-precision path.")
-    return create(cfg.model, device=cfg.device, weights=cfg.weights)
+    return create(cfg.model, **common)
 
 
 def _pick(asked: tuple[str, ...] | None, available: tuple[str, ...], what: str) -> tuple[str, ...]:

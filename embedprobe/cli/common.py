@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -54,3 +56,24 @@ def csv_list(text: str | None) -> tuple[str, ...] | None:
     if not text:
         return None
     return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show embedprobe's own warnings (e.g. ``--trust-pickle`` ran untrusted code) as one yellow
+    line each; other warnings keep Python's format."""
+    from embedprobe.extractors.safeload import UntrustedPickleWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, UntrustedPickleWarning):
+            console.print(f"[bold yellow]warning:[/] {escape(str(message))}")
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from embedprobe.cli.common import console, csv_list, friendly, parse_options
+from embedprobe.cli.common import console, csv_list, friendly, parse_options, warnings_as_lines
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
         frame_layers: str = typer.Option(None, "--frame-layers", help="Layers whose frames are stored."),
         float16: bool = typer.Option(False, "--float16", help="Store features as float16."),
         weights: Path = typer.Option(None, "--weights", help="Local checkpoint file or folder."),
+        trust_pickle: bool = typer.Option(
+            False, "--trust-pickle",
+            help="Load weights that pickle Python classes beyond the safe allow-list (their code "
+                 "runs: only for files you trust; pickles naming functions are refused even then). "
+                 "Recorded in the cache. Better: embedprobe convert-weights once."),
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
         precision: str = typer.Option("auto", "--precision",
                                       help="auto, fp32, fp32-onednn, bf16 or fp16 (recorded in the cache)."),
@@ -53,6 +58,7 @@ def register(app: typer.Typer) -> None:
             frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
             dtype="float16" if float16 else "float32", chunk_s=chunk,
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
+            trust_pickle=trust_pickle,
             device=device, precision=precision, batch_size=batch_size, workers=workers, procs=procs,
             overwrite=overwrite,
             shard=k, n_shards=n, tag=tag, augment=augment, copies=copies, augment_seed=augment_seed,
@@ -68,7 +74,8 @@ def register(app: typer.Typer) -> None:
                           "4-class set" + ("; excluded from 4-class work: "
                                           + ", ".join(f"{k} {v}" for k, v in excl.items()) if excl else ""))
 
-        s = run(cfg, progress=not quiet, on_manifest=show)
+        with warnings_as_lines():
+            s = run(cfg, progress=not quiet, on_manifest=show)
         rate = s.audio_seconds / s.seconds if s.seconds else 0.0
         console.print(
             f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {s.cache} - "

@@ -6,6 +6,7 @@ subclass and registers one ``ExtractorSpec`` per variant (see ``registry.py``).
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,9 @@ class Extractor(ABC):
             per core in worker processes by default (``--procs``). False for the models that
             thread well in one process (measured on 2 cores, WavLM-Large bf16: 7.9 audio-s/s
             in one process, 8.0 with two single-threaded workers at steady state).
+        trust_pickle: its weights may load with the full unpickler when they pickle data classes
+            beyond the safe allow-list (``create(..., trust_pickle=True)``, ``--trust-pickle``);
+            ``False`` by default, and never for pickles that name functions (``safeload``).
 
     Args:
         spec: the variant to build.
@@ -80,13 +84,19 @@ class Extractor(ABC):
         self._loaded_keys: frozenset[str] = frozenset()
 
     replicate_on_cpu: bool = False
+    trust_pickle: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> Extractor:
         """Import heavy dependencies and build / load the model. Idempotent; returns self."""
         if not self._loaded:
             before = set(self.__dict__)
-            self._load()
+            try:
+                self._load()
+            except pickle.UnpicklingError as err:  # a library's own torch.load refused a pickle
+                from embedprobe.extractors.safeload import refusal_from_unpickler
+
+                raise refusal_from_unpickler(None, str(err), label=f"the weights of {self.spec.name}") from None
             self._loaded_keys = frozenset(set(self.__dict__) - before)
             self._loaded = True
         return self

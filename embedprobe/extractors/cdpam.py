@@ -15,8 +15,8 @@ What is kept from the package, and what is not:
     * the checkpoint ``CDPAM_trained/scratchJNDdefault_best_model.pth`` (dict with ``epochs``,
       ``optim``, ``state``; ``FINnet(...)`` loads ``state`` with every key matched; only the
       ``base_encoder`` is used). It is a legacy (non-zip) torch file that the weights-only
-      unpickler rejects (old ``INT`` opcodes), so its pickle is scanned first and loaded only
-      if every global it names is a plain tensor / OrderedDict rebuilder;
+      unpickler rejects (old ``INT`` opcodes), so its pickles are scanned first and loaded only
+      if every global they name is on the safe allow-list (``safeload``);
     * the input scaling of ``cdpam.load_audio``: samples times 32768, rounded (16-bit scale).
       Resampling to 22.05 kHz is done by ``embedprobe.audio`` (soxr), not librosa/resampy.
     The outputs are *not* L2-normalised (``CDPAM.forward`` normalises only for its distance).
@@ -25,7 +25,6 @@ What is kept from the package, and what is not:
 from __future__ import annotations
 
 import importlib.util
-import pickletools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -45,11 +44,6 @@ REVISION = "sha256:453c8b6edee1"  # the checkpoint inside cdpam 0.0.6
 # FINnet's settings in cdpam.CDPAM.__init__ (cdpam 0.0.6)
 FINNET = dict(encoder_layers=16, encoder_filters=64, ndim=[16, 6], classif_dp=0.05, classif_BN=0,
               classif_act="no", input_size=512)
-_SAFE_GLOBALS = {
-    "collections OrderedDict", "torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter",
-    "torch FloatStorage", "torch LongStorage", "torch IntStorage", "torch DoubleStorage",
-    "torch HalfStorage", "torch BFloat16Storage", "torch ByteStorage", "torch BoolStorage",
-}
 
 
 def package_dir() -> Path:
@@ -71,35 +65,15 @@ def models_module() -> Any:
     return sys.modules[name]
 
 
-def legacy_globals(path: Path) -> set[str]:
-    """Globals named by the object pickle of a legacy (pre-zip) ``torch.save`` file."""
-    found: set[str] = set()
-    with open(path, "rb") as f:
-        for _ in range(4):  # magic number, protocol, sys info, then the object itself
-            for op, arg, _pos in pickletools.genops(f):
-                if op.name in ("GLOBAL", "INST"):
-                    found.add(str(arg))
-                elif op.name == "STACK_GLOBAL":
-                    found.add("<STACK_GLOBAL>")
-                if op.name == "STOP":
-                    break
-    return found
+def load_checkpoint(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """Load CDPAM's checkpoint without running pickled code (``weights.load_torch_checkpoint``).
 
+    The wheel's legacy file names only tensor / OrderedDict rebuilders, so it loads although
+    torch's weights-only unpickler lacks its old opcodes; a ``.safetensors`` copy loads too.
+    """
+    from embedprobe.extractors.weights import load_torch_checkpoint
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load CDPAM's checkpoint: weights-only when possible, else a scanned legacy pickle."""
-    import zipfile
-
-    import torch
-
-    if zipfile.is_zipfile(path):
-        from embedprobe.extractors.weights import load_torch_checkpoint
-
-        return load_torch_checkpoint(path)
-    unsafe = legacy_globals(path) - _SAFE_GLOBALS
-    if unsafe:
-        raise BadValueError("checkpoint", str(path), fix=f"It pickles {sorted(unsafe)}, which could run code")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_torch_checkpoint(path, trust_pickle=trust_pickle)
 
 
 class CDPAMEncoder(RuntimeMixin, Extractor):
@@ -156,18 +130,18 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
                                           nefilters=self._random_config["nefilters"])
             source = self._revision = "random-init"
         else:
-            from embedprobe.extractors.weights import sha256_prefix
+            from embedprobe.extractors.weights import checkpoint_revision
 
             path = self._checkpoint()
             if not path.is_file():
                 raise MissingWeightsError(f"CDPAM weights '{CHECKPOINT}' are missing from the cdpam "
                                           f"package at '{package_dir()}': reinstall it (pip install cdpam).")
-            ckpt = load_checkpoint(path)
+            ckpt = load_checkpoint(path, trust_pickle=self.trust_pickle)
             state = ckpt["state"] if isinstance(ckpt, dict) and "state" in ckpt else ckpt
             net = models.FINnet(**FINNET)
             net.load_state_dict(state, strict=True)
             encoder, source = net.base_encoder, str(path)
-            self._revision = sha256_prefix(path)
+            self._revision = checkpoint_revision(path)
         channels = encoder.encoder[-1].out_channels
         if channels // 2 != self.spec.dim:
             raise BadValueError(f"checkpoint for {self.spec.name}", source,

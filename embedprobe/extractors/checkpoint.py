@@ -1,8 +1,10 @@
 """A base class for extractors built from official checkpoint files (CNN14, VGGish, MS-CLAP).
 
 ``CheckpointExtractor`` finds its files through ``weights.resolve_file`` (one resolution order
-for every family), loads them safely (``weights.load_torch_checkpoint``), reports the loaded
-revision as the files' sha256, and builds its network uninitialised before filling every
+for every family; a ``.safetensors`` copy made by ``embedprobe convert-weights`` comes before the
+``.pth``), loads them without running pickled code (``weights.load_torch_checkpoint``; data
+classes beyond the allow-list only with ``trust_pickle``), reports the loaded revision as the
+files' sha256 (a converted copy keeps its source's), and builds its network uninitialised before filling every
 learned tensor from the checkpoint, or from a seeded random state (``random_init``, for tests
 and benchmarks without downloads).
 """
@@ -19,10 +21,10 @@ from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec
 from embedprobe.extractors.runtime import RuntimeMixin
 from embedprobe.extractors.weights import (
+    checkpoint_revision,
     find_file,
     load_torch_checkpoint,
     resolve_file,
-    sha256_prefix,
 )
 
 
@@ -117,7 +119,7 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
         paths = self._paths or ([self.resolve(n) for n in self._files()] if self.weights_present() else [])
         if not paths:
             return self.spec.weights_revision
-        return "+".join(sha256_prefix(p) for p in paths)
+        return "+".join(checkpoint_revision(p) for p in paths)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -152,10 +154,10 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
         return fastpath.inference(self.precision_, self.device)
 
     def _checkpoint(self, path: Path, mmap: bool = False) -> Any:
-        """Load a checkpoint; unsafe pickles only for a file the user named with ``--weights``."""
-        trusted = self.weights is not None and self.weights.resolve() in (
-            path.resolve(), path.resolve().parent)
-        return load_torch_checkpoint(path, trusted=trusted, mmap=mmap)
+        """Load a checkpoint (``.pth`` or ``.safetensors``) without running pickled code; data
+        classes beyond the allow-list only with ``trust_pickle`` (``--trust-pickle``), wherever
+        the file was found."""
+        return load_torch_checkpoint(path, trust_pickle=self.trust_pickle, mmap=mmap)
 
     def _network(self, factory: Callable[[], Any], state: Callable[[], Any], *, seed_offset: int = 0,
                  what: str | None = None, derived: Sequence[str] = ()) -> Any:

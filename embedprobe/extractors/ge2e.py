@@ -142,8 +142,12 @@ class GE2E(Extractor):
                 f"GE2E checkpoint not found at {path}: run pip install 'embedprobe[ge2e]' "
                 "(the weights ship inside the resemblyzer wheel) or pass weights=path/to/pretrained.pt"
             )
+        from embedprobe.extractors.weights import UnsafePickleError, load_torch_checkpoint
+
         try:
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+            ckpt = load_torch_checkpoint(path, trust_pickle=self.trust_pickle)
+        except UnsafePickleError:
+            raise
         except Exception as e:  # noqa: BLE001 - any unreadable file means "no usable weights"
             raise MissingWeightsError(
                 f"{path} is not a readable torch checkpoint ({type(e).__name__}): point weights= at "

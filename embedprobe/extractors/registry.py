@@ -56,12 +56,18 @@ def get_spec(name: str, *, weights: str | Path | None = None) -> ExtractorSpec:
 
 
 def create(
-    name: str, *, device: str = "cpu", weights: str | Path | None = None, **options: Any
+    name: str, *, device: str = "cpu", weights: str | Path | None = None, trust_pickle: bool = False,
+    **options: Any,
 ) -> Extractor:
     """Build (but do not load) the extractor registered as ``name`` (or a prefixed ``hf:<id>``).
 
-    ``options`` are family-specific keyword arguments (e.g. ``precision="fp32"`` for the
-    transformers families); a family that takes none rejects them with a ``TypeError``.
+    ``trust_pickle`` lets its weights load with the full unpickler when they pickle data classes
+    beyond the safe allow-list (``--trust-pickle``; see ``safeload``). ``options`` are
+    family-specific keyword arguments (e.g. ``precision="fp32"`` for the transformers
+    families); a family that takes none rejects them with a ``TypeError``.
     """
     entry = get_entry(name, weights=weights)
-    return entry.cls(entry.spec, device=device, weights=weights, **options)
+    ext = entry.cls(entry.spec, device=device, weights=weights, **options)
+    if trust_pickle:
+        ext.trust_pickle = True
+    return ext

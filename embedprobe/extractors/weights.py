@@ -16,7 +16,13 @@ download. "Online" is decided fast (``hub_offline``): ``HF_HUB_OFFLINE``/``TRANS
 first, else one TCP connect to the hub endpoint with a short timeout, so an offline machine
 never sits through the hub client's 30-50 s of retries.
 
+In every folder a ``.safetensors`` copy of an official ``.pth`` (same stem, made once with
+``embedprobe convert-weights``) is taken before the ``.pth`` itself.
+
 Missing weights raise ``MissingWeightsError`` with one sentence naming the file and where to put it.
+Loading never runs code from a pickle (``safeload``: ``load_torch_checkpoint``, ``check_hf_folder``;
+``conversion.convert_to_safetensors``; re-exported here); local Hugging Face folders are scanned before
+``from_pretrained`` reads a ``pytorch_model.bin``.
 
 Example:
     >>> path = resolve_file("Cnn14_16k_mAP=0.438.pth", what="CNN14",
@@ -38,7 +44,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from embedprobe.errors import BadValueError, MissingWeightsError
+from embedprobe.errors import MissingWeightsError
+from embedprobe.extractors.conversion import convert_to_safetensors, source_sha256  # noqa: F401
+from embedprobe.extractors.safeload import (  # noqa: F401  (safe loading lives there; re-exported)
+    UnsafePickleError,
+    UntrustedPickleWarning,
+    check_hf_folder,
+    extract_state_dict,
+    load_torch_checkpoint,
+)
 
 ENV_WEIGHTS = "EMBEDPROBE_WEIGHTS"
 ENV_HOME = "EMBEDPROBE_HOME"
@@ -78,6 +92,14 @@ def _names(filenames: str | Sequence[str]) -> tuple[str, ...]:
     return (filenames,) if isinstance(filenames, str) else tuple(filenames)
 
 
+def _candidates(name: str) -> tuple[str, ...]:
+    """``name``, preceded by its ``.safetensors`` copy for a pickle checkpoint name."""
+    p = Path(name)
+    if p.suffix in {".pth", ".pt", ".bin", ".ckpt"}:
+        return (p.with_suffix(".safetensors").name, name)
+    return (name,)
+
+
 def find_file(
     filenames: str | Sequence[str], *, explicit: str | Path | None = None,
     extra_dirs: Sequence[str | Path] = (),
@@ -85,6 +107,7 @@ def find_file(
     """The first existing checkpoint among the official ``filenames`` in the search order, or ``None``.
 
     An explicit *file* is returned as is (any name), an explicit *directory* is searched first.
+    In each folder, ``X.safetensors`` (a converted copy) comes before the official ``X.pth``.
     No network access.
     """
     names = _names(filenames)
@@ -98,8 +121,9 @@ def find_file(
         dirs = [explicit]  # a directory the user named is the only place to look
     for d in dirs:
         for name in names:
-            if (d / name).is_file():
-                return d / name
+            for candidate in _candidates(name):
+                if (d / candidate).is_file():
+                    return d / candidate
     return None
 
 
@@ -263,8 +287,13 @@ def resolve_hf(
         explicit: a local model folder (``--weights``); used as is.
         required: files that must be in a cached snapshot for it to count.
 
+    A local folder's pickle weight files are scanned first (``safeload.check_hf_folder``): one
+    beyond the safe allow-list is refused, whatever ``--trust-pickle`` says (transformers reads it
+    weights-only); ``embedprobe convert-weights FOLDER --trust-pickle`` is the way for data classes.
+
     Raises:
         MissingWeightsError: offline and the model is not cached, or ``explicit`` is unusable.
+        UnsafePickleError: the folder's ``pytorch_model.bin`` names globals beyond the allow-list.
     """
     what = what or repo_id
     if explicit is not None:
@@ -277,9 +306,11 @@ def resolve_hf(
             raise MissingWeightsError(
                 f"{what} weights not found in '{folder}': it needs {', '.join(required)} and one of "
                 f"{', '.join(HF_WEIGHT_FILES)} (download {repo_id} with `hf download {repo_id}`).")
+        check_hf_folder(folder)
         return HFSource(str(folder), None, True, True)
     cached = hf_cached_snapshot(repo_id, revision, required)
     if cached is not None:
+        check_hf_folder(cached)
         return HFSource(str(cached), revision, True, True, commit=cached.name)
     if hub_offline():
         rev = f" --revision {revision}" if revision else ""
@@ -329,123 +360,9 @@ def sha256_prefix(path: str | Path, n: int = 12) -> str:
     return f"sha256:{_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)[:n]}"
 
 
-# Globals that old checkpoints pickle next to their tensors (numpy scalars and arrays in training
-# statistics, random states): plain data, safe to allow under torch's weights_only unpickler.
-_NUMPY_SAFE = (
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-    "numpy.ndarray", "numpy.dtype",
-)
-
-
-def _numpy_safe_globals() -> list[Any]:
-    """``(object, pickled name)`` pairs for ``torch.serialization.safe_globals``: numpy data only."""
-    import importlib
-
-    import numpy as np
-
-    out: list[Any] = []
-    for name in _NUMPY_SAFE:
-        module, _, attr = name.rpartition(".")
-        with warnings.catch_warnings():  # numpy 2 warns on the numpy.core alias old pickles name
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                out.append((getattr(importlib.import_module(module), attr), name))
-            except (ImportError, AttributeError):  # numpy 1 has no numpy._core
-                continue
-    # dtype classes are reached through numpy.dtype's reduce and are not named in the pickle.
-    out.extend(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType"))
-    return out
-
-
-def load_torch_checkpoint(path: str | Path, *, trusted: bool = False, mmap: bool = False) -> Any:
-    """Load a ``.pth`` file safely: tensors and plain data only, unless the user vouches for it.
-
-    1. ``torch.load(weights_only=True)``: the safe unpickler (tensors, dicts, lists, numbers).
-    2. If that fails, once more with numpy's scalar/array/dtype globals allowlisted: PANNs
-       checkpoints pickle training statistics as numpy values (``numpy.core.multiarray.
-       _reconstruct``, ``numpy.dtype`` ...). Nothing that can run code is allowed.
-    3. Anything else is refused, unless ``trusted=True`` (a file the user named explicitly
-       with ``--weights``), which falls back to ``weights_only=False`` with a warning.
-
-    ``mmap=True`` maps the file instead of reading it (zip-format files only), so tensors that
-    are never used (a text encoder next to the audio encoder) are never read from disk.
-
-    Raises:
-        BadValueError: the file is not a readable checkpoint, or it needs an unpickler that
-            could run code and is not trusted.
-    """
-    import pickle
-
-    import torch
-
-    path = Path(path)
-    is_zip = _is_zip(path)
-    kw: dict[str, Any] = {"map_location": "cpu", "mmap": mmap and is_zip}
-    try:
-        if not is_zip and _first_byte(path) != b"\x80":  # neither zip nor legacy pickle
-            raise ValueError("neither a zip archive nor a legacy torch.save pickle")
-        try:
-            return torch.load(path, weights_only=True, **kw)
-        except pickle.UnpicklingError:
-            pass
-        try:
-            with torch.serialization.safe_globals(_numpy_safe_globals()):
-                return torch.load(path, weights_only=True, **kw)
-        except pickle.UnpicklingError as err:
-            unsafe = _unsafe_globals(path) or [_unpickler_complaint(str(err))]
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        raise BadValueError(
-            "checkpoint file", str(path), None,
-            fix=f"It is not a readable PyTorch checkpoint ({type(err).__name__}: "
-                f"{str(err).splitlines()[0][:120]}); a truncated download? Download it again") from None
-    if trusted:
-        warnings.warn(f"Loading '{path}' with weights_only=False because it pickles {unsafe}; "
-                      "only do this for files you trust.", stacklevel=2)
-        return torch.load(path, weights_only=False, **kw)
-    raise BadValueError(
-        "checkpoint", str(path), None,
-        fix=f"It pickles Python objects that could run code ({', '.join(unsafe)}); if you trust "
-            "the file, pass it explicitly with --weights PATH to load it anyway")
-
-
-def _first_byte(path: Path) -> bytes:
-    with path.open("rb") as f:
-        return f.read(1)
-
-
-def _is_zip(path: Path) -> bool:
-    import zipfile
-
-    return zipfile.is_zipfile(path)
-
-
-def _unpickler_complaint(text: str) -> str:
-    """The line of torch's long weights_only message that says what was refused."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for i, ln in enumerate(lines):
-        if "Unsupported" in ln or "GLOBAL" in ln:
-            return ln[:200]
-        if ln.startswith("WeightsUnpickler error") and i + 1 < len(lines):
-            return lines[i + 1][:200]
-    return lines[-1][:200] if lines else "unknown content"
-
-
-def _unsafe_globals(path: Path) -> list[str]:
-    import torch
-
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except (ValueError, RuntimeError):  # legacy (pre-zip) format: not listable
-        return []
-
-
-def extract_state_dict(obj: Any, keys: Sequence[str] = ("model", "state_dict", "state")) -> dict:
-    """The tensor dict inside a loaded checkpoint (``obj['model']`` etc., or ``obj`` itself)."""
-    for k in keys:
-        if isinstance(obj, dict) and isinstance(obj.get(k), dict):
-            return obj[k]
-    if isinstance(obj, dict):
-        return obj
-    raise BadValueError("checkpoint content", type(obj).__name__, ["dict"],
-                        fix="Expected a state dict or a dict with a 'model' entry")
+def checkpoint_revision(path: str | Path) -> str:
+    """The weights revision of a checkpoint file: ``sha256:<prefix>`` of the file, or of its
+    source for a ``.safetensors`` copy made by ``convert_to_safetensors`` (same tensors, so
+    caches made from either resume with the other)."""
+    sha = source_sha256(path)
+    return f"sha256:{sha[:12]}" if sha else sha256_prefix(path)

@@ -115,7 +115,7 @@ def test_finds_panns_inference_download_folder(tmp_path, monkeypatch):
     assert ext.resolve() == tmp_path / "home" / "panns_data" / "Cnn14_mAP=0.431.pth"
 
 
-def test_code_pickling_checkpoint_loads_only_when_named_explicitly(tmp_path, monkeypatch):
+def test_data_class_pickling_checkpoint_loads_only_with_trust_pickle(tmp_path, monkeypatch):
     tiny = Cnn14Extractor.for_tests(get_spec("cnn14-16k")).load()
     folder = tmp_path / "ep" / "weights"
     folder.mkdir(parents=True)
@@ -123,9 +123,13 @@ def test_code_pickling_checkpoint_loads_only_when_named_explicitly(tmp_path, mon
     torch.save({"model": tiny._net.state_dict(), "args": argparse.Namespace(lr=1e-3)}, path)
     monkeypatch.setenv("EMBEDPROBE_HOME", str(tmp_path / "ep"))
     monkeypatch.delenv("EMBEDPROBE_WEIGHTS", raising=False)
-    with pytest.raises(BadValueError, match="argparse.Namespace.*pass it explicitly with --weights"):
-        Cnn14Extractor(tiny.spec).load()  # found in the default folder: not trusted
-    with pytest.warns(UserWarning, match="weights_only=False"):
-        ext = Cnn14Extractor(tiny.spec, weights=path).load()
+    with pytest.raises(BadValueError, match="argparse.Namespace.*pass --trust-pickle"):
+        Cnn14Extractor(tiny.spec).load()  # found in the default folder
+    with pytest.raises(BadValueError, match="argparse.Namespace.*pass --trust-pickle"):
+        Cnn14Extractor(tiny.spec, weights=path).load()  # naming the file is no longer trust
+    trusting = Cnn14Extractor(tiny.spec, weights=path)
+    trusting.trust_pickle = True
+    with pytest.warns(UserWarning, match="--trust-pickle: .*untrusted code paths.*argparse.Namespace"):
+        ext = trusting.load()
     wav = GOLDEN["16k_wav"]
     np.testing.assert_allclose(ext.embed(wav)["embedding"], tiny.embed(wav)["embedding"], rtol=1e-6)

@@ -166,15 +166,16 @@ def test_loads_plain_and_numpy_pickling_checkpoints(tmp_path):
     assert W.load_torch_checkpoint(tmp_path / "legacy.pth", mmap=True)["s"] == 1.0
 
 
-def test_code_pickles_load_only_when_trusted(tmp_path):
+def test_data_class_pickles_load_only_with_trust_pickle(tmp_path):
     path = tmp_path / "args.pth"
     torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=0.1)}, path)
-    with pytest.raises(BadValueError, match="argparse.Namespace.*--weights PATH"):
+    with pytest.raises(W.UnsafePickleError, match="argparse.Namespace.*pass --trust-pickle"):
         W.load_torch_checkpoint(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert W.load_torch_checkpoint(path, trusted=True)["args"].lr == 0.1
-    assert any("weights_only=False" in str(w.message) for w in caught)
+        assert W.load_torch_checkpoint(path, trust_pickle=True)["args"].lr == 0.1
+    [warning] = [w for w in caught if w.category is W.UntrustedPickleWarning]
+    assert "untrusted code paths" in str(warning.message) and "\n" not in str(warning.message)
 
 
 @pytest.mark.parametrize("content", [b"<html>rate limited</html>", b"PK\x03\x04truncated"])
