@@ -1,4 +1,4 @@
-"""``embedprobe list extractors|corpora``."""
+"""``embedprobe list extractors|corpora|probes|augmentations``."""
 
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ from rich.table import Table
 from embedprobe.cli.common import friendly, out
 from embedprobe.errors import BadValueError
 
-KINDS = ("extractors", "corpora")
+KINDS = ("extractors", "corpora", "probes", "augmentations")  # = embedprobe.listing.LISTINGS
 
 
 def register(app: typer.Typer) -> None:
     @app.command("list")
     @friendly
     def list_(
-        kind: str = typer.Argument(..., help="What to list: extractors or corpora."),
+        kind: str = typer.Argument(..., help="What to list: extractors, corpora, probes or augmentations."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """List the registered extractors (with dims, rate, layers, licence, weights) or corpora."""
-        from embedprobe.listing import list_corpora, list_extractors
+        """List the registered extractors (with dims, rate, layers, licence, weights), corpora, probes or augmentations."""
+        from embedprobe.listing import LISTINGS
 
-        if kind not in KINDS:
+        if kind not in LISTINGS:
             raise BadValueError("kind", kind, KINDS)
-        rows = list_extractors() if kind == "extractors" else list_corpora()
+        rows = LISTINGS[kind]()
         if as_json:
             out.print_json(json.dumps(rows))
             return

@@ -21,7 +21,7 @@ from embedprobe.registry import Registry
 log = logging.getLogger("embedprobe.corpora")
 
 #: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``).
-CORPORA: Registry[type[Corpus]] = Registry("corpus")
+CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora")
 
 
 def register(cls: type[Corpus]) -> type[Corpus]:
