@@ -87,10 +87,16 @@ def domain_gap_for(
         (path, fingerprint, clip counts per corpus), config, versions; plus ``files`` when
         ``out`` is given.
     """
-    from embedprobe.eval.domain import domain_gap, identifiability
+    from embedprobe.eval.domain import PROBES, SHRINKAGE, domain_gap, identifiability
     from embedprobe.probing import available_corpora, cache_file, load_corpus
 
     t0 = time.perf_counter()
+    if probe not in PROBES:  # checked before any cache is read
+        raise BadValueError("identifiability probe", probe, PROBES)
+    if isinstance(shrinkage, str) and shrinkage not in SHRINKAGE or (
+            not isinstance(shrinkage, str) and not 0.0 <= float(shrinkage) <= 1.0):
+        raise BadValueError("covariance shrinkage", shrinkage, fix=f"Use one of {list(SHRINKAGE)} or a "
+                            "number in [0, 1].")
     have = available_corpora(cache_dir, model)
     names = list(dict.fromkeys(corpora)) if corpora else have
     for c in names:

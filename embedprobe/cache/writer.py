@@ -155,7 +155,7 @@ class CacheWriter:
         return CacheLockedError(
             f"The cache {self.path}{what} is being written by another process: {holders}. "
             f"Fix: {hint or 'wait for it to finish (or stop it), or write to another --out'}; to run "
-            "several workers on one cache, give each its own --shard K --n-shards N.")
+            "several workers on one cache, give each its own --shard K/N and join them with embedprobe merge.")
 
     def _acquire(self, overwrite: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

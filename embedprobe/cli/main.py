@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from embedprobe import __version__
-from embedprobe.cli import acoustics, bench, domain, extract, info, listing, probe, report
+try:  # Ctrl-C while the modules load (the first ~0.3 s) ends like any other interruption
+    import typer
+
+    from embedprobe import __version__
+    from embedprobe.cli import acoustics, bench, domain, extract, info, listing, probe, report
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted: nothing was done; run the same command again.\n")
+    raise SystemExit(130) from None
 
 app = typer.Typer(
     name="embedprobe",

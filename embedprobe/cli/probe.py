@@ -41,9 +41,11 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
+        from embedprobe.checks import count
         from embedprobe.probing import ProbeConfig, load_results
         from embedprobe.probing import probe as run
 
+        count("number of seeds", seeds, option="--seeds")
         params = parse_options(param)
         for key, value in (("frame_mask", frame_mask), ("mix_prob", mix), ("noise_std", noise)):
             if value is not None:
