@@ -147,19 +147,22 @@ def domain_gap_for(
 
 def markdown(record: dict[str, Any]) -> str:
     """Two Markdown tables: Fréchet distances per layer and pair, identifiability per layer."""
-    lines = [f"## Domain gap: {record['model']}", "",
-             f"Corpora: {', '.join(record['corpora'])} (4-class clips, mean-pooled). "
+    from embedprobe.report.escape import md
+
+    lines = [f"## Domain gap: {md(record['model'])}", "",
+             f"Corpora: {md(', '.join(record['corpora']))} (4-class clips, mean-pooled). "
              "FD/var = Fréchet distance / mean total variance (scale-free).", "",
              "| layer | pair | FD | FD/var | mean term | cov term | shrinkage |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in record["frechet"]:
-        lines.append(f"| {r['layer']} | {r['a']} vs {r['b']} | {r['frechet']:.4g} | {r['frechet_norm']:.3f} "
+        lines.append(f"| {md(r['layer'])} | {md(r['a'])} vs {md(r['b'])} | {r['frechet']:.4g} | {r['frechet_norm']:.3f} "
                      f"| {r['mean_term']:.4g} | {r['cov_term']:.4g} | {r['shrinkage']} |")
     lines += ["", "Corpus identifiability (a probe predicting the corpus; chance = "
               f"{1 / len(record['corpora']):.2f} balanced accuracy, 0.5 AUROC):", "",
-              "| layer | balanced acc. | AUROC | split | " + " | ".join(f"recall {c}" for c in record["corpora"]) + " |",
+              "| layer | balanced acc. | AUROC | split | " + " | ".join(f"recall {md(c)}" for c in record["corpora"])
+              + " |",
               "|---|---:|---:|---|" + "---:|" * len(record["corpora"])]
     for layer, r in record["identifiability"].items():
-        lines.append(f"| {layer} | {r['balanced_accuracy']:.3f} | {r['auroc']:.3f} | {r['split']} | "
+        lines.append(f"| {md(layer)} | {r['balanced_accuracy']:.3f} | {r['auroc']:.3f} | {md(r['split'])} | "
                      + " | ".join(f"{r['per_corpus_recall'][c]:.3f}" for c in record["corpora"]) + " |")
     return "\n".join(lines) + "\n"

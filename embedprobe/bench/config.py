@@ -220,6 +220,17 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
 
 
 # ------------------------------------------------------------------------------------- sections
+def _path_safe(name: str) -> bool:
+    from embedprobe.checks import name_for_path
+    from embedprobe.errors import BadValueError
+
+    try:
+        name_for_path("name", name)
+    except BadValueError:
+        return False
+    return True
+
+
 def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
     from embedprobe.corpora import CORPORA
     from embedprobe.synth import DEFAULTS
@@ -233,6 +244,10 @@ def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
         if "+" in key or "," in key or key == "all":
             raise ConfigError(chk.source, "corpus name", key, fix="Corpus names may not contain "
                                 "'+' or ',' (they join training sets) nor be 'all'.")
+        if not _path_safe(key):  # it names folders and cache files under the bench's out folder
+            raise ConfigError(chk.source, "corpus name", key, fix="It becomes a folder and file name: use "
+                              "letters, digits and '.', '_', '-' only, starting with a letter or digit, "
+                              "no '..' (e.g. synth-iemocap).")
         if not isinstance(spec, dict):
             raise ConfigError(chk.where(sec), "table", spec, fix=f"Write it as a table: [{sec}] root = PATH.")
         chk.keys(spec, ("root", "reader", "synthetic", "options", "protocol", *_SYNTH_KEYS), sec)
