@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from embedprobe.cli.common import friendly, out
@@ -36,5 +37,5 @@ def register(app: typer.Typer) -> None:
             cells = dict(row)
             if "licence" in cells:  # the short form; --json has the full text
                 cells["licence"] = str(cells["licence"]).split(" (")[0].split(";")[0]
-            table.add_row(*(str(v) for v in cells.values()))
+            table.add_row(*(escape(str(v)) for v in cells.values()))
         out.print(table)

@@ -26,7 +26,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     out = Path(out) if out else results_dir / "report.md"
     figs = out.parent / "figures"
     parts = ["# embedprobe report", "",
-             f"{len(runs)} run(s) from {md_code(results_dir)}. Cells read `mean [95% bootstrap interval]`; "
+             f"{len(runs)} run(s) from {md(results_dir)}. Cells read `mean [95% bootstrap interval]`; "
              "the in-domain cell of a corpus follows its own split protocol (mean over folds).", ""]
     for path, rec in runs:
         parts += _section(path, rec, figs, out.parent)
@@ -41,8 +41,8 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
     lines = [f"## {md(cfg['model'])} · {md(cfg['probe'])} probe · trained on "
              f"{md(', '.join(rec['resolved']['train_sets'][0]))}",
              "",
-             f"- results: {md_code(path.name)}; seeds {md(rec['seeds'])}; layer "
-             f"{md_code(next(iter(rec['caches'].values()))['layer'])}; pooling {md_code(cfg.get('pooling'))}; "
+             f"- results: {md(path.name)}; seeds {md(rec['seeds'])}; layer "
+             f"{md(next(iter(rec['caches'].values()))['layer'])}; pooling {md(cfg.get('pooling'))}; "
              f"frames {md(cfg.get('frames'))}; scrambled {md(', '.join(cfg.get('scramble') or []) or 'none')}",
              f"- code {md(rec.get('code_version'))}; torch {md(rec['versions'].get('torch'))}; "
              f"{rec.get('seconds', 0):.0f} s",
