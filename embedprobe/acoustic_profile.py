@@ -135,6 +135,8 @@ def profile(
     spec = _augment_spec(augment)
     for what, value in (("copies", copies), ("workers", workers), ("threads", threads), ("batch_size", batch_size)):
         checks.count(what.replace("_", " "), value, option=f"--{what.replace('_', '-')}")
+    if max_clips is not None:
+        checks.count("max clips", max_clips, option="--max-clips")
     copies = int(copies) if augment else 1
     manifest = scan(corpus, root, **(corpus_options or {}))
     clips = manifest.labelled() if labelled_only else list(manifest.clips)
