@@ -61,7 +61,7 @@ def device(value: str, *, check_available: bool = True) -> str:
     Only CUDA and MPS devices import torch (to ask whether they exist).
     """
     text = str(value).strip()
-    if not _DEVICE.match(text):
+    if not _DEVICE.fullmatch(text):
         raise BadValueError("device", value, ["cpu", "cuda", "cuda:N", "mps"],
                             fix="Name a torch device, e.g. --device cpu or --device cuda:0.")
     if not check_available or text == "cpu":
@@ -96,7 +96,7 @@ def name_for_path(what: str, value: str) -> str:
     that no name can leave the output folder or make a nested or hidden path.
     """
     text = str(value)
-    if not _SAFE_NAME.match(text) or ".." in text:
+    if not _SAFE_NAME.fullmatch(text) or ".." in text:
         raise BadValueError(what, value, fix="It becomes part of a file name: use letters, digits and "
                             "'.', '_', '-', '+', '=' only, starting with a letter or digit, no '..' "
                             "(e.g. 'emodb-small').")

@@ -1,0 +1,31 @@
+"""Bench corpus names become folder and file names: names that would leave the output folder,
+nest a folder or hide a file are refused when the config is read, before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embedprobe.bench.checks import ConfigError
+from embedprobe.bench.config import parse_config
+
+
+def raw(key: str, out: Path) -> dict:
+    return {"bench": {"out": str(out)}, "extract": {"models": ["logmel-128"]},
+            "corpora": {key: {"synthetic": "emodb"}}, "grid": {"train": [key]}}
+
+
+@pytest.mark.parametrize("key", ["../../ESCAPED", "a/b", "..", ".hidden", "a\\b", "a b", "-x", "x\n", ""])
+def test_unsafe_corpus_names_are_refused(key: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw(key, tmp_path / "out"), source="b.toml")
+    msg = str(err.value)
+    assert "corpus name" in msg and repr(key) in msg and "letters, digits" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["emodb", "synth-iemocap", "crema-d", "msp_podcast.v1", "A1"])
+def test_ordinary_corpus_names_pass(key: str, tmp_path: Path) -> None:
+    cfg = parse_config(raw(key, tmp_path / "out"), source="b.toml")
+    assert [c.key for c in cfg.corpora] == [key]
