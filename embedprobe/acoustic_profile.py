@@ -137,6 +137,11 @@ def profile(
         checks.count(what.replace("_", " "), value, option=f"--{what.replace('_', '-')}")
     if max_clips is not None:
         checks.count("max clips", max_clips, option="--max-clips")
+    checks.count("augmentation seed", seed, low=0, option="--seed")
+    if not augment and (copies != 1 or seed != 0):
+        raise BadValueError("option without effect", "--copies" if copies != 1 else "--seed",
+                            fix="It only applies with --augment NAME; add it or drop the option.")
+    checks.count("subset seed", subset_seed, low=0, option="--subset-seed")
     copies = int(copies) if augment else 1
     manifest = scan(corpus, root, **(corpus_options or {}))
     clips = manifest.labelled() if labelled_only else list(manifest.clips)

@@ -91,6 +91,8 @@ def domain_gap_for(
     from embedprobe.probing import available_corpora, cache_file, load_corpus
 
     t0 = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise BadValueError("seed", seed, fix="Use an integer >= 0.")
     if probe not in PROBES:  # checked before any cache is read
         raise BadValueError("identifiability probe", probe, PROBES)
     if isinstance(shrinkage, str) and shrinkage not in SHRINKAGE or (

@@ -254,6 +254,14 @@ def check_config(cfg: ExtractConfig) -> None:
     if cfg.tag:
         checks.name_for_path("cache tag", cfg.tag)
     check_shard(cfg.shard, cfg.n_shards)
+    unused = [opt for opt, given in (("--frame-hop", cfg.frame_hop_s is not None),
+                                     ("--frame-layers", cfg.frame_layers is not None)) if given and not cfg.frames]
+    unused += [opt for opt, given in (("--copies", cfg.copies != 1), ("--augment-seed", cfg.augment_seed != 0))
+               if given and not cfg.augment]
+    if unused:  # an option that would be ignored is a mistake the user should hear about
+        needs = "--frames" if unused[0] in ("--frame-hop", "--frame-layers") else "--augment NAME"
+        raise BadValueError("option without effect", unused[0], fix=f"{unused[0]} only applies with {needs}; "
+                            "add it or drop the option.")
 
 
 def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, frame_layers, factor,

@@ -287,6 +287,9 @@ def check_config(cfg: ProbeConfig) -> None:
 
     PROBES.get(cfg.probe)  # an unknown probe lists the registered ones
     checks.choice("pooling", cfg.pooling, POOLINGS)
+    if cfg.frames and cfg.pooling != "mean":
+        raise BadValueError("pooling with frame-level input", cfg.pooling, fix="With --frames the probe pools "
+                            "the frames itself: use --param pooling=mean+std instead of --pooling meanstd.")
     if not cfg.seeds:
         raise BadValueError("seeds", cfg.seeds, fix="Use at least one seed (--seeds 1 or more).")
     for seed in cfg.seeds:

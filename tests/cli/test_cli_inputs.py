@@ -48,6 +48,10 @@ EXTRACT_BAD = {
     "--tag a/b": "cache tag 'a/b'",
     "--shard 2/2": "shard '2/2'",
     "--shard x": "shard 'x'",
+    "--copies 2": "--copies only applies with --augment NAME",
+    "--augment-seed 3": "--augment-seed only applies with --augment NAME",
+    "--frame-hop 0.02": "--frame-hop only applies with --frames",
+    "--frame-layers logmel": "--frame-layers only applies with --frames",
 }
 
 
@@ -85,6 +89,7 @@ PROBE_BAD = {
     "--noise -1": "noise_std -1.0",
     "--tag ../x": "results tag '../x'",
     "--protocol nope=speaker": "corpus in --protocol 'nope'",
+    "--frames --pooling meanstd": "--param pooling=mean+std",
 }
 
 
@@ -100,6 +105,7 @@ def test_probe_refuses_bad_values(args: str, tmp_path: Path) -> None:
     ("--probe bogus", "identifiability probe 'bogus'"),
     ("--shrinkage bogus", "covariance shrinkage 'bogus'"),
     ("--shrinkage 1.5", "covariance shrinkage 1.5"),
+    ("--seed -1", "seed -1"),
 ])
 def test_domain_refuses_bad_values(args: str, needle: str, tmp_path: Path) -> None:
     code, text = run("domain", "-m", "logmel-128", "--cache-dir", str(tmp_path), *args.split())
@@ -109,6 +115,8 @@ def test_domain_refuses_bad_values(args: str, needle: str, tmp_path: Path) -> No
 @pytest.mark.parametrize(("args", "needle"), [
     ("--copies 0", "(--copies) 0"), ("--workers 0", "(--workers) 0"), ("--max-clips 0", "(--max-clips) 0"),
     ("--measures bogus", "acoustic measure 'bogus'"), ("--augment bogus", "augmentation 'bogus'"),
+    ("--copies 2", "--copies'. It only applies with --augment"), ("--seed -2", "(--seed) -2"),
+    ("--subset-seed -1", "(--subset-seed) -1"),
 ])
 def test_acoustics_refuses_bad_values(args: str, needle: str, tmp_path: Path) -> None:
     code, text = run("acoustics", "-c", "emodb", "-r", str(tmp_path), "-o", str(tmp_path / "a"), "-q",
