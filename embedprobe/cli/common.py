@@ -34,8 +34,8 @@ def friendly(fn: F) -> F:
             console.print(f"[bold red]error:[/] {escape(str(e))}")  # messages may hold [brackets]
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted[/]: {fn.__name__.rstrip('_')} stopped; run the same command "
-                          "again (what was finished is kept).")
+            console.print(f"[yellow]interrupted[/]: {fn.__name__.rstrip('_')} stopped before it finished; run "
+                          "the same command again.")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]

@@ -4,6 +4,9 @@ About the corpus:
     Whatever you list. Use it for corpora without a built-in reader, for subsets, or to pin
     an exact list of files (e.g. the files a paper used).
 
+Encoding: UTF-8, or UTF-16/UTF-32 with a byte-order mark (as spreadsheets export "Unicode
+text"); any other encoding (Latin-1, Windows-1252) is an error naming the line: save as UTF-8.
+
 Layout read::
 
     <root>                      # the manifest file itself (.csv, .tsv or .jsonl), or a folder
