@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from embedprobe.errors import CorpusError
+from embedprobe.errors import CorpusError, EmbedprobeError
 
 _BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -46,29 +46,29 @@ def _encoding(data: bytes) -> str:
     return "utf-8"
 
 
-def read_text(path: Path, who: str) -> str:
+def read_text(path: Path, who: str, error: type[EmbedprobeError] = CorpusError) -> str:
     """The text of ``path`` (see the module docstring for the encodings read).
 
     Raises:
-        CorpusError: the file cannot be read, or is not UTF-8/UTF-16/UTF-32 text.
+        CorpusError (or ``error``): the file cannot be read, or is not UTF-8/UTF-16/UTF-32 text.
     """
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise CorpusError(f"{who}: cannot read {path} ({e.strerror or e}). Fix: check the path and "
+        raise error(f"{who}: cannot read {path} ({e.strerror or e}). Fix: check the path and "
                           "its permissions.") from None
     encoding = _encoding(data)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data[:e.start].decode(encoding, errors="replace").count("\n") + 1
-        raise CorpusError(
+        raise error(
             f"{who}: {path} line {line} is not {encoding.split('-sig')[0].upper()} text (byte "
             f"0x{data[e.start]:02x}, e.g. a Latin-1 or Windows-1252 accent). Fix: save it as UTF-8."
         ) from None
     if "\x00" in text:
         line = text[:text.index("\x00")].count("\n") + 1
-        raise CorpusError(f"{who}: {path} line {line} holds a NUL byte, so it is not a text file (a "
+        raise error(f"{who}: {path} line {line} holds a NUL byte, so it is not a text file (a "
                           "spreadsheet or binary file?). Fix: save it as UTF-8 text.")
     return text
 

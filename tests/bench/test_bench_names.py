@@ -29,3 +29,26 @@ def test_unsafe_corpus_names_are_refused(key: str, tmp_path: Path) -> None:
 def test_ordinary_corpus_names_pass(key: str, tmp_path: Path) -> None:
     cfg = parse_config(raw(key, tmp_path / "out"), source="b.toml")
     assert [c.key for c in cfg.corpora] == [key]
+
+
+def test_latin1_config_is_one_sentence(tmp_path: Path) -> None:
+    from embedprobe.bench import load_config
+    from embedprobe.errors import EmbedprobeError
+
+    path = tmp_path / "b.toml"
+    path.write_bytes('[bench]\nname = "Jürgen"\n'.encode("latin-1"))
+    with pytest.raises(EmbedprobeError, match=r"line 2 .*save it as UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("params", "needle"), [
+    ({"batch_size": 0}, "batch size"), ({"device": "bogus"}, "device 'bogus'"),
+    ({"chunk_s": 0}, "chunk length"), ({"frame_hop_s": 0.02}, "only applies with --frames"),
+    ({"batch_size": "x"}, "batch size"),
+])
+def test_extract_values_are_checked_when_the_config_is_read(params: dict, needle: str, tmp_path: Path) -> None:
+    config = raw("emodb", tmp_path / "out")
+    config["extract"].update(params)
+    with pytest.raises(ConfigError, match="extract") as err:
+        parse_config(config, source="b.toml")
+    assert needle in str(err.value)
