@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -22,17 +23,17 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
 
 
 def count(what: str, value: Any, *, low: int = 1, option: str = "") -> int:
-    """An integer ``>= low`` (``bool`` is refused: it is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    """An integer ``>= low`` (numpy integers too; ``bool`` is refused: it is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         hint = f" ({option})" if option else ""
         raise BadValueError(what + hint, value, fix=f"Use an integer >= {low}.")
-    return value
+    return int(value)
 
 
 def number(what: str, value: Any, *, low: float | None = None, high: float | None = None,
            low_open: bool = False, option: str = "") -> float:
     """A finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
     ok = ok and abs(value) != float("inf")
     if ok and low is not None:
         ok = value > low if low_open else value >= low

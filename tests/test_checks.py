@@ -40,3 +40,16 @@ def test_name_for_path_refuses_path_like_names(value: str) -> None:
 @pytest.mark.parametrize("value", ["v2", "emodb-small", "aug-paper-s0", "a.b_c+d=e"])
 def test_name_for_path_accepts_plain_names(value: str) -> None:
     assert checks.name_for_path("tag", value) == value
+
+
+def test_cuda_devices_are_checked_against_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert checks.device("cuda") == "cuda" and checks.device("cuda:1") == "cuda:1"
+    with pytest.raises(BadValueError, match=r"has 2 CUDA device\(s\)") as err:
+        checks.device("cuda:2")
+    assert "cuda:0" in str(err.value) and "cuda:1" in str(err.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BadValueError, match="--device cpu"):
+        checks.device("cuda:0")
