@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe import checks
 from embedprobe.acoustic_store import (
     append_rows,
     done_pairs,
@@ -64,10 +65,10 @@ def select_clips(clips: list, max_clips: int | None, subset_seed: int = 0) -> li
     clips of ``max_clips=150`` are among those of ``max_clips=200``), the same for raw and
     augmented profiles, and independent of the augmentation seed.
     """
+    if max_clips is not None and (isinstance(max_clips, bool) or not isinstance(max_clips, int) or max_clips < 1):
+        raise BadValueError("max_clips", max_clips, fix="Use a positive number of clips.")
     if max_clips is None or max_clips >= len(clips):
         return list(clips)
-    if max_clips < 1:
-        raise BadValueError("max_clips", max_clips, fix="Use a positive number of clips.")
     key = {c.id: hashlib.sha256(f"{subset_seed}:{c.id}".encode()).hexdigest() for c in clips}
     keep = set(sorted(key, key=key.get)[:max_clips])
     return [c for c in clips if c.id in keep]
@@ -132,10 +133,16 @@ def profile(
     measures = tuple(acoustics.available()) if which is None else acoustics._check_which(which)
     _check_measures_installed(measures)
     spec = _augment_spec(augment)
+    for what, value in (("copies", copies), ("workers", workers), ("threads", threads), ("batch_size", batch_size)):
+        checks.count(what.replace("_", " "), value, option=f"--{what.replace('_', '-')}")
+    if max_clips is not None:
+        checks.count("max clips", max_clips, option="--max-clips")
+    checks.count("augmentation seed", seed, low=0, option="--seed")
+    if not augment and (copies != 1 or seed != 0):
+        raise BadValueError("option without effect", "--copies" if copies != 1 else "--seed",
+                            fix="It only applies with --augment NAME; add it or drop the option.")
+    checks.count("subset seed", subset_seed, low=0, option="--subset-seed")
     copies = int(copies) if augment else 1
-    if copies < 1 or workers < 1 or threads < 1 or batch_size < 1:
-        raise BadValueError("copies/workers/threads/batch_size", (copies, workers, threads, batch_size),
-                            fix="Use integers >= 1.")
     manifest = scan(corpus, root, **(corpus_options or {}))
     clips = manifest.labelled() if labelled_only else list(manifest.clips)
     clips = select_clips(clips, max_clips, subset_seed)

@@ -87,10 +87,18 @@ def domain_gap_for(
         (path, fingerprint, clip counts per corpus), config, versions; plus ``files`` when
         ``out`` is given.
     """
-    from embedprobe.eval.domain import domain_gap, identifiability
+    from embedprobe.eval.domain import PROBES, SHRINKAGE, domain_gap, identifiability
     from embedprobe.probing import available_corpora, cache_file, load_corpus
 
     t0 = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise BadValueError("seed", seed, fix="Use an integer >= 0.")
+    if probe not in PROBES:  # checked before any cache is read
+        raise BadValueError("identifiability probe", probe, PROBES)
+    if isinstance(shrinkage, str) and shrinkage not in SHRINKAGE or (
+            not isinstance(shrinkage, str) and not 0.0 <= float(shrinkage) <= 1.0):
+        raise BadValueError("covariance shrinkage", shrinkage, fix=f"Use one of {list(SHRINKAGE)} or a "
+                            "number in [0, 1].")
     have = available_corpora(cache_dir, model)
     names = list(dict.fromkeys(corpora)) if corpora else have
     for c in names:
@@ -141,19 +149,22 @@ def domain_gap_for(
 
 def markdown(record: dict[str, Any]) -> str:
     """Two Markdown tables: Fréchet distances per layer and pair, identifiability per layer."""
-    lines = [f"## Domain gap: {record['model']}", "",
-             f"Corpora: {', '.join(record['corpora'])} (4-class clips, mean-pooled). "
+    from embedprobe.report.escape import md
+
+    lines = [f"## Domain gap: {md(record['model'])}", "",
+             f"Corpora: {md(', '.join(record['corpora']))} (4-class clips, mean-pooled). "
              "FD/var = Fréchet distance / mean total variance (scale-free).", "",
              "| layer | pair | FD | FD/var | mean term | cov term | shrinkage |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in record["frechet"]:
-        lines.append(f"| {r['layer']} | {r['a']} vs {r['b']} | {r['frechet']:.4g} | {r['frechet_norm']:.3f} "
+        lines.append(f"| {md(r['layer'])} | {md(r['a'])} vs {md(r['b'])} | {r['frechet']:.4g} | {r['frechet_norm']:.3f} "
                      f"| {r['mean_term']:.4g} | {r['cov_term']:.4g} | {r['shrinkage']} |")
     lines += ["", "Corpus identifiability (a probe predicting the corpus; chance = "
               f"{1 / len(record['corpora']):.2f} balanced accuracy, 0.5 AUROC):", "",
-              "| layer | balanced acc. | AUROC | split | " + " | ".join(f"recall {c}" for c in record["corpora"]) + " |",
+              "| layer | balanced acc. | AUROC | split | " + " | ".join(f"recall {md(c)}" for c in record["corpora"])
+              + " |",
               "|---|---:|---:|---|" + "---:|" * len(record["corpora"])]
     for layer, r in record["identifiability"].items():
-        lines.append(f"| {layer} | {r['balanced_accuracy']:.3f} | {r['auroc']:.3f} | {r['split']} | "
+        lines.append(f"| {md(layer)} | {r['balanced_accuracy']:.3f} | {r['auroc']:.3f} | {md(r['split'])} | "
                      + " | ".join(f"{r['per_corpus_recall'][c]:.3f}" for c in record["corpora"]) + " |")
     return "\n".join(lines) + "\n"

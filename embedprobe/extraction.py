@@ -22,6 +22,7 @@ from embedprobe import audio, replicas
 from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.cache.naming import cache_file
+from embedprobe.cache.sharding import check_shard
 from embedprobe.clip_embedder import ClipEmbedder, Outcome
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Manifest
@@ -150,8 +151,7 @@ def extract(
     Returns:
         An ``ExtractSummary``; errors are listed there and in the cache's error table.
     """
-    if cfg.dtype not in DTYPES:
-        raise BadValueError("dtype", cfg.dtype, DTYPES)
+    check_config(cfg)
     t0 = time.perf_counter()
     manifest = scan(cfg.corpus, cfg.root, **cfg.corpus_options)
     if on_manifest is not None:
@@ -239,6 +239,38 @@ def extract(
 
 
 # ---------------------------------------------------------------------------------------------
+def check_config(cfg: ExtractConfig) -> None:
+    """Refuse values that would otherwise run as something else (a count of 0 as 1, a bad device).
+
+    The model, corpus, layers, precision and augmentation are checked where they are resolved.
+    """
+    from embedprobe import checks
+
+    checks.choice("dtype", cfg.dtype, DTYPES)
+    checks.device(cfg.device)
+    checks.count("batch size", cfg.batch_size, option="--batch-size")
+    checks.count("number of decoding threads", cfg.workers, option="--workers")
+    if cfg.procs is not None:
+        checks.count("number of worker processes", cfg.procs, option="--procs")
+    checks.number("chunk length in seconds", cfg.chunk_s, low=0, low_open=True, option="--chunk")
+    if cfg.frame_hop_s is not None:
+        checks.number("frame hop in seconds", cfg.frame_hop_s, low=0, low_open=True, option="--frame-hop")
+    checks.number("minimum duration in seconds", cfg.min_duration_s, low=0)
+    checks.count("number of augmented copies", cfg.copies, option="--copies")
+    checks.count("augmentation seed", cfg.augment_seed, low=0, option="--augment-seed")
+    if cfg.tag:
+        checks.name_for_path("cache tag", cfg.tag)
+    check_shard(cfg.shard, cfg.n_shards)
+    unused = [opt for opt, given in (("--frame-hop", cfg.frame_hop_s is not None),
+                                     ("--frame-layers", cfg.frame_layers is not None)) if given and not cfg.frames]
+    unused += [opt for opt, given in (("--copies", cfg.copies != 1), ("--augment-seed", cfg.augment_seed != 0))
+               if given and not cfg.augment]
+    if unused:  # an option that would be ignored is a mistake the user should hear about
+        needs = "--frames" if unused[0] in ("--frame-hop", "--frame-layers") else "--augment NAME"
+        raise BadValueError("option without effect", unused[0], fix=f"{unused[0]} only applies with {needs}; "
+                            "add it or drop the option.")
+
+
 def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, frame_layers, factor,
               aug) -> dict[str, Any]:
     """What a cache holds, as compared on resume (a difference names the field and refuses)."""

@@ -1,4 +1,4 @@
-"""Rows for ``embedprobe list``: what each registered extractor and corpus is."""
+"""Rows for ``embedprobe list``: what each registered extractor, corpus, probe and augmentation is."""
 
 from __future__ import annotations
 
@@ -70,3 +70,32 @@ def list_corpora() -> list[dict[str, Any]]:
             "about": doc[0] if doc else "",
         })
     return rows
+
+
+def list_probes() -> list[dict[str, Any]]:
+    """One row per registered probe (``--probe`` choices), read without importing torch."""
+    from embedprobe.probes.registry import PROBES
+
+    return [{"name": name, "class": entry.target, "about": entry.summary} for name, entry in PROBES.items()]
+
+
+def list_augmentations() -> list[dict[str, Any]]:
+    """One row per registered augmentation (``--augment`` choices): single ones and chains."""
+    from embedprobe.augment import AUGMENTATIONS
+
+    rows = []
+    for name, spec in AUGMENTATIONS.items():
+        doc = (type(spec).__doc__ or "").strip().splitlines()
+        steps = getattr(spec, "steps", None)
+        about = ("chain: " + ", ".join(s.spec.kind for s in steps)) if steps else (doc[0] if doc else "")
+        rows.append({"name": name, "kind": spec.kind or type(spec).__name__, "about": about})
+    return rows
+
+
+#: ``embedprobe list KIND`` -> the function giving its rows (every registry a hint names).
+LISTINGS = {
+    "extractors": list_extractors,
+    "corpora": list_corpora,
+    "probes": list_probes,
+    "augmentations": list_augmentations,
+}

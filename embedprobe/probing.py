@@ -90,6 +90,9 @@ class ProbeConfig:
     augment_seed: int = 0
 
 
+POOLINGS = ("mean", "meanstd")
+
+
 
 
 def available_corpora(cache_dir: str | Path, model: str) -> list[str]:
@@ -223,6 +226,7 @@ def plan(cfg: ProbeConfig) -> tuple[list[tuple[str, ...]], list[str]]:
 def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
     """Run the cross-corpus matrix of ``cfg``; returns the path of the results JSON."""
     t0 = time.perf_counter()
+    check_config(cfg)
     train_sets, tests = plan(cfg)
     needed = sorted({c for t in train_sets for c in t} | set(tests))
     data, caches = {}, {}
@@ -273,6 +277,54 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
     from embedprobe.report.results import write_results
 
     return write_results(record, Path(cfg.out), _run_name(cfg, train_sets))
+
+
+def check_config(cfg: ProbeConfig) -> None:
+    """Refuse values that would otherwise run as something else (no seeds, an unknown parameter)."""
+    from embedprobe import checks
+    from embedprobe.errors import EmbedprobeError
+    from embedprobe.probes.registry import PROBES, create
+
+    PROBES.get(cfg.probe)  # an unknown probe lists the registered ones
+    checks.choice("pooling", cfg.pooling, POOLINGS)
+    if cfg.frames and cfg.pooling != "mean":
+        raise BadValueError("pooling with frame-level input", cfg.pooling, fix="With --frames the probe pools "
+                            "the frames itself: use --param pooling=mean+std instead of --pooling meanstd.")
+    if not cfg.seeds:
+        raise BadValueError("seeds", cfg.seeds, fix="Use at least one seed (--seeds 1 or more).")
+    for seed in cfg.seeds:
+        checks.count("seed", seed, low=0)
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise BadValueError("seeds", cfg.seeds, fix="Give each seed once.")
+    checks.count("number of bootstrap resamples", cfg.n_bootstrap, low=0, option="--bootstrap")
+    if cfg.max_folds is not None:
+        checks.count("maximum number of folds", cfg.max_folds, option="--max-folds")
+    checks.number("augmentation rate", cfg.augment_rate, low=0, high=1, option="--augment-rate")
+    checks.count("augmentation seed", cfg.augment_seed, low=0, option="--augment-seed")
+    if cfg.tag:
+        checks.name_for_path("results tag", cfg.tag)
+    if "device" in cfg.probe_params:
+        checks.device(cfg.probe_params["device"])
+    named = {c for t in _train_sets(cfg.train) for c in t} | set(cfg.test) | set(cfg.scramble)
+    if "all" in named:
+        named |= set(available_corpora(cfg.cache_dir, cfg.model))
+    unknown = sorted(set(cfg.protocols) - named)
+    if unknown:
+        raise BadValueError("corpus in --protocol", unknown[0], fix="Name a corpus that this run trains or tests on.")
+    estimator = create(cfg.probe)
+    allowed = sorted(set(estimator.get_params()) - {"random_state"})
+    for key in cfg.probe_params:
+        if key not in allowed:
+            raise BadValueError(f"parameter of the {cfg.probe} probe", key, allowed,
+                                fix="random_state comes from --seeds." if key == "random_state" else
+                                "Pass it as --param KEY=VALUE.")
+    try:
+        estimator.set_params(**cfg.probe_params)._check_params()
+    except EmbedprobeError:
+        raise
+    except (TypeError, ValueError):
+        raise BadValueError(f"parameters of the {cfg.probe} probe", cfg.probe_params,
+                            fix="A value has the wrong type: give numbers as numbers (e.g. lr=0.001).") from None
 
 
 def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:

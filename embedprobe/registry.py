@@ -20,8 +20,9 @@ class Registry(Generic[T]):
         1
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"  # the ``embedprobe list`` kind that shows them
         self._items: dict[str, T] = {}
 
     def add(self, name: str, item: T) -> None:
@@ -34,7 +35,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise BadValueError(
-                self.kind, name, self._items, fix=f"Run 'embedprobe list {self.kind}s' to see them."
+                self.kind, name, self._items, fix=f"Run 'embedprobe list {self.plural}' to see them."
             ) from None
 
     def names(self) -> list[str]:

@@ -154,13 +154,15 @@ def load_config(path: str | Path, *, overrides: list[str] | None = None,
         out: replace ``[bench] out``.
         jobs: replace ``[bench] jobs``.
     """
+    from embedprobe.corpora.textfiles import read_text
+
     tomllib = _toml()
     path = Path(path)
     if not path.is_file():
         raise BadValueError("bench config file", str(path), fix="Give the path of a TOML file, e.g. "
                             "benchmarks/configs/emodb_synthetic.toml.")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(read_text(path, "bench config", EmbedprobeError))
     except tomllib.TOMLDecodeError as e:
         raise EmbedprobeError(f"{path} is not valid TOML: {e}. Fix: check the line it names.") from None
     for item in overrides or []:
@@ -220,6 +222,17 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
 
 
 # ------------------------------------------------------------------------------------- sections
+def _path_safe(name: str) -> bool:
+    from embedprobe.checks import name_for_path
+    from embedprobe.errors import BadValueError
+
+    try:
+        name_for_path("name", name)
+    except BadValueError:
+        return False
+    return True
+
+
 def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
     from embedprobe.corpora import CORPORA
     from embedprobe.synth import DEFAULTS
@@ -233,6 +246,10 @@ def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
         if "+" in key or "," in key or key == "all":
             raise ConfigError(chk.source, "corpus name", key, fix="Corpus names may not contain "
                                 "'+' or ',' (they join training sets) nor be 'all'.")
+        if not _path_safe(key):  # it names folders and cache files under the bench's out folder
+            raise ConfigError(chk.source, "corpus name", key, fix="It becomes a folder and file name: use "
+                              "letters, digits and '.', '_', '-' only, starting with a letter or digit, "
+                              "no '..' (e.g. synth-iemocap).")
         if not isinstance(spec, dict):
             raise ConfigError(chk.where(sec), "table", spec, fix=f"Write it as a table: [{sec}] root = PATH.")
         chk.keys(spec, ("root", "reader", "synthetic", "options", "protocol", *_SYNTH_KEYS), sec)
@@ -262,6 +279,24 @@ def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
                               options=chk.dict_(spec, sec, "options"),
                               protocol=chk.str_(spec, sec, "protocol", None)))
     return tuple(out)
+
+
+def _check_extract_params(chk: Checker, model: str, cache_dir: str, params: dict[str, Any],
+                          augmented: dict[str, Any]) -> None:
+    """The [extract] values as ``embedprobe extract`` checks them, when the config is read."""
+    from embedprobe.errors import BadValueError
+    from embedprobe.extraction import ExtractConfig, check_config
+
+    for extra in ({}, dict(augmented) if augmented else None):
+        if extra is None:
+            continue
+        try:
+            check_config(ExtractConfig(model=model, corpus="-", root="", out=cache_dir, **params, **extra))
+        except BadValueError as e:
+            raise ConfigError(chk.where("extract"), "value", e.value, fix=str(e)) from None
+        except TypeError:
+            raise ConfigError(chk.where("extract"), "values", {**params, **extra},
+                              fix="A value has the wrong type: counts and seconds are numbers.") from None
 
 
 def _extract(chk: Checker, t: dict[str, Any], out: str) -> ExtractSpec:
@@ -295,6 +330,7 @@ def _extract(chk: Checker, t: dict[str, Any], out: str) -> ExtractSpec:
         raise ConfigError(chk.where("extract.augmented"), "augment", augmented.get("augment"),
                           fix="Name the augmentation, e.g. augment = \"paper\" (the paper's seven augmentations).")
     cache_dir = chk.str_(t, "extract", "cache_dir", None) or str(Path(out) / "cache")
+    _check_extract_params(chk, models[0], cache_dir, params, augmented)
     return ExtractSpec(models=tuple(models), cache_dir=cache_dir, params=params, weights=weights,
                        augmented=augmented)
 

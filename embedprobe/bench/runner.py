@@ -275,6 +275,7 @@ def _probe_all(cfg, jobs, infos, blocked, ex, view, say) -> dict[str, TaskResult
     for r in results.values():
         if r.status == "failed":
             tb = r.info.get("traceback")
+            results_dir.mkdir(parents=True, exist_ok=True)  # every job may have failed
             (results_dir / f"{r.key}.error.txt").write_text(r.error + ("\n\n" + tb if tb else "") + "\n")
     return {j.id: results[j.id] for j in jobs}
 

@@ -22,6 +22,7 @@ import numpy as np
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.provenance import fingerprint
 
+from .naming import not_a_cache
 from .schema import STATS
 from .snapshot import Snapshot
 from .store import Layout, read_ranges, read_rows
@@ -51,6 +52,8 @@ class CacheReader:
         from embedprobe.corpora.base import Manifest
 
         self.path = Path(path)
+        if (problem := not_a_cache(self.path)) is not None:
+            raise CacheError(problem)
         self._layout = Layout(self.path)
         snap = Snapshot.open(self._layout)
         if snap is None:

@@ -22,7 +22,7 @@ def check_shard(shard: int | None, n_shards: int | None) -> None:
     """Both or neither; ``0 <= shard < n_shards``."""
     if (shard is None) != (n_shards is None):
         raise BadValueError("shard / n_shards pair", (shard, n_shards), None,
-                            "give both --shard K and --n-shards N, or neither")
+                            "give both shard K and n_shards N (on the command line: --shard K/N), or neither")
     if n_shards is not None:
         if not isinstance(n_shards, int) or n_shards < 1:
             raise BadValueError("n_shards", n_shards, None, "use a positive int")

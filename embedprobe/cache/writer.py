@@ -43,6 +43,7 @@ from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
 from .identity import check_compatible
 from .locks import FileLock, describe_holders
+from .naming import not_a_cache
 from .schema import (
     DTYPES,
     Block,
@@ -155,7 +156,7 @@ class CacheWriter:
         return CacheLockedError(
             f"The cache {self.path}{what} is being written by another process: {holders}. "
             f"Fix: {hint or 'wait for it to finish (or stop it), or write to another --out'}; to run "
-            "several workers on one cache, give each its own --shard K --n-shards N.")
+            "several workers on one cache, give each its own --shard K/N and join them with embedprobe merge.")
 
     def _acquire(self, overwrite: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +394,10 @@ def merge(path: str | Path) -> Path:
     from embedprobe.corpora.base import Manifest
 
     layout = Layout(path)
+    if (problem := not_a_cache(layout.main)) is not None:
+        raise CacheError(problem)
+    if not layout.main.exists() and not layout.parts_dir.exists():  # checked before a lock file is made
+        raise CacheError(f"There is no cache at {layout.main}. Fix: check the path (--out of the extraction).")
     lock = FileLock(layout.lock)
     if not lock.acquire(shared=False):
         raise CacheLockedError(

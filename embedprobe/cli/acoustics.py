@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, csv_list, friendly, out, parse_options
 
@@ -43,13 +44,13 @@ def register(app: typer.Typer) -> None:
                           "same command to resume")
             raise typer.Exit(130) from None
         run = read_meta(path)["runs"][-1]
-        console.print(f"[green]done[/]: {path} - {run['n_new']} new, {run['n_done_before']} already "
+        console.print(f"[green]done[/]: {escape(str(path))} - {run['n_new']} new, {run['n_done_before']} already "
                       f"measured, {run['n_errors']} errors, {run['seconds']:.1f} s")
         rows, figure = compare(out_dir, paired=not unpaired)
         _print_medians(medians(load_profiles(out_dir, paired=not unpaired)))
         if rows:
             _print_distances(rows)
-        console.print(f"figure: {figure}")
+        console.print(f"figure: {escape(str(figure))}")
 
 
 def _print_medians(rows: list[dict]) -> None:
@@ -60,7 +61,7 @@ def _print_medians(rows: list[dict]) -> None:
     table = Table(title="median [25th, 75th percentile] per measure and profile")
     table.add_column("measure")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(escape(label), justify="right")
     for m in dict.fromkeys(r["measure"] for r in rows):
         table.add_row(m, *(_median(cell.get((label, m))) for label in labels))
     table.add_row("clips x copies", *(str(max(r["n"] for r in rows if r["profile"] == label))
@@ -79,7 +80,7 @@ def _print_distances(rows: list[dict]) -> None:
     for col in ("measure", "a", "b", "median a", "median b", "W1", "W1/sd", "KS", "KS p"):
         table.add_column(col, justify="left" if col in ("measure", "a", "b") else "right")
     for r in rows:
-        table.add_row(r["measure"], r["corpus_a"], r["corpus_b"], f"{r['median_a']:.2f}",
+        table.add_row(r["measure"], escape(r["corpus_a"]), escape(r["corpus_b"]), f"{r['median_a']:.2f}",
                       f"{r['median_b']:.2f}", f"{r['wasserstein']:.3f}", f"{r['wasserstein_std']:.3f}",
                       f"{r['ks']:.3f}", f"{r['ks_pvalue']:.2g}")
     out.print(table)

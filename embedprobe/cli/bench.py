@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, friendly, out
 
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
             plan = plan_summary(cfg)
             for row in plan["jobs"]:
                 note = f"  ({row['note']})" if row["note"] else ""
-                out.print(f"{row['state']:>13}  {row['id']}{note}")
+                out.print(escape(f"{row['state']:>13}  {row['id']}{note}"))
             states = [r["state"] for r in plan["jobs"]]
             out.print(f"{plan['n_jobs']} jobs: " + ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states)))
             return
@@ -44,9 +45,9 @@ def register(app: typer.Typer) -> None:
             console.print("[yellow]interrupted[/]: finished jobs are kept; run the same command to resume.")
             raise typer.Exit(130) from None
         n = len(run.jobs)
-        console.print(f"[green]bench {cfg.name}[/]: {n} jobs, {run.count('done')} run, {run.count('skipped')} "
+        console.print(f"[green]bench {escape(cfg.name)}[/]: {n} jobs, {run.count('done')} run, {run.count('skipped')} "
                       f"skipped (finished before), {run.count('failed')} failed, "
                       f"{run.count('unsupported') + run.count('blocked')} not runnable; {run.seconds:.0f} s")
-        console.print(f"report: {run.report}\ncsv:    {run.csv}\njson:   {run.json}")
+        console.print(escape(f"report: {run.report}\ncsv:    {run.csv}\njson:   {run.json}"))
         if run.count("failed") or any(t.status == "failed" for t in run.extractions):
             raise typer.Exit(1)

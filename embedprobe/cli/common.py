@@ -22,7 +22,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Print an ``EmbedprobeError`` as one line (no traceback) and exit with code 2."""
+    """Print an ``EmbedprobeError`` as one line (no traceback) and exit with code 2.
+
+    A Ctrl-C that the command does not handle itself (while it imports its libraries, say)
+    prints the "interrupted" line and exits with code 130.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,6 +35,10 @@ def friendly(fn: F) -> F:
         except EmbedprobeError as e:
             console.print(f"[bold red]error:[/] {escape(str(e))}")  # messages may hold [brackets]
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/]: {fn.__name__.rstrip('_')} stopped before it finished; run "
+                          "the same command again.")
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, csv_list, friendly, out
 
@@ -33,20 +34,21 @@ def register(app: typer.Typer) -> None:
             shrink = shrinkage
         rec = domain_gap_for(model, cache_dir, layers=csv_list(layer), corpora=csv_list(corpora),
                              out=out_dir, seed=seed, probe=probe, shrinkage=shrink)
-        fd = Table(title=f"Fréchet distance between corpora ({model}; FD/var = FD / mean total variance)")
+        fd = Table(title=f"Fréchet distance between corpora ({escape(model)}; FD/var = FD / mean total variance)")
         for col in ("layer", "a", "b", "n a", "n b", "FD", "FD/var", "mean term", "cov term", "shrinkage"):
             fd.add_column(col, justify="left" if col in ("layer", "a", "b", "shrinkage") else "right")
         for r in rec["frechet"]:
-            fd.add_row(r["layer"], r["a"], r["b"], str(r["n_a"]), str(r["n_b"]), f"{r['frechet']:.4g}",
+            fd.add_row(escape(r["layer"]), escape(r["a"]), escape(r["b"]), str(r["n_a"]), str(r["n_b"]), f"{r['frechet']:.4g}",
                        f"{r['frechet_norm']:.3f}", f"{r['mean_term']:.4g}", f"{r['cov_term']:.4g}",
                        str(r["shrinkage"]))
         out.print(fd)
         names = rec["corpora"]
         ident = Table(title=f"Corpus identifiability (chance: balanced acc. {1 / len(names):.2f}, AUROC 0.50)")
-        for col in ("layer", "balanced acc.", "AUROC", "split", *(f"recall {c}" for c in names)):
+        for col in ("layer", "balanced acc.", "AUROC", "split", *(f"recall {escape(c)}" for c in names)):
             ident.add_column(col, justify="left" if col in ("layer", "split") else "right")
         for layer_name, r in rec["identifiability"].items():
-            ident.add_row(layer_name, f"{r['balanced_accuracy']:.3f}", f"{r['auroc']:.3f}", r["split"],
+            ident.add_row(escape(layer_name), f"{r['balanced_accuracy']:.3f}", f"{r['auroc']:.3f}", r["split"],
                           *(f"{r['per_corpus_recall'][c]:.3f}" for c in names))
         out.print(ident)
-        console.print(f"[green]done[/]: {rec['files']['json']}, {rec['files']['markdown']} ({rec['seconds']:.1f} s)")
+        console.print(f"[green]done[/]: {escape(str(rec['files']['json']))}, {escape(str(rec['files']['markdown']))} "
+                      f"({rec['seconds']:.1f} s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, csv_list, friendly, parse_options, warnings_as_lines
 
@@ -68,9 +69,9 @@ def register(app: typer.Typer) -> None:
             from embedprobe.corpora import describe
 
             if not quiet:
-                console.print(describe(manifest))
+                console.print(escape(describe(manifest)))
             excl = manifest.excluded_counts()
-            console.print(f"{corpus}: {len(manifest)} clips, {len(manifest.labelled())} in the "
+            console.print(f"{escape(corpus)}: {len(manifest)} clips, {len(manifest.labelled())} in the "
                           "4-class set" + ("; excluded from 4-class work: "
                                           + ", ".join(f"{k} {v}" for k, v in excl.items()) if excl else ""))
 
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
             s = run(cfg, progress=not quiet, on_manifest=show)
         rate = s.audio_seconds / s.seconds if s.seconds else 0.0
         console.print(
-            f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {s.cache} - "
+            f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {escape(str(s.cache))} - "
             f"{s.n_new} new, {s.n_done_before} already cached, {s.n_errors} errors, "
             f"{s.seconds:.1f} s ({rate:.1f} audio-s/s)"
             + ("" if s.complete else " - incomplete: re-run the same command to resume")
@@ -88,9 +89,9 @@ def register(app: typer.Typer) -> None:
 
             console.print(f"  [yellow]precision[/] {escape(s.precision_note)}")
         for _clip_id, path, reason in s.errors:
-            console.print(f"  [red]error[/] {path}: {reason}")
+            console.print(f"  [red]error[/] {escape(f'{path}: {reason}')}")
         for clip_id, note in s.notes[:20]:
-            console.print(f"  [dim]note[/] {clip_id}: {note}")
+            console.print(f"  [dim]note[/] {escape(f'{clip_id}: {note}')}")
         if len(s.notes) > 20:
             console.print(f"  [dim]... {len(s.notes) - 20} more notes (embedprobe info)[/]")
         if s.interrupted:

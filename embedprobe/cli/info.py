@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from embedprobe.cli.common import friendly, out
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
         t = Table(show_header=False)
         for key in ("path", "n_clips", "n_errors", "complete", "dtype", "frames", "size_bytes"):
             if key in data:
-                t.add_row(key, str(data[key]))
+                t.add_row(key, escape(str(data[key])))
         t.add_row("layers", ", ".join(f"{k} ({v})" for k, v in data.get("dims", {}).items()))
         prov = data.get("provenance", {})
         ident = prov.get("identity", {})
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         t.add_row("code", str(prov.get("code_version")))
         out.print(t)
         for err in data.get("errors", [])[:50]:
-            out.print(f"[red]error[/] {err.get('path')}: {err.get('reason')}")
+            out.print(f"[red]error[/] {escape(str(err.get('path')))}: {escape(str(err.get('reason')))}")
 
     @app.command()
     @friendly
@@ -51,5 +52,5 @@ def register(app: typer.Typer) -> None:
 
         path = run(cache)
         with open_cache(path) as reader:
-            out.print(f"merged: {path} - {reader.n_clips} clips, {len(reader.errors)} errors, "
+            out.print(f"merged: {escape(str(path))} - {reader.n_clips} clips, {len(reader.errors)} errors, "
                       f"complete={reader.complete}")

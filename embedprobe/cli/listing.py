@@ -1,31 +1,32 @@
-"""``embedprobe list extractors|corpora``."""
+"""``embedprobe list extractors|corpora|probes|augmentations``."""
 
 from __future__ import annotations
 
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from embedprobe.cli.common import friendly, out
 from embedprobe.errors import BadValueError
 
-KINDS = ("extractors", "corpora")
+KINDS = ("extractors", "corpora", "probes", "augmentations")  # = embedprobe.listing.LISTINGS
 
 
 def register(app: typer.Typer) -> None:
     @app.command("list")
     @friendly
     def list_(
-        kind: str = typer.Argument(..., help="What to list: extractors or corpora."),
+        kind: str = typer.Argument(..., help="What to list: extractors, corpora, probes or augmentations."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """List the registered extractors (with dims, rate, layers, licence, weights) or corpora."""
-        from embedprobe.listing import list_corpora, list_extractors
+        """List the registered extractors (with dims, rate, layers, licence, weights), corpora, probes or augmentations."""
+        from embedprobe.listing import LISTINGS
 
-        if kind not in KINDS:
+        if kind not in LISTINGS:
             raise BadValueError("kind", kind, KINDS)
-        rows = list_extractors() if kind == "extractors" else list_corpora()
+        rows = LISTINGS[kind]()
         if as_json:
             out.print_json(json.dumps(rows))
             return
@@ -36,5 +37,5 @@ def register(app: typer.Typer) -> None:
             cells = dict(row)
             if "licence" in cells:  # the short form; --json has the full text
                 cells["licence"] = str(cells["licence"]).split(" (")[0].split(";")[0]
-            table.add_row(*(str(v) for v in cells.values()))
+            table.add_row(*(escape(str(v)) for v in cells.values()))
         out.print(table)

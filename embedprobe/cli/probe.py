@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, csv_list, friendly, parse_options
 
@@ -41,9 +42,11 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
+        from embedprobe.checks import count
         from embedprobe.probing import ProbeConfig, load_results
         from embedprobe.probing import probe as run
 
+        count("number of seeds", seeds, option="--seeds")
         params = parse_options(param)
         for key, value in (("frame_mask", frame_mask), ("mix_prob", mix), ("noise_std", noise)):
             if value is not None:
@@ -59,10 +62,10 @@ def register(app: typer.Typer) -> None:
         )
         path = run(cfg, progress=not quiet)
         rec = load_results(path)
-        console.print(f"[green]done[/]: {path} ({rec['seconds']:.0f} s)")
+        console.print(f"[green]done[/]: {escape(str(path))} ({rec['seconds']:.0f} s)")
         for c in rec["cells"]:
             m = c["metrics"]
-            console.print(f"  {c['train']:>24} -> {c['test']:<14} AUROC {_f(m['auroc']['mean'])} "
+            console.print(f"  {escape(c['train']):>24} -> {escape(c['test']):<14} AUROC {_f(m['auroc']['mean'])} "
                           f"uACC {_f(m['uacc']['mean'])} wF1 {_f(m['wf1']['mean'])}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, friendly
 
@@ -20,4 +21,4 @@ def register(app: typer.Typer) -> None:
         from embedprobe.report.markdown import write_report
 
         path = write_report(results, out)
-        console.print(f"[green]report[/]: {path}")
+        console.print(f"[green]report[/]: {escape(str(path))}")

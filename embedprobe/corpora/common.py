@@ -21,7 +21,7 @@ from embedprobe.registry import Registry
 log = logging.getLogger("embedprobe.corpora")
 
 #: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``).
-CORPORA: Registry[type[Corpus]] = Registry("corpus")
+CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora")
 
 
 def register(cls: type[Corpus]) -> type[Corpus]:
@@ -107,11 +107,13 @@ class CorpusReader(Corpus):
         option_choices: option name -> allowed values, for options with a fixed set.
         marker: a file or folder name that sits at the root of a valid corpus; used to
             point users at a nested copy (e.g. ``Session1``).
+        layout_fix: the fix named by layout errors (readers of user-made files, not a release).
     """
 
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0}
     option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
     marker: ClassVar[str] = ""
+    layout_fix: ClassVar[str] = ""  # the fix of layout errors, when not "point the root at the release"
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``options``, type-coerced and checked."""
@@ -154,7 +156,7 @@ class CorpusReader(Corpus):
     # -- helpers for subclasses --------------------------------------------------------------
     def layout_error(self, root: Path, problem: str) -> CorpusError:
         """A CorpusError naming the root and the layout; points at a nested copy when there is one."""
-        fix = f"point the {self.name} root at the folder that holds it (the unpacked official release)"
+        fix = self.layout_fix or f"point the {self.name} root at the folder that holds it (the unpacked official release)"
         if self.marker and root.is_dir():
             found = sorted(root.glob(f"*/{self.marker}")) or sorted(root.glob(f"*/*/{self.marker}"))
             if found:
@@ -223,8 +225,9 @@ def check_missing(name: str, root: Path, clips: list[Clip], allow_missing: bool)
         examples = ", ".join(c.path for c in missing[:3])
         raise CorpusError(
             f"{name}: none of the {len(clips)} labelled clips has an audio file under "
-            f"{str(root)!r} (e.g. {examples}). Fix: unpack the audio of the full release there, "
-            "or pass the folder that holds it as the root."
+            f"{str(root)!r} (e.g. {examples}). Fix: "
+            + ("correct the path column (relative to the manifest's folder, or absolute)." if name == "manifest"
+               else "unpack the audio of the full release there, or pass the folder that holds it as the root.")
         )
     if not allow_missing:
         log.warning("%s: %d of %d labelled clips have no audio file (e.g. %s); extraction will "

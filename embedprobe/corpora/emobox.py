@@ -55,7 +55,6 @@ Citation:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -66,6 +65,7 @@ from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, canonical_label, check_missing, meta, register
 from embedprobe.corpora.manifest import fallback_protocols
 from embedprobe.corpora.splits import OUT, TEST, TRAIN, VAL, rng_for, stratified_random
+from embedprobe.corpora.textfiles import read_json_object, read_jsonl
 from embedprobe.errors import BadValueError, CorpusError
 
 FOLD_FILE = re.compile(r"^(?P<ds>.+)_(?P<part>train|valid|test)_fold_?(?P<fold>\d+)\.jsonl$")
@@ -90,14 +90,7 @@ def _key(record: dict[str, Any]) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise CorpusError(f"emobox: {path} line {n} is not JSON ({e}). Fix: use the EmoBox jsonl files.") from None
-    return out
+    return [obj for _, obj in read_jsonl(path, "emobox")]
 
 
 @register
@@ -119,7 +112,7 @@ class EmoBox(CorpusReader):
         overrides = opts["label_map"]
         box_map: dict[str, str] = {}
         if opts["use_label_map"] and (folder / "label_map.json").is_file():
-            raw = json.loads((folder / "label_map.json").read_text(encoding="utf-8"))
+            raw = read_json_object(folder / "label_map.json", "emobox")
             box_map = {str(k).strip().lower(): str(v) for k, v in raw.items()}
         records: dict[str, dict[str, Any]] = {}
         membership: dict[str, dict[str, str]] = {}  # fold -> key -> part

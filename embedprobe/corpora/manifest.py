@@ -4,6 +4,9 @@ About the corpus:
     Whatever you list. Use it for corpora without a built-in reader, for subsets, or to pin
     an exact list of files (e.g. the files a paper used).
 
+Encoding: UTF-8, or UTF-16/UTF-32 with a byte-order mark (as spreadsheets export "Unicode
+text"); any other encoding (Latin-1, Windows-1252) is an error naming the line: save as UTF-8.
+
 Layout read::
 
     <root>                      # the manifest file itself (.csv, .tsv or .jsonl), or a folder
@@ -44,8 +47,6 @@ Citation: cite the corpus your manifest lists.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -67,6 +68,7 @@ from embedprobe.corpora.splits import (
     rng_for,
     stratified_random,
 )
+from embedprobe.corpora.textfiles import read_csv, read_jsonl
 from embedprobe.errors import CorpusError
 
 SPLIT_VALUES: dict[str, str] = {
@@ -90,21 +92,12 @@ def fallback_protocols(clips: list[Clip], seed: int) -> dict[str, dict[str, list
     return out
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV/TSV (header line) or JSONL file as string dicts."""
+def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of a CSV/TSV (header line) or JSONL file, cells as strings."""
     if path.suffix.lower() == ".jsonl":
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise CorpusError(f"manifest: {path} line {n} is not JSON ({e}). Fix: one JSON object per line.") from None
-                rows.append({str(k): "" if v is None else str(v) for k, v in obj.items()})
-        return rows
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f, delimiter=delimiter)]
+        return [(n, {str(k): "" if v is None else str(v) for k, v in obj.items()})
+                for n, obj in read_jsonl(path, "manifest")]
+    return read_csv(path, "manifest", "\t" if path.suffix.lower() == ".tsv" else ",")
 
 
 @register
@@ -112,6 +105,7 @@ class ManifestCorpus(CorpusReader):
     name = "manifest"
     default_protocol = "given"
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "label_map": {}, "allow_missing": False}
+    layout_fix = "pass the manifest file itself (.csv, .tsv or .jsonl) or the folder that holds manifest.csv"
 
     def expected_layout(self) -> str:
         return "a .csv/.tsv/.jsonl manifest with columns path,label,speaker[,split][,id]"
@@ -125,19 +119,24 @@ class ManifestCorpus(CorpusReader):
         if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
             raise self.layout_error(path, f"an unsupported manifest type {path.suffix!r}")
         overrides = opts["label_map"]
-        rows = read_rows(path)
-        if not rows:
-            raise self.layout_error(path, "no rows")
-        lacking = [c for c in ("path", "label") if c not in rows[0]]
+        numbered = read_rows(path)
+        if not numbered:
+            raise CorpusError(f"manifest: {path} has no rows. Fix: list one clip per row under a header "
+                              "line path,label,speaker (and optionally split, id).")
+        rows = [r for _, r in numbered]
+        columns = {k for r in rows for k in r}  # JSONL objects may differ in their keys
+        lacking = [c for c in ("path", "label") if c not in columns]
         if lacking:
-            raise CorpusError(f"manifest: {path} lacks the column(s) {lacking}; it has {sorted(rows[0])}. "
+            raise CorpusError(f"manifest: {path} lacks the column(s) {lacking}; it has {sorted(columns)}. "
                               "Fix: add columns path,label,speaker (and optionally split, id).")
-        split_cols = [k for k in rows[0] if k == "split" or k.startswith("split:")]
+        split_cols = [k for k in dict.fromkeys(k for r in rows for k in r) if k == "split" or k.startswith("split:")]
         reserved = {"path", "label", "speaker", "id", *split_cols}
         clips, split_values = [], []
-        for n, r in enumerate(rows, 2):
+        for n, r in numbered:
             if not r.get("path"):
-                raise CorpusError(f"manifest: {path} row {n} has an empty path. Fix: fill it or drop the row.")
+                raise CorpusError(f"manifest: {path} line {n} has an empty path. Fix: fill it or drop the row.")
+            if "label" not in r:
+                raise CorpusError(f"manifest: {path} line {n} has no label. Fix: give every row a label.")
             rel = PurePosixPath(r["path"].replace("\\", "/"))
             cid = r.get("id") or str(rel.with_suffix(""))
             native = r["label"]
@@ -174,6 +173,6 @@ class ManifestCorpus(CorpusReader):
             return SPLIT_VALUES[value.strip().lower()]
         except KeyError:
             raise CorpusError(
-                f"manifest: {path} row {row} has {column}={value!r}; expected one of "
+                f"manifest: {path} line {row} has {column}={value!r}; expected one of "
                 f"{sorted(k for k in SPLIT_VALUES if k)} or empty. Fix: correct that cell."
             ) from None

@@ -41,13 +41,13 @@ Citation:
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, ClassVar
 
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, check_missing, meta, register
 from embedprobe.corpora.splits import OUT, TEST, TRAIN, VAL
+from embedprobe.corpora.textfiles import read_csv
 from embedprobe.errors import CorpusError
 
 CODES: dict[str, str] = {
@@ -83,16 +83,14 @@ class MSPPodcast(CorpusReader):
         audio_dir = next((d for d in AUDIO_DIRS if (root / d).is_dir()), None)
         if audio_dir is None:
             raise self.layout_error(root, "no 'Audios' folder")
-        with label_file.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = [h.strip() for h in reader.fieldnames or []]
-            lacking = [c for c in COLUMNS if c not in header]
-            if lacking:
-                raise CorpusError(
-                    f"msp-podcast: {label_file} lacks the column(s) {lacking}; it has {header}. "
-                    "Fix: use the labels_consensus.csv of the release (FileName,EmoClass,...,Split_Set)."
-                )
-            rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+        rows = [r for _, r in read_csv(label_file, "msp-podcast")]
+        header = list(rows[0]) if rows else []
+        lacking = [c for c in COLUMNS if c not in header]
+        if lacking:
+            raise CorpusError(
+                f"msp-podcast: {label_file} lacks the column(s) {lacking}; it has {header}. "
+                "Fix: use the labels_consensus.csv of the release (FileName,EmoClass,...,Split_Set)."
+            )
         clips = []
         for r in rows:
             code = r["EmoClass"].upper()

@@ -59,7 +59,7 @@ def write_html(summary: dict[str, Any], path: str | Path, *,
 def render_html(summary: dict[str, Any], *, acoustics: dict[str, Any] | None = None) -> str:
     """The report as one HTML string."""
     s = summary
-    mname = _METRIC_NAMES.get(s["report"]["metric"], s["report"]["metric"])
+    mname = _e(_METRIC_NAMES.get(s["report"]["metric"], s["report"]["metric"]))
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(s['name'])} · embedprobe bench"
              f"</title><style>{CSS}</style></head><body><main>",
              f"<h1>embedprobe bench: {_e(s['name'])}</h1>", _overview(s),

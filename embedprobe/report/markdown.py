@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from embedprobe.report.escape import md, md_code
 from embedprobe.report.heatmap import save_heatmap
 from embedprobe.report.results import read_results
 from embedprobe.report.tables import metric_matrix, relative_from, to_markdown
@@ -24,7 +26,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     out = Path(out) if out else results_dir / "report.md"
     figs = out.parent / "figures"
     parts = ["# embedprobe report", "",
-             f"{len(runs)} run(s) from `{results_dir}`. Cells read `mean [95% bootstrap interval]`; "
+             f"{len(runs)} run(s) from {md(results_dir)}. Cells read `mean [95% bootstrap interval]`; "
              "the in-domain cell of a corpus follows its own split protocol (mean over folds).", ""]
     for path, rec in runs:
         parts += _section(path, rec, figs, out.parent)
@@ -36,23 +38,26 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
 def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[str]:
     cfg = rec["config"]
     stem = path.stem
-    lines = [f"## {cfg['model']} · {cfg['probe']} probe · trained on {', '.join(rec['resolved']['train_sets'][0])}",
+    lines = [f"## {md(cfg['model'])} · {md(cfg['probe'])} probe · trained on "
+             f"{md(', '.join(rec['resolved']['train_sets'][0]))}",
              "",
-             f"- results: `{path.name}`; seeds {rec['seeds']}; layer "
-             f"`{next(iter(rec['caches'].values()))['layer']}`; pooling `{cfg.get('pooling')}`; "
-             f"frames {cfg.get('frames')}; scrambled {cfg.get('scramble') or 'none'}",
-             f"- code {rec.get('code_version')}; torch {rec['versions'].get('torch')}; "
+             f"- results: {md(path.name)}; seeds {md(rec['seeds'])}; layer "
+             f"{md(next(iter(rec['caches'].values()))['layer'])}; pooling {md(cfg.get('pooling'))}; "
+             f"frames {md(cfg.get('frames'))}; scrambled {md(', '.join(cfg.get('scramble') or []) or 'none')}",
+             f"- code {md(rec.get('code_version'))}; torch {md(rec['versions'].get('torch'))}; "
              f"{rec.get('seconds', 0):.0f} s",
              ""]
     lines += ["| corpus | protocol | folds | 4-class clips | cache fingerprint |", "|---|---|---|---|---|"]
     for name, c in rec["caches"].items():
-        lines.append(f"| {name} | {c['protocol']} | {len(c['folds'])} | {c['n_4class']} | `{c['fingerprint']}` |")
+        lines.append(f"| {md(name)} | {md(c['protocol'])} | {len(c['folds'])} | {c['n_4class']} "
+                     f"| {md_code(c['fingerprint'])} |")
     lines.append("")
     mats = [metric_matrix(rec["cells"], m, title) for m, title in MATRICES]
     mats.append(relative_from(rec, "wf1"))
     for key, m in zip(("auroc", "wf1", "relative-wf1"), mats, strict=False):
         png = save_heatmap(m, figs / f"{stem}__{key}.png")
-        lines += [f"### {m.title}", "", to_markdown(m), "", f"![{m.title}]({png.relative_to(base)})", ""]
+        lines += [f"### {md(m.title)}", "", to_markdown(m), "",
+                  f"![{md(m.title)}]({quote(png.relative_to(base).as_posix())})", ""]
     lines += _last20(rec)
     if rec.get("fragmentation"):
         lines += ["### Label scrambling: fragmentation summary", "",
@@ -61,7 +66,7 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
                   "| scrambled corpus | joint training | joint wF1 | alone wF1 | Δ wF1 | joint AUROC | alone AUROC |",
                   "|---|---|---|---|---|---|---|"]
         for r in rec["fragmentation"]:
-            lines.append(f"| {r['corpus']} | {r['joint_train']} | {_f(r['joint_wf1'])} | {_f(r['alone_wf1'])} "
+            lines.append(f"| {md(r['corpus'])} | {md(r['joint_train'])} | {_f(r['joint_wf1'])} | {_f(r['alone_wf1'])} "
                          f"| {_f(r['delta_wf1'], True)} | {_f(r['joint_auroc'])} | {_f(r['alone_auroc'])} |")
         lines.append("")
     return lines
@@ -91,9 +96,9 @@ def _last20(rec: dict[str, Any]) -> list[str]:
     for c in rec["cells"]:
         m = c["metrics"]
         s = m["wf1"].get("seeds", {})
-        miss = f" (missing {', '.join(c['missing_classes'])})" if c.get("missing_classes") else ""
+        miss = f" (missing {md(', '.join(c['missing_classes']))})" if c.get("missing_classes") else ""
         lines.append(
-            f"| {c['train']} | {c['test']}{miss} | {c['n_test']} | "
+            f"| {md(c['train'])} | {md(c['test'])}{miss} | {c['n_test']} | "
             + " | ".join(_f(m[k]["mean"]) for k in ("auroc", "acc", "uacc", "f1", "wf1", "avprec"))
             + f" | {_f(m['wf1'].get('last20_mean'))} ({_f(m['wf1'].get('last20_std'), d=3)})"
             + f" | {_f(s.get('mean'))} ({_f(s.get('std'), d=3)}) |")

@@ -50,8 +50,10 @@ def relative_from(record: dict[str, Any], metric: str = "wf1") -> Matrix:
 
 
 def to_markdown(m: Matrix, digits: int = 2) -> str:
-    """A GitHub Markdown table; cells read ``0.81 [0.75, 0.86]``."""
-    head = "| train \\ test | " + " | ".join(m.cols) + " |"
+    """A GitHub Markdown table; cells read ``0.81 [0.75, 0.86]``; corpus names are escaped."""
+    from embedprobe.report.escape import md
+
+    head = "| train \\ test | " + " | ".join(md(c) for c in m.cols) + " |"
     sep = "|---|" + "---|" * len(m.cols)
     lines = [head, sep]
     for i, r in enumerate(m.rows):
@@ -65,5 +67,5 @@ def to_markdown(m: Matrix, digits: int = 2) -> str:
             if m.low[i][j] is not None and m.high[i][j] is not None:
                 s += f" [{m.low[i][j]:.{digits}f}, {m.high[i][j]:.{digits}f}]"
             out.append(s)
-        lines.append(f"| {r} | " + " | ".join(out) + " |")
+        lines.append(f"| {md(r)} | " + " | ".join(out) + " |")
     return "\n".join(lines)
