@@ -85,8 +85,6 @@ def register(app: typer.Typer) -> None:
             + ("" if s.complete else " - incomplete: re-run the same command to resume")
         )
         if s.precision_note:
-            from rich.markup import escape
-
             console.print(f"  [yellow]precision[/] {escape(s.precision_note)}")
         for _clip_id, path, reason in s.errors:
             console.print(f"  [red]error[/] {escape(f'{path}: {reason}')}")

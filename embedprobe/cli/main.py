@@ -18,7 +18,17 @@ try:  # Ctrl-C while the modules load (the first ~0.3 s) ends like any other int
     import typer
 
     from embedprobe import __version__
-    from embedprobe.cli import acoustics, bench, convert, domain, extract, info, listing, probe, report
+    from embedprobe.cli import (
+        acoustics,
+        bench,
+        convert,
+        domain,
+        extract,
+        info,
+        listing,
+        probe,
+        report,
+    )
 
     if Path(sys.argv[0]).stem == "embedprobe":
         # The console script runs a line of its own between importing this module and calling
