@@ -37,8 +37,8 @@ def _cuda() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` run on a CUDA machine (``benchmarks/gpu_check.sh``) and skip elsewhere."""
-    if any("gpu" in item.keywords for item in items) and not _cuda():
+    marked = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if marked and not _cuda():
         skip = pytest.mark.skip(reason="needs a CUDA GPU (run benchmarks/gpu_check.sh on one)")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
+        for item in marked:
+            item.add_marker(skip)
