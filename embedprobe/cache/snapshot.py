@@ -13,6 +13,7 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
+from .diskerrors import check_free, disk_errors
 from .schema import Header
 from .store import (
     CorruptSegmentError,
@@ -140,6 +141,13 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def cleanup(snap: Snapshot, *, tag: str | None) -> None:
     """Remove what a crash left behind: temp files, parts already merged elsewhere, damaged parts.
 
@@ -185,12 +193,18 @@ def consolidate(layout: Layout, *, manifest_ids: list[str]) -> dict[str, Any]:
             for p in snap.parts:
                 sources |= {p.part.name, *p.sources}
             errors = [(i, *snap.errors[i]) for i in sorted(snap.errors)]
+            copy = sum(_file_size(s.path) for s in snap.segments)
+            why = (" (the final merge writes a full copy of the cache before deleting the parts, "
+                   "which keep every batch until then)")
+            check_free(layout.main.parent, copy, "the final merge", why)
             tmp = layout.tmp_main()
             try:
-                write_merged(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors, kind="main",
-                             attrs={"complete": complete}, sessions=union_sessions(snap.segments),
-                             sources=sorted(sources), manifest_json=snap.header.manifest_json)
-                commit(tmp, layout.main)
+                with disk_errors(layout.main.parent, "the final merge", copy + (1 << 20), why):
+                    write_merged(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors,
+                                 kind="main", attrs={"complete": complete},
+                                 sessions=union_sessions(snap.segments), sources=sorted(sources),
+                                 manifest_json=snap.header.manifest_json)
+                    commit(tmp, layout.main)
             except BaseException:
                 unlink_quiet(tmp)
                 raise

@@ -7,10 +7,13 @@ How crash safety works:
     renamed to its final ``part.*.h5`` name (an atomic step) and the directory is fsynced.
     Readers see the main file ``X.h5`` plus every committed part, de-duplicated by clip id,
     and ignore temporary files, so a ``kill -9`` at any moment loses at most the batch in
-    flight. To keep the number of parts small, every 8 parts of one level are merged into
-    one part of the next level (LSM-style, O(n log n) copying in total; parts over 256 MB
-    are left alone until finalize); a merged part names the parts it holds, so if the
-    process dies before deleting them the copies are ignored and removed later.
+    flight. To keep the number of parts bounded, every 8 *small* parts of one level are merged
+    into one part of the next level (LSM-style); a part is small while it is under 4 MB or under
+    1/256 of the bytes this writer holds in parts. Batches of frame-level features are
+    usually larger than that, so they are written once and never copied before finalize
+    (copying them was 2/3 of the write time), while the part count stays below about
+    256 + 8 per level. A merged part names the parts it holds, so if the process dies
+    before deleting them the copies are ignored and removed later.
     ``finalize()`` streams everything into a new main file in manifest order, written the
     same way (``X.h5.tmp-<pid>-*``, fsync, ``os.replace``, fsync the directory), and only
     then deletes the parts; the main file names them too. The next writer removes leftover
@@ -41,6 +44,7 @@ import numpy as np
 
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
+from .diskerrors import FULL, CacheDiskFullError, check_free, disk_errors, size_text
 from .identity import check_compatible
 from .locks import FileLock, describe_holders
 from .schema import (
@@ -61,7 +65,8 @@ from .store import (
     Segment,
     close_all,
     commit,
-    h5open,
+    commit_bytes,
+    file_image,
     now_ns,
     union_sessions,
     unlink_quiet,
@@ -69,8 +74,11 @@ from .store import (
     write_text_if_absent,
 )
 
+_FINISH_WHY = (" for the remaining clips and the final merge (it writes a full copy of the cache "
+               "before deleting the parts)")
 COMPACT_EVERY = 8
-SEAL_BYTES = 256 << 20
+SEAL_BYTES = 4 << 20
+MAX_PARTS = 256
 
 
 class CacheWriter:
@@ -92,9 +100,10 @@ class CacheWriter:
         shard, n_shards: write shard ``shard`` of ``n_shards`` (only clips with
             ``shard_of(id, n_shards) == shard``); shard writers run side by side.
         compact_every: merge this many parts of one level into one part of the next.
-        seal_bytes: parts at least this large are not merged again before ``finalize`` (bounds
-            the copying of large frame-level caches; the part count stays below
-            ``size / seal_bytes`` plus ``compact_every`` per level).
+        seal_bytes, max_parts: a part is merged again before ``finalize`` only while it is
+            smaller than ``seal_bytes`` or than ``1 / max_parts`` of the bytes this writer
+            holds in parts (large batches are written once; the part count stays below
+            ``max_parts`` plus ``compact_every`` per level).
 
     Raises:
         CacheMismatchError: the existing cache was made with another identity, layer set,
@@ -106,7 +115,7 @@ class CacheWriter:
                  manifest_json: str, layers: dict[str, int], frames: bool | Sequence[str] = False,
                  dtype: str = "float32", overwrite: bool = False, shard: int | None = None,
                  n_shards: int | None = None, compact_every: int = COMPACT_EVERY,
-                 seal_bytes: int = SEAL_BYTES):
+                 seal_bytes: int = SEAL_BYTES, max_parts: int = MAX_PARTS):
         from embedprobe.corpora.base import Manifest
 
         if dtype not in DTYPES:
@@ -130,7 +139,7 @@ class CacheWriter:
                                 "pass JSON-able values (str, int, float, bool, None, lists, dicts, "
                                 "dataclasses, paths)") from e
         self.shard, self.n_shards, self.tag = shard, n_shards, shard_tag(shard, n_shards)
-        self.compact_every, self.seal_bytes = compact_every, seal_bytes
+        self.compact_every, self.seal_bytes, self.max_parts = compact_every, seal_bytes, max(1, max_parts)
         self._sizes: dict[str, int] = {}
         self.session = secrets.token_hex(4)
         self._session_info = {"session": self.session, "tag": self.tag, "host": socket.gethostname(),
@@ -142,12 +151,13 @@ class CacheWriter:
         self.merged = False
         self._main_lock = FileLock(self.layout.lock)
         self._shard_lock = FileLock(self.layout.shard_lock(self.tag)) if shard is not None else None
-        self._acquire(overwrite)
-        try:
-            self._open_state()
-        except BaseException:
-            self._release()
-            raise
+        with disk_errors(self.path.parent, "opening the cache for writing", None):
+            self._acquire(overwrite)
+            try:
+                self._open_state()
+            except BaseException:
+                self._release()
+                raise
 
     # -- opening -------------------------------------------------------------------------------
     def _locked_error(self, what: str = "", hint: str = "") -> CacheLockedError:
@@ -265,14 +275,19 @@ class CacheWriter:
             return
         block = Block.from_results(self.header, list(results), errors)
         part = self._new_part_name(level=0)
+
+        def fill(f: Any) -> None:
+            write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
+                             n_errors=len(errors), extra={"level": 0})
+            write_block(f, self.header, block)
+            write_meta(f, sessions=[self._session_info], sources=[])
+
+        image = file_image(fill)  # built in memory: the disk sees one write, then fsync + rename
         tmp = self.layout.tmp_part(self.tag, self.session, part.seq)
         try:
-            with h5open(tmp, "w") as f:
-                write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
-                                 n_errors=len(errors), extra={"level": 0})
-                write_block(f, self.header, block)
-                write_meta(f, sessions=[self._session_info], sources=[])
-            commit(tmp, self.layout.part_path(part))
+            with disk_errors(self.layout.parts_dir, f"committing a batch of {size_text(len(image))}",
+                             lambda: self._space_to_finish(len(image), len(block.ids)), _FINISH_WHY):
+                commit_bytes(image, tmp, self.layout.part_path(part))
         except BaseException:
             unlink_quiet(tmp)
             raise
@@ -281,8 +296,16 @@ class CacheWriter:
             self._errors.difference_update(block.ids)
             self._errors.update(e[0] for e in errors)
             self._own.append(part)
-            self._sizes[part.name] = self.layout.part_path(part).stat().st_size
+            self._sizes[part.name] = len(image)
         self._compact()
+
+    def _space_to_finish(self, batch_bytes: int, batch_clips: int) -> int:
+        """Free bytes this writer needs to finish: the remaining batches, then the final merge's
+        full copy of the cache (written before the parts are deleted)."""
+        size = self.layout.size_bytes()
+        done = len(self.done_ids)
+        per_clip = size / done if done else batch_bytes / max(1, batch_clips)
+        return int(per_clip * (len(self.pending_ids()) + len(self.manifest.ids)))
 
     def _new_part_name(self, level: int, order: int | None = None) -> PartName:
         self._seq += 1
@@ -293,7 +316,9 @@ class CacheWriter:
         """Merge every level that has ``compact_every`` parts into one part of the next level."""
         level = 0
         while True:
-            small = [p for p in self._own if self._size(p) < self.seal_bytes]
+            sizes = {p: self._size(p) for p in self._own}
+            seal = max(self.seal_bytes, sum(sizes.values()) // self.max_parts)
+            small = [p for p in self._own if sizes[p] < seal]
             at = [p for p in small if p.level == level]
             if not at and not any(p.level > level for p in small):
                 return
@@ -310,6 +335,10 @@ class CacheWriter:
         return self._sizes[part.name]
 
     def _merge_parts(self, parts: list[PartName], level: int) -> None:
+        try:  # merging is optional: with too little space, keep the parts as they are
+            check_free(self.layout.parts_dir, sum(self._size(p) for p in parts), "merging parts")
+        except CacheDiskFullError:
+            return
         segs = [Segment(self.layout.part_path(p), p) for p in sorted(parts)]
         try:
             where: dict[str, tuple[int, int]] = {}
@@ -331,6 +360,11 @@ class CacheWriter:
                              kind="part", attrs={"level": level}, sessions=union_sessions(segs),
                              sources=sources)
                 commit(tmp, self.layout.part_path(out))
+            except OSError as e:
+                unlink_quiet(tmp)
+                if e.errno in FULL:  # the parts stay; the next batch reports a full disk
+                    return
+                raise
             except BaseException:
                 unlink_quiet(tmp)
                 raise
