@@ -14,6 +14,7 @@ import numpy as np
 from embedprobe.errors import CacheError
 
 from .diskerrors import check_free, disk_errors
+from .interrupts import check_interrupt, deferred_interrupts
 from .schema import Header
 from .store import (
     CorruptSegmentError,
@@ -176,6 +177,11 @@ def consolidate(layout: Layout, *, manifest_ids: list[str]) -> dict[str, Any]:
     Writes ``X.h5.tmp-<pid>-<r>``, fsyncs it, ``os.replace``s it over ``X.h5``, fsyncs the
     directory, and only then deletes the merged parts. Returns counts for the caller.
     """
+    with deferred_interrupts():  # Ctrl-C stops the merge between blocks, never inside h5py
+        return _consolidate(layout, manifest_ids)
+
+
+def _consolidate(layout: Layout, manifest_ids: list[str]) -> dict[str, Any]:
     snap = Snapshot.open(layout)
     if snap is None:
         raise CacheError(f"There is no cache at {layout.main}.")
@@ -204,6 +210,7 @@ def consolidate(layout: Layout, *, manifest_ids: list[str]) -> dict[str, Any]:
                                  kind="main", attrs={"complete": complete},
                                  sessions=union_sessions(snap.segments), sources=sorted(sources),
                                  manifest_json=snap.header.manifest_json)
+                    check_interrupt()
                     commit(tmp, layout.main)
             except BaseException:
                 unlink_quiet(tmp)

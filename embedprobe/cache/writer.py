@@ -46,6 +46,7 @@ from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
 from .diskerrors import FULL, CacheDiskFullError, check_free, disk_errors, size_text
 from .identity import check_compatible
+from .interrupts import check_interrupt, deferred_interrupts
 from .locks import FileLock, describe_holders
 from .schema import (
     DTYPES,
@@ -151,10 +152,11 @@ class CacheWriter:
         self.merged = False
         self._main_lock = FileLock(self.layout.lock)
         self._shard_lock = FileLock(self.layout.shard_lock(self.tag)) if shard is not None else None
-        with disk_errors(self.path.parent, "opening the cache for writing", None):
+        with disk_errors(self.path.parent, "opening the cache for writing", None), deferred_interrupts():
             self._acquire(overwrite)
             try:
                 self._open_state()
+                check_interrupt()
             except BaseException:
                 self._release()
                 raise
@@ -273,6 +275,10 @@ class CacheWriter:
             errors = [e for e in errors if e[0] not in self._done]
         if not results and not errors:
             return
+        with deferred_interrupts():  # in the main thread, Ctrl-C lands after the commit, not in h5py
+            self._commit(results, errors)
+
+    def _commit(self, results: list[ClipResult], errors: list[tuple[str, str, str]]) -> None:
         block = Block.from_results(self.header, list(results), errors)
         part = self._new_part_name(level=0)
 
