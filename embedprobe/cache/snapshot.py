@@ -13,8 +13,8 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
-from .diskerrors import check_free, disk_errors
-from .interrupts import check_interrupt, deferred_interrupts
+from .diskerrors import MARGIN, check_free, disk_errors
+from .interrupts import deferred_interrupts
 from .schema import Header
 from .store import (
     CorruptSegmentError,
@@ -142,13 +142,6 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 def cleanup(snap: Snapshot, *, tag: str | None) -> None:
     """Remove what a crash left behind: temp files, parts already merged elsewhere, damaged parts.
 
@@ -176,8 +169,18 @@ def consolidate(layout: Layout, *, manifest_ids: list[str]) -> dict[str, Any]:
 
     Writes ``X.h5.tmp-<pid>-<r>``, fsyncs it, ``os.replace``s it over ``X.h5``, fsyncs the
     directory, and only then deletes the merged parts. Returns counts for the caller.
+
+    The copy needs about the cache's size in free space: with less it is refused before it
+    starts, and a full disk or a Ctrl-C midway (taken between blocks, never inside h5py) removes
+    the temporary file and keeps every part (``CacheDiskFullError`` / ``KeyboardInterrupt``).
     """
-    with deferred_interrupts():  # Ctrl-C stops the merge between blocks, never inside h5py
+    folder = layout.main.parent
+    copy = layout.size_bytes() if layout.parts() or not layout.main.exists() else 0
+    why = (" (the final merge writes a full copy of the cache before deleting the parts, which "
+           "keep every batch until then)")
+    with deferred_interrupts(), disk_errors(folder, "the final merge", copy + MARGIN, why):
+        if copy:
+            check_free(folder, copy, "the final merge", why)
         return _consolidate(layout, manifest_ids)
 
 
@@ -199,19 +202,12 @@ def _consolidate(layout: Layout, manifest_ids: list[str]) -> dict[str, Any]:
             for p in snap.parts:
                 sources |= {p.part.name, *p.sources}
             errors = [(i, *snap.errors[i]) for i in sorted(snap.errors)]
-            copy = sum(_file_size(s.path) for s in snap.segments)
-            why = (" (the final merge writes a full copy of the cache before deleting the parts, "
-                   "which keep every batch until then)")
-            check_free(layout.main.parent, copy, "the final merge", why)
             tmp = layout.tmp_main()
             try:
-                with disk_errors(layout.main.parent, "the final merge", copy + (1 << 20), why):
-                    write_merged(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors,
-                                 kind="main", attrs={"complete": complete},
-                                 sessions=union_sessions(snap.segments), sources=sorted(sources),
-                                 manifest_json=snap.header.manifest_json)
-                    check_interrupt()
-                    commit(tmp, layout.main)
+                write_merged(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors, kind="main",
+                             attrs={"complete": complete}, sessions=union_sessions(snap.segments),
+                             sources=sorted(sources), manifest_json=snap.header.manifest_json)
+                commit(tmp, layout.main)
             except BaseException:
                 unlink_quiet(tmp)
                 raise

@@ -18,8 +18,8 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
+from . import interrupts
 from .convert import convert_into, converted
-from .interrupts import check_interrupt
 from .schema import (
     FORMAT_VERSION,
     HEADER_JSON,
@@ -419,7 +419,7 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
             for stat in ("mean", "std"):
                 out = f[f"pooled/{layer}/{stat}"]
                 for a in range(0, n, block):
-                    check_interrupt()
+                    interrupts.check_interrupt()
                     b = min(n, a + block)
                     buf = np.empty((b - a, dim), header.dtype)
                     si, ri = seg_idx[a:b], rows[a:b]
@@ -444,7 +444,7 @@ def _copy_frames(f: Any, layer: str, header: Header, segments: list[Segment], se
     max_rows = max(1, SPAN_BYTES // (header.layers[layer] * np.dtype(header.dtype).itemsize))
     a = 0
     while a < n:
-        check_interrupt()
+        interrupts.check_interrupt()
         # Extend the block while it stays under SPAN_BYTES (always at least one clip).
         b = int(np.searchsorted(out_off, out_off[a] + max_rows, side="right")) - 1
         b = min(n, max(a + 1, b))

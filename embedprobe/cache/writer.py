@@ -68,6 +68,7 @@ from .store import (
     commit,
     commit_bytes,
     file_image,
+    h5open,
     now_ns,
     union_sessions,
     unlink_quiet,
@@ -78,8 +79,15 @@ from .store import (
 _FINISH_WHY = (" for the remaining clips and the final merge (it writes a full copy of the cache "
                "before deleting the parts)")
 COMPACT_EVERY = 8
+IMAGE_BYTES = 256 << 20  # batches up to this size are built in memory before they touch the disk
 SEAL_BYTES = 4 << 20
 MAX_PARTS = 256
+
+
+def _nbytes(block: Block) -> int:
+    """Bytes of the vectors in a batch (what its part file holds, less metadata)."""
+    arrays = [*block.mean.values(), *block.std.values(), *(d for d, _ in block.frames.values())]
+    return sum(a.nbytes for a in arrays)
 
 
 class CacheWriter:
@@ -281,19 +289,9 @@ class CacheWriter:
     def _commit(self, results: list[ClipResult], errors: list[tuple[str, str, str]]) -> None:
         block = Block.from_results(self.header, list(results), errors)
         part = self._new_part_name(level=0)
-
-        def fill(f: Any) -> None:
-            write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
-                             n_errors=len(errors), extra={"level": 0})
-            write_block(f, self.header, block)
-            write_meta(f, sessions=[self._session_info], sources=[])
-
-        image = file_image(fill)  # built in memory: the disk sees one write, then fsync + rename
         tmp = self.layout.tmp_part(self.tag, self.session, part.seq)
         try:
-            with disk_errors(self.layout.parts_dir, f"committing a batch of {size_text(len(image))}",
-                             lambda: self._space_to_finish(len(image), len(block.ids)), _FINISH_WHY):
-                commit_bytes(image, tmp, self.layout.part_path(part))
+            self._write_part(block, len(errors), tmp, self.layout.part_path(part))
         except BaseException:
             unlink_quiet(tmp)
             raise
@@ -302,8 +300,34 @@ class CacheWriter:
             self._errors.difference_update(block.ids)
             self._errors.update(e[0] for e in errors)
             self._own.append(part)
-            self._sizes[part.name] = len(image)
+            self._sizes[part.name] = self.layout.part_path(part).stat().st_size
         self._compact()
+
+    def _write_part(self, block: Block, n_errors: int, tmp: Path, final: Path) -> None:
+        """Write one batch as the part file ``final`` (via ``tmp``; the caller removes it on error).
+
+        A batch is built as an HDF5 image in memory and reaches the disk as one write, fsync and
+        rename, so a full disk is one clean error (HDF5 failing midway can leave a file it cannot
+        close); only batches over ``IMAGE_BYTES`` are written by HDF5 itself, after a space check.
+        """
+        def fill(f: Any) -> None:
+            write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
+                             n_errors=n_errors, extra={"level": 0})
+            write_block(f, self.header, block)
+            write_meta(f, sessions=[self._session_info], sources=[])
+
+        nbytes = _nbytes(block)
+        doing = f"committing a batch of {size_text(nbytes)}"
+        with disk_errors(self.layout.parts_dir, doing, lambda: self._space_to_finish(nbytes, len(block.ids)),
+                         _FINISH_WHY):
+            if nbytes <= IMAGE_BYTES:
+                commit_bytes(file_image(fill), tmp, final)
+            else:
+                check_free(self.layout.parts_dir, nbytes, doing)
+                with h5open(tmp, "w") as f:
+                    fill(f)
+                    f.flush()  # a write error surfaces here, not while closing
+                commit(tmp, final)
 
     def _space_to_finish(self, batch_bytes: int, batch_clips: int) -> int:
         """Free bytes this writer needs to finish: the remaining batches, then the final merge's
@@ -329,7 +353,15 @@ class CacheWriter:
             if not at and not any(p.level > level for p in small):
                 return
             if len(at) >= self.compact_every:
-                self._merge_parts(at, level + 1)
+                try:  # merging is optional: with too little space the parts stay as they are
+                    check_free(self.layout.parts_dir, sum(sizes[p] for p in at), "merging parts")
+                    self._merge_parts(at, level + 1)
+                except CacheDiskFullError:
+                    return
+                except OSError as e:
+                    if e.errno in FULL:  # the next batch reports the full disk, with what to do
+                        return
+                    raise
             level += 1
 
     def _size(self, part: PartName) -> int:
@@ -341,10 +373,6 @@ class CacheWriter:
         return self._sizes[part.name]
 
     def _merge_parts(self, parts: list[PartName], level: int) -> None:
-        try:  # merging is optional: with too little space, keep the parts as they are
-            check_free(self.layout.parts_dir, sum(self._size(p) for p in parts), "merging parts")
-        except CacheDiskFullError:
-            return
         segs = [Segment(self.layout.part_path(p), p) for p in sorted(parts)]
         try:
             where: dict[str, tuple[int, int]] = {}
@@ -366,11 +394,6 @@ class CacheWriter:
                              kind="part", attrs={"level": level}, sessions=union_sessions(segs),
                              sources=sources)
                 commit(tmp, self.layout.part_path(out))
-            except OSError as e:
-                unlink_quiet(tmp)
-                if e.errno in FULL:  # the parts stay; the next batch reports a full disk
-                    return
-                raise
             except BaseException:
                 unlink_quiet(tmp)
                 raise

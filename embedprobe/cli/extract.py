@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from embedprobe.cli import python_handles_sigint
 from embedprobe.cli.common import console, csv_list, friendly, parse_options
 
 
@@ -69,13 +68,7 @@ def register(app: typer.Typer) -> None:
                           "4-class set" + ("; excluded from 4-class work: "
                                           + ", ".join(f"{k} {v}" for k, v in excl.items()) if excl else ""))
 
-        try:
-            python_handles_sigint()  # until here a Ctrl-C ends start-up at once (nothing written)
-            s = run(cfg, progress=not quiet, on_manifest=show)
-        except KeyboardInterrupt:  # before the cache was opened, or a second Ctrl-C
-            console.print(f"[yellow]interrupted[/]: {cfg.cache_path()} - incomplete: re-run the same "
-                          "command to resume")
-            raise typer.Exit(130) from None
+        s = run(cfg, progress=not quiet, on_manifest=show)
         rate = s.audio_seconds / s.seconds if s.seconds else 0.0
         console.print(
             f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {s.cache} - "

@@ -5,17 +5,7 @@ from __future__ import annotations
 import typer
 
 from embedprobe import __version__
-from embedprobe.cli import (
-    acoustics,
-    bench,
-    domain,
-    extract,
-    info,
-    listing,
-    probe,
-    python_handles_sigint,
-    report,
-)
+from embedprobe.cli import acoustics, bench, domain, extract, info, listing, probe, report
 
 app = typer.Typer(
     name="embedprobe",
@@ -34,13 +24,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """embedprobe: extract embeddings once, probe them across corpora, report."""
-    if ctx.invoked_subcommand != "extract":  # extract does it inside its own Ctrl-C handling
-        python_handles_sigint()
 
 
 for module in (listing, extract, info, probe, report, acoustics, domain, bench):

@@ -8,16 +8,14 @@ Usage: python cli_child.py extract ARGS...
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-sys.argv[0] = "embedprobe"  # the console script's name: start-up Ctrl-C handling as installed
-
-import embedprobe.cache.snapshot as snapshot  # noqa: E402
-import embedprobe.cache.store as store  # noqa: E402
+import embedprobe.cache.interrupts as interrupts
+import embedprobe.cache.snapshot as snapshot
+import embedprobe.cache.store as store
 
 store.SPAN_BYTES = 64 << 10
-_check, _consolidate = store.check_interrupt, snapshot._consolidate
+_check, _consolidate = interrupts.check_interrupt, snapshot._consolidate
 _merging = []
 
 
@@ -37,10 +35,10 @@ def _marked_consolidate(*args, **kwargs):
         _merging.clear()
 
 
-store.check_interrupt = _slow_check
+interrupts.check_interrupt = _slow_check
 snapshot._consolidate = _marked_consolidate
 
-from embedprobe.cli.main import main  # noqa: E402
-
 if __name__ == "__main__":
+    from embedprobe.cli.main import main
+
     main()
