@@ -142,6 +142,7 @@ def _time_writer_phases() -> dict[str, float]:
     """Seconds CacheWriter.write spends per phase (wrapped in place; this script only):
     validating and stacking the batch, building the part file in memory, writing + fsync +
     rename, and merging small parts."""
+    import embedprobe.cache.store as s
     import embedprobe.cache.writer as w
 
     spent = {"validate_stack": 0.0, "hdf5_image": 0.0, "write_fsync_rename": 0.0, "compaction": 0.0}
@@ -156,8 +157,8 @@ def _time_writer_phases() -> dict[str, float]:
         return run
 
     w.Block.from_results = timed(w.Block.from_results, "validate_stack")
-    w.file_image = timed(w.file_image, "hdf5_image")
-    w.commit_bytes = timed(w.commit_bytes, "write_fsync_rename")
+    s.file_image = timed(s.file_image, "hdf5_image")
+    s.commit_bytes = timed(s.commit_bytes, "write_fsync_rename")
     w.CacheWriter._compact = timed(w.CacheWriter._compact, "compaction")
     return spent
 

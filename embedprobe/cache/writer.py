@@ -44,6 +44,7 @@ import numpy as np
 
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
+from . import store
 from .diskerrors import FULL, CacheDiskFullError, check_free, disk_errors, size_text
 from .identity import check_compatible
 from .interrupts import check_interrupt, deferred_interrupts
@@ -66,8 +67,6 @@ from .store import (
     Segment,
     close_all,
     commit,
-    commit_bytes,
-    file_image,
     h5open,
     now_ns,
     union_sessions,
@@ -321,7 +320,7 @@ class CacheWriter:
         with disk_errors(self.layout.parts_dir, doing, lambda: self._space_to_finish(nbytes, len(block.ids)),
                          _FINISH_WHY):
             if nbytes <= IMAGE_BYTES:
-                commit_bytes(file_image(fill), tmp, final)
+                store.commit_bytes(store.file_image(fill), tmp, final)
             else:
                 check_free(self.layout.parts_dir, nbytes, doing)
                 with h5open(tmp, "w") as f:

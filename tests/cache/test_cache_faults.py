@@ -27,7 +27,7 @@ from test_cache_crash import check_values
 
 import embedprobe.cache.diskerrors as diskerrors_mod
 import embedprobe.cache.snapshot as snapshot_mod
-import embedprobe.cache.writer as writer_mod
+import embedprobe.cache.store as store_mod
 from embedprobe.cache import AsyncWriter, CacheWriter, open_cache
 from embedprobe.cache.diskerrors import CacheDiskFullError, CacheReadOnlyError
 from embedprobe.cache.locks import FileLock
@@ -57,7 +57,7 @@ def _one_sentence(err: str) -> None:
 def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, monkeypatch):
     m = make_manifest(24)
     path = tmp_path / "c.h5"
-    real, calls = writer_mod.commit_bytes, []
+    real, calls = store_mod.commit_bytes, []
 
     def fills_up(data, tmp, final):
         calls.append(tmp)
@@ -66,7 +66,7 @@ def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, 
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
         return real(data, tmp, final)
 
-    monkeypatch.setattr(writer_mod, "commit_bytes", fills_up)
+    monkeypatch.setattr(store_mod, "commit_bytes", fills_up)
     with CacheWriter(path, **kwargs(m)) as w:
         w.write([result(c) for c in m.ids[:4]])
         w.write([result(c) for c in m.ids[4:8]])
@@ -335,7 +335,6 @@ def test_sigint_in_a_library_merge_is_raised_after_cleaning_up(tmp_path, monkeyp
     """In-process: a Ctrl-C that arrives while the final merge copies is raised as
     KeyboardInterrupt between blocks; the temp file is removed and the parts are intact."""
     import embedprobe.cache.interrupts as interrupts_mod
-    import embedprobe.cache.store as store_mod
 
     m = make_manifest(40)
     path = tmp_path / "c.h5"
