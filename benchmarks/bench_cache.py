@@ -4,7 +4,8 @@
 
 Compares CacheWriter (one part file per batch, fsync, compaction, finalize) with a plain h5py
 baseline writing the same bytes into one ragged dataset (not crash-safe) and with a "durable"
-baseline (one fsynced file per batch, nothing else), then times the reader.
+baseline (one fsynced file per batch, nothing else), then times the reader. Prints where
+CacheWriter.write spends its time per batch (validation, HDF5 image, write + fsync, compaction).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def main() -> None:
     t_durable = time.perf_counter() - t
 
     path = root / "cache.h5"
+    phases = _time_writer_phases()
     kw = dict(provenance={}, identity={}, manifest_json=manifest.to_json(), layers=layers,
               frames=[frame_layer], dtype="float16")
     t = time.perf_counter()
@@ -114,12 +116,16 @@ def main() -> None:
         r.frames(frame_layer)
         t_all = time.perf_counter() - t
     gb = nbytes / 1e9
+    n_batches = -(-a.clips // a.batch)
     print(json.dumps({
         "data_GB": round(gb, 3),
         "baseline_h5py_GB_per_s": round(gb / t_base, 2),
         "durable_baseline_GB_per_s": round(gb / t_durable, 2),
         "cachewriter_GB_per_s": round(gb / t_write, 2),
         "cachewriter_vs_durable_baseline": round(t_durable / t_write, 2),
+        "cachewriter_ms_per_batch": {k: round(v * 1000 / n_batches, 1) for k, v in phases.items()}
+        | {"total": round(t_write * 1000 / n_batches, 1)},
+        "durable_baseline_ms_per_batch": round(t_durable * 1000 / n_batches, 1),
         "parts_before_finalize": n_parts,
         "finalize_s": round(t_final, 2),
         "finalize_GB_per_s": round(gb / t_final, 2),
@@ -130,6 +136,31 @@ def main() -> None:
     }, indent=1))
     shutil.rmtree(root)
     os.sync()
+
+
+def _time_writer_phases() -> dict[str, float]:
+    """Seconds CacheWriter.write spends per phase (wrapped in place; this script only):
+    validating and stacking the batch, building the part file in memory, writing + fsync +
+    rename, and merging small parts."""
+    import embedprobe.cache.store as s
+    import embedprobe.cache.writer as w
+
+    spent = {"validate_stack": 0.0, "hdf5_image": 0.0, "write_fsync_rename": 0.0, "compaction": 0.0}
+
+    def timed(fn, key):
+        def run(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - t
+        return run
+
+    w.Block.from_results = timed(w.Block.from_results, "validate_stack")
+    s.file_image = timed(s.file_image, "hdf5_image")
+    s.commit_bytes = timed(s.commit_bytes, "write_fsync_rename")
+    w.CacheWriter._compact = timed(w.CacheWriter._compact, "compaction")
+    return spent
 
 
 if __name__ == "__main__":

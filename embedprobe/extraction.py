@@ -224,7 +224,12 @@ def extract(
             except replicas.ReplicaError:
                 run.flush()
                 raise
-            cache_path = writer.path if interrupted else committer.finalize()
+            cache_path = writer.path
+            if not interrupted:
+                try:
+                    cache_path = committer.finalize()
+                except KeyboardInterrupt:  # the merge stopped between blocks; parts are intact
+                    interrupted = True
     complete = False
     if not interrupted:
         with open_cache(cache_path) as reader:

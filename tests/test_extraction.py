@@ -142,50 +142,78 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "embedprobe.cli.main", *args]
 
 
+def _committed_parts(parts: Path) -> set[str]:
+    """Names of committed part files (a listing that races with the writer is just retried)."""
+    for _ in range(50):
+        try:
+            return {p.name for p in parts.iterdir() if p.name.startswith("part.")} if parts.is_dir() else set()
+        except FileNotFoundError:
+            time.sleep(0.001)
+    return set()
+
+
 @pytest.mark.slow
 def test_kill9_during_real_extraction_resumes(tmp_path: Path) -> None:
-    """kill -9 the real `embedprobe extract` at random moments, again and again, then finish."""
+    """kill -9 the real `embedprobe extract` mid-extraction, again and again, then finish.
+
+    Each run is killed a random 0-50 ms after it committed its first new part, so it dies
+    mid-extraction however fast the machine is (this test used to wait for any change in the
+    parts folder, such as a leftover temporary file being removed, and to sleep up to 0.4 s: on
+    a fast machine the run could finish first, leaving fewer than 3 kills; and listing the folder
+    while the writer deleted files could raise FileNotFoundError). Every failure message says
+    what each run saw: exit code, output tail and the cache's state.
+    """
+    from fault_report import cache_state, tail
+
     root = write_corpus("emodb", tmp_path / "c", n_speakers=8, clips_per_class=6)
     args = ["extract", "--model", "logmel-128", "--corpus", "emodb", "--root", str(root),
             "--frames", "--batch-size", "4", "-q"]
-    ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
-    assert ref.returncode == 0, ref.stderr
+    env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
+    ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True, text=True, env=env)
+    assert ref.returncode == 0, f"reference run: exit {ref.returncode}\n    {tail(ref.stderr)}"
     out = tmp_path / "killed"
     cache, parts = out / "emodb__logmel-128.h5", out / "emodb__logmel-128.h5.parts"
-    env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
     rnd = random.Random(1234)
-    n_before, kills = -1, 0
+    n_before, kills, seen = -1, 0, []
 
-    def state() -> tuple:
-        files = sorted(parts.glob("*")) if parts.exists() else []
-        return tuple((f.name, f.stat().st_mtime_ns) for f in files if f.exists())
+    def report() -> str:
+        return "\n".join(seen) + "\n" + cache_state(cache)
 
-    for _ in range(10):
+    for run in range(12):
+        if kills >= 5:
+            break
+        before = _committed_parts(parts)
         p = subprocess.Popen(_cli(*args, "--out", str(out)), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        seen = state()
         t0 = time.time()
-        while p.poll() is None and state() == seen and time.time() - t0 < 60:
-            time.sleep(0.02)  # wait until this run has committed something (mid-extraction)
-        time.sleep(rnd.uniform(0.0, 0.4))
-        if p.poll() is None:
+        while p.poll() is None and not (_committed_parts(parts) - before) and time.time() - t0 < 120:
+            time.sleep(0.005)  # until this run has committed a part of its own (mid-extraction)
+        time.sleep(rnd.uniform(0.0, 0.05))
+        killed = p.poll() is None
+        if killed:
             os.kill(p.pid, signal.SIGKILL)
             kills += 1
-        p.wait()
+        _, err = p.communicate(timeout=60)  # reaped: its flock is released
+        seen.append(f"run {run}: {'killed' if killed else 'not killed'} after {time.time() - t0:.2f} s, "
+                    f"exit {p.returncode}, output:\n    {tail(err, 6)}\n  {cache_state(cache)}")
+        assert killed or p.returncode == 0, f"a run that was not killed failed\n{report()}"
         if cache.exists() or parts.exists():
             with open_cache(cache) as r:  # opens after every kill
                 n = r.n_clips
-                assert len(set(r.ids)) == n
-                assert n >= n_before  # nothing committed is ever lost
+                assert len(set(r.ids)) == n, f"a clip is stored twice\n{report()}"
+                assert n >= n_before, f"committed clips were lost: {n} < {n_before}\n{report()}"
                 n_before = n
-    assert kills >= 3
+        if not killed:
+            break  # it finished: nothing left to kill
+    assert kills >= 3, f"only {kills} runs were killed mid-extraction\n{report()}"
     done = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    with open_cache(out / "emodb__logmel-128.h5") as a, open_cache(tmp_path / "ref" / "emodb__logmel-128.h5") as b:
-        assert a.complete and sorted(a.ids) == sorted(b.ids) and len(a.ids) == len(set(a.ids))
-        assert np.allclose(a.pooled("logmel", "meanstd", b.ids), b.pooled("logmel", "meanstd"))
+    assert done.returncode == 0, f"final run: exit {done.returncode}\n    {tail(done.stderr)}\n{report()}"
+    with open_cache(cache) as a, open_cache(tmp_path / "ref" / "emodb__logmel-128.h5") as b:
+        assert a.complete and sorted(a.ids) == sorted(b.ids) and len(a.ids) == len(set(a.ids)), report()
+        assert np.allclose(a.pooled("logmel", "meanstd", b.ids), b.pooled("logmel", "meanstd")), report()
         fa, fb = a.frames("logmel", b.ids), b.frames("logmel")
-        assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=False))
+        bad = [i for i, x, y in zip(b.ids, fa, fb, strict=True) if not np.array_equal(x, y)]
+        assert not bad, f"frames differ from an uninterrupted run for {bad[:5]}\n{report()}"
 
 
 def test_cli_extract_info_list(emodb_root: Path, tmp_path: Path) -> None:

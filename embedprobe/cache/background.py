@@ -16,10 +16,13 @@ _STOP = object()
 
 
 class AsyncWriter:
-    """Runs ``CacheWriter.write`` in a thread behind a bounded queue.
+    """Runs ``CacheWriter.write`` in a thread, one batch at a time.
 
-    ``write`` returns as soon as the batch is queued (it blocks only when ``max_pending``
-    batches wait), so model inference and disk writes overlap. Do not modify arrays after
+    ``write`` hands the batch over and returns at once if no earlier batch is still being
+    committed; otherwise it first waits for that commit. So model inference and disk writes
+    overlap, and at most ``max_pending`` (default 1) handed-over batches are uncommitted at any
+    moment: a ``kill -9`` loses at most that batch plus the clips the caller has computed for
+    the next one (fewer than two batches), however slow the disk. Do not modify arrays after
     handing them over. A failure in the thread is re-raised by the next ``write``, by
     ``close`` and by ``finalize``; batches queued after a failure are dropped (not committed),
     so resuming re-extracts them.
@@ -31,9 +34,11 @@ class AsyncWriter:
         ...     aw.finalize()
     """
 
-    def __init__(self, writer: CacheWriter, max_pending: int = 4):
+    def __init__(self, writer: CacheWriter, max_pending: int = 1):
         self.writer = writer
-        self._q: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
+        self.max_pending = max(1, max_pending)
+        self._slots = threading.BoundedSemaphore(self.max_pending)  # freed when a batch is committed
+        self._q: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"cache-writer:{writer.path.name}", daemon=True)
@@ -50,6 +55,8 @@ class AsyncWriter:
             except BaseException as e:  # re-raised in the caller's thread
                 self._error = e
             finally:
+                if item is not _STOP:
+                    self._slots.release()
                 self._q.task_done()
 
     def _raise(self) -> None:
@@ -62,10 +69,15 @@ class AsyncWriter:
         return self.writer.done_ids
 
     def write(self, results: Sequence[ClipResult], errors: Iterable[tuple[str, str, str]] = ()) -> None:
-        """Queue one batch; raises the error of an earlier batch if one failed."""
+        """Hand one batch over (after the previous one is committed); raises the error of an
+        earlier batch if one failed."""
         if self._closed:
             raise CacheError(f"The background writer of {self.writer.path} is closed.")
         self._raise()
+        self._slots.acquire()
+        if self._error is not None:
+            self._slots.release()
+            self._raise()
         self._q.put((list(results), list(errors)))
 
     def flush(self) -> None:

@@ -224,8 +224,11 @@ def _stack_frames(header: Header, layer: str, results: list[ClipResult], dt: np.
 
 def _nonfinite_rows(a: np.ndarray) -> np.ndarray:
     """Indices of rows holding NaN or inf (a bit test for float16, where numpy math is slow)."""
-    if a.dtype == np.float16:
-        bad = (a.view(np.uint16) & 0x7C00) == 0x7C00
+    if a.dtype == np.float16 and a.size and a.flags.c_contiguous:
+        exponent = a.view(np.uint16) & np.uint16(0x7C00)  # all ones: NaN or inf
+        if exponent.max() != 0x7C00:  # the common case: one pass and a max, 2x faster
+            return np.empty(0, np.int64)
+        bad = exponent == 0x7C00
     else:
         bad = ~np.isfinite(a)
     if not bad.any():

@@ -13,6 +13,8 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
+from .diskerrors import MARGIN, check_free, disk_errors
+from .interrupts import deferred_interrupts
 from .schema import Header
 from .store import (
     CorruptSegmentError,
@@ -167,7 +169,22 @@ def consolidate(layout: Layout, *, manifest_ids: list[str]) -> dict[str, Any]:
 
     Writes ``X.h5.tmp-<pid>-<r>``, fsyncs it, ``os.replace``s it over ``X.h5``, fsyncs the
     directory, and only then deletes the merged parts. Returns counts for the caller.
+
+    The copy needs about the cache's size in free space: with less it is refused before it
+    starts, and a full disk or a Ctrl-C midway (taken between blocks, never inside h5py) removes
+    the temporary file and keeps every part (``CacheDiskFullError`` / ``KeyboardInterrupt``).
     """
+    folder = layout.main.parent
+    copy = layout.size_bytes() if layout.parts() or not layout.main.exists() else 0
+    why = (" (the final merge writes a full copy of the cache before deleting the parts, which "
+           "keep every batch until then)")
+    with deferred_interrupts(), disk_errors(folder, "the final merge", copy + MARGIN, why):
+        if copy:
+            check_free(folder, copy, "the final merge", why)
+        return _consolidate(layout, manifest_ids)
+
+
+def _consolidate(layout: Layout, manifest_ids: list[str]) -> dict[str, Any]:
     snap = Snapshot.open(layout)
     if snap is None:
         raise CacheError(f"There is no cache at {layout.main}.")

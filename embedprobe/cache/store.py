@@ -18,6 +18,7 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
+from . import interrupts
 from .convert import convert_into, converted
 from .schema import (
     FORMAT_VERSION,
@@ -130,11 +131,51 @@ def commit(tmp: Path, final: Path) -> None:
     fsync_path(final.parent, directory=True)
 
 
+def commit_bytes(data: bytes | memoryview, tmp: Path, final: Path) -> None:
+    """Write ``data`` to ``tmp``, fsync it and atomically give it its final name (``commit``).
+
+    One plain ``write`` loop: a full disk is a clean ``OSError`` here, never a half-flushed
+    HDF5 file. The caller removes ``tmp`` if this raises.
+    """
+    view = memoryview(data).cast("B")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_path(final.parent, directory=True)
+
+
+def file_image(fill: Any) -> bytes:
+    """The bytes of a new HDF5 file built in memory by ``fill(f)`` (core driver, no disk IO).
+
+    A batch's part file is built this way and written with ``commit_bytes``: HDF5 never
+    writes to the disk itself, so a full disk cannot leave it in a failing state.
+    """
+    import h5py
+
+    f = h5py.File(f"embedprobe-part-{secrets.token_hex(6)}.h5", "w", driver="core", backing_store=False,
+                  locking=False)
+    try:
+        fill(f)
+        f.flush()
+        return f.id.get_file_image()
+    finally:
+        f.close()
+
+
 def write_text_if_absent(path: Path, text: str) -> bool:
     """Atomically create ``path`` with ``text`` unless it exists (``link`` fails on an existing name)."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(3)}")
-    tmp.write_text(text)
-    fsync_path(tmp)
+    try:
+        tmp.write_text(text)
+        fsync_path(tmp)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
     try:
         os.link(tmp, path)
         created = True
@@ -246,8 +287,10 @@ class Segment:
 
     def dset(self, group: str, layer: str, name: str) -> Any:
         key = f"{group}/{layer}/{name}"
-        if key not in self._dsets:
-            self._dsets[key] = self.f[key]
+        if key not in self._dsets:  # opened through the low-level API: 3-5x cheaper than f[key],
+            from h5py import Dataset, h5d  # which a merge of many parts does thousands of times
+
+            self._dsets[key] = Dataset(h5d.open(self.f.id, key.encode()))
         return self._dsets[key]
 
     def close(self) -> None:
@@ -378,6 +421,7 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
             for stat in ("mean", "std"):
                 out = f[f"pooled/{layer}/{stat}"]
                 for a in range(0, n, block):
+                    interrupts.check_interrupt()
                     b = min(n, a + block)
                     buf = np.empty((b - a, dim), header.dtype)
                     si, ri = seg_idx[a:b], rows[a:b]
@@ -402,6 +446,7 @@ def _copy_frames(f: Any, layer: str, header: Header, segments: list[Segment], se
     max_rows = max(1, SPAN_BYTES // (header.layers[layer] * np.dtype(header.dtype).itemsize))
     a = 0
     while a < n:
+        interrupts.check_interrupt()
         # Extend the block while it stays under SPAN_BYTES (always at least one clip).
         b = int(np.searchsorted(out_off, out_off[a] + max_rows, side="right")) - 1
         b = min(n, max(a + 1, b))

@@ -7,10 +7,13 @@ How crash safety works:
     renamed to its final ``part.*.h5`` name (an atomic step) and the directory is fsynced.
     Readers see the main file ``X.h5`` plus every committed part, de-duplicated by clip id,
     and ignore temporary files, so a ``kill -9`` at any moment loses at most the batch in
-    flight. To keep the number of parts small, every 8 parts of one level are merged into
-    one part of the next level (LSM-style, O(n log n) copying in total; parts over 256 MB
-    are left alone until finalize); a merged part names the parts it holds, so if the
-    process dies before deleting them the copies are ignored and removed later.
+    flight. To keep the number of parts bounded, every 8 *small* parts of one level are merged
+    into one part of the next level (LSM-style); a part is small while it is under 4 MB or under
+    1/256 of the bytes this writer holds in parts. Batches of frame-level features are
+    usually larger than that, so they are written once and never copied before finalize
+    (copying them was 2/3 of the write time), while the part count stays below about
+    256 + 8 per level. A merged part names the parts it holds, so if the process dies
+    before deleting them the copies are ignored and removed later.
     ``finalize()`` streams everything into a new main file in manifest order, written the
     same way (``X.h5.tmp-<pid>-*``, fsync, ``os.replace``, fsync the directory), and only
     then deletes the parts; the main file names them too. The next writer removes leftover
@@ -41,7 +44,10 @@ import numpy as np
 
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
+from . import store
+from .diskerrors import FULL, CacheDiskFullError, check_free, disk_errors, size_text
 from .identity import check_compatible
+from .interrupts import check_interrupt, deferred_interrupts
 from .locks import FileLock, describe_holders
 from .naming import not_a_cache
 from .schema import (
@@ -70,8 +76,18 @@ from .store import (
     write_text_if_absent,
 )
 
+_FINISH_WHY = (" for the remaining clips and the final merge (it writes a full copy of the cache "
+               "before deleting the parts)")
 COMPACT_EVERY = 8
-SEAL_BYTES = 256 << 20
+IMAGE_BYTES = 256 << 20  # batches up to this size are built in memory before they touch the disk
+SEAL_BYTES = 4 << 20
+MAX_PARTS = 256
+
+
+def _nbytes(block: Block) -> int:
+    """Bytes of the vectors in a batch (what its part file holds, less metadata)."""
+    arrays = [*block.mean.values(), *block.std.values(), *(d for d, _ in block.frames.values())]
+    return sum(a.nbytes for a in arrays)
 
 
 class CacheWriter:
@@ -93,9 +109,10 @@ class CacheWriter:
         shard, n_shards: write shard ``shard`` of ``n_shards`` (only clips with
             ``shard_of(id, n_shards) == shard``); shard writers run side by side.
         compact_every: merge this many parts of one level into one part of the next.
-        seal_bytes: parts at least this large are not merged again before ``finalize`` (bounds
-            the copying of large frame-level caches; the part count stays below
-            ``size / seal_bytes`` plus ``compact_every`` per level).
+        seal_bytes, max_parts: a part is merged again before ``finalize`` only while it is
+            smaller than ``seal_bytes`` or than ``1 / max_parts`` of the bytes this writer
+            holds in parts (large batches are written once; the part count stays below
+            ``max_parts`` plus ``compact_every`` per level).
 
     Raises:
         CacheMismatchError: the existing cache was made with another identity, layer set,
@@ -107,7 +124,7 @@ class CacheWriter:
                  manifest_json: str, layers: dict[str, int], frames: bool | Sequence[str] = False,
                  dtype: str = "float32", overwrite: bool = False, shard: int | None = None,
                  n_shards: int | None = None, compact_every: int = COMPACT_EVERY,
-                 seal_bytes: int = SEAL_BYTES):
+                 seal_bytes: int = SEAL_BYTES, max_parts: int = MAX_PARTS):
         from embedprobe.corpora.base import Manifest
 
         if dtype not in DTYPES:
@@ -131,7 +148,7 @@ class CacheWriter:
                                 "pass JSON-able values (str, int, float, bool, None, lists, dicts, "
                                 "dataclasses, paths)") from e
         self.shard, self.n_shards, self.tag = shard, n_shards, shard_tag(shard, n_shards)
-        self.compact_every, self.seal_bytes = compact_every, seal_bytes
+        self.compact_every, self.seal_bytes, self.max_parts = compact_every, seal_bytes, max(1, max_parts)
         self._sizes: dict[str, int] = {}
         self.session = secrets.token_hex(4)
         self._session_info = {"session": self.session, "tag": self.tag, "host": socket.gethostname(),
@@ -143,12 +160,14 @@ class CacheWriter:
         self.merged = False
         self._main_lock = FileLock(self.layout.lock)
         self._shard_lock = FileLock(self.layout.shard_lock(self.tag)) if shard is not None else None
-        self._acquire(overwrite)
-        try:
-            self._open_state()
-        except BaseException:
-            self._release()
-            raise
+        with disk_errors(self.path.parent, "opening the cache for writing", None), deferred_interrupts():
+            self._acquire(overwrite)
+            try:
+                self._open_state()
+                check_interrupt()
+            except BaseException:
+                self._release()
+                raise
 
     # -- opening -------------------------------------------------------------------------------
     def _locked_error(self, what: str = "", hint: str = "") -> CacheLockedError:
@@ -264,16 +283,15 @@ class CacheWriter:
             errors = [e for e in errors if e[0] not in self._done]
         if not results and not errors:
             return
+        with deferred_interrupts():  # in the main thread, Ctrl-C lands after the commit, not in h5py
+            self._commit(results, errors)
+
+    def _commit(self, results: list[ClipResult], errors: list[tuple[str, str, str]]) -> None:
         block = Block.from_results(self.header, list(results), errors)
         part = self._new_part_name(level=0)
         tmp = self.layout.tmp_part(self.tag, self.session, part.seq)
         try:
-            with h5open(tmp, "w") as f:
-                write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
-                                 n_errors=len(errors), extra={"level": 0})
-                write_block(f, self.header, block)
-                write_meta(f, sessions=[self._session_info], sources=[])
-            commit(tmp, self.layout.part_path(part))
+            self._write_part(block, len(errors), tmp, self.layout.part_path(part))
         except BaseException:
             unlink_quiet(tmp)
             raise
@@ -285,6 +303,40 @@ class CacheWriter:
             self._sizes[part.name] = self.layout.part_path(part).stat().st_size
         self._compact()
 
+    def _write_part(self, block: Block, n_errors: int, tmp: Path, final: Path) -> None:
+        """Write one batch as the part file ``final`` (via ``tmp``; the caller removes it on error).
+
+        A batch is built as an HDF5 image in memory and reaches the disk as one write, fsync and
+        rename, so a full disk is one clean error (HDF5 failing midway can leave a file it cannot
+        close); only batches over ``IMAGE_BYTES`` are written by HDF5 itself, after a space check.
+        """
+        def fill(f: Any) -> None:
+            write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
+                             n_errors=n_errors, extra={"level": 0})
+            write_block(f, self.header, block)
+            write_meta(f, sessions=[self._session_info], sources=[])
+
+        nbytes = _nbytes(block)
+        doing = f"committing a batch of {size_text(nbytes)}"
+        with disk_errors(self.layout.parts_dir, doing, lambda: self._space_to_finish(nbytes, len(block.ids)),
+                         _FINISH_WHY):
+            if nbytes <= IMAGE_BYTES:
+                store.commit_bytes(store.file_image(fill), tmp, final)
+            else:
+                check_free(self.layout.parts_dir, nbytes, doing)
+                with h5open(tmp, "w") as f:
+                    fill(f)
+                    f.flush()  # a write error surfaces here, not while closing
+                commit(tmp, final)
+
+    def _space_to_finish(self, batch_bytes: int, batch_clips: int) -> int:
+        """Free bytes this writer needs to finish: the remaining batches, then the final merge's
+        full copy of the cache (written before the parts are deleted)."""
+        size = self.layout.size_bytes()
+        done = len(self.done_ids)
+        per_clip = size / done if done else batch_bytes / max(1, batch_clips)
+        return int(per_clip * (len(self.pending_ids()) + len(self.manifest.ids)))
+
     def _new_part_name(self, level: int, order: int | None = None) -> PartName:
         self._seq += 1
         return PartName(order=order if order is not None else now_ns(), session=self.session,
@@ -294,12 +346,22 @@ class CacheWriter:
         """Merge every level that has ``compact_every`` parts into one part of the next level."""
         level = 0
         while True:
-            small = [p for p in self._own if self._size(p) < self.seal_bytes]
+            sizes = {p: self._size(p) for p in self._own}
+            seal = max(self.seal_bytes, sum(sizes.values()) // self.max_parts)
+            small = [p for p in self._own if sizes[p] < seal]
             at = [p for p in small if p.level == level]
             if not at and not any(p.level > level for p in small):
                 return
             if len(at) >= self.compact_every:
-                self._merge_parts(at, level + 1)
+                try:  # merging is optional: with too little space the parts stay as they are
+                    check_free(self.layout.parts_dir, sum(sizes[p] for p in at), "merging parts")
+                    self._merge_parts(at, level + 1)
+                except CacheDiskFullError:
+                    return
+                except OSError as e:
+                    if e.errno in FULL:  # the next batch reports the full disk, with what to do
+                        return
+                    raise
             level += 1
 
     def _size(self, part: PartName) -> int:

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 from cache_synth import IDENTITY, content_hash_of, fails, frames_of, kwargs, make_manifest, result
+from fault_report import cache_state, tail
 
 import embedprobe.cache.snapshot as snapshot_mod
 import embedprobe.cache.writer as writer_mod
@@ -63,6 +64,11 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     committed_ids: set[str] = set()
     kills = 0
     moments = {"before the writer opened": 0, "between/within batches": 0, "during finalize": 0, "after": 0}
+    seen: list[str] = []
+
+    def report() -> str:  # what every run saw, for failure messages
+        return "\n".join(seen[-6:]) + "\n" + cache_state(path)
+
     for run in range(40):
         log_path.write_text("")
         proc = subprocess.Popen([sys.executable, str(CHILD), str(path), str(log_path), str(n), str(batch)],
@@ -70,7 +76,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
         final_run = kills >= 15
         if final_run:
             _, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err.decode()
+            assert proc.returncode == 0, f"final run: exit {proc.returncode}\n    {tail(err)}\n{report()}"
         else:
             u = rng.random()
             if u < 0.2:  # anywhere, start-up and opening included
@@ -82,9 +88,11 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
                     time.sleep(0.002)
                 time.sleep(rng.uniform(0.0, 0.03 if mark == "\nF" else 0.25))
             os.kill(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            _, err = proc.communicate()
             kills += proc.returncode == -signal.SIGKILL
         started, committed, done = parse_log(log_path.read_text())
+        seen.append(f"run {run}: exit {proc.returncode}, log tail {log_path.read_text()[-80:]!r}, "
+                    f"output:\n    {tail(err, 6)}")
         if not final_run:
             text = log_path.read_text()
             moment = ("before the writer opened" if "R " not in text else "after" if done
@@ -95,23 +103,24 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
             continue
         with open_cache(path) as r:  # opens after every kill
             have = set(r.ids) | {e["id"] for e in r.errors}
-            assert len(r.ids) == len(set(r.ids))
+            assert len(r.ids) == len(set(r.ids)), f"a clip is stored twice\n{report()}"
             for k in committed:  # durability: whatever write() returned is there
-                assert set(started[k]) <= have, f"run {run}: committed batch {k} lost"
+                assert set(started[k]) <= have, f"run {run}: committed batch {k} lost\n{report()}"
             in_flight = [k for k in started if k not in committed]
-            assert len(in_flight) <= 1, f"run {run}: {in_flight}"
+            assert len(in_flight) <= 1, f"run {run}: {in_flight}\n{report()}"
             lost = [c for k in in_flight for c in started[k] if c not in have]
-            assert len(lost) <= batch
-            assert committed_ids <= have, f"run {run}: an earlier run's batch disappeared"
+            assert len(lost) <= batch, f"run {run}: lost {lost}\n{report()}"
+            assert committed_ids <= have, f"run {run}: an earlier run's batch disappeared\n{report()}"
             committed_ids = have
             if done:
-                assert r.complete
+                assert r.complete, report()
             check_values(r, rng.sample(r.ids, min(20, len(r.ids))))
         if final_run:
             break
     print("kill moments:", moments)
-    assert kills >= 15 and moments["between/within batches"] >= 3 and moments["during finalize"] >= 1, moments
-    assert done, "the final run did not finish"
+    assert kills >= 15 and moments["between/within batches"] >= 3 and moments["during finalize"] >= 1, \
+        f"{moments}\n{report()}"
+    assert done, f"the final run did not finish\n{report()}"
     with open_cache(path) as r:
         good = [c for c in m.ids if not fails(c)]
         assert r.complete and r.ids == good
@@ -240,7 +249,7 @@ def test_readers_during_a_live_writer_process(tmp_path):
             time.sleep(0.01)
     finally:
         _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err.decode()
-    assert opened >= 5
+    assert proc.returncode == 0, f"writer: exit {proc.returncode}\n    {tail(err)}\n{cache_state(path)}"
+    assert opened >= 5, f"readers opened the cache only {opened} times\n{cache_state(path)}"
     with open_cache(path) as r:
         assert r.complete and len(r.ids) == sum(not fails(c) for c in make_manifest(n).ids)

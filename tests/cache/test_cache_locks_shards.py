@@ -154,11 +154,13 @@ def test_shard_worker_processes_in_parallel_make_one_cache(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(HERE / "cache_kill_child.py"), str(path),
                                str(tmp_path / f"log{k}"), str(n), "4", str(k), "3"],
                               env=child_env(), stderr=subprocess.PIPE) for k in range(3)]
-    for p in procs:
+    from fault_report import cache_state, tail
+
+    for k, p in enumerate(procs):
         _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err.decode()
+        assert p.returncode == 0, f"shard {k}: exit {p.returncode}\n    {tail(err)}\n{cache_state(path)}"
     m = make_manifest(n)
     with open_cache(path) as r:  # the last worker to finish merged everything
-        assert r.complete and r.info()["n_parts"] == 0
+        assert r.complete and r.info()["n_parts"] == 0, cache_state(path)
         assert r.ids == [c for c in m.ids if not fails(c)]
         np.testing.assert_array_equal(r.frames("layer_1", r.ids[-1:])[0], frames_of(r.ids[-1], "layer_1", 4))

@@ -205,3 +205,20 @@ def test_compaction_bounds_parts_and_large_parts_are_sealed(tmp_path):
             with open_cache(path) as r:
                 assert r.info()["n_parts"] == expect_parts and r.ids == m.ids
                 np.testing.assert_array_equal(r.frames("layer_0", m.ids[-1:])[0], frames_of(m.ids[-1], "layer_0", 8))
+
+
+def test_large_parts_are_written_once_and_the_part_count_stays_bounded(tmp_path):
+    """Parts over seal_bytes are not copied again while the writer holds few of them; once they
+    are small next to what it holds (1/max_parts), they merge, so the count stays bounded."""
+    m = make_manifest(96)
+    path = tmp_path / "c.h5"
+    with CacheWriter(path, **kwargs(m), compact_every=3, seal_bytes=1, max_parts=4) as w:
+        counts = []
+        for k in range(0, 96, 2):
+            w.write([result(c) for c in m.ids[k:k + 2]])
+            counts.append(len(list(path.with_name("c.h5.parts").glob("part.*"))))
+        assert max(counts) <= 4 + 2 * 4, counts  # max_parts + (compact_every - 1) per level
+        assert counts[2] == 3  # the first parts are large next to the total: none merged yet
+    with open_cache(path) as r:
+        assert r.ids == m.ids
+        np.testing.assert_array_equal(r.frames("layer_0", m.ids[-1:])[0], frames_of(m.ids[-1], "layer_0", 8))
