@@ -215,7 +215,7 @@ def test_reader_of_a_cache_without_main_file(tmp_path):
 
 def test_damaged_main_file_is_reported_and_overwrite_recovers(tmp_path):
     m = make_manifest(4)
-    path = tmp_path / "c.h5"
+    path = tmp_path / "corpus__model.h5"  # a cache's name: damaged, not a foreign file
     path.write_bytes(b"not an hdf5 file" * 64)
     with pytest.raises(CacheError, match="main file of a cache.*--overwrite"):
         open_cache(path)
