@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedprobe import audio, replicas
+from embedprobe import audio, chunking, replicas
 from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.cache.naming import cache_file
@@ -177,6 +177,7 @@ def extract(
             ext.load()
             runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
         identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
+        identity["chunking"] = chunking.describe(ext)
         provenance = {
             "identity": identity,
             "config": to_jsonable(cfg),

@@ -80,6 +80,11 @@ class Extractor(ABC):
         self._loaded_keys: frozenset[str] = frozenset()
 
     replicate_on_cpu: bool = False
+    #: Seconds of audio (before, after) that a long clip's chunk is embedded with, so that its
+    #: frames see what they would see in the whole clip (``embedprobe.chunking``): at least the
+    #: receptive field of one frame beyond the hop where the model is local, a generous margin
+    #: where it is not (global attention, LSTMs). Unused by clip-level models (``hop_s`` None).
+    chunk_context_s: tuple[float, float] = (0.0, 0.0)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> Extractor:

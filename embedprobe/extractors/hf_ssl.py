@@ -110,6 +110,7 @@ class HFSpeechEncoder(HFExtractor):
         >>> out["layer24"].shape                                               # doctest: +SKIP
         (49, 1024)
     """
+    chunk_context_s = (5.0, 5.0)  # global attention + whole-input normalisation: close, not equal
 
     def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", batch_seconds: float | None = None,

@@ -126,6 +126,7 @@ class Phi4Audio(HFExtractor):
         spec, device, weights: see ``Extractor`` (``weights``: one of the folder layouts above).
         precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
     """
+    chunk_context_s = (5.0, 5.0)  # Conformer self-attention: close, not equal
 
     def _build(self) -> tuple[Any, str]:
         from transformers import Phi4MultimodalAudioConfig, Phi4MultimodalAudioModel

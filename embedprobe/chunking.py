@@ -1,0 +1,154 @@
+"""Long clips in pieces that add up to the whole: context windows, owned frames, the tail rule.
+
+A clip longer than a chunk is cut into *spans* of ``chunk`` samples; a last piece shorter
+than ``merge`` samples (half a chunk, or the model's shortest input if longer) joins the
+previous span, so spans are 0.5-1.5 chunks long and no audio is ever dropped.
+
+Framed models (``spec.hop_s`` set). Each span is embedded inside a *window* that adds
+``left``/``right`` samples of context (the model's ``Extractor.chunk_context_s``) and starts
+on a multiple of the hop, so the window's frame ``j`` is the clip's frame ``j + start // hop``.
+A span keeps the frames whose nominal centre ``(g + 1/2) * hop`` lies inside it, and the last
+span keeps every frame to the end. The kept frames are therefore exactly the clip's frames
+``0 .. n_frames(N) - 1``, in order, each once: no drift, no extra frame per chunk, no lost
+tail. Where the context covers the model's receptive field the frames equal the one-piece
+run's (up to float rounding); where it cannot (global attention, an LSTM, whole-input
+normalisation) they are close, and ``benchmarks/chunk_agreement.py`` measures how close.
+
+Clip-level models (``hop_s`` ``None``, one vector per input): each span is embedded alone
+(no context) and the span vectors are averaged weighted by span length; see
+:data:`CLIP_LEVEL_RULE`.
+
+Example:
+    >>> plan = ChunkPlan(chunk=10, left=2, right=3, hop=4, merge=5)
+    >>> [(w.start, w.own_start, w.own_stop, len(w.wav)) for w in plan.windows([np.zeros(23)])]
+    [(0, 0, 10, 13), (4, 10, 23, 19)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+CLIP_LEVEL_RULE = (
+    "clip-level model: a clip longer than one chunk is embedded span by span (a last piece "
+    "under half a chunk joins the previous span); mean = span vectors averaged by span length, "
+    "std = 0 as for a clip embedded whole; clips/n_frames = number of spans (1 = embedded whole)"
+)
+FRAMED_RULE = (
+    "framed model: each chunk is embedded with context (left, right seconds) in a window that "
+    "starts on a hop multiple and keeps the frames whose centre lies in the chunk; the last "
+    "piece under half a chunk joins the previous chunk; frames = the whole clip's n_frames"
+)
+
+
+def describe(ext) -> dict:
+    """How ``ext`` (an ``Extractor``) embeds long clips, for the cache identity.
+
+    Which clips were chunked follows from their stored duration (1.5 chunks or longer) and,
+    for clip-level models, from ``clips/n_frames`` (the number of spans averaged).
+    """
+    if ext.spec.hop_s is None:
+        return {"rule": CLIP_LEVEL_RULE, "context_s": None}
+    return {"rule": FRAMED_RULE, "context_s": [float(c) for c in ext.chunk_context_s]}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One piece of a clip to embed.
+
+    Attributes:
+        wav: the window's samples, clip samples ``start .. start + len(wav)``.
+        start: clip sample of ``wav[0]`` (a multiple of the plan's hop).
+        own_start: first clip sample of the span this window stands for.
+        own_stop: end of that span (the clip's length for the last window).
+        last: the clip's last window.
+    """
+
+    wav: np.ndarray
+    start: int
+    own_start: int
+    own_stop: int
+    last: bool
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How one model's clips are cut (all lengths in samples at the model's rate).
+
+    Attributes:
+        chunk: span length.
+        left: context before each span.
+        right: context after each span (and the last window is at least ``left + right`` long).
+        hop: window starts are multiples of it (the model's frame hop; 1 for clip-level models).
+        merge: a last piece shorter than this joins the previous span.
+    """
+
+    chunk: int
+    left: int = 0
+    right: int = 0
+    hop: int = 1
+    merge: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chunk < 1 or self.hop < 1 or min(self.left, self.right, self.merge) < 0:
+            raise ValueError(f"bad chunk plan {self}")
+
+    @classmethod
+    def for_extractor(cls, ext, chunk_samples: int) -> ChunkPlan:
+        """The plan of ``ext`` (an ``Extractor``) for spans of ``chunk_samples``."""
+        spec = ext.spec
+        sr = spec.sample_rate
+        merge = max(chunk_samples // 2, math.ceil(spec.min_duration_s * sr))
+        if spec.hop_s is None:
+            return cls(chunk=chunk_samples, merge=merge)
+        left, right = ext.chunk_context_s
+        return cls(chunk=chunk_samples, left=math.ceil(left * sr), right=math.ceil(right * sr),
+                   hop=max(1, round(spec.hop_s * sr)), merge=merge)
+
+    def frames_before(self, x: int) -> int:
+        """How many frames have their nominal centre ``(g + 1/2) * hop`` before clip sample ``x``."""
+        return max(0, -((self.hop - 2 * x) // (2 * self.hop)))
+
+    def owned(self, win: Window) -> tuple[int, int | None]:
+        """The slice ``[lo, hi)`` of ``win``'s frames its span keeps (``hi`` ``None``: to the end)."""
+        first = win.start // self.hop
+        lo = self.frames_before(win.own_start) - first
+        return lo, None if win.last else self.frames_before(win.own_stop) - first
+
+    def windows(self, pieces: Iterable[np.ndarray]) -> Iterator[Window]:
+        """Cut a clip given as consecutive 1-D ``pieces`` into windows (memory: about one window).
+
+        A clip no longer than ``chunk + merge`` samples is one window: the clip itself.
+        """
+        it = iter(pieces)
+        buf, buf_start, done = np.zeros(0, np.float32), 0, False
+        s = 0
+        while True:
+            need = s + self.chunk + max(self.right, self.merge)
+            parts = [buf]
+            have = buf_start + len(buf)
+            while not done and have < need:
+                p = next(it, None)
+                if p is None:
+                    done = True
+                else:
+                    parts.append(np.asarray(p, dtype=np.float32))
+                    have += len(parts[-1])
+            if len(parts) > 1:
+                buf = np.concatenate(parts)
+            end = buf_start + len(buf)
+            last = done and end - s < self.chunk + self.merge
+            e = end if last else s + self.chunk
+            w0 = s - self.left
+            if last:
+                w0 = min(w0, end - self.left - self.right)
+            w0 = max(0, w0 // self.hop * self.hop)
+            w1 = end if last else min(end, e + self.right)
+            yield Window(buf[w0 - buf_start:w1 - buf_start], w0, s, e, last)
+            if last:
+                return
+            keep = max(0, (e - self.left - self.right) // self.hop * self.hop)
+            buf, buf_start, s = buf[keep - buf_start:], keep, e
