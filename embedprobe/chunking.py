@@ -14,6 +14,10 @@ tail. Where the context covers the model's receptive field the frames equal the 
 run's (up to float rounding); where it cannot (global attention, an LSTM, whole-input
 normalisation) they are close, and ``benchmarks/chunk_agreement.py`` measures how close.
 
+A model that normalises its whole input (``Extractor.uses_clip_stats``: wav2vec2-style
+``do_normalize``, GE2E's volume gain) gets the whole clip's :class:`ClipStats` with every
+window of a long clip (``Extractor.embed_part``), computed in a first pass over the samples.
+
 Clip-level models (``hop_s`` ``None``, one vector per input): each span is embedded alone
 (no context) and the span vectors are averaged weighted by span length; see
 :data:`CLIP_LEVEL_RULE`.
@@ -21,7 +25,7 @@ Clip-level models (``hop_s`` ``None``, one vector per input): each span is embed
 Example:
     >>> plan = ChunkPlan(chunk=10, left=2, right=3, hop=4, merge=5)
     >>> [(w.start, w.own_start, w.own_stop, len(w.wav)) for w in plan.windows([np.zeros(23)])]
-    [(0, 0, 10, 13), (4, 10, 23, 19)]
+    [(0, 0, 10, 13), (8, 10, 23, 15)]
 """
 
 from __future__ import annotations
@@ -53,6 +57,32 @@ def describe(ext) -> dict:
     if ext.spec.hop_s is None:
         return {"rule": CLIP_LEVEL_RULE, "context_s": None}
     return {"rule": FRAMED_RULE, "context_s": [float(c) for c in ext.chunk_context_s]}
+
+
+@dataclass(frozen=True)
+class ClipStats:
+    """Whole-clip sample statistics for models that normalise their input (``uses_clip_stats``).
+
+    Example:
+        >>> ClipStats.of([np.array([1.0, -1.0]), np.array([1.0, 3.0])])
+        ClipStats(n=4, mean=1.0, var=2.0, rms=1.7320508075688772)
+    """
+
+    n: int
+    mean: float
+    var: float
+    rms: float
+
+    @classmethod
+    def of(cls, pieces: Iterable[np.ndarray]) -> ClipStats:
+        n, total, squares = 0, 0.0, 0.0
+        for p in pieces:
+            p = np.asarray(p, dtype=np.float64)
+            n, total, squares = n + p.size, total + float(p.sum()), squares + float(np.dot(p, p))
+        if n == 0:
+            raise ValueError("no samples")
+        mean, power = total / n, squares / n
+        return cls(n, mean, max(power - mean * mean, 0.0), float(np.sqrt(power)))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from embedprobe import audio
 from embedprobe.augment.copies import split_copy_id
 from embedprobe.cache import ClipResult, LayerResult
-from embedprobe.chunking import ChunkPlan, Window
+from embedprobe.chunking import ChunkPlan, ClipStats, Window
 from embedprobe.corpora.base import Clip
 from embedprobe.errors import AudioError
 from embedprobe.extractors.base import Extractor
@@ -104,15 +104,21 @@ class ClipEmbedder:
 
     def _embed(self, clip: Clip, cid: str, decoded: audio.Decoded, copy: int | None,
                records: list[dict]) -> ClipResult:
+        stats = None
+        if self.ext.uses_clip_stats and (decoded.lazy or len(decoded.chunks) > 1):
+            # a first pass for the whole clip's statistics (a lazy file is decoded twice)
+            stats = ClipStats.of(self._chunks(clip, decoded, copy, []))
         return self.embed_pieces(self._chunks(clip, decoded, copy, records), cid,
-                                 decoded.content_hash, clip.path)
+                                 decoded.content_hash, clip.path, stats)
 
     def embed_pieces(self, pieces: Iterable[np.ndarray], cid: str = "clip", content_hash: str = "",
-                     where: str = "<array>") -> ClipResult:
+                     where: str = "<array>", stats: ClipStats | None = None) -> ClipResult:
         """Embed one clip given as consecutive sample pieces (any lengths), cut as ``embedprobe.chunking`` says.
 
         The frames, their count and the pooled statistics follow the whole clip's hop arithmetic
         whatever the pieces; ``audio_cfg.max_chunk_s`` sets how long a model input may be.
+        ``stats`` (the whole clip's, see ``ClipStats.of``) is handed to ``Extractor.embed_part``
+        for the windows of a clip longer than one window when the extractor ``uses_clip_stats``.
 
         Raises:
             AudioError: the model gave non-finite values, or values beyond float16's range
@@ -121,7 +127,7 @@ class ClipEmbedder:
         ext = self.ext.load()
         plan = ChunkPlan.for_extractor(ext, self.audio_cfg.chunk_samples)
         framed = ext.spec.hop_s is not None
-        stats = {name: RunningStats(ext.spec.dim) for name in self.layers}
+        running = {name: RunningStats(ext.spec.dim) for name in self.layers}
         sums = {name: np.zeros(ext.spec.dim, np.float64) for name in self.layers}  # clip-level
         frames = {name: ([], Downsampler(self.factor)) for name in self.frame_layers}
         n_samples = n_frames = 0
@@ -130,14 +136,15 @@ class ClipEmbedder:
             lo, hi = plan.owned(win) if framed else (0, None)
             if hi is not None and hi <= lo:
                 continue  # a span shorter than the hop can own no frame (a long-window model)
-            out = ext.embed(win.wav)
+            whole = win.last and win.start == 0
+            out = ext.embed(win.wav) if stats is None or whole else ext.embed_part(win.wav, stats)
             n_frames += 1
             for name in self.layers:
                 x = out[name]
                 if framed:
                     x = self._owned(ext, win, plan, x, lo, hi)
-                    stats[name].update(x)
-                    ok = stats[name].finite
+                    running[name].update(x)
+                    ok = running[name].finite
                 else:
                     sums[name] += (win.own_stop - win.own_start) * x.mean(axis=0, dtype=np.float64)
                     ok = bool(np.isfinite(sums[name]).all())
@@ -149,11 +156,11 @@ class ClipEmbedder:
                 if framed and name in frames:
                     frames[name][0].append(frames[name][1].push(np.asarray(x, dtype=np.float32)))
         if framed:
-            n_frames = ext.n_frames(n_samples)
+            n_frames = -1  # the stored frames say it (clip-level models: the spans averaged)
         layers = {}
         for name in self.layers:
             if framed:
-                mean, std = stats[name].mean, stats[name].std
+                mean, std = running[name].mean, running[name].std
             else:  # one vector per clip: the span vectors averaged by span length (chunking.CLIP_LEVEL_RULE)
                 mean = (sums[name] / n_samples).astype(np.float32)
                 std = np.zeros_like(mean)
@@ -207,7 +214,8 @@ def chunked_vs_whole(ext: Extractor, wav: np.ndarray, chunk_s: float,
     whole = ClipEmbedder(ext, layers, layers, 1, whole_cfg).embed_pieces([wav])
     cs = chunk_cfg.chunk_samples
     pieces = [wav[i:i + cs] for i in range(0, len(wav), cs)]
-    parts = ClipEmbedder(ext, layers, layers, 1, chunk_cfg).embed_pieces(pieces)
+    stats = ClipStats.of(pieces) if ext.uses_clip_stats else None
+    parts = ClipEmbedder(ext, layers, layers, 1, chunk_cfg).embed_pieces(pieces, stats=stats)
     plan = ChunkPlan.for_extractor(ext, cs)
     spans = [(w.own_start, w.own_stop) for w in plan.windows([np.zeros(len(wav), np.float32)])]
     out: dict[str, Any] = {

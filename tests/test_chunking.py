@@ -169,3 +169,69 @@ def test_downsampler_equals_downsample() -> None:
         rest = ds.finish()
         got = np.concatenate(parts + ([rest] if rest is not None else []))
         np.testing.assert_allclose(got, downsample(x, factor), rtol=1e-6)
+
+
+def test_long_files_through_extract(tmp_path) -> None:
+    """The issue's case end to end: 37 s and 67 s files, 30 s chunks, ``--frames``: every frame, in place."""
+    import csv
+
+    import soundfile as sf
+
+    from embedprobe.cache import open_cache
+    from embedprobe.extraction import ExtractConfig, extract
+
+    sr = 16000
+    (tmp_path / "a").mkdir()
+    rows = []
+    for i, dur in enumerate((37.0, 67.0, 3.0)):
+        sf.write(tmp_path / "a" / f"c{i}.wav", signal(dur, sr, seed=i), sr, subtype="FLOAT")
+        rows.append((f"a/c{i}.wav", "happy", f"s{i}"))
+    with open(tmp_path / "manifest.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "speaker"), *rows])
+    got = {}
+    for chunk in (30.0, 100.0):
+        cfg = ExtractConfig(model="logmel-128", corpus="manifest", root=str(tmp_path / "manifest.csv"),
+                            out=str(tmp_path / f"out{chunk:g}"), frames=True, chunk_s=chunk, workers=1)
+        s = extract(cfg, progress=False)
+        assert s.n_errors == 0 and s.complete
+        with open_cache(s.cache) as r:
+            assert r.identity["chunking"]["context_s"] == [0.05, 0.05]
+            ids = list(r.ids)
+            table = r.clip_table(ids)
+            got[chunk] = {i: (fr, m, d, k) for i, fr, m, d, k in zip(
+                ids, r.frames("logmel", ids), r.pooled("logmel", "mean", ids), table["duration_s"],
+                table["n_frames"], strict=True)}
+    assert set(got[30.0]) == set(got[100.0]) and len(got[30.0]) == 3
+    for cid, (fr, mean, dur, n) in got[30.0].items():
+        fr2, mean2, dur2, n2 = got[100.0][cid]
+        assert dur == dur2 and round(dur) in (37, 67, 3)
+        assert len(fr) == len(fr2) == n == n2 == 1 + round(dur * sr) // 160  # n: from the frames
+        np.testing.assert_allclose(fr, fr2, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(mean, mean2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["wavlm-large", "ge2e"])
+def test_whole_clip_normalisation_reaches_every_chunk(name: str) -> None:
+    """``uses_clip_stats`` models (do_normalize, GE2E's volume gain) see the whole clip's level in each chunk."""
+    from embedprobe.corpora.base import Clip
+
+    ext = loaded(name)
+    assert ext.uses_clip_stats
+    sr = ext.spec.sample_rate
+    wav = 0.1 * signal(7.5, sr, seed=4)  # below GE2E's -30 dBFS target: it gains the clip up
+    wav[: 3 * sr] *= 0.02  # a quiet start: a per-chunk level would differ from the clip's
+    out = {}
+    for chunk in (2.3, 100.0):
+        cfg = audio.AudioConfig(sample_rate=sr, max_chunk_s=chunk)
+        cs = cfg.chunk_samples
+        info = audio.AudioInfo("x.wav", len(wav), sr, 1, "WAV", "FLOAT")
+        decoded = audio.Decoded("x.wav", info, (), tuple(wav[i:i + cs] for i in range(0, len(wav), cs)))
+        embedder = ClipEmbedder(ext, ext.spec.layers, ext.spec.layers, 1, cfg)
+        got = embedder.run(Clip("x", "x.wav", "s", "n", None), "x.wav", decoded, ["x"])
+        assert not got.errors, got.errors
+        out[chunk] = got.results[0].layers
+    tol = 1e-5 if name == "ge2e" else 5e-3
+    for layer, whole in out[100.0].items():
+        scale = np.abs(whole.frames).max()
+        assert len(out[2.3][layer].frames) == len(whole.frames) == ext.n_frames(len(wav))
+        np.testing.assert_allclose(out[2.3][layer].frames, whole.frames, atol=tol * scale)
