@@ -6,7 +6,8 @@ previous span, so spans are 0.5-1.5 chunks long and no audio is ever dropped.
 
 Framed models (``spec.hop_s`` set). Each span is embedded inside a *window* that adds
 ``left``/``right`` samples of context (the model's ``Extractor.chunk_context_s``) and starts
-on a multiple of the hop, so the window's frame ``j`` is the clip's frame ``j + start // hop``.
+on a multiple of the hop (of the model's own block, ``Extractor.chunk_block_s``, for a model
+that embeds long input as independent blocks; its spans are then whole blocks), so the window's frame ``j`` is the clip's frame ``j + start // hop``.
 A span keeps the frames whose nominal centre ``(g + 1/2) * hop`` lies inside it, and the last
 span keeps every frame to the end. The kept frames are therefore exactly the clip's frames
 ``0 .. n_frames(N) - 1``, in order, each once: no drift, no extra frame per chunk, no lost
@@ -111,9 +112,11 @@ class ChunkPlan:
     Attributes:
         chunk: span length.
         left: context before each span.
-        right: context after each span (and the last window is at least ``left + right`` long).
-        hop: window starts are multiples of it (the model's frame hop; 1 for clip-level models).
+        right: context after each span (and the last window is longer than ``left + right``
+            and than ``align``).
+        hop: the model's frame hop (1 for clip-level models).
         merge: a last piece shorter than this joins the previous span.
+        align: window starts are multiples of it (a multiple of ``hop``; 0 = ``hop``).
     """
 
     chunk: int
@@ -121,10 +124,13 @@ class ChunkPlan:
     right: int = 0
     hop: int = 1
     merge: int = 0
+    align: int = 0
 
     def __post_init__(self) -> None:
-        if self.chunk < 1 or self.hop < 1 or min(self.left, self.right, self.merge) < 0:
+        if self.chunk < 1 or self.hop < 1 or min(self.left, self.right, self.merge) < 0 or self.align % self.hop:
             raise ValueError(f"bad chunk plan {self}")
+        if not self.align:
+            object.__setattr__(self, "align", self.hop)
 
     @classmethod
     def for_extractor(cls, ext, chunk_samples: int) -> ChunkPlan:
@@ -135,8 +141,14 @@ class ChunkPlan:
         if spec.hop_s is None:
             return cls(chunk=chunk_samples, merge=merge)
         left, right = ext.chunk_context_s
+        hop = max(1, round(spec.hop_s * sr))
+        align = hop
+        if ext.chunk_block_s:  # the model embeds independent blocks: spans and windows follow them
+            align = round(ext.chunk_block_s * sr)
+            chunk_samples = max(1, round(chunk_samples / align)) * align
+            merge = max(chunk_samples // 2, math.ceil(spec.min_duration_s * sr))
         return cls(chunk=chunk_samples, left=math.ceil(left * sr), right=math.ceil(right * sr),
-                   hop=max(1, round(spec.hop_s * sr)), merge=merge)
+                   hop=hop, merge=merge, align=align)
 
     def frames_before(self, x: int) -> int:
         """How many frames have their nominal centre ``(g + 1/2) * hop`` before clip sample ``x``."""
@@ -173,12 +185,12 @@ class ChunkPlan:
             last = done and end - s < self.chunk + self.merge
             e = end if last else s + self.chunk
             w0 = s - self.left
-            if last:
-                w0 = min(w0, end - self.left - self.right)
-            w0 = max(0, w0 // self.hop * self.hop)
+            if last:  # full context, and more than one block (a block model splits it as the whole)
+                w0 = min(w0, end - max(self.left + self.right, self.align + 1))
+            w0 = max(0, w0 // self.align * self.align)
             w1 = end if last else min(end, e + self.right)
             yield Window(buf[w0 - buf_start:w1 - buf_start], w0, s, e, last)
             if last:
                 return
-            keep = max(0, (e - self.left - self.right) // self.hop * self.hop)
+            keep = max(0, (e - self.left - self.right) // self.align * self.align)
             buf, buf_start, s = buf[keep - buf_start:], keep, e

@@ -26,10 +26,11 @@ from embedprobe.pooling import Downsampler, downsample
 NAMES = EXTRACTORS.names()
 signal = partial(speechlike, noise=0.01)
 
-# (family, framed) -> (frames max |diff|, pooled mean/std max |diff|, lowest cosine of the pooled
-# means); differences are relative to the largest |frame value| of the whole run. Exact families differ by float rounding only; the
-# others cannot be exact: global attention and whole-input normalisation (hf_ssl, phi4),
-# openSMILE's LLD post-processing (egemaps-lld), one vector per span (clip-level models).
+# (family, framed) -> (frames max |diff|, pooled mean/std max |diff|, lowest cosine of the
+# pooled means); differences are relative to the largest |frame value| of the whole run. Exact
+# families differ by float rounding only; the others cannot be exact: global attention and group
+# norm (hf_ssl), the conv front end at Phi-4's 40 s block starts, openSMILE's LLD
+# post-processing (egemaps-lld), one vector per span (clip-level models).
 TOLERANCE: dict[tuple[str, bool], tuple[float, float, float]] = {
     ("logmel", True): (1e-5, 1e-6, 0.9999),
     ("cnn14", True): (1e-5, 1e-6, 0.9999),
@@ -40,7 +41,7 @@ TOLERANCE: dict[tuple[str, bool], tuple[float, float, float]] = {
     ("ge2e", True): (1e-5, 1e-6, 0.9999),
     ("egemaps", True): (1e-3, 1e-5, 0.9999),
     ("hf_ssl", True): (0.05, 2e-3, 0.9999),
-    ("phi4", True): (0.05, 5e-3, 0.9999),
+    ("phi4", True): (1.0, 1e-2, 0.9999),  # the first frame of each 40 s block (conv front end) only
     ("egemaps", False): (0.01, 0.01, 0.99),
     ("cdpam", False): (0.02, 0.02, 0.99),
     ("cnn14", False): (0.1, 0.1, 0.99),
@@ -64,8 +65,14 @@ def loaded(name: str) -> Extractor:
 
 
 def chunk_s(ext: Extractor) -> float:
-    """2.3 s, or 0.63 windows for the long-window models: never a multiple of the hop."""
+    """2.3 s, or 0.63 windows for the long-window models: never a multiple of the hop.
+
+    A model that embeds its own independent blocks (Phi-4: 40 s) gets 1.3 blocks, which the
+    plan rounds to one block.
+    """
     hop = ext.spec.hop_s
+    if ext.chunk_block_s:
+        return 1.3 * ext.chunk_block_s
     return 2.3 if hop is None or hop < 1 else 0.63 * hop
 
 
@@ -75,7 +82,8 @@ def test_chunked_equals_whole(name: str, tail: float) -> None:
     ext = loaded(name)
     spec = ext.spec
     sr, c = spec.sample_rate, chunk_s(ext)
-    n = round((2 + tail) * c * sr) + 37
+    effective = ChunkPlan.for_extractor(ext, round(c * sr)).chunk  # a block model's: whole blocks
+    n = round((2 + tail) * effective) + 37
     got = chunked_vs_whole(ext, signal(n / sr, sr, seed=1), c)
     assert got["spans"] == (2 if tail < 0.5 else 3), got
     assert got["frames_chunked"] == got["frames_whole"] == got["n_frames"] == ext.n_frames(n), got
@@ -142,7 +150,7 @@ def test_plan_covers_the_clip_once(n: int, piece: int) -> None:
         assert w.start + len(w.wav) >= min(n, w.own_stop + plan.right)
         assert 5 <= w.own_stop - w.own_start < 15 or len(wins) == 1  # spans of 0.5-1.5 chunks
     if len(wins) > 1:
-        assert len(wins[-1].wav) >= plan.left + plan.right  # the last window has full context
+        assert len(wins[-1].wav) >= max(plan.left + plan.right, plan.align + 1)  # full context
     # every frame is owned by exactly one window
     owned = []
     for w in wins:

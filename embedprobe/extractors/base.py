@@ -88,6 +88,9 @@ class Extractor(ABC):
     #: The model normalises its whole input (mean and variance, level): a long clip's chunks go
     #: through ``embed_part`` with the whole clip's statistics, so they are normalised alike.
     uses_clip_stats: bool = False
+    #: The model itself embeds long input as independent blocks of this many seconds (from its
+    #: start); a long clip's chunks are then whole blocks, so the blocks are the same.
+    chunk_block_s: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> Extractor:
