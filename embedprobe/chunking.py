@@ -6,8 +6,9 @@ previous span, so spans are 0.5-1.5 chunks long and no audio is ever dropped.
 
 Framed models (``spec.hop_s`` set). Each span is embedded inside a *window* that adds
 ``left``/``right`` samples of context (the model's ``Extractor.chunk_context_s``) and starts
-on a multiple of the hop (of the model's own block, ``Extractor.chunk_block_s``, for a model
-that embeds long input as independent blocks; its spans are then whole blocks), so the window's frame ``j`` is the clip's frame ``j + start // hop``.
+on a multiple of the hop, so the window's frame ``j`` is the clip's frame ``j + start // hop``
+(a model that embeds long input as independent blocks, ``Extractor.chunk_block_s``, gets
+spans of whole blocks and windows that start on a block).
 A span keeps the frames whose nominal centre ``(g + 1/2) * hop`` lies inside it, and the last
 span keeps every frame to the end. The kept frames are therefore exactly the clip's frames
 ``0 .. n_frames(N) - 1``, in order, each once: no drift, no extra frame per chunk, no lost
@@ -57,7 +58,8 @@ def describe(ext) -> dict:
     """
     if ext.spec.hop_s is None:
         return {"rule": CLIP_LEVEL_RULE, "context_s": None}
-    return {"rule": FRAMED_RULE, "context_s": [float(c) for c in ext.chunk_context_s]}
+    return {"rule": FRAMED_RULE, "context_s": [float(c) for c in ext.chunk_context_s],
+            "block_s": ext.chunk_block_s, "whole_clip_normalisation": bool(ext.uses_clip_stats)}
 
 
 @dataclass(frozen=True)
