@@ -1,14 +1,16 @@
 """One decoded clip -> pooled (and framed) layer results, with per-clip errors instead of exceptions.
 
 ``ClipEmbedder`` is the part of an extraction run that touches the model: it embeds a clip's
-chunks, pools them exactly across chunks, checks the values and, for augmented runs, makes
-each missing copy first. It holds no file handles and pickles as a recipe (the extractor is
+chunks with context so that they add up to the one-piece run (``embedprobe.chunking``), pools
+them exactly across chunks, checks the values and, for augmented runs, makes each missing copy
+first. It holds no file handles and pickles as a recipe (the extractor is
 rebuilt by ``load``), so the same object runs in the extracting process or in each worker
 process of ``embedprobe.replicas``; batching and cache writes stay in the extracting process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +19,11 @@ import numpy as np
 from embedprobe import audio
 from embedprobe.augment.copies import split_copy_id
 from embedprobe.cache import ClipResult, LayerResult
+from embedprobe.chunking import ChunkPlan, ClipStats, Window
 from embedprobe.corpora.base import Clip
 from embedprobe.errors import AudioError
 from embedprobe.extractors.base import Extractor
-from embedprobe.pooling import RunningStats, downsample
+from embedprobe.pooling import Downsampler, RunningStats
 
 F16_MAX = 65504.0
 
@@ -74,6 +77,9 @@ class ClipEmbedder:
                     raise decoded
                 result = self._embed(clip, cid, decoded, copy, out.aug_records)  # a lazy file can fail here
                 out.notes.extend((cid, note) for note in decoded.notes)
+                if self.ext.spec.hop_s is None and result.n_frames > 1:
+                    out.notes.append((cid, f"clip-level model: embedded as {result.n_frames} spans of about "
+                                      f"{self.audio_cfg.max_chunk_s:g} s, averaged by duration"))
             except AudioError as e:
                 out.errors.append((cid, path, e.reason))
             except Exception as e:  # noqa: BLE001 - a model failure on one clip must not end the run
@@ -98,32 +104,160 @@ class ClipEmbedder:
 
     def _embed(self, clip: Clip, cid: str, decoded: audio.Decoded, copy: int | None,
                records: list[dict]) -> ClipResult:
+        stats = None
+        if self.ext.uses_clip_stats and (decoded.lazy or len(decoded.chunks) > 1):
+            # a first pass for the whole clip's statistics (a lazy file is decoded twice)
+            stats = ClipStats.of(self._chunks(clip, decoded, copy, []))
+        return self.embed_pieces(self._chunks(clip, decoded, copy, records), cid,
+                                 decoded.content_hash, clip.path, stats)
+
+    def embed_pieces(self, pieces: Iterable[np.ndarray], cid: str = "clip", content_hash: str = "",
+                     where: str = "<array>", stats: ClipStats | None = None) -> ClipResult:
+        """Embed one clip given as consecutive sample pieces (any lengths), cut as ``embedprobe.chunking`` says.
+
+        The frames, their count and the pooled statistics follow the whole clip's hop arithmetic
+        whatever the pieces; ``audio_cfg.max_chunk_s`` sets how long a model input may be.
+        ``stats`` (the whole clip's, see ``ClipStats.of``) is handed to ``Extractor.embed_part``
+        for the windows of a clip longer than one window when the extractor ``uses_clip_stats``.
+
+        Raises:
+            AudioError: the model gave non-finite values, or values beyond float16's range
+                for a float16 cache (``where`` names the clip).
+        """
         ext = self.ext.load()
-        stats = {name: RunningStats(ext.spec.dim) for name in self.layers}
-        frames: dict[str, list[np.ndarray]] = {name: [] for name in self.frame_layers}
-        n_samples = 0
-        tail = int(self.audio_cfg.max_chunk_s * self.audio_cfg.sample_rate) // 4
-        for chunk in self._chunks(clip, decoded, copy, records):
-            n_samples += chunk.shape[0]
-            if n_samples > chunk.shape[0] and chunk.shape[0] < tail:
-                continue  # a final piece under a quarter chunk after full chunks: counted, not embedded
-            out = ext.embed(chunk)
+        plan = ChunkPlan.for_extractor(ext, self.audio_cfg.chunk_samples)
+        framed = ext.spec.hop_s is not None
+        running = {name: RunningStats(ext.spec.dim) for name in self.layers}
+        sums = {name: np.zeros(ext.spec.dim, np.float64) for name in self.layers}  # clip-level
+        frames = {name: ([], Downsampler(self.factor)) for name in self.frame_layers}
+        n_samples = n_frames = 0
+        for win in plan.windows(pieces):
+            n_samples = win.own_stop
+            lo, hi = plan.owned(win) if framed else (0, None)
+            if hi is not None and hi <= lo:
+                continue  # a span shorter than the hop can own no frame (a long-window model)
+            whole = win.last and win.start == 0
+            out = ext.embed(win.wav) if stats is None or whole else ext.embed_part(win.wav, stats)
+            n_frames += 1
             for name in self.layers:
                 x = out[name]
-                stats[name].update(x)
-                if not stats[name].finite:
-                    raise AudioError(clip.path, f"the model returned non-finite values for layer {name}")
-                if self.float16 and np.abs(x).max() > F16_MAX:
-                    raise AudioError(clip.path, f"layer {name} has values beyond float16's range "
+                if framed:
+                    x = self._owned(ext, win, plan, x, lo, hi)
+                    running[name].update(x)
+                    ok = running[name].finite
+                else:
+                    sums[name] += (win.own_stop - win.own_start) * x.mean(axis=0, dtype=np.float64)
+                    ok = bool(np.isfinite(sums[name]).all())
+                if not ok:
+                    raise AudioError(where, f"the model returned non-finite values for layer {name}")
+                if self.float16 and x.size and np.abs(x).max() > F16_MAX:
+                    raise AudioError(where, f"layer {name} has values beyond float16's range "
                                      "(re-extract without --float16)")
-                if name in frames:
-                    frames[name].append(downsample(np.asarray(x, dtype=np.float32), self.factor))
-        layers = {
-            name: LayerResult(
-                mean=stats[name].mean, std=stats[name].std,
-                frames=np.concatenate(frames[name]) if name in frames else None,
-            )
-            for name in self.layers
-        }
-        return ClipResult(id=cid, content_hash=decoded.content_hash,
-                          duration_s=n_samples / self.audio_cfg.sample_rate, layers=layers)
+                if framed and name in frames:
+                    frames[name][0].append(frames[name][1].push(np.asarray(x, dtype=np.float32)))
+        if framed:
+            n_frames = -1  # the stored frames say it (clip-level models: the spans averaged)
+        layers = {}
+        for name in self.layers:
+            if framed:
+                mean, std = running[name].mean, running[name].std
+            else:  # one vector per clip: the span vectors averaged by span length (chunking.CLIP_LEVEL_RULE)
+                mean = (sums[name] / n_samples).astype(np.float32)
+                std = np.zeros_like(mean)
+            kept = None
+            if name in frames:
+                parts, ds = frames[name]
+                rest = ds.finish()
+                kept = np.concatenate(parts + ([rest] if rest is not None else [])) if framed else mean[None]
+            layers[name] = LayerResult(mean=mean, std=std, frames=kept)
+        return ClipResult(id=cid, content_hash=content_hash,
+                          duration_s=n_samples / self.audio_cfg.sample_rate, layers=layers,
+                          n_frames=n_frames)
+
+    @staticmethod
+    def _owned(ext: Extractor, win: Window, plan: ChunkPlan, x: np.ndarray, lo: int,
+               hi: int | None) -> np.ndarray:
+        """The frames of window ``win`` that its span owns; a wrong count is a bug, never stored."""
+        if win.last:
+            bad = win.start // plan.hop + x.shape[0] != ext.n_frames(win.own_stop)
+        else:
+            bad = x.shape[0] < hi
+        if bad:
+            raise RuntimeError(
+                f"{ext.spec.name} gave {x.shape[0]} frames for a {len(win.wav)}-sample chunk window "
+                f"at sample {win.start}, which does not add up to the whole clip's frames: its "
+                f"chunk_context_s {ext.chunk_context_s} is too short or its n_frames is wrong")
+        return x[max(lo, 0):hi]
+
+
+def chunked_vs_whole(ext: Extractor, wav: np.ndarray, chunk_s: float,
+                     layers: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Embed ``wav`` in one piece and in chunks of ``chunk_s`` seconds, and compare the two.
+
+    What ``tests/test_chunking.py`` checks for every family and ``benchmarks/chunk_agreement.py``
+    prints. Differences are relative to the largest absolute whole-clip frame value of the layer,
+    the worst layer is reported.
+
+    Returns:
+        ``n_frames`` (whole clip's hop arithmetic), ``frames_whole``, ``frames_chunked``,
+        ``spans`` (chunk spans used), ``max_frame_offset`` (per span, the frame lag in -2..2
+        that best matches the whole run; 0 = aligned), ``frames_max_rel``, ``mean_cos`` (lowest
+        cosine of the pooled means), ``mean_max_rel`` and ``std_max_rel``.
+    """
+    ext = ext.load()
+    spec = ext.spec
+    sr = spec.sample_rate
+    layers = tuple(layers or spec.layers)
+    wav = np.asarray(wav, dtype=np.float32)
+    whole_cfg = audio.AudioConfig(sample_rate=sr, max_chunk_s=2 * len(wav) / sr + 1)
+    chunk_cfg = audio.AudioConfig(sample_rate=sr, max_chunk_s=chunk_s)
+    whole = ClipEmbedder(ext, layers, layers, 1, whole_cfg).embed_pieces([wav])
+    cs = chunk_cfg.chunk_samples
+    pieces = [wav[i:i + cs] for i in range(0, len(wav), cs)]
+    stats = ClipStats.of(pieces) if ext.uses_clip_stats else None
+    parts = ClipEmbedder(ext, layers, layers, 1, chunk_cfg).embed_pieces(pieces, stats=stats)
+    plan = ChunkPlan.for_extractor(ext, cs)
+    spans = [(w.own_start, w.own_stop) for w in plan.windows([np.zeros(len(wav), np.float32)])]
+    out: dict[str, Any] = {
+        "n_frames": ext.n_frames(len(wav)), "frames_whole": len(whole.layers[layers[0]].frames),
+        "frames_chunked": len(parts.layers[layers[0]].frames), "spans": len(spans),
+        "max_frame_offset": 0, "frames_max_rel": 0.0, "mean_cos": 1.0, "mean_max_rel": 0.0,
+        "std_max_rel": 0.0,
+    }
+    for name in layers:
+        a, b = whole.layers[name], parts.layers[name]
+        scale = max(float(np.abs(a.frames).max()), 1e-12)
+
+        def rel(x: np.ndarray, y: np.ndarray, scale: float = scale) -> float:
+            return float(np.abs(np.float64(x) - y).max()) / scale
+        if len(a.frames) == len(b.frames):
+            out["frames_max_rel"] = max(out["frames_max_rel"], rel(a.frames, b.frames))
+            if spec.hop_s is not None:
+                out["max_frame_offset"] = max(out["max_frame_offset"],
+                                              _worst_lag(a.frames, b.frames, plan, spans))
+        else:
+            out["frames_max_rel"] = float("inf")
+        cos = float(np.dot(a.mean, b.mean) / max(np.linalg.norm(a.mean) * np.linalg.norm(b.mean), 1e-30))
+        out["mean_cos"] = min(out["mean_cos"], cos)
+        out["mean_max_rel"] = max(out["mean_max_rel"], rel(a.mean, b.mean))
+        out["std_max_rel"] = max(out["std_max_rel"], rel(a.std, b.std))
+    return out
+
+
+def _worst_lag(whole: np.ndarray, chunked: np.ndarray, plan: ChunkPlan,
+               spans: list[tuple[int, int]]) -> int:
+    """The largest, over chunk spans, of the frame lag (-2..2) at which a span best matches the whole run."""
+    worst, n = 0, len(whole)
+    for k, (s, e) in enumerate(spans):
+        lo = plan.frames_before(s)
+        hi = n if k == len(spans) - 1 else plan.frames_before(e)
+        if hi <= lo:
+            continue
+        errs = {}
+        for lag in range(-2, 3):
+            i0, i1 = max(lo, -lag), min(hi, n - lag)
+            if i1 > i0:
+                errs[lag] = float(np.abs(chunked[i0:i1] - whole[i0 + lag:i1 + lag]).mean())
+        best = min(errs, key=lambda g: (errs[g], abs(g)))
+        worst = max(worst, abs(best))
+    return worst

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedprobe import audio, replicas
+from embedprobe import audio, chunking, replicas
 from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.cache.naming import cache_file
@@ -184,6 +184,7 @@ def extract(
         identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
         check = runtime.get("precision_check")  # the load-time check (extractors.runtime), if it ran
         precision_note = precision_check.fallback_note(spec.name, check) if check else None
+        identity["chunking"] = chunking.describe(ext)
         provenance = {
             "identity": identity,
             "config": to_jsonable(cfg),

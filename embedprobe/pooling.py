@@ -64,3 +64,33 @@ def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
     if full < t:
         out = np.concatenate([out, frames[full:].mean(axis=0, keepdims=True)], axis=0)
     return out.astype(frames.dtype, copy=False)
+
+
+class Downsampler:
+    """:func:`downsample` of a frame sequence fed in pieces: the groups run across piece boundaries.
+
+    Example:
+        >>> ds = Downsampler(2)
+        >>> x = np.arange(5, dtype=np.float32)[:, None]
+        >>> parts = [ds.push(x[:3]), ds.push(x[3:]), ds.finish()]  # finish: None if no rest
+        >>> np.concatenate(parts)[:, 0].tolist() == downsample(x, 2)[:, 0].tolist()
+        True
+    """
+
+    def __init__(self, factor: int):
+        self.factor = max(1, int(factor))
+        self._rest: np.ndarray | None = None
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """The complete groups so far (an incomplete group waits for the next piece)."""
+        x = frames if self._rest is None else np.concatenate([self._rest, frames])
+        full = (x.shape[0] // self.factor) * self.factor
+        self._rest = x[full:]
+        return downsample(x[:full], self.factor)
+
+    def finish(self) -> np.ndarray | None:
+        """The last, shorter group as one frame, or ``None`` if there is none."""
+        rest, self._rest = self._rest, None
+        if rest is None or rest.shape[0] == 0:
+            return None
+        return rest.mean(axis=0, keepdims=True).astype(rest.dtype, copy=False)

@@ -85,6 +85,17 @@ class Extractor(ABC):
 
     replicate_on_cpu: bool = False
     trust_pickle: bool = False
+    #: Seconds of audio (before, after) that a long clip's chunk is embedded with, so that its
+    #: frames see what they would see in the whole clip (``embedprobe.chunking``): at least the
+    #: receptive field of one frame beyond the hop where the model is local, a generous margin
+    #: where it is not (global attention, LSTMs). Unused by clip-level models (``hop_s`` None).
+    chunk_context_s: tuple[float, float] = (0.0, 0.0)
+    #: The model normalises its whole input (mean and variance, level): a long clip's chunks go
+    #: through ``embed_part`` with the whole clip's statistics, so they are normalised alike.
+    uses_clip_stats: bool = False
+    #: The model itself embeds long input as independent blocks of this many seconds (from its
+    #: start); a long clip's chunks are then whole blocks, so the blocks are the same.
+    chunk_block_s: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> Extractor:
@@ -160,6 +171,14 @@ class Extractor(ABC):
             layer name -> float32 array of shape ``(n_frames, spec.dim)`` for every layer in
             ``spec.layers``; ``n_frames >= 1``.
         """
+
+    def embed_part(self, wav: np.ndarray, stats: Any) -> dict[str, np.ndarray]:
+        """Embed a piece of a longer clip as ``embed`` would, normalised by the whole clip's ``stats``.
+
+        ``stats`` is an ``embedprobe.chunking.ClipStats``; only extractors that set
+        ``uses_clip_stats`` use it, the others embed the piece as it is.
+        """
+        return self.embed(wav)
 
     def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Embed several clips; families with a faster batched path override this."""

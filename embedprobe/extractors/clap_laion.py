@@ -51,6 +51,7 @@ class ClapAudio(HFExtractor):
         >>> ext.embed(np.zeros(48000 * 12, np.float32))["embedding"].shape   # doctest: +SKIP
         (2, 512)
     """
+    chunk_context_s = (0.0, 5.0)  # half a 10 s window: a chunk's own windows are complete
 
     def _load(self) -> None:
         torch, ClapAudioModelWithProjection, ClapFeatureExtractor = self._import(

@@ -69,6 +69,7 @@ class Cnn14Extractor(CheckpointExtractor):
         >>> out["embedding"].shape  # doctest: +SKIP
         (1, 2048)
     """
+    chunk_context_s = (2.5, 2.5)  # the frame receptive field (~2 s, measured): frames equal the whole's
 
     what = "CNN14"
     extra_dirs = (os.path.join("~", "panns_data"),)

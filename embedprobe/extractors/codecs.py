@@ -55,6 +55,7 @@ class CodecLatent(HFExtractor):
         >>> ext.embed(np.zeros(24000, np.float32))["latent"].shape   # doctest: +SKIP
         (75, 128)
     """
+    chunk_context_s = (2.0, 2.0)  # DAC's convolutions need ~0.2 s; EnCodec's encoder LSTM needs more
 
     def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
                  precision: str = "fp32", _random_config: Any = None):

@@ -33,6 +33,7 @@ import hashlib
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,9 +80,10 @@ def partial_starts(n_samples: int, frame_step: int, min_coverage: float) -> np.n
     return starts
 
 
-def normalize_volume(wav: np.ndarray, target_dbfs: float) -> np.ndarray:
-    """Gain ``wav`` up (never down) so its RMS is ``target_dbfs`` dB re full scale."""
-    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
+def normalize_volume(wav: np.ndarray, target_dbfs: float, rms: float | None = None) -> np.ndarray:
+    """Gain ``wav`` up (never down) so its RMS (or the whole clip's ``rms``) is ``target_dbfs`` dB re full scale."""
+    if rms is None:
+        rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
     if rms <= 0.0:
         return wav
     change_db = target_dbfs - 20.0 * np.log10(rms)
@@ -110,6 +112,8 @@ def _build_encoder():
 
 class GE2E(Extractor):
     """Resemblyzer's GE2E voice encoder; frames are 1.6 s partial-utterance embeddings."""
+    chunk_context_s = (0.1, 1.7)  # a 1.6 s partial + STFT padding: frames equal the whole's
+    uses_clip_stats = True  # the volume gain comes from the whole clip's RMS
 
     replicate_on_cpu = True  # a small LSTM per clip: EmoDB 23.8 s -> 13.4 s with 2 workers
 
@@ -172,11 +176,11 @@ class GE2E(Extractor):
         self._min_cov = float(p["min_coverage"])
         self._dbfs = p["normalize_dbfs"]
 
-    def _partials(self, wav: np.ndarray) -> np.ndarray:
-        """The ``(n_partials, 160, 40)`` mel windows of one clip."""
+    def _partials(self, wav: np.ndarray, stats: Any = None) -> np.ndarray:
+        """The ``(n_partials, 160, 40)`` mel windows of one clip (``stats``: of the whole clip)."""
         wav = as_mono_float32(wav)
         if self._dbfs is not None:
-            wav = normalize_volume(wav, float(self._dbfs))
+            wav = normalize_volume(wav, float(self._dbfs), None if stats is None else stats.rms)
         starts = partial_starts(len(wav), self._step, self._min_cov)
         stop = (starts[-1] + _PARTIAL) * _HOP
         if stop >= len(wav):
@@ -192,8 +196,11 @@ class GE2E(Extractor):
             return self._model(x).float().cpu().numpy()
 
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
+        return self.embed_part(wav, None)
+
+    def embed_part(self, wav: np.ndarray, stats: Any) -> dict[str, np.ndarray]:
         self.load()
-        return {self.spec.layers[0]: self._forward(self._partials(wav))}
+        return {self.spec.layers[0]: self._forward(self._partials(wav, stats))}
 
     def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """All partials of all clips go through the LSTM as one batch (they share one length)."""

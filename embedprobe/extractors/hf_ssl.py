@@ -110,6 +110,8 @@ class HFSpeechEncoder(HFExtractor):
         >>> out["layer24"].shape                                               # doctest: +SKIP
         (49, 1024)
     """
+    chunk_context_s = (5.0, 5.0)  # global attention (and group norm in the base models): close, not equal
+    uses_clip_stats = True  # do_normalize: zero mean, unit variance over the whole clip
 
     def __init__(self, spec: ExtractorSpec, *, device: str = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", batch_seconds: float | None = None,
@@ -204,14 +206,15 @@ class HFSpeechEncoder(HFExtractor):
     def n_frames(self, n_samples: int) -> int:
         return conv_frames(n_samples, tuple(tuple(c) for c in self.spec.param("conv")))
 
-    def _prepare(self, wav: np.ndarray) -> np.ndarray:
+    def _prepare(self, wav: np.ndarray, stats: Any = None) -> np.ndarray:
         wav = as_mono_float32(wav)
         if self.n_frames(wav.shape[0]) < 1:
             raise BadValueError(
                 "clip length", f"{wav.shape[0]} samples", fix=f"{self.spec.name} needs at least "
                 f"{self.spec.min_duration_s:.3f} s ({int(self.spec.min_duration_s * self.spec.sample_rate)} samples)")
-        if self._do_normalize:
-            wav = (wav - wav.mean()) / np.sqrt(wav.var() + 1e-7)
+        if self._do_normalize:  # over the whole clip, also for a chunk of a long one (embed_part)
+            mean, var = (wav.mean(), wav.var()) if stats is None else (stats.mean, stats.var)
+            wav = (wav - mean) / np.sqrt(var + 1e-7)
         return wav.astype(np.float32, copy=False)
 
     def _forward(self, x: Any, mask: Any = None) -> list[Any]:
@@ -224,8 +227,11 @@ class HFSpeechEncoder(HFExtractor):
         return states
 
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
+        return self.embed_part(wav, None)
+
+    def embed_part(self, wav: np.ndarray, stats: Any) -> dict[str, np.ndarray]:
         self.load()
-        x = fastpath.to_device(self._prepare(wav), self.device)[None]
+        x = fastpath.to_device(self._prepare(wav, stats), self.device)[None]
         states = self._forward(x)
         return {name: h[0].float().cpu().numpy() for name, h in zip(self.spec.layers, states, strict=True)}
 

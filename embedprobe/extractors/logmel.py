@@ -31,6 +31,7 @@ class LogMel(Extractor):
         >>> ext.embed(np.zeros(16000, np.float32))["logmel"].shape
         (101, 128)
     """
+    chunk_context_s = (0.05, 0.05)  # one 512-sample STFT window: chunked frames equal the whole's
 
     def _load(self) -> None:
         p = dict(self.spec.params)

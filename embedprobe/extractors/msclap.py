@@ -72,6 +72,7 @@ class ClapAudioExtractor(CheckpointExtractor):
         >>> ext.embed(np.zeros(44100 * 3, np.float32))["embedding"].shape  # doctest: +SKIP
         (1, 1024)
     """
+    chunk_context_s = (0.0, 7.0)  # one 7 s window: own windows complete, the last one as in the whole
 
     what = "MS-CLAP 2023"
 

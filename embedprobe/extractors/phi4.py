@@ -126,6 +126,10 @@ class Phi4Audio(HFExtractor):
         spec, device, weights: see ``Extractor`` (``weights``: one of the folder layouts above).
         precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
     """
+    # the encoder attends within blocks of 500 frames (40 s) from the input's start; chunks are
+    # whole blocks, and only each block's first frames (conv front end) can differ from the whole
+    chunk_block_s = 500 * HOP * REDUCTION / SAMPLE_RATE
+    chunk_context_s = (0.0, 1.0)
 
     def _build(self) -> tuple[Any, str]:
         from transformers import Phi4MultimodalAudioConfig, Phi4MultimodalAudioModel

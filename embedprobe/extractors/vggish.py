@@ -56,6 +56,7 @@ class VGGishExtractor(CheckpointExtractor):
         >>> ext.embed(np.zeros(32000, np.float32))["embedding"].shape  # doctest: +SKIP
         (2, 128)
     """
+    chunk_context_s = (0.0, 1.0)  # one 0.96 s example + its 25 ms window: examples are independent
 
     what = "VGGish"
 
