@@ -33,6 +33,7 @@ import secrets
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,13 @@ from .schema import (
 from .sharding import check_shard, shard_of, shard_tag
 from .snapshot import Snapshot, cleanup, consolidate
 from .store import (
+    DamagedClipsError,
     Layout,
     PartName,
     Segment,
     close_all,
     commit,
+    damage_sentence,
     h5open,
     now_ns,
     union_sessions,
@@ -68,6 +71,7 @@ from .store import (
     write_merged,
     write_text_if_absent,
 )
+from .verify import scan
 
 COMPACT_EVERY = 8
 SEAL_BYTES = 256 << 20
@@ -203,6 +207,7 @@ class CacheWriter:
                 stored = snap.header
                 check_compatible(self.path, stored, self.header)
                 cleanup(snap, tag=None if self._exclusive else self.tag)
+                self._forget_lost(snap)
                 self._done = set(snap.where)
                 self._errors = set(snap.errors)
                 own = [p.part for p in snap.parts if self._exclusive or p.part.tag == self.tag]
@@ -213,6 +218,20 @@ class CacheWriter:
                 write_text_if_absent(self.layout.header_json, stored.to_json())
         self.header.manifest_json = stored.manifest_json  # keep the stored corpus root
         self._own: list[PartName] = own
+
+    def _forget_lost(self, snap: Snapshot) -> None:
+        """Damaged clips and missing parts: name them, and let their clips be extracted again."""
+        damaged = scan(snap)
+        if damaged:
+            snap.exclude(set(damaged))
+            found = [(snap.segments[s].path, snap.segments[s].ids[r], "; ".join(w)) for (s, r), w in damaged.items()]
+            warnings.warn(damage_sentence(found, "They will be extracted again."), stacklevel=4)
+        mine = [p for p in snap.missing if self._exclusive or f".{self.tag}." in p.name]
+        if mine:
+            warnings.warn(f"The cache part{'s' if len(mine) > 1 else ''} {', '.join(map(str, mine))} "
+                          "listed in the cache's journal is missing (deleted?); its clips will be extracted "
+                          "again.", stacklevel=4)
+            self.layout.journal_retire([p.name for p in mine])
 
     @property
     def _exclusive(self) -> bool:
@@ -276,6 +295,7 @@ class CacheWriter:
         except BaseException:
             unlink_quiet(tmp)
             raise
+        self.layout.journal_add(part.name)
         with self._mutex:
             self._done.update(block.ids)
             self._errors.difference_update(block.ids)
@@ -326,16 +346,27 @@ class CacheWriter:
             out = self._new_part_name(level, order=max(p.order for p in parts))
             sources = sorted({p.name for p in parts}.union(*(s.sources for s in segs)))
             tmp = self.layout.tmp_part(self.tag, self.session, out.seq)
-            try:
-                write_merged(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
-                             kind="part", attrs={"level": level}, sessions=union_sessions(segs),
-                             sources=sources)
-                commit(tmp, self.layout.part_path(out))
-            except BaseException:
-                unlink_quiet(tmp)
-                raise
+            while True:
+                try:
+                    write_merged(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
+                                 kind="part", attrs={"level": level}, sessions=union_sessions(segs),
+                                 sources=sources)
+                    commit(tmp, self.layout.part_path(out))
+                    break
+                except DamagedClipsError as e:  # leave them out; they are extracted again on resume
+                    unlink_quiet(tmp)
+                    warnings.warn(damage_sentence(e.found, "They were left out; re-run the extraction to "
+                                                  "extract them again."), stacklevel=4)
+                    keep = [k for k, (s, r) in enumerate(pairs.tolist()) if (s, r) not in e.pairs]
+                    pairs = pairs[keep]
+                    with self._mutex:
+                        self._done.difference_update(f[1] for f in e.found)
+                except BaseException:
+                    unlink_quiet(tmp)
+                    raise
         finally:
             close_all(segs)
+        self.layout.journal_add(out.name, [p.name for p in parts])
         for p in parts:
             unlink_quiet(self.layout.part_path(p))
         with self._mutex:
