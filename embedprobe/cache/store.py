@@ -226,7 +226,7 @@ def damage_sentence(found: list[tuple[Path, str, str]], fix: str) -> str:
         by.setdefault(str(path), {}).setdefault(cid, []).append(what)
     parts = []
     for path, clips in by.items():
-        ids = list(clips)
+        ids = sorted(clips)
         shown = ", ".join(f"{c} ({'; '.join(clips[c])})" for c in ids[:10])
         more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
         parts.append(f"{path}: {len(ids)} clip{'s' if len(ids) != 1 else ''} {shown}{more}")

@@ -117,11 +117,11 @@ def verify_cache(path: str | Path) -> VerifyReport:
         for seg in unchecked:
             rep.problems.append(f"no checksums in {seg.path} (written by an embedprobe before checksums): its "
                                 f"{len(seg.ids)} clips cannot be verified; re-extract with --overwrite to add them.")
+        ids = Manifest.from_json(snap.header.manifest_json).ids
+        pending = sum(1 for i in ids if i not in snap.where and i not in snap.errors)
         snap.exclude(set(damaged))
         rep.n_clips = len(snap.where)
         rep.n_checked = sum(1 for s, _ in snap.where.values() if snap.segments[s].digests is not None)
-        ids = Manifest.from_json(snap.header.manifest_json).ids
-        pending = sum(1 for i in ids if i not in snap.where and i not in snap.errors)
         if pending:
             rep.notes.append(f"incomplete: {pending} of {len(ids)} clips are not extracted yet; re-running the "
                              "extraction resumes.")
