@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from embedprobe import __version__
-from embedprobe.cli import acoustics, bench, domain, extract, info, listing, probe, report
+from embedprobe.cli import acoustics, bench, domain, extract, info, listing, probe, report, verify
 
 app = typer.Typer(
     name="embedprobe",
@@ -30,7 +30,7 @@ def _root(
     """embedprobe: extract embeddings once, probe them across corpora, report."""
 
 
-for module in (listing, extract, info, probe, report, acoustics, domain, bench):
+for module in (listing, extract, info, verify, probe, report, acoustics, domain, bench):
     module.register(app)
 
 

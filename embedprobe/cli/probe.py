@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from embedprobe.cli.common import console, csv_list, friendly, parse_options
 
@@ -39,6 +40,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("results"), "--out", "-o", help="Results folder."),
         tag: str = typer.Option(None, "--tag", help="Results file name suffix."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                              help="Probe caches that miss clips (recorded in the results)."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
         from embedprobe.probing import ProbeConfig, load_results
@@ -55,9 +58,10 @@ def register(app: typer.Typer) -> None:
             seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
             max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
-            augment=augment, augment_seed=augment_seed,
+            augment=augment, augment_seed=augment_seed, allow_incomplete=allow_incomplete,
         )
-        path = run(cfg, progress=not quiet)
+        path = run(cfg, progress=not quiet,
+                   on_note=lambda note: console.print(f"[yellow]incomplete[/] {escape(note)}"))
         rec = load_results(path)
         console.print(f"[green]done[/]: {path} ({rec['seconds']:.0f} s)")
         for c in rec["cells"]:
