@@ -141,3 +141,15 @@ def test_damaged_clip_stops_the_probe_with_one_sentence(caches, tmp_path):
     assert v.returncode == 1 and victim in v.stdout and "1 problem" in v.stdout, v.stdout[-800:]
     ok = _run(["verify", str(path)])
     assert ok.returncode == 0 and "ok" in ok.stdout, ok.stdout[-800:]
+
+
+def test_info_and_verify_on_a_cache_without_checksums(tmp_path):
+    import shutil
+
+    fixture = Path(__file__).parent / "fixtures" / "cache_v1_nochecksums.h5"
+    path = tmp_path / fixture.name
+    shutil.copy(fixture, path)
+    info = _run(["info", str(path)])
+    assert info.returncode == 0 and "checksums" in info.stdout and "none (written before" in info.stdout, info.stdout
+    v = _run(["verify", str(path)])
+    assert v.returncode == 1 and "no checksums" in v.stdout and "1 problem" in v.stdout, v.stdout

@@ -28,6 +28,10 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     """embedprobe: extract embeddings once, probe them across corpora, report."""
+    import warnings
+
+    # A warning is a sentence for the user (a damaged clip, a missing part): one line, no source line.
+    warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {message}\n"
 
 
 for module in (listing, extract, info, verify, probe, report, acoustics, domain, bench):
