@@ -388,9 +388,12 @@ def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None, digests: np.ndarra
         buf = dset[lo:hi]
         if not (hi - lo == j - i and s[i] == lo):  # not one run of consecutive rows
             buf = buf[srt[i:j] - lo]
+        in_order = np.array_equal(order[i:j], np.arange(i, j))
         if digests is not None:
-            digests[order[i:j]] = row_digests(buf)
-        if np.array_equal(order[i:j], np.arange(i, j)):
+            digests[order[i:j]], buf = hash_convert(buf, out.dtype, out[i:j] if in_order else None)
+            if not in_order:
+                out[order[i:j]] = buf
+        elif in_order:
             convert_into(out[i:j], buf)  # already in the asked order: no scatter
         else:
             out[order[i:j]] = converted(buf, out.dtype)
@@ -411,15 +414,40 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     order = np.argsort(starts, kind="stable")
     s, e = starts[order].tolist(), stops[order].tolist()
     rb = _row_bytes(dset)
+    rowd: list[np.ndarray] = []  # row digests of every span, combined per range once at the end
+    shift = np.zeros(n, np.int64)  # sorted range k starts at s[k] + shift[k] in the joined row digests
+    seen = 0
     for i, j, lo, hi in _spans(s, e, max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
         buf = dset[lo:hi]
         if digests is not None:
-            digests[order[i:j]] = combine_ranges(row_digests(buf), np.array(s[i:j]) - lo, np.array(e[i:j]) - lo)
-        if dtype is not None:
+            shift[i:j] = seen - lo
+            seen += hi - lo
+            d, buf = hash_convert(buf, dtype)
+            rowd.append(d)
+        elif dtype is not None:
             buf = converted(buf, dtype)
         for k in range(i, j):
             res[order[k]] = buf[s[k] - lo:e[k] - lo]
+    if digests is not None:
+        digests[order] = combine_ranges(np.concatenate(rowd), np.array(s) + shift, np.array(e) + shift)
     return res
+
+
+HASH_BLOCK_BYTES = 1 << 20
+
+
+def hash_convert(buf: np.ndarray, dtype: Any = None, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row digests of ``buf`` and ``buf`` as ``dtype`` (into ``out`` if given), in blocks that stay
+    in the CPU cache between hashing and converting (one pass over memory instead of two)."""
+    if out is None and (dtype is None or np.dtype(dtype) == buf.dtype):
+        return row_digests(buf), buf
+    out = np.empty(buf.shape, dtype) if out is None else out
+    step = max(1, HASH_BLOCK_BYTES // _row_bytes(buf))
+    d = np.empty(len(buf), np.uint64)
+    for a in range(0, len(buf), step):
+        d[a:a + step] = row_digests(buf[a:a + step])
+        convert_into(out[a:a + step], buf[a:a + step])
+    return d, out
 
 
 # -- merging ------------------------------------------------------------------------------------
