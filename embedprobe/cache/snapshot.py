@@ -16,15 +16,14 @@ from embedprobe.errors import CacheError
 from .schema import Header
 from .store import (
     CorruptSegmentError,
-    DamagedClipsError,
     Layout,
     Segment,
     close_all,
     commit,
-    damage_sentence,
+    set_attrs,
     union_sessions,
     unlink_quiet,
-    write_merged,
+    write_merged_checked,
 )
 
 
@@ -206,39 +205,31 @@ def consolidate(layout: Layout, *, manifest_ids: list[str]) -> dict[str, Any]:
         done = snap.where
         complete = all(i in done or i in snap.errors for i in manifest_ids)
         rewrite = snap.main is None or bool(snap.parts) or snap.main.complete != complete
+        lost: list[str] = []
         if rewrite:
+            order = [i for i in manifest_ids if i in done]
             extra = sorted(set(done) - set(manifest_ids))
-            dropped: set[tuple[int, int]] = set()
+            pairs = np.array([done[i] for i in order + extra], np.int64).reshape(-1, 2)
             existing = {p.name for p in layout.parts()}
             sources = set(snap.main.sources if snap.main else ()) & existing
             for p in snap.parts:
                 sources |= {p.part.name, *p.sources}
+            errors = [(i, *snap.errors[i]) for i in sorted(snap.errors)]
             tmp = layout.tmp_main()
-            while True:
-                done = snap.where
-                complete = all(i in done or i in snap.errors for i in manifest_ids)
-                order = [i for i in manifest_ids if i in done]
-                pairs = np.array([done[i] for i in order + extra], np.int64).reshape(-1, 2)
-                errors = [(i, *snap.errors[i]) for i in sorted(snap.errors)]
-                try:
-                    write_merged(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors,
-                                 kind="main", attrs={"complete": complete},
-                                 sessions=union_sessions(snap.segments), sources=sorted(sources),
-                                 manifest_json=snap.header.manifest_json)
-                    commit(tmp, layout.main)
-                    break
-                except DamagedClipsError as e:  # leave them out: they count as not extracted
-                    unlink_quiet(tmp)
-                    warnings.warn(damage_sentence(e.found, "They were left out of the merged cache; "
-                                                  "re-run the extraction to extract them again."), stacklevel=2)
-                    dropped |= e.pairs
-                    snap.exclude(dropped)
-                    extra = [i for i in extra if i in snap.where]
-                except BaseException:
-                    unlink_quiet(tmp)
-                    raise
+            try:
+                lost = write_merged_checked(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors,
+                                            kind="main", attrs={"complete": complete},
+                                            sessions=union_sessions(snap.segments), sources=sorted(sources),
+                                            manifest_json=snap.header.manifest_json)
+                if lost and complete:  # damaged clips were left out: they count as not extracted
+                    complete = False
+                    set_attrs(tmp, complete=False)
+                commit(tmp, layout.main)
+            except BaseException:
+                unlink_quiet(tmp)
+                raise
         merged = [p.path for p in snap.parts]
-        n_clips, n_errors = len(done), len(snap.errors)
+        n_clips, n_errors = len(done) - len(lost), len(snap.errors)
     finally:
         snap.close()
     for p in merged:

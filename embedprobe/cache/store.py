@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .digest import (
     meta_digest,
     read_small,
     row_digests,
+    seal,
 )
 from .schema import (
     FORMAT_VERSION,
@@ -532,6 +534,34 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
                 f[f"errors/{col}"][:] = np.array([e[c] for e in errors], dtype=object)
             f["errors/time"][:] = np.array([e[3] for e in errors], np.float64)
         write_meta(f, sessions=sessions, sources=sources, manifest_json=manifest_json)
+
+
+def write_merged_checked(dst: Path, header: Header, segments: list[Segment], seg_idx: np.ndarray,
+                         rows: np.ndarray, errors: list[tuple[str, str, str, float]], **kw: Any) -> list[str]:
+    """``write_merged``, leaving out clips whose stored values fail their checksum.
+
+    Each damaged clip is named in a warning; returns their ids (they count as not extracted).
+    """
+    seg_idx, rows = np.asarray(seg_idx, np.int64), np.asarray(rows, np.int64)
+    lost: list[str] = []
+    while True:
+        try:
+            write_merged(dst, header, segments, seg_idx, rows, errors, **kw)
+            return lost
+        except DamagedClipsError as e:  # rare: write again without them
+            warnings.warn(damage_sentence(e.found, "They were left out; re-running the extraction extracts "
+                                          "them again."), stacklevel=3)
+            keep = np.array([p not in e.pairs for p in zip(seg_idx.tolist(), rows.tolist(), strict=True)], bool)
+            seg_idx, rows = seg_idx[keep], rows[keep]
+            lost += sorted({f[1] for f in e.found})
+
+
+def set_attrs(path: Path, **attrs: Any) -> None:
+    """Change root attributes of a segment being written, and seal its metadata checksum again."""
+    with h5open(path, "r+") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        seal(f)
 
 
 def _check(seg: Segment, rows: np.ndarray, got: np.ndarray, key: tuple[str, str],

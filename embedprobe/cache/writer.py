@@ -57,7 +57,6 @@ from .schema import (
 from .sharding import check_shard, shard_of, shard_tag
 from .snapshot import Snapshot, cleanup, consolidate
 from .store import (
-    DamagedClipsError,
     Layout,
     PartName,
     Segment,
@@ -68,7 +67,7 @@ from .store import (
     now_ns,
     union_sessions,
     unlink_quiet,
-    write_merged,
+    write_merged_checked,
     write_text_if_absent,
 )
 from .verify import scan
@@ -346,24 +345,16 @@ class CacheWriter:
             out = self._new_part_name(level, order=max(p.order for p in parts))
             sources = sorted({p.name for p in parts}.union(*(s.sources for s in segs)))
             tmp = self.layout.tmp_part(self.tag, self.session, out.seq)
-            while True:
-                try:
-                    write_merged(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
-                                 kind="part", attrs={"level": level}, sessions=union_sessions(segs),
-                                 sources=sources)
-                    commit(tmp, self.layout.part_path(out))
-                    break
-                except DamagedClipsError as e:  # leave them out; they are extracted again on resume
-                    unlink_quiet(tmp)
-                    warnings.warn(damage_sentence(e.found, "They were left out; re-run the extraction to "
-                                                  "extract them again."), stacklevel=4)
-                    keep = [k for k, (s, r) in enumerate(pairs.tolist()) if (s, r) not in e.pairs]
-                    pairs = pairs[keep]
-                    with self._mutex:
-                        self._done.difference_update(f[1] for f in e.found)
-                except BaseException:
-                    unlink_quiet(tmp)
-                    raise
+            try:
+                lost = write_merged_checked(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
+                                            kind="part", attrs={"level": level}, sessions=union_sessions(segs),
+                                            sources=sources)
+                commit(tmp, self.layout.part_path(out))
+            except BaseException:
+                unlink_quiet(tmp)
+                raise
+            with self._mutex:  # damaged clips left out: extracted again on resume
+                self._done.difference_update(lost)
         finally:
             close_all(segs)
         self.layout.journal_add(out.name, [p.name for p in parts])
