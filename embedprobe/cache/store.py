@@ -127,11 +127,14 @@ class Layout:
             self._journal("".join(f"retire {p}\n" for p in parts))
 
     def _journal(self, text: str) -> None:
-        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
+        # Best effort, after the commit: a line that cannot be written only means that losing
+        # that part later goes unnamed (its clips still count as not done).
+        with contextlib.suppress(OSError):
+            fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
 
     def read_journal(self) -> tuple[dict[str, list[str]], set[str]]:
         """``({part: merged sources}, retired parts)`` from the journal (empty if there is none)."""
