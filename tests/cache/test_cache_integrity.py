@@ -276,3 +276,25 @@ def test_cache_without_checksums_still_opens(tmp_path):
     with open_cache(path) as r:
         assert r.checksums == "yes" and r.n_clips == 12
     assert verify_cache(path).ok, verify_cache(path).lines()
+
+
+@pytest.mark.parametrize("dtype,dim", [("float32", 8), ("float16", 25), ("float32", 1)])
+def test_every_single_byte_change_changes_the_digest(dtype, dim):
+    from embedprobe.cache.digest import clip_digests, row_digests
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, dim)).astype(dtype)
+    offsets = np.array([0, 2, 2, 6])
+    ref_rows, ref_clips = row_digests(a), clip_digests(a, offsets)
+    raw = a.view(np.uint8).reshape(len(a), -1)
+    for row in range(len(a)):
+        for byte in range(raw.shape[1]):
+            for mask in (1, 0x80, 0xFF, int(rng.integers(1, 256))):
+                b = raw.copy()
+                b[row, byte] ^= mask
+                changed = b.view(dtype).reshape(a.shape)
+                assert row_digests(changed)[row] != ref_rows[row], (row, byte, mask)
+                clip = int(np.searchsorted(offsets, row, side="right")) - 1
+                assert clip_digests(changed, offsets)[clip] != ref_clips[clip], (row, byte, mask)
+    swapped = a[[1, 0, 2, 3, 4, 5]]  # frames in another order are other values
+    assert clip_digests(swapped, offsets)[0] != ref_clips[0]
