@@ -41,16 +41,19 @@ def _weights(n_words: int) -> np.ndarray:
 
 def row_digests(a: np.ndarray) -> np.ndarray:
     """``(N,)`` uint64: the digest of each row's stored bytes of the array ``a`` (``(N, ...)``)."""
-    a = np.ascontiguousarray(a)
-    n = a.shape[0] if a.ndim else 1
-    if not n:
-        return np.zeros(0, np.uint64)
-    b = a.reshape(n, -1).view(np.uint8)
-    if b.shape[1] % 8:
-        padded = np.zeros((n, -(-b.shape[1] // 8) * 8), np.uint8)
-        padded[:, :b.shape[1]] = b
-        b = padded
-    w = b.view(np.uint64)
+    if a.ndim == 2 and a.flags.c_contiguous and (a.shape[1] * a.itemsize) % 8 == 0 and a.size:
+        w = a.view(np.uint64)  # the common case, without copies or reshapes
+    else:
+        a = np.ascontiguousarray(a)
+        n = a.shape[0] if a.ndim else 1
+        if not n:
+            return np.zeros(0, np.uint64)
+        b = a.reshape(n, -1).view(np.uint8)
+        if b.shape[1] % 8:
+            padded = np.zeros((n, -(-b.shape[1] // 8) * 8), np.uint8)
+            padded[:, :b.shape[1]] = b
+            b = padded
+        w = b.view(np.uint64)
     if not w.shape[1]:
         return np.zeros(n, np.uint64)
     with np.errstate(over="ignore"):

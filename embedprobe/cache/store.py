@@ -447,7 +447,11 @@ def hash_convert(buf: np.ndarray, dtype: Any = None, out: np.ndarray | None = No
     if out is None and (dtype is None or np.dtype(dtype) == buf.dtype):
         return row_digests(buf), buf
     out = np.empty(buf.shape, dtype) if out is None else out
-    step = max(1, HASH_BLOCK_BYTES // _row_bytes(buf))
+    if buf.nbytes <= HASH_BLOCK_BYTES:  # one block: no loop
+        d = row_digests(buf)
+        convert_into(out, buf)
+        return d, out
+    step = max(1, HASH_BLOCK_BYTES * len(buf) // buf.nbytes)
     d = np.empty(len(buf), np.uint64)
     for a in range(0, len(buf), step):
         d[a:a + step] = row_digests(buf[a:a + step])
