@@ -65,6 +65,7 @@ def domain_gap_for(
     probe: str = "logistic",
     shrinkage: str | float = "auto",
     speaker_disjoint: bool = True,
+    allow_incomplete: bool = False,
 ) -> dict[str, Any]:
     """Fréchet distances and corpus identifiability between the corpora cached for ``model``.
 
@@ -80,6 +81,8 @@ def domain_gap_for(
             ``none`` or a float).
         speaker_disjoint: hold out speakers (not clips) in the identifiability probe, when
             every corpus has >= 2 speakers.
+        allow_incomplete: use caches that miss clips (recorded per cache as ``incomplete``)
+            instead of refusing them with ``CacheIncompleteError``.
 
     Returns:
         The record written to JSON: ``frechet`` (rows with ``layer, a, b, frechet,
@@ -114,10 +117,12 @@ def domain_gap_for(
     for layer in use:
         feats, groups = {}, {}
         for c, p in paths.items():
-            data, rec = load_corpus(p, layer=layer, pooling="mean", frames=False)
+            data, rec = load_corpus(p, layer=layer, pooling="mean", frames=False,
+                                    allow_incomplete=allow_incomplete)
             feats[c], groups[c] = np.asarray(data.X, dtype=np.float64), data.speakers
             caches.setdefault(c, {k: rec[k] for k in ("path", "fingerprint", "complete", "n_clips",
-                                                      "n_4class")} | {"n_speakers": len(set(data.speakers))})
+                                                      "n_4class", "incomplete")}
+                              | {"n_speakers": len(set(data.speakers))})
         frechet += [{"layer": layer, **row} for row in domain_gap(feats, shrinkage=shrinkage)]
         disjoint = speaker_disjoint and all(len(set(g)) >= 2 for g in groups.values())
         ident[layer] = identifiability(feats, groups=groups if disjoint else None, seed=seed, probe=probe)
@@ -128,7 +133,8 @@ def domain_gap_for(
         "corpora": names,
         "layers": use,
         "config": {"cache_dir": str(cache_dir), "seed": seed, "probe": probe, "shrinkage": shrinkage,
-                   "speaker_disjoint": speaker_disjoint, "pooling": "mean", "clips": "4-class"},
+                   "speaker_disjoint": speaker_disjoint, "pooling": "mean", "clips": "4-class",
+                   "allow_incomplete": allow_incomplete},
         "caches": caches,
         "frechet": frechet,
         "identifiability": ident,

@@ -60,3 +60,7 @@ class CacheMismatchError(CacheError):
 
 class CacheLockedError(CacheError):
     """Another process is writing the same cache (or the same shard)."""
+
+
+class CacheIncompleteError(CacheError):
+    """A cache does not hold every clip of its corpus yet (and ``--allow-incomplete`` was not given)."""

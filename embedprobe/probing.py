@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from embedprobe.cache.naming import cache_file, safe_model
 from embedprobe.corpora.base import CANONICAL_LABELS
-from embedprobe.errors import BadValueError, CacheError
+from embedprobe.errors import BadValueError, CacheError, CacheIncompleteError
 from embedprobe.eval.data import CorpusData, scramble
 from embedprobe.eval.runner import (
     MatrixSpec,
@@ -64,6 +65,8 @@ class ProbeConfig:
             identifiability on the same caches and layer (written as ``domain__<model>.json``).
         out: results folder.
         tag: results file name suffix.
+        allow_incomplete: probe a cache that misses clips (still being written, interrupted, or
+            a part file lost) instead of refusing it; the shortfall is recorded in the results.
     """
 
     model: str
@@ -88,11 +91,10 @@ class ProbeConfig:
     augment_rate: float = 0.0
     augment: str = "paper"
     augment_seed: int = 0
+    allow_incomplete: bool = False
 
 
 POOLINGS = ("mean", "meanstd")
-
-
 
 
 def available_corpora(cache_dir: str | Path, model: str) -> list[str]:
@@ -106,12 +108,37 @@ def available_corpora(cache_dir: str | Path, model: str) -> list[str]:
     return sorted(found)
 
 
+def completeness(r: Any, *, allow_incomplete: bool) -> dict[str, Any] | None:
+    """``None`` for a cache holding every manifest clip (done or failed); else what is missing.
+
+    Raises:
+        CacheIncompleteError: clips are missing and ``allow_incomplete`` is false.
+    """
+    if not r.n_pending:
+        return None
+    n = len(r.manifest)
+    lost = f" (part files gone: {', '.join(r.missing_parts)})" if r.missing_parts else ""
+    if not allow_incomplete:
+        raise CacheIncompleteError(
+            f"The cache {r.path} is incomplete: {r.n_pending} of {n} clips are missing{lost}. Fix: finish it "
+            f"by re-running the extraction (it resumes), or pass --allow-incomplete to use the "
+            f"{r.n_clips} clips it has.")
+    return {"n_missing": r.n_pending, "n_manifest": n, "n_clips": r.n_clips, "missing_parts": r.missing_parts,
+            "note": f"{r.path}: incomplete, {r.n_pending} of {n} clips missing{lost}; used the {r.n_clips} "
+                    "clips it has (--allow-incomplete)."}
+
+
 def load_corpus(path: Path, *, layer: str | None, pooling: str, frames: bool,
-                protocol: str | None = None) -> tuple[CorpusData, dict[str, Any]]:
-    """The 4-class clips of one cache as ``CorpusData`` plus a provenance record of the cache."""
+                protocol: str | None = None, allow_incomplete: bool = False) -> tuple[CorpusData, dict[str, Any]]:
+    """The 4-class clips of one cache as ``CorpusData`` plus a provenance record of the cache.
+
+    Raises:
+        CacheIncompleteError: the cache misses clips and ``allow_incomplete`` is false.
+    """
     from embedprobe.cache import open_cache
 
     with open_cache(path) as r:
+        incomplete = completeness(r, allow_incomplete=allow_incomplete)
         layer = layer or r.layers[-1]
         if layer not in r.layers:
             raise BadValueError(f"layer of {path.name}", layer, r.layers)
@@ -146,7 +173,7 @@ def load_corpus(path: Path, *, layer: str | None, pooling: str, frames: bool,
             "path": str(path), "fingerprint": r.fingerprint, "complete": r.complete,
             "n_clips": r.n_clips, "n_errors": len(r.errors), "layer": layer,
             "identity": r.identity, "protocol": proto, "folds": list(folds),
-            "n_4class": len(ids),
+            "n_4class": len(ids), "checksums": r.checksums, "incomplete": incomplete,
             "split_fingerprint": fingerprint({f: parts[f].tolist() for f in folds} | {"ids": ids}),
         }
     return data, record
@@ -171,6 +198,7 @@ def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
     frames_pool = cfg.probe_params.get("pooling", "mean") == "mean+std"
     stat = "meanstd" if (cfg.pooling == "meanstd" if not cfg.frames else frames_pool) else "mean"
     with open_cache(path) as r:
+        incomplete = completeness(r, allow_incomplete=cfg.allow_incomplete)
         copies = int((r.identity.get("augment") or {}).get("copies", 0))
         have = set(r.ids)
         out, missing = [], 0
@@ -185,7 +213,7 @@ def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
             missing += int((~ok).sum())
             out.append(x)
         record = {"path": str(path), "fingerprint": r.fingerprint, "copies": copies,
-                  "n_missing": missing, "augment": r.identity.get("augment")}
+                  "n_missing": missing, "augment": r.identity.get("augment"), "incomplete": incomplete}
     if not out:
         raise CacheError(f"{path} holds no augmented copies. Fix: re-extract with --augment and --copies.")
     return out, record
@@ -223,8 +251,11 @@ def plan(cfg: ProbeConfig) -> tuple[list[tuple[str, ...]], list[str]]:
     return train_sets, tests
 
 
-def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
-    """Run the cross-corpus matrix of ``cfg``; returns the path of the results JSON."""
+def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], None] | None = None) -> Path:
+    """Run the cross-corpus matrix of ``cfg``; returns the path of the results JSON.
+
+    ``on_note`` receives one sentence per incomplete cache used (with ``allow_incomplete``).
+    """
     t0 = time.perf_counter()
     check_config(cfg)
     train_sets, tests = plan(cfg)
@@ -233,11 +264,19 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
     for name in needed:
         d, rec = load_corpus(cache_file(cfg.cache_dir, name, cfg.model), layer=cfg.layer,
                              pooling=cfg.pooling, frames=cfg.frames,
-                             protocol=cfg.protocols.get(name))
+                             protocol=cfg.protocols.get(name), allow_incomplete=cfg.allow_incomplete)
         if cfg.augment_rate > 0 and any(name in t for t in train_sets):
             d.X_aug, rec["augmented"] = load_copies(cfg, name, d, rec["layer"])
         data[name] = scramble(d) if name in cfg.scramble else d
         caches[name] = rec
+    incomplete = {}
+    for n, c in caches.items():
+        for key, inc in ((n, c["incomplete"]), (f"{n} (augmented)", (c.get("augmented") or {}).get("incomplete"))):
+            if inc:
+                incomplete[key] = inc
+    for note in (i["note"] for i in incomplete.values()):
+        if on_note:
+            on_note(note)
     params = dict(cfg.probe_params)
     tuned = None
     if cfg.tune:
@@ -264,6 +303,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
         "cells": cells,
         "relative_wf1": relative_matrix(cells, "wf1"),
         "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
+        "incomplete_caches": incomplete,
     }
     if len(needed) >= 2 and cfg.domain_gap:
         # the embedding-space domain gap of the same caches, reported next to the matrices
@@ -271,7 +311,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
 
         layer = next(iter(caches.values()))["layer"]
         gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer], corpora=needed, out=cfg.out,
-                             seed=cfg.seeds[0])
+                             seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete)
         record["domain_gap"] = {"json": gap["files"]["json"], "frechet": gap["frechet"],
                                 "identifiability": gap["identifiability"]}
     from embedprobe.report.results import write_results

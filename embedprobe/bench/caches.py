@@ -23,13 +23,15 @@ from embedprobe.provenance import to_jsonable
 
 @dataclass(frozen=True)
 class CacheInfo:
-    """What the bench needs to know of one cache: fingerprint, layers, size, folds."""
+    """What the bench needs to know of one cache: fingerprint, layers, size, folds, completeness."""
 
     path: str
     fingerprint: str
     layers: list[str]
     n_labelled: int
     n_folds: int
+    n_pending: int = 0  # manifest clips neither stored nor failed
+    n_manifest: int = 0
 
 
 
@@ -110,7 +112,8 @@ def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
         proto = cfg.corpus(key).protocol or m.default_protocol
         have = set(r.ids)
         n = sum(1 for c in m.clips if c.label is not None and c.id in have)
-        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.folds(proto)))
+        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.folds(proto)), r.n_pending,
+                         len(m))
 
 
 

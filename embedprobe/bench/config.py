@@ -93,6 +93,7 @@ class ProbeSpec:
     tune: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     per_probe: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allow_incomplete: bool = False
 
     def params_for(self, probe: str) -> dict[str, Any]:
         return {**self.params, **self.per_probe.get(probe, {})}
@@ -405,7 +406,8 @@ def _probe(chk: Checker, t: dict[str, Any], probes: tuple[str, ...]) -> ProbeSpe
     from embedprobe.probes import PROBES
     from embedprobe.probes.registry import get_class
 
-    chk.keys(t, ("pooling", "frames", "max_folds", "n_bootstrap", "tune", "params", *PROBES.names()), "probe")
+    chk.keys(t, ("pooling", "frames", "max_folds", "n_bootstrap", "tune", "params", "allow_incomplete",
+                 *PROBES.names()), "probe")
     pooling = chk.str_(t, "probe", "pooling", "mean")
     chk.choice(pooling, ("mean", "meanstd"), "probe", "pooling")
     max_folds = t.get("max_folds")
@@ -422,7 +424,8 @@ def _probe(chk: Checker, t: dict[str, Any], probes: tuple[str, ...]) -> ProbeSpe
                             if k == "random_state" else "")
     return ProbeSpec(pooling=pooling, frames=chk.bool_(t, "probe", "frames", False), max_folds=max_folds,
                      n_bootstrap=chk.int_(t, "probe", "n_bootstrap", 1000, low=0),
-                     tune=chk.bool_(t, "probe", "tune", False), params=params, per_probe=per_probe)
+                     tune=chk.bool_(t, "probe", "tune", False), params=params, per_probe=per_probe,
+                     allow_incomplete=chk.bool_(t, "probe", "allow_incomplete", False))
 
 
 def _extra(chk: Checker, t: dict[str, Any], sec: str) -> ExtraSpec:

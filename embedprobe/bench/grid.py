@@ -166,7 +166,7 @@ def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> Any:
         protocols={c.key: c.protocol for c in cfg.corpora if c.protocol},
         baselines=False, probe_params=cfg.probe.params_for(job.probe),
         n_bootstrap=cfg.probe.n_bootstrap, max_folds=cfg.probe.max_folds, tune=cfg.probe.tune,
-        out=str(out), tag=None,
+        out=str(out), tag=None, allow_incomplete=cfg.probe.allow_incomplete,
     )
     if supports_augment_rate():
         kwargs["augment_rate"] = job.augment_rate
@@ -181,7 +181,7 @@ def job_fingerprint(cfg: BenchConfig, job: Job) -> str:
     Cache contents are checked separately (the results record carries each cache's fingerprint).
     """
     pc = to_jsonable(probe_config(cfg, job, "."))
-    for k in ("out", "cache_dir", "tag"):
+    for k in ("out", "cache_dir", "tag", "allow_incomplete"):  # an incomplete cache has its own fingerprint
         pc.pop(k, None)
     pc["augment_rate"] = job.augment_rate
     if job.augment_rate > 0:

@@ -166,7 +166,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
             t = time.perf_counter()
             roots = corpus_roots(cfg)
             extractions = _extract_all(cfg, roots, ex, view, say)
-            infos, blocked = _cache_infos(cfg, extractions)
+            infos, blocked = _cache_infos(cfg, extractions, say)
             phases["corpora_and_caches"], t = time.perf_counter() - t, time.perf_counter()
             layers = {m: common_layers(m, infos) for m in cfg.extract.models
                       if any(k[0] == m for k in infos)}
@@ -214,7 +214,7 @@ def _extract_all(cfg, roots, ex, view, say) -> list[TaskResult]:
     return list(done.values())
 
 
-def _cache_infos(cfg, extractions) -> tuple[dict[tuple[str, str], CacheInfo], dict[tuple[str, str], str]]:
+def _cache_infos(cfg, extractions, say=None) -> tuple[dict[tuple[str, str], CacheInfo], dict[tuple[str, str], str]]:
     infos, blocked = {}, {}
     failed = {r.key: r.error for r in extractions if r.status == "failed"}
     for model in cfg.extract.models:
@@ -226,7 +226,16 @@ def _cache_infos(cfg, extractions) -> tuple[dict[tuple[str, str], CacheInfo], di
             if k in failed:
                 blocked[(model, c.key)] = f"extraction of {c.key} with {model} failed: {failed[k]}"
                 continue
-            infos[(model, c.key)] = cache_info(cfg, c.key, model)
+            info = infos[(model, c.key)] = cache_info(cfg, c.key, model)
+            if info.n_pending:
+                what = (f"the cache {info.path} is incomplete: {info.n_pending} of {info.n_manifest} clips are "
+                        "missing")
+                if not cfg.probe.allow_incomplete:
+                    blocked[(model, c.key)] = (f"{what}. Fix: re-run the bench (its extraction resumes), or set "
+                                               "[probe] allow_incomplete = true (--allow-incomplete)")
+                elif say:
+                    say(f"incomplete: {what}; its jobs use the {info.n_labelled} labelled clips it has "
+                        "(--allow-incomplete).")
     return infos, blocked
 
 

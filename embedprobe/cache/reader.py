@@ -25,7 +25,7 @@ from embedprobe.provenance import fingerprint
 from .naming import not_a_cache
 from .schema import STATS
 from .snapshot import Snapshot
-from .store import Layout, read_ranges, read_rows
+from .store import DamagedClipsError, Layout, read_ranges, read_rows
 
 
 def open_cache(path: str | Path) -> CacheReader:
@@ -46,6 +46,12 @@ class CacheReader:
         manifest: the corpus ``Manifest`` the cache was made from.
         errors: ``[{"id", "path", "reason"}]`` of clips that failed and have no vectors.
         complete: ``True`` once a finalize found every manifest clip done or failed.
+        n_pending: manifest clips neither stored nor failed (not extracted yet).
+        missing_parts: part files the cache's journal lists that are gone.
+        checksums: ``"yes"``, ``"no"`` (written before checksums) or ``"partly"``.
+
+    Every vector read is checked against its stored checksum; damaged clips raise
+    ``DamagedClipsError`` naming them (they are never returned).
     """
 
     def __init__(self, path: str | Path):
@@ -62,6 +68,11 @@ class CacheReader:
         for p, reason in snap.corrupt:
             warnings.warn(f"Ignoring a damaged cache part {p} ({reason}); its clips count as not done.",
                           stacklevel=2)
+        if snap.missing:
+            warnings.warn(f"The cache part{'s' if len(snap.missing) > 1 else ''} "
+                          f"{', '.join(map(str, snap.missing))} listed in the cache's journal is missing "
+                          "(deleted?); its clips count as not done and re-running the extraction resumes "
+                          "(extracts them again).", stacklevel=2)
         self._snap = snap
         h = snap.header
         self._header = h
@@ -84,6 +95,11 @@ class CacheReader:
             {"id": i, "path": snap.errors[i][0], "reason": snap.errors[i][1]}
             for i in sorted(snap.errors, key=lambda i: (order.get(i, len(order)), i))]
         self.complete: bool = snap.main is not None and snap.main.complete
+        failed = set(snap.errors)
+        self.n_pending: int = sum(1 for i in manifest_ids if i not in where and i not in failed)
+        self.missing_parts: list[str] = [str(p) for p in snap.missing]
+        with_sums = {seg.digests is not None for seg in snap.segments}
+        self.checksums: str = "yes" if with_sums == {True} else "no" if with_sums == {False} else "partly"
 
     # -- queries -------------------------------------------------------------------------------
     @property
@@ -109,9 +125,15 @@ class CacheReader:
             return np.concatenate([self.pooled(layer, "mean", ids), self.pooled(layer, "std", ids)], axis=1)
         seg, row = self._locate(ids)
         out = np.empty((len(seg), self.dims[layer]), np.float32)
+        found = []
         for s in np.unique(seg).tolist():
             m = seg == s
-            out[m] = read_rows(self._snap.segments[s].dset("pooled", layer, stat), row[m], np.float32)
+            segment = self._snap.segments[s]
+            d = np.empty(int(m.sum()), np.uint64) if segment.digests is not None else None
+            out[m] = read_rows(segment.dset("pooled", layer, stat), row[m], np.float32, digests=d)
+            found += self._damaged(segment, row[m], d, (stat, layer))
+        if found:
+            raise DamagedClipsError(found)
         return out
 
     def frames(self, layer: str, ids: list[str] | None = None) -> list[np.ndarray]:
@@ -128,15 +150,28 @@ class CacheReader:
                 f"{layer!r} into another --out.")
         seg, row = self._locate(ids)
         out: list[np.ndarray] = [None] * len(seg)  # type: ignore[list-item]
+        found = []
         for s in np.unique(seg).tolist():
             idx = np.nonzero(seg == s)[0]
             segment = self._snap.segments[s]
             off = segment.offsets[layer]
             r = row[idx]
-            pieces = read_ranges(segment.dset("frames", layer, "data"), off[r], off[r + 1], np.float32)
+            d = np.empty(len(r), np.uint64) if segment.digests is not None else None
+            pieces = read_ranges(segment.dset("frames", layer, "data"), off[r], off[r + 1], np.float32, digests=d)
+            found += self._damaged(segment, r, d, ("frames", layer))
             for k, p in zip(idx.tolist(), pieces, strict=True):
                 out[k] = p
+        if found:
+            raise DamagedClipsError(found)
         return out
+
+    @staticmethod
+    def _damaged(segment: Any, rows: np.ndarray, got: np.ndarray | None,
+                 key: tuple[str, str]) -> list[tuple[Path, str, str]]:
+        if got is None:
+            return []
+        bad = np.nonzero(segment.digests[rows, segment.columns[key]] != got)[0]
+        return [(segment.path, segment.ids[int(r)], f"{key[1]} {key[0]}") for r in dict.fromkeys(rows[bad].tolist())]
 
     def clip_table(self, ids: list[str] | None = None) -> dict[str, np.ndarray]:
         """Per-clip ``content_hash`` (str), ``duration_s`` and ``n_frames`` (-1: unknown)."""
@@ -153,9 +188,17 @@ class CacheReader:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Short hash of the identity, layer set, dtype, clip ids and their content hashes."""
+        """Short hash of the identity, layer set, dtype, clip ids, their content hashes and the
+        checksums of their stored values (caches without checksums: ids and content hashes)."""
         hashes = self.clip_table()["content_hash"].tolist()
-        return fingerprint({"config": self._header.comparable(), "clips": sorted(zip(self.ids, hashes, strict=True))})
+        clips = sorted(zip(self.ids, hashes, strict=True))
+        if self.checksums != "no":
+            sums = {}
+            for cid, s, r in zip(self.ids, self._seg.tolist(), self._row.tolist(), strict=True):
+                d = self._snap.segments[s].digests
+                sums[cid] = None if d is None else d[r].tobytes().hex()
+            clips = [(cid, h, sums[cid]) for cid, h in clips]
+        return fingerprint({"config": self._header.comparable(), "clips": clips})
 
     @property
     def sessions(self) -> list[dict[str, Any]]:
@@ -171,11 +214,10 @@ class CacheReader:
     def info(self) -> dict[str, Any]:
         """A JSON-able summary for ``embedprobe cache info`` and results files."""
         n_manifest = len(self.manifest)
-        failed = {e["id"] for e in self.errors}
         return {
             "path": str(self.path), "n_clips": self.n_clips, "n_errors": len(self.errors),
             "n_manifest": n_manifest,
-            "n_pending": sum(1 for i in self.manifest.ids if i not in self._pos and i not in failed),
+            "n_pending": self.n_pending, "missing_parts": self.missing_parts, "checksums": self.checksums,
             "complete": self.complete, "layers": self.layers, "dims": self.dims,
             "frames": self.frame_layers, "dtype": self.dtype, "corpus": self.manifest.corpus,
             "fingerprint": self.fingerprint, "provenance": self.provenance,

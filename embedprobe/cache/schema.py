@@ -15,6 +15,11 @@ and one merge routine serve both::
     /clips/content_hash      (N,)   utf-8 str   hash of the audio file the vectors came from
     /clips/duration_s        (N,)   float64     clip duration in seconds
     /clips/n_frames          (N,)   int64       frames the extractor produced (-1: not given)
+    /clips/digest            (N, K) uint64      checksum of every stored vector array of every clip
+                                                (columns: mean, std per layer, then frames per frame
+                                                layer; see digest.py); root attrs ``checksums``
+                                                (scheme) and ``meta_digest`` (all small datasets
+                                                and attributes). Caches made before have neither.
     /pooled/<layer>/mean     (N, D) dtype       mean over frames of every clip
     /pooled/<layer>/std      (N, D) dtype       std over frames of every clip
     /frames/<layer>/data     (sum T, D) dtype   frame vectors, clip i at rows offsets[i]:offsets[i+1]
@@ -30,6 +35,9 @@ and one merge routine serve both::
 Every vector dataset is contiguous and uncompressed (compression costs 15x write speed for no
 size gain on embeddings). ``X.h5.parts/header.json`` holds what a cache without a main file
 needs to be read: the same header fields as the main file's attributes plus the manifest.
+``X.h5.parts/journal.txt`` lists every part committed (``add NAME SOURCE...``, appended after
+the commit) and every part a writer gave up (``retire NAME``): a listed part that is neither
+present nor held by another segment is reported as missing.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from embedprobe.errors import BadValueError
 from embedprobe.provenance import fingerprint, to_jsonable
 
 from .convert import convert_into
+from .digest import DIGEST_DSET, SCHEME, SCHEME_ATTR, clip_digests, columns, row_digests, seal
 
 FORMAT_VERSION = 1
 DTYPES: tuple[str, ...] = ("float32", "float16")
@@ -54,6 +63,7 @@ PARTS_SUFFIX = ".parts"
 LOCK_SUFFIX = ".lock"
 MAIN_TMP_INFIX = ".tmp-"
 HEADER_JSON = "header.json"
+JOURNAL = "journal.txt"
 PART_PREFIX = "part."
 TMP_PREFIX = ".tmp."
 
@@ -145,6 +155,7 @@ class Block:
     mean: dict[str, np.ndarray]
     std: dict[str, np.ndarray]
     frames: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (data, offsets)
+    digests: np.ndarray  # (N, K) uint64, see digest.columns
     errors: dict[str, list[Any]] = field(default_factory=lambda: {"id": [], "path": [], "reason": [], "time": []})
 
     @classmethod
@@ -191,12 +202,16 @@ class Block:
             first = frames[header.frame_layers[0]][1]
             unknown = n_frames < 0
             n_frames[unknown] = np.diff(first)[unknown]
+        digests = np.zeros((n, len(columns(header.layers, header.frame_layers))), np.uint64)
+        for (what, layer), j in columns(header.layers, header.frame_layers).items():
+            digests[:, j] = clip_digests(*frames[layer]) if what == "frames" else row_digests(
+                (mean if what == "mean" else std)[layer])
         now = time.time()
         err = {"id": [str(e[0]) for e in errors], "path": [str(e[1]) for e in errors],
                "reason": [str(e[2]) for e in errors], "time": [now] * len(errors)}
         return cls(ids=[r.id for r in results], content_hash=[str(r.content_hash) for r in results],
                    duration_s=np.array([float(r.duration_s) for r in results], np.float64),
-                   n_frames=n_frames, mean=mean, std=std, frames=frames, errors=err)
+                   n_frames=n_frames, mean=mean, std=std, frames=frames, digests=digests, errors=err)
 
 
 def _stack_frames(header: Header, layer: str, results: list[ClipResult], dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +313,7 @@ def write_root_attrs(f: Any, header: Header, *, kind: str, n_clips: int, n_error
     a["n_clips"] = n_clips
     a["n_errors"] = n_errors
     a["created"] = time.time()
+    a[SCHEME_ATTR] = SCHEME
     for k, v in (extra or {}).items():
         a[k] = v
 
@@ -330,6 +346,7 @@ def create_columns(f: Any, header: Header, n_clips: int, frame_rows: dict[str, i
     f.create_dataset("clips/content_hash", shape=(n_clips,), dtype=sdt)
     put(f, "clips/duration_s", shape=(n_clips,), dtype=np.float64)
     put(f, "clips/n_frames", shape=(n_clips,), dtype=np.int64)
+    put(f, DIGEST_DSET, shape=(n_clips, len(columns(header.layers, header.frame_layers))), dtype=np.uint64)
     for layer, dim in header.layers.items():
         put(f, f"pooled/{layer}/mean", shape=(n_clips, dim), dtype=dt)
         put(f, f"pooled/{layer}/std", shape=(n_clips, dim), dtype=dt)
@@ -343,11 +360,13 @@ def create_columns(f: Any, header: Header, n_clips: int, frame_rows: dict[str, i
 
 def write_meta(f: Any, *, sessions: list[dict[str, Any]], sources: list[str],
                manifest_json: str | None = None) -> None:
+    """Write the ``meta`` group, the last thing a segment gets, then seal its metadata checksum."""
     sdt = str_dtype()
     f.create_dataset("meta/sessions_json", data=json.dumps(to_jsonable(sessions)), dtype=sdt)
     f.create_dataset("meta/sources", data=np.array(sorted(sources), dtype=object), shape=(len(sources),), dtype=sdt)
     if manifest_json is not None:
         f.create_dataset("meta/manifest_json", data=manifest_json, dtype=sdt)
+    seal(f)
 
 
 def write_block(f: Any, header: Header, block: Block) -> None:
@@ -362,6 +381,7 @@ def write_block(f: Any, header: Header, block: Block) -> None:
     strings("clips/content_hash", block.content_hash)
     put(f, "clips/duration_s", block.duration_s.reshape(n))
     put(f, "clips/n_frames", block.n_frames.reshape(n))
+    put(f, DIGEST_DSET, block.digests)
     for layer in header.layers:
         put(f, f"pooled/{layer}/mean", block.mean[layer])
         put(f, f"pooled/{layer}/std", block.std[layer])

@@ -22,9 +22,10 @@ from .store import (
     Segment,
     close_all,
     commit,
+    set_attrs,
     union_sessions,
     unlink_quiet,
-    write_merged,
+    write_merged_checked,
 )
 
 
@@ -35,21 +36,27 @@ class _Changed(Exception):
 class Snapshot:
     """Main file + non-redundant committed parts, opened together at one moment.
 
-    ``where`` maps every clip id to ``(segment index, row)`` (first occurrence wins: main first,
-    then parts oldest first); ``errors`` maps ids that failed and are not done to
+    ``where`` maps every clip id to ``(segment index, row)`` (the newest copy wins: main first,
+    then parts oldest first; a clip is stored twice only when a damaged copy was extracted
+    again); ``missing`` lists journaled parts that are gone; ``errors`` maps ids that failed and are not done to
     ``(path, reason, time)`` (latest failure wins). Files are held open, so a concurrent
     compaction or finalize that deletes them does not disturb this view.
     """
 
     def __init__(self, layout: Layout, header: Header, main: Segment | None, parts: list[Segment],
-                 redundant: list[Path], corrupt: list[tuple[Path, str]]):
+                 redundant: list[Path], corrupt: list[tuple[Path, str]], missing: list[Path] = ()):
         self.layout, self.header, self.main, self.parts = layout, header, main, parts
-        self.redundant, self.corrupt = redundant, corrupt
+        self.redundant, self.corrupt, self.missing = redundant, corrupt, list(missing)
         self.segments: list[Segment] = ([main] if main is not None else []) + parts
+        self.exclude(set())
+
+    def exclude(self, pairs: set[tuple[int, int]]) -> None:
+        """(Re)build ``where`` and ``errors`` leaving out the damaged ``(segment, row)`` pairs."""
         self.where: dict[str, tuple[int, int]] = {}
         for s, seg in enumerate(self.segments):
             for r, cid in enumerate(seg.ids):
-                self.where.setdefault(cid, (s, r))
+                if (s, r) not in pairs:
+                    self.where[cid] = (s, r)
         self.errors: dict[str, tuple[str, str, float]] = {}
         for seg in self.segments:
             e = seg.errors
@@ -75,6 +82,7 @@ class Snapshot:
 
     @classmethod
     def _try_open(cls, layout: Layout, opened: list[Segment]) -> Snapshot | None:
+        journal = layout.read_journal()  # before listing: every part it names was committed by then
         key = _stat_key(layout.main)
         main = None
         if key is not None:
@@ -94,7 +102,8 @@ class Snapshot:
             except (ValueError, KeyError) as e:
                 raise CacheError(f"{layout.header_json} is damaged ({e!r}). Fix: re-extract with --overwrite.") from e
         parts, corrupt = [], []
-        for pn in layout.parts():
+        listed = layout.parts()
+        for pn in listed:
             path = layout.part_path(pn)
             try:
                 seg = Segment(path, pn)
@@ -122,16 +131,36 @@ class Snapshot:
                 seg.close()
         sources = set().union(*(s.sources for s in ([main] if main else []) + good))
         redundant = [s.path for s in good if s.part.name in sources]
+        missing = _missing(layout, journal, {p.name for p in listed}, sources)
         for s in good:
             if s.part.name in sources:
                 s.close()
-        return cls(layout, header, main, [s for s in good if s.part.name not in sources], redundant, corrupt)
+        return cls(layout, header, main, [s for s in good if s.part.name not in sources], redundant, corrupt,
+                   missing)
 
     def part_names(self) -> list[str]:
         return [p.part.name for p in self.parts]
 
     def close(self) -> None:
         close_all(self.segments)
+
+
+def _missing(layout: Layout, journal: tuple[dict[str, list[str]], set[str]], listed: set[str],
+             held: set[str]) -> list[Path]:
+    """Journaled parts that are neither on disk, nor held by a present segment, nor given up."""
+    added, retired = journal
+    aside = set()
+    with contextlib.suppress(OSError):
+        aside = {n[:-len(".corrupt")] for n in os.listdir(layout.parts_dir) if n.endswith(".corrupt")}
+    gone = [n for n in added if n not in listed and n not in held and n not in retired and n not in aside]
+    inside: set[str] = set()  # parts merged into a missing part are not reported on their own
+    todo = [s for n in gone for s in added[n]]
+    while todo:
+        n = todo.pop()
+        if n not in inside:
+            inside.add(n)
+            todo += added.get(n, [])
+    return [layout.parts_dir / n for n in gone if n not in inside]
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -193,6 +222,7 @@ def _consolidate(layout: Layout, manifest_ids: list[str]) -> dict[str, Any]:
         done = snap.where
         complete = all(i in done or i in snap.errors for i in manifest_ids)
         rewrite = snap.main is None or bool(snap.parts) or snap.main.complete != complete
+        lost: list[str] = []
         if rewrite:
             order = [i for i in manifest_ids if i in done]
             extra = sorted(set(done) - set(manifest_ids))
@@ -204,15 +234,19 @@ def _consolidate(layout: Layout, manifest_ids: list[str]) -> dict[str, Any]:
             errors = [(i, *snap.errors[i]) for i in sorted(snap.errors)]
             tmp = layout.tmp_main()
             try:
-                write_merged(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors, kind="main",
-                             attrs={"complete": complete}, sessions=union_sessions(snap.segments),
-                             sources=sorted(sources), manifest_json=snap.header.manifest_json)
+                lost = write_merged_checked(tmp, snap.header, snap.segments, pairs[:, 0], pairs[:, 1], errors,
+                                            kind="main", attrs={"complete": complete},
+                                            sessions=union_sessions(snap.segments), sources=sorted(sources),
+                                            manifest_json=snap.header.manifest_json)
+                if lost and complete:  # damaged clips were left out: they count as not extracted
+                    complete = False
+                    set_attrs(tmp, complete=False)
                 commit(tmp, layout.main)
             except BaseException:
                 unlink_quiet(tmp)
                 raise
         merged = [p.path for p in snap.parts]
-        n_clips, n_errors = len(done), len(snap.errors)
+        n_clips, n_errors = len(done) - len(lost), len(snap.errors)
     finally:
         snap.close()
     for p in merged:
@@ -220,6 +254,7 @@ def _consolidate(layout: Layout, manifest_ids: list[str]) -> dict[str, Any]:
     if layout.parts_dir.is_dir():
         for p in layout.parts():
             unlink_quiet(layout.part_path(p))  # only parts already in the new main can be left here
+        unlink_quiet(layout.journal)
         unlink_quiet(layout.header_json)
         with contextlib.suppress(OSError):
             layout.parts_dir.rmdir()

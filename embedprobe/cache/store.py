@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,22 @@ from embedprobe.errors import CacheError
 
 from . import interrupts
 from .convert import convert_into, converted
+from .digest import (
+    DIGEST_DSET,
+    META_ATTR,
+    SCHEME,
+    SCHEME_ATTR,
+    columns,
+    combine_ranges,
+    meta_digest,
+    read_small,
+    row_digests,
+    seal,
+)
 from .schema import (
     FORMAT_VERSION,
     HEADER_JSON,
+    JOURNAL,
     LOCK_SUFFIX,
     MAIN_TMP_INFIX,
     PART_PREFIX,
@@ -70,6 +84,7 @@ class Layout:
         self.main = Path(path)
         self.parts_dir = self.main.with_name(self.main.name + PARTS_SUFFIX)
         self.header_json = self.parts_dir / HEADER_JSON
+        self.journal = self.parts_dir / JOURNAL
         self.lock = self.main.with_name(self.main.name + LOCK_SUFFIX)
 
     def shard_lock(self, tag: str) -> Path:
@@ -102,6 +117,41 @@ class Layout:
             return []
         pat = f"{TMP_PREFIX}{tag}.*" if tag else f"{TMP_PREFIX}*"
         return sorted(self.parts_dir.glob(pat))
+
+    def journal_add(self, part: str, sources: list[str] = ()) -> None:
+        """Record a committed part (and the parts it merged) in the journal (one appended line)."""
+        self._journal(f"add {' '.join([part, *sources])}\n")
+
+    def journal_retire(self, parts: list[str]) -> None:
+        """Record parts that are gone for good (their clips are extracted again)."""
+        if parts:
+            self._journal("".join(f"retire {p}\n" for p in parts))
+
+    def _journal(self, text: str) -> None:
+        # Best effort, after the commit: a line that cannot be written only means that losing
+        # that part later goes unnamed (its clips still count as not done).
+        with contextlib.suppress(OSError):
+            fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+
+    def read_journal(self) -> tuple[dict[str, list[str]], set[str]]:
+        """``({part: merged sources}, retired parts)`` from the journal (empty if there is none)."""
+        added: dict[str, list[str]] = {}
+        retired: set[str] = set()
+        try:
+            text = self.journal.read_text(errors="replace")
+        except FileNotFoundError:
+            return added, retired
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "add" and PartName.parse(words[1]):
+                added[words[1]] = words[2:]
+            elif len(words) == 2 and words[0] == "retire":
+                retired.add(words[1])
+        return added, retired
 
     def size_bytes(self) -> int:
         total = self.main.stat().st_size if self.main.exists() else 0
@@ -201,6 +251,35 @@ class CorruptSegmentError(CacheError):
     """A part or main file that cannot be read (torn write, foreign file, disk damage)."""
 
 
+class DamagedClipsError(CacheError):
+    """Stored vectors whose bytes do not match their checksum.
+
+    Attributes:
+        found: ``[(segment path, clip id, array)]``, array like ``"layer_3 mean"``.
+        pairs: ``{(segment index, row)}`` of the damaged clips (indices into the segments given).
+    """
+
+    def __init__(self, found: list[tuple[Path, str, str]], pairs: set[tuple[int, int]] = frozenset()):
+        self.found, self.pairs = found, set(pairs)
+        super().__init__(damage_sentence(found, "They are never used; re-run the extraction, which "
+                                                "extracts them again (`embedprobe verify CACHE` lists them)."))
+
+
+def damage_sentence(found: list[tuple[Path, str, str]], fix: str) -> str:
+    """One sentence naming damaged clips per file (at most 10 ids each) and the fix."""
+    by: dict[str, dict[str, list[str]]] = {}
+    for path, cid, what in found:
+        by.setdefault(str(path), {}).setdefault(cid, []).append(what)
+    parts = []
+    for path, clips in by.items():
+        ids = sorted(clips)
+        shown = ", ".join(f"{c} ({'; '.join(clips[c])})" for c in ids[:10])
+        more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+        parts.append(f"{path}: {len(ids)} clip{'s' if len(ids) != 1 else ''} {shown}{more}")
+    return ("Damaged cache values (the stored bytes do not match their checksum) in " + "; ".join(parts)
+            + f". {fix}")
+
+
 def h5open(path: Path, mode: str = "r") -> Any:
     import h5py
 
@@ -246,14 +325,27 @@ class Segment:
         self.provenance = json.loads(a["provenance"])
         self.identity = json.loads(a["identity"])
         self.complete = bool(a.get("complete", False))
-        self.ids: list[str] = list(f["clips/id"].asstr()[()])
+        small = read_small(f, self.frame_layers)
+        self.checksums = SCHEME_ATTR in a
+        if self.checksums:
+            if str(a[SCHEME_ATTR]) != SCHEME:
+                raise CacheError(f"{self.path} uses checksum scheme {a[SCHEME_ATTR]!r}; this embedprobe knows "
+                                 f"{SCHEME!r}. Fix: upgrade embedprobe.")
+            if META_ATTR not in a or str(a[META_ATTR]) != meta_digest(dict(a), small):
+                raise CorruptSegmentError(f"{self.path}: its metadata (clip list, offsets, attributes or "
+                                          "checksums) does not match its checksum")
+        self.ids: list[str] = small["clips/id"].tolist()
         n = len(self.ids)
-        self.content_hash = f["clips/content_hash"].asstr()[()]
-        self.duration_s = f["clips/duration_s"][()]
-        self.n_frames = f["clips/n_frames"][()]
+        self.content_hash = small["clips/content_hash"]
+        self.duration_s = small["clips/duration_s"]
+        self.n_frames = small["clips/n_frames"]
         self.row = {i: r for r, i in enumerate(self.ids)}
         if len(self.row) != n or not (len(self.content_hash) == len(self.duration_s) == len(self.n_frames) == n):
             raise ValueError("clip columns disagree in length or repeat an id")
+        self.digests: np.ndarray | None = small.get(DIGEST_DSET) if self.checksums else None
+        self.columns = columns(self.layers, self.frame_layers)
+        if self.digests is not None and self.digests.shape != (n, len(self.columns)):
+            raise ValueError(f"{DIGEST_DSET} has shape {self.digests.shape}")
         for layer, dim in self.layers.items():
             for stat in ("mean", "std"):
                 shape = self.dset("pooled", layer, stat).shape
@@ -261,18 +353,18 @@ class Segment:
                     raise ValueError(f"pooled/{layer}/{stat} has shape {shape}")
         self.offsets: dict[str, np.ndarray] = {}
         for layer in self.frame_layers:
-            off = f[f"frames/{layer}/offsets"][()]
+            off = small[f"frames/{layer}/offsets"]
             rows = self.dset("frames", layer, "data").shape[0]
             if len(off) != n + 1 or off[0] != 0 or off[-1] != rows or np.any(np.diff(off) < 0):
                 raise ValueError(f"frames/{layer}/offsets do not match the data")
             self.offsets[layer] = off
-        self.errors = {c: list(f[f"errors/{c}"].asstr()[()]) for c in ("id", "path", "reason")}
-        self.errors["time"] = list(f["errors/time"][()])
+        self.errors = {c: small[f"errors/{c}"].tolist() for c in ("id", "path", "reason")}
+        self.errors["time"] = small["errors/time"].tolist()
         if len({len(v) for v in self.errors.values()}) != 1:
             raise ValueError("error columns disagree in length")
-        self.sessions: list[dict[str, Any]] = json.loads(f["meta/sessions_json"].asstr()[()])
-        self.sources: list[str] = list(f["meta/sources"].asstr()[()])
-        self.manifest_json = f["meta/manifest_json"].asstr()[()] if "meta/manifest_json" in f else None
+        self.sessions: list[dict[str, Any]] = json.loads(small["meta/sessions_json"])
+        self.sources: list[str] = small["meta/sources"].tolist()
+        self.manifest_json = small.get("meta/manifest_json")
         self.level = int(a.get("level", 0))
 
     def header(self) -> Header:
@@ -327,8 +419,11 @@ def _row_bytes(dset: Any) -> int:
     return max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
 
 
-def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """``dset[rows]`` for rows in any order (repeats allowed), with few large reads."""
+def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None, digests: np.ndarray | None = None) -> np.ndarray:
+    """``dset[rows]`` for rows in any order (repeats allowed), with few large reads.
+
+    ``digests`` (uint64, one per row asked) receives the checksum of each row's stored bytes.
+    """
     rows = np.asarray(rows, np.int64)
     out = np.empty((len(rows),) + tuple(dset.shape[1:]), dtype or dset.dtype)
     if not len(rows):
@@ -341,15 +436,24 @@ def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None) -> np.ndarray:
         buf = dset[lo:hi]
         if not (hi - lo == j - i and s[i] == lo):  # not one run of consecutive rows
             buf = buf[srt[i:j] - lo]
-        if np.array_equal(order[i:j], np.arange(i, j)):
+        in_order = np.array_equal(order[i:j], np.arange(i, j))
+        if digests is not None:
+            digests[order[i:j]], buf = hash_convert(buf, out.dtype, out[i:j] if in_order else None)
+            if not in_order:
+                out[order[i:j]] = buf
+        elif in_order:
             convert_into(out[i:j], buf)  # already in the asked order: no scatter
         else:
             out[order[i:j]] = converted(buf, out.dtype)
     return out
 
 
-def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = None) -> list[np.ndarray]:
-    """``[dset[a:b] for a, b in zip(starts, stops)]`` with neighbouring ranges read together."""
+def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = None,
+                digests: np.ndarray | None = None) -> list[np.ndarray]:
+    """``[dset[a:b] for a, b in zip(starts, stops)]`` with neighbouring ranges read together.
+
+    ``digests`` (uint64, one per range) receives the checksum of each range's stored rows.
+    """
     n = len(starts)
     res: list[np.ndarray] = [None] * n  # type: ignore[list-item]
     if not n:
@@ -358,13 +462,44 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     order = np.argsort(starts, kind="stable")
     s, e = starts[order].tolist(), stops[order].tolist()
     rb = _row_bytes(dset)
+    rowd: list[np.ndarray] = []  # row digests of every span, combined per range once at the end
+    shift = np.zeros(n, np.int64)  # sorted range k starts at s[k] + shift[k] in the joined row digests
+    seen = 0
     for i, j, lo, hi in _spans(s, e, max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
         buf = dset[lo:hi]
-        if dtype is not None:
+        if digests is not None:
+            shift[i:j] = seen - lo
+            seen += hi - lo
+            d, buf = hash_convert(buf, dtype)
+            rowd.append(d)
+        elif dtype is not None:
             buf = converted(buf, dtype)
         for k in range(i, j):
             res[order[k]] = buf[s[k] - lo:e[k] - lo]
+    if digests is not None:
+        digests[order] = combine_ranges(np.concatenate(rowd), np.array(s) + shift, np.array(e) + shift)
     return res
+
+
+HASH_BLOCK_BYTES = 1 << 20
+
+
+def hash_convert(buf: np.ndarray, dtype: Any = None, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row digests of ``buf`` and ``buf`` as ``dtype`` (into ``out`` if given), in blocks that stay
+    in the CPU cache between hashing and converting (one pass over memory instead of two)."""
+    if out is None and (dtype is None or np.dtype(dtype) == buf.dtype):
+        return row_digests(buf), buf
+    out = np.empty(buf.shape, dtype) if out is None else out
+    if buf.nbytes <= HASH_BLOCK_BYTES:  # one block: no loop
+        d = row_digests(buf)
+        convert_into(out, buf)
+        return d, out
+    step = max(1, HASH_BLOCK_BYTES * len(buf) // buf.nbytes)
+    d = np.empty(len(buf), np.uint64)
+    for a in range(0, len(buf), step):
+        d[a:a + step] = row_digests(buf[a:a + step])
+        convert_into(out[a:a + step], buf[a:a + step])
+    return d, out
 
 
 # -- merging ------------------------------------------------------------------------------------
@@ -397,6 +532,9 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
             ln[masks[u]] = off[r + 1] - off[r]
         lengths[layer] = ln
         out_off[layer] = np.concatenate([[0], np.cumsum(ln)]).astype(np.int64)
+    cols = columns(header.layers, header.frame_layers)
+    table = np.zeros((n, len(cols)), np.uint64)
+    damaged: dict[tuple[int, int], list[str]] = {}
     with h5open(dst, "w") as f:
         write_root_attrs(f, header, kind=kind, n_clips=n, n_errors=len(errors), extra=attrs)
         create_columns(f, header, n, {k: int(v[-1]) for k, v in out_off.items()}, len(errors))
@@ -425,12 +563,23 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
                     b = min(n, a + block)
                     buf = np.empty((b - a, dim), header.dtype)
                     si, ri = seg_idx[a:b], rows[a:b]
+                    got = table[a:b, cols[(stat, layer)]]
                     for u in np.unique(si).tolist():
                         m = si == u
-                        buf[m] = read_rows(segments[u].dset("pooled", layer, stat), ri[m])
+                        d = np.empty(int(m.sum()), np.uint64)
+                        buf[m] = read_rows(segments[u].dset("pooled", layer, stat), ri[m], digests=d)
+                        got[m] = d
+                        _check(segments[u], ri[m], d, (stat, layer), damaged, u)
+                    table[a:b, cols[(stat, layer)]] = got
                     out[a:b] = buf
         for layer in header.frame_layers:
-            _copy_frames(f, layer, header, segments, seg_idx, rows, out_off[layer])
+            _copy_frames(f, layer, header, segments, seg_idx, rows, out_off[layer],
+                         table[:, cols[("frames", layer)]], damaged)
+        if damaged:
+            pairs = set(damaged)
+            found = [(segments[u].path, segments[u].ids[r], w) for (u, r), ws in damaged.items() for w in ws]
+            raise DamagedClipsError(found, pairs)
+        f[DIGEST_DSET][:] = table
         if errors:
             for c, col in enumerate(("id", "path", "reason")):
                 f[f"errors/{col}"][:] = np.array([e[c] for e in errors], dtype=object)
@@ -438,8 +587,48 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
         write_meta(f, sessions=sessions, sources=sources, manifest_json=manifest_json)
 
 
+def write_merged_checked(dst: Path, header: Header, segments: list[Segment], seg_idx: np.ndarray,
+                         rows: np.ndarray, errors: list[tuple[str, str, str, float]], **kw: Any) -> list[str]:
+    """``write_merged``, leaving out clips whose stored values fail their checksum.
+
+    Each damaged clip is named in a warning; returns their ids (they count as not extracted).
+    """
+    seg_idx, rows = np.asarray(seg_idx, np.int64), np.asarray(rows, np.int64)
+    lost: list[str] = []
+    while True:
+        try:
+            write_merged(dst, header, segments, seg_idx, rows, errors, **kw)
+            return lost
+        except DamagedClipsError as e:  # rare: write again without them
+            warnings.warn(damage_sentence(e.found, "They were left out; re-running the extraction extracts "
+                                          "them again."), stacklevel=3)
+            keep = np.array([p not in e.pairs for p in zip(seg_idx.tolist(), rows.tolist(), strict=True)], bool)
+            seg_idx, rows = seg_idx[keep], rows[keep]
+            lost += sorted({f[1] for f in e.found})
+
+
+def set_attrs(path: Path, **attrs: Any) -> None:
+    """Change root attributes of a segment being written, and seal its metadata checksum again."""
+    with h5open(path, "r+") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        seal(f)
+
+
+def _check(seg: Segment, rows: np.ndarray, got: np.ndarray, key: tuple[str, str],
+           damaged: dict[tuple[int, int], list[str]], u: int) -> None:
+    """Record rows of ``seg`` whose computed digests ``got`` differ from the stored ones."""
+    if seg.digests is None:
+        return
+    bad = np.nonzero(seg.digests[rows, seg.columns[key]] != got)[0]
+    for r in rows[bad].tolist():
+        damaged.setdefault((u, int(r)), []).append(f"{key[1]} {key[0]}")
+
+
 def _copy_frames(f: Any, layer: str, header: Header, segments: list[Segment], seg_idx: np.ndarray,
-                 rows: np.ndarray, out_off: np.ndarray) -> None:
+                 rows: np.ndarray, out_off: np.ndarray, table_col: np.ndarray,
+                 damaged: dict[tuple[int, int], list[str]]) -> None:
+    """Copy the frames of ``layer``; ``table_col`` receives each clip's frames digest."""
     n = len(rows)
     f[f"frames/{layer}/offsets"][:] = out_off
     out = f[f"frames/{layer}/data"]
@@ -457,7 +646,10 @@ def _copy_frames(f: Any, layer: str, header: Header, segments: list[Segment], se
             idx = np.nonzero(si == u)[0]
             off = segments[u].offsets[layer]
             r = ri[idx]
-            pieces = read_ranges(segments[u].dset("frames", layer, "data"), off[r], off[r + 1])
+            d = np.empty(len(r), np.uint64)
+            pieces = read_ranges(segments[u].dset("frames", layer, "data"), off[r], off[r + 1], digests=d)
+            table_col[a + idx] = d
+            _check(segments[u], r, d, ("frames", layer), damaged, u)
             for k, p in zip(idx.tolist(), pieces, strict=True):
                 buf[int(out_off[a + k]) - base:int(out_off[a + k + 1]) - base] = p
         if len(buf):

@@ -36,6 +36,7 @@ import secrets
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,15 @@ from .store import (
     Segment,
     close_all,
     commit,
+    damage_sentence,
     h5open,
     now_ns,
     union_sessions,
     unlink_quiet,
-    write_merged,
+    write_merged_checked,
     write_text_if_absent,
 )
+from .verify import scan
 
 _FINISH_WHY = (" for the remaining clips and the final merge (it writes a full copy of the cache "
                "before deleting the parts)")
@@ -223,6 +226,7 @@ class CacheWriter:
                 stored = snap.header
                 check_compatible(self.path, stored, self.header)
                 cleanup(snap, tag=None if self._exclusive else self.tag)
+                self._forget_lost(snap)
                 self._done = set(snap.where)
                 self._errors = set(snap.errors)
                 own = [p.part for p in snap.parts if self._exclusive or p.part.tag == self.tag]
@@ -233,6 +237,20 @@ class CacheWriter:
                 write_text_if_absent(self.layout.header_json, stored.to_json())
         self.header.manifest_json = stored.manifest_json  # keep the stored corpus root
         self._own: list[PartName] = own
+
+    def _forget_lost(self, snap: Snapshot) -> None:
+        """Damaged clips and missing parts: name them, and let their clips be extracted again."""
+        damaged = scan(snap)
+        if damaged:
+            snap.exclude(set(damaged))
+            found = [(snap.segments[s].path, snap.segments[s].ids[r], "; ".join(w)) for (s, r), w in damaged.items()]
+            warnings.warn(damage_sentence(found, "They will be extracted again."), stacklevel=4)
+        mine = [p for p in snap.missing if self._exclusive or f".{self.tag}." in p.name]
+        if mine:
+            warnings.warn(f"The cache part{'s' if len(mine) > 1 else ''} {', '.join(map(str, mine))} "
+                          "listed in the cache's journal is missing (deleted?); its clips will be extracted "
+                          "again.", stacklevel=4)
+            self.layout.journal_retire([p.name for p in mine])
 
     @property
     def _exclusive(self) -> bool:
@@ -295,6 +313,7 @@ class CacheWriter:
         except BaseException:
             unlink_quiet(tmp)
             raise
+        self.layout.journal_add(part.name)
         with self._mutex:
             self._done.update(block.ids)
             self._errors.difference_update(block.ids)
@@ -390,15 +409,18 @@ class CacheWriter:
             sources = sorted({p.name for p in parts}.union(*(s.sources for s in segs)))
             tmp = self.layout.tmp_part(self.tag, self.session, out.seq)
             try:
-                write_merged(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
-                             kind="part", attrs={"level": level}, sessions=union_sessions(segs),
-                             sources=sources)
+                lost = write_merged_checked(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
+                                            kind="part", attrs={"level": level}, sessions=union_sessions(segs),
+                                            sources=sources)
                 commit(tmp, self.layout.part_path(out))
             except BaseException:
                 unlink_quiet(tmp)
                 raise
+            with self._mutex:  # damaged clips left out: extracted again on resume
+                self._done.difference_update(lost)
         finally:
             close_all(segs)
+        self.layout.journal_add(out.name, [p.name for p in parts])
         for p in parts:
             unlink_quiet(self.layout.part_path(p))
         with self._mutex:

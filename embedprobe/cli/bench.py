@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(None, "--set", help="Override a config value: TABLE.KEY=VALUE (TOML), repeatable."),
         dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs and what is already finished; run nothing."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress view."),
+        allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                              help="Probe caches that miss clips (same as --set probe.allow_incomplete=true)."),
     ) -> None:
         """Run a grid (extractors x layers x training sets x probes x rates x scrambling), skipping finished jobs.
 
@@ -29,7 +31,8 @@ def register(app: typer.Typer) -> None:
         """
         from embedprobe.bench import load_config, plan_summary, run_bench
 
-        cfg = load_config(config, overrides=set_, models=model or None,
+        overrides = [*(set_ or []), *(["probe.allow_incomplete=true"] if allow_incomplete else [])]
+        cfg = load_config(config, overrides=overrides, models=model or None,
                           out=str(out_dir) if out_dir else None, jobs=jobs)
         if dry_run:
             plan = plan_summary(cfg)

@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         shrinkage: str = typer.Option("auto", "--shrinkage", help="auto, ledoit-wolf, none or a float in [0, 1]."),
         seed: int = typer.Option(0, "--seed", help="Identifiability split and probe seed."),
         out_dir: Path = typer.Option(Path("results"), "--out", "-o", help="Folder of domain__<model>.json/.md."),
+        allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                              help="Use caches that miss clips (recorded in the results)."),
     ) -> None:
         """How far apart are the corpora in embedding space, and can a probe tell them apart?"""
         from rich.table import Table
@@ -33,7 +35,11 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             shrink = shrinkage
         rec = domain_gap_for(model, cache_dir, layers=csv_list(layer), corpora=csv_list(corpora),
-                             out=out_dir, seed=seed, probe=probe, shrinkage=shrink)
+                             out=out_dir, seed=seed, probe=probe, shrinkage=shrink,
+                             allow_incomplete=allow_incomplete)
+        for c in rec["caches"].values():
+            if c.get("incomplete"):
+                console.print(f"[yellow]incomplete[/] {escape(c['incomplete']['note'])}")
         fd = Table(title=f"Fréchet distance between corpora ({escape(model)}; FD/var = FD / mean total variance)")
         for col in ("layer", "a", "b", "n a", "n b", "FD", "FD/var", "mean term", "cov term", "shrinkage"):
             fd.add_column(col, justify="left" if col in ("layer", "a", "b", "shrinkage") else "right")

@@ -29,9 +29,14 @@ def register(app: typer.Typer) -> None:
             out.print_json(json.dumps(data, default=str))
             return
         t = Table(show_header=False)
-        for key in ("path", "n_clips", "n_errors", "complete", "dtype", "frames", "size_bytes"):
+        for key in ("path", "n_clips", "n_errors", "n_pending", "complete", "dtype", "frames", "size_bytes"):
             if key in data:
                 t.add_row(key, escape(str(data[key])))
+        t.add_row("checksums", {"yes": "per clip, checked on every read (`embedprobe verify` checks all)",
+                                "no": "none (written before checksums; values cannot be verified)",
+                                "partly": "some parts have none (written before checksums)"}[data["checksums"]])
+        for p in data.get("missing_parts", []):
+            t.add_row("missing part", f"{escape(str(p))} (re-running the extraction resumes)")
         t.add_row("layers", ", ".join(f"{k} ({v})" for k, v in data.get("dims", {}).items()))
         prov = data.get("provenance", {})
         ident = prov.get("identity", {})

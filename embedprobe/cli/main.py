@@ -28,6 +28,7 @@ try:  # Ctrl-C while the modules load (the first ~0.3 s) ends like any other int
         listing,
         probe,
         report,
+        verify,
     )
 
     if Path(sys.argv[0]).stem == "embedprobe":
@@ -59,9 +60,13 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     """embedprobe: extract embeddings once, probe them across corpora, report."""
+    import warnings
+
+    # A warning is a sentence for the user (a damaged clip, a missing part): one line, no source line.
+    warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {message}\n"
 
 
-for module in (listing, extract, info, probe, report, acoustics, domain, bench, convert):
+for module in (listing, extract, info, probe, report, acoustics, domain, bench, convert, verify):
     module.register(app)
 
 

@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("results"), "--out", "-o", help="Results folder."),
         tag: str = typer.Option(None, "--tag", help="Results file name suffix."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                              help="Probe caches that miss clips (recorded in the results)."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
         from embedprobe.checks import count
@@ -58,9 +60,10 @@ def register(app: typer.Typer) -> None:
             seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
             max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
-            augment=augment, augment_seed=augment_seed,
+            augment=augment, augment_seed=augment_seed, allow_incomplete=allow_incomplete,
         )
-        path = run(cfg, progress=not quiet)
+        path = run(cfg, progress=not quiet,
+                   on_note=lambda note: console.print(f"[yellow]incomplete[/] {escape(note)}"))
         rec = load_results(path)
         console.print(f"[green]done[/]: {escape(str(path))} ({rec['seconds']:.0f} s)")
         for c in rec["cells"]:
