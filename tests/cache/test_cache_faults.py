@@ -91,13 +91,13 @@ def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, 
 def test_full_disk_in_the_final_merge_keeps_the_parts(tmp_path, monkeypatch):
     m = make_manifest(16)
     path = tmp_path / "c.h5"
-    real = snapshot_mod.write_merged
+    real = snapshot_mod.write_merged_checked
 
     def fills_up(dst, *a, **k):
         Path(dst).write_bytes(b"\x89HDF\r\n" + bytes(1000))  # a half-written main temp
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
-    monkeypatch.setattr(snapshot_mod, "write_merged", fills_up)
+    monkeypatch.setattr(snapshot_mod, "write_merged_checked", fills_up)
     with CacheWriter(path, **kwargs(m)) as w:
         w.write([result(c) for c in m.ids])
         with pytest.raises(CacheDiskFullError) as e:
@@ -107,7 +107,7 @@ def test_full_disk_in_the_final_merge_keeps_the_parts(tmp_path, monkeypatch):
     with open_cache(path) as r:
         assert r.ids == m.ids and not r.complete
     # too little space is refused before the copy starts
-    monkeypatch.setattr(snapshot_mod, "write_merged", real)
+    monkeypatch.setattr(snapshot_mod, "write_merged_checked", real)
     monkeypatch.setattr(diskerrors_mod, "free_bytes", lambda folder: 1000)
     with CacheWriter(path, **kwargs(m)) as w, pytest.raises(CacheDiskFullError, match="too little space"):
         w.finalize()
