@@ -30,6 +30,7 @@ from embedprobe.eval.runner import (
 )
 from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
+from embedprobe.threads import check_threads, describe
 
 RESULTS_FORMAT = 1
 
@@ -64,6 +65,9 @@ class ProbeConfig:
             identifiability on the same caches and layer (written as ``domain__<model>.json``).
         out: results folder.
         tag: results file name suffix.
+        threads: torch / BLAS threads for the probes, metrics and bootstrap (>= 1); None lets
+            each choose from its work size: one thread for small probes (see
+            :mod:`embedprobe.threads`). The counts used are recorded in the results.
     """
 
     model: str
@@ -88,7 +92,7 @@ class ProbeConfig:
     augment_rate: float = 0.0
     augment: str = "paper"
     augment_seed: int = 0
-
+    threads: int | None = None
 
 
 
@@ -223,6 +227,7 @@ def plan(cfg: ProbeConfig) -> tuple[list[tuple[str, ...]], list[str]]:
 def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
     """Run the cross-corpus matrix of ``cfg``; returns the path of the results JSON."""
     t0 = time.perf_counter()
+    check_threads(cfg.threads)
     train_sets, tests = plan(cfg)
     needed = sorted({c for t in train_sets for c in t} | set(tests))
     data, caches = {}, {}
@@ -235,13 +240,16 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
         data[name] = scramble(d) if name in cfg.scramble else d
         caches[name] = rec
     params = dict(cfg.probe_params)
+    if cfg.threads is not None:
+        params["n_threads"] = cfg.threads
     tuned = None
     if cfg.tune:
         tuned = _tune(cfg, data, train_sets[0], params)
         params.update(tuned["best_params"])
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
-                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate)
+                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate, threads=cfg.threads)
+    thread_record = describe(cfg.threads)
     with Progress(progress, n_trainings(data, spec), "probe") as tick:
         cells = run_matrix(data, spec, on_training=tick)
     record = {
@@ -258,6 +266,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
         "created_unix": time.time(),
         "seconds": round(time.perf_counter() - t0, 3),
         "cells": cells,
+        "threads": thread_record | _threads_used(cells),
         "relative_wf1": relative_matrix(cells, "wf1"),
         "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
     }
@@ -267,12 +276,21 @@ def probe(cfg: ProbeConfig, *, progress: bool = True) -> Path:
 
         layer = next(iter(caches.values()))["layer"]
         gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer], corpora=needed, out=cfg.out,
-                             seed=cfg.seeds[0])
+                             seed=cfg.seeds[0], threads=cfg.threads)
         record["domain_gap"] = {"json": gap["files"]["json"], "frechet": gap["frechet"],
                                 "identifiability": gap["identifiability"]}
     from embedprobe.report.results import write_results
 
     return write_results(record, Path(cfg.out), _run_name(cfg, train_sets))
+
+
+def _threads_used(cells: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The thread counts the cells' probes (``fit``, ``predict``) and metrics used, as sorted lists."""
+    used: dict[str, set[int]] = {"fit": set(), "predict": set(), "metrics": set()}
+    for c in cells:
+        for k, v in c["threads"].items():
+            used[k].update(v if isinstance(v, list) else [v])
+    return {k: sorted(v) for k, v in used.items()}
 
 
 def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         shrinkage: str = typer.Option("auto", "--shrinkage", help="auto, ledoit-wolf, none or a float in [0, 1]."),
         seed: int = typer.Option(0, "--seed", help="Identifiability split and probe seed."),
         out_dir: Path = typer.Option(Path("results"), "--out", "-o", help="Folder of domain__<model>.json/.md."),
+        threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen per step)."),
     ) -> None:
         """How far apart are the corpora in embedding space, and can a probe tell them apart?"""
         from rich.table import Table
@@ -32,7 +33,8 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             shrink = shrinkage
         rec = domain_gap_for(model, cache_dir, layers=csv_list(layer), corpora=csv_list(corpora),
-                             out=out_dir, seed=seed, probe=probe, shrinkage=shrink)
+                             out=out_dir, seed=seed, probe=probe, shrinkage=shrink,
+                             threads=threads)
         fd = Table(title=f"Fréchet distance between corpora ({model}; FD/var = FD / mean total variance)")
         for col in ("layer", "a", "b", "n a", "n b", "FD", "FD/var", "mean term", "cov term", "shrinkage"):
             fd.add_column(col, justify="left" if col in ("layer", "a", "b", "shrinkage") else "right")

@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("results"), "--out", "-o", help="Results folder."),
         tag: str = typer.Option(None, "--tag", help="Results file name suffix."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen from the "
+                                    "work size, 1 for small probes)."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
         from embedprobe.probing import ProbeConfig, load_results
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
             seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
             max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
-            augment=augment, augment_seed=augment_seed,
+            augment=augment, augment_seed=augment_seed, threads=threads,
         )
         path = run(cfg, progress=not quiet)
         rec = load_results(path)
