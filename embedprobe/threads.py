@@ -32,6 +32,7 @@ threads, and :func:`free_cores` caps the count on a busy machine.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import statistics
 import sys
@@ -119,10 +120,10 @@ def check_threads(threads: int | None, what: str = "--threads") -> int | None:
     """``threads`` if it is ``None`` or an integer >= 1, else a BadValueError."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise BadValueError(what, threads, None, fix=f"Use a whole number of threads >= 1 (this process "
                             f"may use {cpu_cores()} cores), or leave it out to let embedprobe choose.")
-    return threads
+    return int(threads)
 
 
 def choose_threads(work: float, *, requested: int | None = None, cores: int | None = None,
