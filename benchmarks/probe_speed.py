@@ -118,6 +118,9 @@ def main() -> None:
     ap.add_argument("--emodb-cache", help="emodb part: folder with emodb__egemaps.h5")
     ap.add_argument("--emodb-root", help="emodb part: EmoDB folder, extracted with egemaps first")
     ap.add_argument("--busy", type=int, default=3, help="emodb part: competing busy processes")
+    ap.add_argument("--emodb-runs", default="linear,mlp,matrix",
+                    help="emodb part: which protocols to time (linear, mlp, matrix = linear with metrics and "
+                         "bootstrap); LogisticRegression and linear on every core always run")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - {"large", "emodb", "crossover"}
@@ -306,6 +309,7 @@ def emodb(args) -> dict:
     from embedprobe.probes import create
     from embedprobe.threads import cpu_cores, limit_threads
 
+    wanted = {w.strip() for w in args.emodb_runs.split(",")}
     data, source = emodb_data(args)
     seeds = (0, 1, 2)
     splits = [training_split([data], f) for f in range(len(data.folds))]
@@ -345,19 +349,19 @@ def emodb(args) -> dict:
 
     def measure(tag: str, forced: bool) -> dict:
         r: dict = {}
-        for key, fn in (("linear", lambda: protocol("linear")), ("mlp", lambda: protocol("mlp")),
-                        ("logreg", logreg), ("linear_matrix_with_bootstrap", matrix)):
+        runs = [("linear", lambda: protocol("linear")), ("mlp", lambda: protocol("mlp")), ("logreg", logreg),
+                ("linear_matrix_with_bootstrap", matrix)]
+        for key, fn in runs:
+            if key != "logreg" and key.replace("linear_matrix_with_bootstrap", "matrix") not in wanted:
+                continue
             c = time.process_time()
             r[f"{key}_s"] = fn()
             r[f"{key}_cpu_s"] = time.process_time() - c
         if forced:  # the old behaviour: torch's and BLAS's default threads, one per core
             r["linear_all_cores_s"] = protocol("linear", n_threads=cpu_cores())
         r["load_1min_after"] = round(os.getloadavg()[0], 2)
-        print(f"  {tag:<7} wall (cpu) s: linear {r['linear_s']:.1f} ({r['linear_cpu_s']:.1f})  mlp {r['mlp_s']:.1f} "
-              f"({r['mlp_cpu_s']:.1f})  LogisticRegression {r['logreg_s']:.1f} ({r['logreg_cpu_s']:.1f})  "
-              f"linear+metrics+bootstrap {r['linear_matrix_with_bootstrap_s']:.1f}"
-              + (f"  linear on {cpu_cores()} threads {r['linear_all_cores_s']:.1f}" if forced else "")
-              + f"  load {r['load_1min_after']}")
+        shown = "  ".join(f"{k[:-2]} {v:.1f}" for k, v in r.items() if k.endswith("_s"))
+        print(f"  {tag:<7} seconds: {shown}  load {r['load_1min_after']}")
         return r
 
     quiet = measure("quiet", forced=False)
@@ -366,19 +370,20 @@ def emodb(args) -> dict:
     out = {
         "source": source, "n_clips": len(data), "dim": int(data.X.shape[1]), "folds": len(splits),
         "seeds": len(seeds), "cores": cpu_cores(), "busy_processes": args.busy, "quiet": quiet, "busy": busy,
-        "linear_vs_logreg_quiet": quiet["linear_s"] / quiet["logreg_s"],
-        "linear_vs_logreg_busy": busy["linear_s"] / busy["logreg_s"],
-        "linear_vs_logreg_quiet_cpu": quiet["linear_cpu_s"] / quiet["logreg_cpu_s"],
-        "linear_busy_vs_quiet": busy["linear_s"] / quiet["linear_s"],
-        "mlp_busy_vs_quiet": busy["mlp_s"] / quiet["mlp_s"],
-        "logreg_busy_vs_quiet": busy["logreg_s"] / quiet["logreg_s"],
-        "linear_all_cores_busy_vs_quiet": busy["linear_all_cores_s"] / quiet["linear_s"],
         "goals": {"linear_vs_logreg_quiet": 3.0, "linear_busy_vs_quiet": 2.5},
     }
-    print(f"  linear vs LogisticRegression {out['linear_vs_logreg_quiet']:.2f}x quiet (goal <= 3); "
-          f"busy vs quiet: linear {out['linear_busy_vs_quiet']:.2f}x (goal <= 2.5), MLP "
-          f"{out['mlp_busy_vs_quiet']:.2f}x, LogisticRegression {out['logreg_busy_vs_quiet']:.2f}x, linear on "
-          f"every core {out['linear_all_cores_busy_vs_quiet']:.2f}x")
+    if "linear" in wanted:
+        out |= {"linear_vs_logreg_quiet": quiet["linear_s"] / quiet["logreg_s"],
+                "linear_vs_logreg_quiet_cpu": quiet["linear_cpu_s"] / quiet["logreg_cpu_s"],
+                "linear_vs_logreg_busy": busy["linear_s"] / busy["logreg_s"],
+                "linear_busy_vs_quiet": busy["linear_s"] / quiet["linear_s"]}
+    for key in ("mlp", "logreg", "linear_matrix_with_bootstrap"):
+        if f"{key}_s" in busy:
+            out[f"{key}_busy_vs_quiet"] = busy[f"{key}_s"] / quiet[f"{key}_s"]
+    base = quiet.get("linear_s", quiet["logreg_s"])
+    out["linear_all_cores_busy_vs_quiet_linear"] = busy["linear_all_cores_s"] / base if "linear" in wanted else None
+    print("  ratios: " + "  ".join(f"{k} {v:.2f}" for k, v in out.items()
+                                     if k.endswith(("_quiet", "_busy", "_cpu", "_linear")) and v is not None))
     return out
 
 

@@ -17,16 +17,14 @@ and never more threads than the cores that look free right now.
 * :func:`limit_threads` - a context manager that sets torch's intra-op threads *and* every
   BLAS / OpenMP pool (threadpoolctl), and restores both afterwards.
 
-Measured on this project's 2-core AMD EPYC (KVM, no AMX), time of one probe call with 1 and
-2 threads (``python benchmarks/probe_speed.py --parts crossover`` prints these figures):
-
-* busy machine (other users, 5-10 runnable tasks on 2 cores): 2 threads were slower at every
-  size, 3-12x for training steps of 0.5-3,400 MFLOP (linear 256 x 88: 1.1 ms -> 12 ms; MLP
-  1024 x 1024: 69 ms -> 332 ms) and up to 1.7x for predictions of 0.2-16,000 MFLOP;
-* quiet machine: see ``MIN_FLOPS_PER_THREAD`` below.
-
-Hence two guards: per-call work below ``MIN_FLOPS_PER_THREAD`` x threads always gets fewer
-threads, and :func:`free_cores` caps the count on a busy machine.
+Measured on this project's 2-core AMD EPYC (KVM, no AMX) while it was shared with other
+engineers' jobs (5-14 runnable tasks), time of one probe call on 1 and 2 threads (best of 7;
+``python benchmarks/probe_speed.py --parts crossover`` prints these figures): 2 threads were
+slower in 23 of 24 cases, training steps of 0.5-3,400 MFLOP 1.05-25x slower (mostly 3-12x;
+linear 256 x 88: 1.1 ms -> 12 ms; MLP 1024 x 1024: 69 ms -> 332 ms), predictions of
+0.2-16,000 MFLOP up to 7.7x slower; one prediction (MLP, 300 x 1024, 99 MFLOP) was 4.4x
+faster, caught at a moment with a free core. Hence two guards: small calls always run on one thread, and :func:`free_cores` caps the
+count on a busy machine.
 """
 
 from __future__ import annotations
@@ -43,11 +41,13 @@ from pathlib import Path
 
 from embedprobe.errors import BadValueError
 
-# One thread per this many floating-point operations of one call. Measured on the 2-core AMD
-# EPYC above, quiet (1-2 runnable tasks), 2 threads against 1 (MFLOP of one call -> speedup):
-# linear training step 0.5 -> 0.3x, 6 -> 0.6x, 25 -> 0.9x; MLP 128x256 training step 69 ->
-# 0.55x, 253 -> 1.1x, 1,013 -> 1.3x; MLP prediction 450 -> 1.0x, 1,650 -> 1.5x.
-# The break-even is near 200 MFLOP per call; 100 MFLOP per thread puts 2 threads at 200.
+# One thread per this many floating-point operations of one call. The machine this was written
+# on was never quiet, so the quiet crossover could not be measured there: at 4-5 runnable tasks
+# on 2 cores (the quietest seen), 2 threads against 1 gave 0.3x (linear step, 0.5 MFLOP), 0.6x
+# (linear step, 6 MFLOP) and 0.1-0.2x (MLP 128x256 steps, 69-857 MFLOP). 100 MFLOP per thread
+# (2 threads from 200 MFLOP) keeps every probe of this project's corpora on one thread unless
+# the machine is idle and the call is large (MLP steps of 1024-dim batches, big predictions,
+# covariance square roots); rerun the crossover part on a quiet machine to refine it.
 MIN_FLOPS_PER_THREAD = 100e6
 
 _LOADAVG = Path("/proc/loadavg")
@@ -93,8 +93,8 @@ def free_cores(cores: int | None = None, *, samples: int = 5, interval: float = 
     ``/proc/loadavg`` is missing, the 1-minute load average stands in.
 
     Checked against ``/proc/stat`` idle time over 100 ms windows on the shared 2-core machine:
-    both said "no free core" in 20 of 20 samples at 5-9 runnable tasks, and 2 free cores
-    at 1 runnable task (this process alone).
+    both said "no free core" in 20 of 20 samples at 5-9 runnable tasks. The median of a few
+    samples is used because one reading jumps by 1-2 tasks between calls.
     """
     cores = cpu_cores() if cores is None else cores
     counts = []
