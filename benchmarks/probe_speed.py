@@ -16,12 +16,34 @@ on one thread (torch and BLAS) so other users of the machine disturb the figures
 * ``MLPProbe`` with frame masking + same-label mixing + noise on the frame variant.
 
 The full 5x5 matrix with 3 seeds is extrapolated conservatively as 15 MSP-size fits plus 75
-test predictions. The last line printed is one JSON object with every figure.
+test predictions.
+
+Part ``emodb`` (small corpus, busy machine): EmoDB's size, 339 clips x 88 eGeMAPS dimensions
+in EmoDB's 10 speaker folds (test one speaker, validate on the next, train on 8), 3 seeds: the
+real eGeMAPS cache when ``--emodb-cache DIR`` (holding ``emodb__egemaps.h5``) or
+``--emodb-root`` (extracted first, ~20 s on 2 cores) is given, else synthetic features of the
+same shapes and folds. Timed with embedprobe's own thread choice (no thread setting here):
+
+* the whole protocol (30 trainings, each scoring its test fold while training, plus the test
+  prediction) for ``LinearProbe`` and ``MLPProbe``, and ``LogisticRegression`` (lbfgs,
+  StandardScaler, fitted on train+validation, one BLAS thread) on the same 30 fold x seed runs;
+* ``run_matrix``, i.e. the same plus metrics and 1,000 bootstrap resamples (what ``embedprobe
+  probe`` runs);
+* all of it quiet, then again beside three busy processes (``python -c "while True: pass"``,
+  started and killed here), plus the linear protocol forced onto every core (torch's old
+  default) beside them.
+
+Part ``crossover``: one training step and one prediction of each probe at several sizes on 1
+and 2 threads: the figures behind ``embedprobe.threads.MIN_FLOPS_PER_THREAD``.
+
+The last line printed is one JSON object with every figure of the parts run.
 
 Usage::
 
     python benchmarks/probe_speed.py            # full size (~3 GB RAM for the frame variant)
     python benchmarks/probe_speed.py --small    # 8,000 clips, 256 dims: a quick check
+    python benchmarks/probe_speed.py --parts emodb --emodb-cache cache   # EmoDB size, quiet and busy
+    python benchmarks/probe_speed.py --parts large,emodb,crossover --small
 """
 
 from __future__ import annotations
@@ -29,6 +51,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -85,12 +110,35 @@ def timer(store: dict, key: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--small", action="store_true", help="8,000 clips x 256 dims")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--parts", default="large,emodb", help="comma-separated: large, emodb, crossover")
+    ap.add_argument("--small", action="store_true", help="large part: 8,000 clips x 256 dims")
+    ap.add_argument("--threads", type=int, default=1, help="large part: torch and BLAS threads")
     ap.add_argument("--frames", type=int, default=20, help="frames per clip of the frame variant (0 = skip)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--emodb-cache", help="emodb part: folder with emodb__egemaps.h5")
+    ap.add_argument("--emodb-root", help="emodb part: EmoDB folder, extracted with egemaps first")
+    ap.add_argument("--busy", type=int, default=3, help="emodb part: competing busy processes")
+    ap.add_argument("--emodb-runs", default="linear,mlp,matrix,all-cores",
+                    help="emodb part: which protocols to time (linear, mlp, matrix = linear with metrics and "
+                         "bootstrap), and all-cores (linear forced onto every core beside the busy processes); "
+                         "LogisticRegression always runs")
     args = ap.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"large", "emodb", "crossover"}
+    if unknown:
+        ap.error(f"unknown parts {sorted(unknown)}; expected large, emodb, crossover")
+    summary: dict = {"cpu": _cpu_model(), "os_cpu_count": os.cpu_count()}
+    if "large" in parts:
+        summary.update(large(args))
+    if "emodb" in parts:
+        summary["emodb"] = emodb(args)
+    if "crossover" in parts:
+        summary["crossover"] = crossover()
+    print(json.dumps(summary))
 
+
+def large(args) -> dict:
+    """MSP-Podcast-size probes against scikit-learn, on ``args.threads`` threads."""
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -103,6 +151,7 @@ def main() -> None:
     from embedprobe.probes.linear import LinearProbe
     from embedprobe.probes.mlp import MLPProbe
 
+    before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     n_tr, n_va, n_te = (6000, 800, 1200) if args.small else MSP_SPLIT
     dim = 256 if args.small else 1024
@@ -172,6 +221,7 @@ def main() -> None:
     }
     if args.frames:
         summary["matrix_5x5_3seeds_mlp_frames_aug_s"] = matrix("mlp_frames_aug")
+    torch.set_num_threads(before)
     print(f"linear vs LogisticRegression: {summary['linear_speedup_vs_logreg_cpu']:.1f}x faster (cpu), "
           f"AUROC diff {summary['linear_auroc_minus_logreg']:+.4f}")
     print(f"mlp vs MLPClassifier: {summary['mlp_speedup_vs_sk_mlp_cpu']:.1f}x faster (cpu), "
@@ -180,7 +230,212 @@ def main() -> None:
           f"{summary['matrix_5x5_3seeds_mlp_s']['cpu']:.0f}s cpu / {summary['matrix_5x5_3seeds_mlp_s']['wall']:.0f}s wall"
           + (f"; MLP+frame augmentations {summary['matrix_5x5_3seeds_mlp_frames_aug_s']['cpu']:.0f}s cpu"
              if args.frames else ""))
-    print(json.dumps(summary))
+    return summary
+
+
+# --------------------------------------------------------------------------- emodb part
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+@contextmanager
+def busy_processes(n: int):
+    """``n`` processes spinning ``while True: pass`` for the duration of the block."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(1.0)  # let them get going (and the load figures notice)
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def emodb_data(args) -> tuple:
+    """EmoDB's 4-class clips as ``CorpusData`` (real eGeMAPS cache, else synthetic) and a label."""
+    from embedprobe.probing import load_corpus
+
+    cache_dir = args.emodb_cache
+    if cache_dir is None and args.emodb_root:
+        from embedprobe.extraction import ExtractConfig, extract
+
+        cache_dir = tempfile.mkdtemp(prefix="probe_speed_")
+        extract(ExtractConfig(model="egemaps", corpus="emodb", root=args.emodb_root, out=cache_dir),
+                progress=False)
+    if cache_dir is not None:
+        from embedprobe.cache.naming import cache_file
+
+        data, _ = load_corpus(cache_file(cache_dir, "emodb", "egemaps"), layer=None, pooling="mean",
+                              frames=False)
+        return data, f"real eGeMAPS features of EmoDB ({cache_dir})"
+    return synthetic_emodb(args.seed), "synthetic, EmoDB's shapes and 10 speaker folds"
+
+
+def synthetic_emodb(seed: int, n: int = 339, dim: int = 88, speakers: int = 10):
+    """339 clips x 88 dims, 10 speakers; fold f tests speaker f, validates on f+1, trains on 8."""
+    from embedprobe.eval.data import CorpusData
+
+    rng = np.random.default_rng(seed)
+    y = rng.choice(4, size=n, p=[0.38, 0.21, 0.23, 0.18])  # EmoDB: 127 angry, 71 happy, 79 neutral, 62 sad
+    spk = rng.integers(0, speakers, n)
+    X = (rng.normal(0, 1, (4, dim))[y] * 0.6 + rng.normal(0, 1, (speakers, dim))[spk]
+         + rng.normal(0, 1.5, (n, dim)) + rng.normal(0, 3, dim)).astype(np.float32)
+    folds = [f"speaker/{k:02d}" for k in range(speakers)]
+    parts = {}
+    for k, f in enumerate(folds):
+        part = np.full(n, "train", dtype=object)
+        part[spk == k] = "test"
+        part[spk == (k + 1) % speakers] = "val"
+        parts[f] = part.astype(str)
+    return CorpusData(name="emodb", ids=np.array([f"c{i}" for i in range(n)]), y=y,
+                      speakers=np.array([f"{s:02d}" for s in spk]), X=X, parts=parts, folds=folds,
+                      protocol="speaker")
+
+
+def emodb(args) -> dict:
+    """The EmoDB-size protocol, quiet and beside ``args.busy`` busy processes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from embedprobe.eval.data import test_index, training_split
+    from embedprobe.eval.runner import MatrixSpec, run_matrix
+    from embedprobe.probes import create
+    from embedprobe.threads import cpu_cores, limit_threads
+
+    wanted = {w.strip() for w in args.emodb_runs.split(",")}
+    data, source = emodb_data(args)
+    seeds = (0, 1, 2)
+    splits = [training_split([data], f) for f in range(len(data.folds))]
+    tests = [data.take(test_index(data, f, True)) for f in range(len(data.folds))]
+    print(f"emodb part: {len(data)} clips x {data.X.shape[1]} dims, {len(splits)} folds x {len(seeds)} seeds; "
+          f"{source}; {cpu_cores()} cores, load {os.getloadavg()[0]:.2f}")
+
+    def protocol(probe: str, **params) -> float:
+        """Seconds for 30 trainings as the matrix runner does them (test fold scored while training)."""
+        t = time.perf_counter()
+        for split, (Xt, yt) in zip(splits, tests, strict=True):
+            for seed in seeds:
+                m = create(probe, random_state=seed, **params)
+                m.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val, eval_sets={"test:emodb": (Xt, yt)})
+                m.predict_proba(Xt)
+        return time.perf_counter() - t
+
+    def logreg() -> float:
+        t = time.perf_counter()
+        with limit_threads(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for split, (Xt, _) in zip(splits, tests, strict=True):
+                Xtr, ytr = np.r_[split.X, split.X_val], np.r_[split.y, split.y_val]
+                for seed in seeds:
+                    make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed)).fit(
+                        Xtr, ytr).predict_proba(Xt)
+        return time.perf_counter() - t
+
+    def matrix() -> float:
+        t = time.perf_counter()
+        run_matrix({"emodb": data}, MatrixSpec(train_sets=(("emodb",),), tests=("emodb",), probe="linear",
+                                                seeds=seeds, n_bootstrap=1000))
+        return time.perf_counter() - t
+
+    protocol("linear", max_steps=60)  # warm-up: lazy imports, first calls
+    logreg()
+
+    def measure(tag: str, forced: bool) -> dict:
+        r: dict = {}
+        runs = [("linear", lambda: protocol("linear")), ("mlp", lambda: protocol("mlp")), ("logreg", logreg),
+                ("linear_matrix_with_bootstrap", matrix)]
+        for key, fn in runs:
+            if key != "logreg" and key.replace("linear_matrix_with_bootstrap", "matrix") not in wanted:
+                continue
+            c = time.process_time()
+            r[f"{key}_s"] = fn()
+            r[f"{key}_cpu_s"] = time.process_time() - c
+        if forced and "all-cores" in wanted:  # the old behaviour: torch's and BLAS's default threads, one per core
+            r["linear_all_cores_s"] = protocol("linear", n_threads=cpu_cores())
+        r["load_1min_after"] = round(os.getloadavg()[0], 2)
+        shown = "  ".join(f"{k[:-2]} {v:.1f}" for k, v in r.items() if k.endswith("_s"))
+        print(f"  {tag:<7} seconds: {shown}  load {r['load_1min_after']}")
+        return r
+
+    quiet = measure("quiet", forced=False)
+    with busy_processes(args.busy):
+        busy = measure(f"busy x{args.busy}", forced=True)
+    out = {
+        "source": source, "n_clips": len(data), "dim": int(data.X.shape[1]), "folds": len(splits),
+        "seeds": len(seeds), "cores": cpu_cores(), "busy_processes": args.busy, "quiet": quiet, "busy": busy,
+        "goals": {"linear_vs_logreg_quiet": 3.0, "linear_busy_vs_quiet": 2.5},
+    }
+    if "linear" in wanted:
+        out |= {"linear_vs_logreg_quiet": quiet["linear_s"] / quiet["logreg_s"],
+                "linear_vs_logreg_quiet_cpu": quiet["linear_cpu_s"] / quiet["logreg_cpu_s"],
+                "linear_vs_logreg_busy": busy["linear_s"] / busy["logreg_s"],
+                "linear_busy_vs_quiet": busy["linear_s"] / quiet["linear_s"]}
+    for key in ("mlp", "logreg", "linear_matrix_with_bootstrap"):
+        if f"{key}_s" in busy:
+            out[f"{key}_busy_vs_quiet"] = busy[f"{key}_s"] / quiet[f"{key}_s"]
+    base = quiet.get("linear_s")
+    if "linear_all_cores_s" in busy and "linear" in wanted:
+        out["linear_all_cores_busy_vs_quiet_linear"] = busy["linear_all_cores_s"] / base
+    print("  ratios: " + "  ".join(f"{k} {v:.2f}" for k, v in out.items()
+                                     if k.endswith(("_quiet", "_busy", "_cpu", "_linear")) and v is not None))
+    return out
+
+
+# --------------------------------------------------------------------------- crossover part
+def crossover() -> list[dict]:
+    """One probe training step / prediction at several sizes on 1 and 2 threads (best of 5)."""
+    import torch
+    import torch.nn.functional as F
+
+    from embedprobe.probes.nets import LinearNet, MLPNet
+    from embedprobe.threads import limit_threads
+
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    cases = [(k, "train", b, d) for k in ("linear", "mlp") for b in (256, 1024) for d in (88, 1024, 4096)]
+    cases += [(k, "predict", n, d) for k in ("linear", "mlp") for n in (300, 5000) for d in (88, 1024)]
+    for kind, mode, b, d in cases:
+        dims = (d, 4) if kind == "linear" else (d, 128, 256, 4)
+        net = LinearNet(d, 4, gen) if kind == "linear" else MLPNet(d, 4, (128, 256), 0.2, gen)
+        x, y = torch.randn(b, d), torch.randint(0, 4, (b,))
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+
+        def call(net=net, x=x, y=y, opt=opt, mode=mode):
+            if mode == "train":
+                loss = F.cross_entropy(net(x, gen), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            else:
+                with torch.inference_mode():
+                    net(x)
+
+        flops = (6 if mode == "train" else 2) * b * sum(p * q for p, q in zip(dims[:-1], dims[1:], strict=False))
+        reps = int(min(200, max(3, 2e8 / flops)))
+        best = {1: float("inf"), 2: float("inf")}
+        for _ in range(5):
+            for th in (1, 2):
+                with limit_threads(th):
+                    call()
+                    t = time.perf_counter()
+                    for _ in range(reps):
+                        call()
+                    best[th] = min(best[th], (time.perf_counter() - t) / reps)
+        row = {"probe": kind, "mode": mode, "rows": b, "dim": d, "mflop": flops / 1e6,
+               "ms_1": best[1] * 1e3, "ms_2": best[2] * 1e3, "speedup_2": best[1] / best[2],
+               "runnable": open("/proc/loadavg").read().split()[3] if os.path.exists("/proc/loadavg") else None}
+        print(f"  {kind:6} {mode:7} {b:5} x {d:4}  {row['mflop']:8.1f} MFLOP  1 thread {row['ms_1']:8.3f} ms  "
+              f"2 threads {row['ms_2']:8.3f} ms  speedup {row['speedup_2']:.2f}  runnable {row['runnable']}")
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 from embedprobe.cache.naming import safe_model
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.threads import check_threads, choose_threads, describe, limit_threads
 
 DOMAIN_FORMAT = 1
 
@@ -66,6 +67,7 @@ def domain_gap_for(
     shrinkage: str | float = "auto",
     speaker_disjoint: bool = True,
     allow_incomplete: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Fréchet distances and corpus identifiability between the corpora cached for ``model``.
 
@@ -83,6 +85,8 @@ def domain_gap_for(
             every corpus has >= 2 speakers.
         allow_incomplete: use caches that miss clips (recorded per cache as ``incomplete``)
             instead of refusing them with ``CacheIncompleteError``.
+        threads: torch / BLAS threads (>= 1); None chooses per step from its work size (the
+            covariance square roots of wide layers may use every free core, the probe one).
 
     Returns:
         The record written to JSON: ``frechet`` (rows with ``layer, a, b, frechet,
@@ -102,6 +106,8 @@ def domain_gap_for(
             not isinstance(shrinkage, str) and not 0.0 <= float(shrinkage) <= 1.0):
         raise BadValueError("covariance shrinkage", shrinkage, fix=f"Use one of {list(SHRINKAGE)} or a "
                             "number in [0, 1].")
+    check_threads(threads)
+    thread_record = describe(threads) | {"frechet": [], "identifiability": []}
     have = available_corpora(cache_dir, model)
     names = list(dict.fromkeys(corpora)) if corpora else have
     for c in names:
@@ -123,9 +129,16 @@ def domain_gap_for(
             caches.setdefault(c, {k: rec[k] for k in ("path", "fingerprint", "complete", "n_clips",
                                                       "n_4class", "incomplete")}
                               | {"n_speakers": len(set(data.speakers))})
-        frechet += [{"layer": layer, **row} for row in domain_gap(feats, shrinkage=shrinkage)]
+        dim = next(iter(feats.values())).shape[1]
+        with limit_threads(choose_threads(10.0 * dim**3, requested=threads)) as n:  # eigh / sqrtm of D x D
+            frechet += [{"layer": layer, **row} for row in domain_gap(feats, shrinkage=shrinkage)]
+        n_all = sum(len(x) for x in feats.values())
         disjoint = speaker_disjoint and all(len(set(g)) >= 2 for g in groups.values())
-        ident[layer] = identifiability(feats, groups=groups if disjoint else None, seed=seed, probe=probe)
+        with limit_threads(choose_threads(4.0 * n_all * dim * len(feats), requested=threads)) as m:
+            ident[layer] = identifiability(feats, groups=groups if disjoint else None, seed=seed, probe=probe,
+                                           threads=threads)
+        thread_record["frechet"].append(n)
+        thread_record["identifiability"].append(m)
     record = {
         "format": DOMAIN_FORMAT,
         "kind": "embedprobe.domain",
@@ -136,6 +149,7 @@ def domain_gap_for(
                    "speaker_disjoint": speaker_disjoint, "pooling": "mean", "clips": "4-class",
                    "allow_incomplete": allow_incomplete},
         "caches": caches,
+        "threads": thread_record,
         "frechet": frechet,
         "identifiability": ident,
         "versions": package_versions(),

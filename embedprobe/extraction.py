@@ -31,6 +31,7 @@ from embedprobe.extractors import create, precision_check
 from embedprobe.extractors.base import Extractor
 from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.threads import check_threads, limit_threads
 
 DTYPES = ("float32", "float16")
 # Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
@@ -71,6 +72,8 @@ class ExtractConfig:
             ``cores // procs`` torch threads; ``None`` = auto (one per core, at most 4, on CPU
             for runs of 200+ clips with single-threaded extractors such as eGeMAPS and GE2E;
             else 1). Not identity.
+        threads: torch / BLAS threads of each embedding process (>= 1); None = this process's
+            cores (affinity and CPU quota), shared out among ``procs``. Recorded, not identity.
         overwrite: start the cache over.
         shard, n_shards: write only shard ``shard`` of ``n_shards`` (``embedprobe merge`` joins them).
         tag: suffix that names a cache variant.
@@ -100,6 +103,7 @@ class ExtractConfig:
     batch_size: int = 16
     workers: int = 2
     procs: int | None = None
+    threads: int | None = None
     overwrite: bool = False
     shard: int | None = None
     n_shards: int | None = None
@@ -174,13 +178,14 @@ def extract(
     with contextlib.ExitStack() as stack:
         # worker replicas start first (they load the model; this process then needs no copy)
         procs = _procs(cfg, ext, embedder, len(mine))
-        threads = replicas.threads_per_proc(procs)
+        threads = check_threads(cfg.threads) or replicas.threads_per_proc(procs)
         pool = stack.enter_context(replicas.ReplicaPool(embedder, procs, threads)) if procs > 1 else None
         if pool is not None and not ext.loaded:
             runtime, revision = dict(pool.runtime), pool.weights_revision
         else:
             ext.load()
             runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
+            stack.enter_context(limit_threads(threads))  # after load(): torch is imported by now
         identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
         check = runtime.get("precision_check")  # the load-time check (extractors.runtime), if it ran
         precision_note = precision_check.fallback_note(spec.name, check) if check else None
@@ -190,7 +195,8 @@ def extract(
             "config": to_jsonable(cfg),
             "versions": package_versions(),
             "code_version": code_version(),
-            "runtime": runtime | {"procs": procs, "threads_per_proc": threads if procs > 1 else None},
+            "runtime": runtime | {"procs": procs, "threads_per_proc": threads if procs > 1 else None,
+                                  "threads": threads},
         }
         root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
         writer = CacheWriter(

@@ -31,6 +31,7 @@ from embedprobe.eval.runner import (
 )
 from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
+from embedprobe.threads import check_threads, describe
 
 RESULTS_FORMAT = 1
 
@@ -67,6 +68,9 @@ class ProbeConfig:
         tag: results file name suffix.
         allow_incomplete: probe a cache that misses clips (still being written, interrupted, or
             a part file lost) instead of refusing it; the shortfall is recorded in the results.
+        threads: torch / BLAS threads for the probes, metrics and bootstrap (>= 1); None lets
+            each choose from its work size: one thread for small probes (see
+            :mod:`embedprobe.threads`). The counts used are recorded in the results.
     """
 
     model: str
@@ -92,6 +96,7 @@ class ProbeConfig:
     augment: str = "paper"
     augment_seed: int = 0
     allow_incomplete: bool = False
+    threads: int | None = None
 
 
 POOLINGS = ("mean", "meanstd")
@@ -258,6 +263,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     """
     t0 = time.perf_counter()
     check_config(cfg)
+    check_threads(cfg.threads)
     train_sets, tests = plan(cfg)
     needed = sorted({c for t in train_sets for c in t} | set(tests))
     data, caches = {}, {}
@@ -278,13 +284,16 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         if on_note:
             on_note(note)
     params = dict(cfg.probe_params)
+    if cfg.threads is not None:
+        params["n_threads"] = cfg.threads
     tuned = None
     if cfg.tune:
         tuned = _tune(cfg, data, train_sets[0], params)
         params.update(tuned["best_params"])
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
-                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate)
+                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate, threads=cfg.threads)
+    thread_record = describe(cfg.threads)
     with Progress(progress, n_trainings(data, spec), "probe") as tick:
         cells = run_matrix(data, spec, on_training=tick)
     record = {
@@ -301,6 +310,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         "created_unix": time.time(),
         "seconds": round(time.perf_counter() - t0, 3),
         "cells": cells,
+        "threads": thread_record | _threads_used(cells),
         "relative_wf1": relative_matrix(cells, "wf1"),
         "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
         "incomplete_caches": incomplete,
@@ -311,7 +321,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
 
         layer = next(iter(caches.values()))["layer"]
         gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer], corpora=needed, out=cfg.out,
-                             seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete)
+                             seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete, threads=cfg.threads)
         record["domain_gap"] = {"json": gap["files"]["json"], "frechet": gap["frechet"],
                                 "identifiability": gap["identifiability"]}
     from embedprobe.report.results import write_results
@@ -365,6 +375,13 @@ def check_config(cfg: ProbeConfig) -> None:
     except (TypeError, ValueError):
         raise BadValueError(f"parameters of the {cfg.probe} probe", cfg.probe_params,
                             fix="A value has the wrong type: give numbers as numbers (e.g. lr=0.001).") from None
+def _threads_used(cells: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The thread counts the cells' probes (``fit``, ``predict``) and metrics used, as sorted lists."""
+    used: dict[str, set[int]] = {"fit": set(), "predict": set(), "metrics": set()}
+    for c in cells:
+        for k, v in c["threads"].items():
+            used[k].update(v if isinstance(v, list) else [v])
+    return {k: sorted(v) for k, v in used.items()}
 
 
 def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from embedprobe.errors import BadValueError, EmbedprobeError
+from embedprobe.threads import cpu_cores  # affinity and CPU quota
 from embedprobe.workers import exit_with_parent
 
 # auto: replicas only for runs with at least this many clips to embed (starting a worker
@@ -43,14 +44,6 @@ _INIT_ERROR: str | None = None  # why it could not be built (reported by ``_read
 
 class ReplicaError(EmbedprobeError):
     """A worker process died (killed, out of memory); what was committed stays in the cache."""
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def resolve_procs(requested: int | None, *, device: str, replicate: bool, n_todo: int,

@@ -51,6 +51,9 @@ def test_domain_gap_from_caches(caches, tmp_path):
     md = (tmp_path / "domain__logmel-128.md").read_text()
     assert "emodb vs iemocap" in md and "| logmel |" in md
     assert np.isfinite(row["frechet_norm"]) and row["frechet_norm"] > 0
+    # 128-dim covariances and a 64-clip probe are small work: one thread each
+    assert rec["threads"]["requested"] is None and rec["threads"]["identifiability"] == [1]
+    assert rec["threads"]["frechet"] == [1]
 
 
 def test_domain_errors(caches, tmp_path):
@@ -62,6 +65,9 @@ def test_domain_errors(caches, tmp_path):
         domain_gap_for("logmel-128", caches, corpora=["emodb"], out=None)
     with pytest.raises(CacheError, match="embedprobe extract"):
         domain_gap_for("wavlm-base", caches, out=None)
+    with pytest.raises(BadValueError, match="threads"):
+        domain_gap_for("logmel-128", caches, out=None, threads=0)
+    assert domain_gap_for("logmel-128", caches, out=None, threads=1)["threads"]["frechet"] == [1]
 
 
 def test_domain_cli(caches, tmp_path):

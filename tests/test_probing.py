@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from embedprobe.errors import BadValueError
 from embedprobe.eval.data import SCRAMBLE_MAP, scramble
 from embedprobe.extraction import ExtractConfig, extract
 from embedprobe.probing import ProbeConfig, cache_file, load_corpus, probe
@@ -145,3 +146,27 @@ def test_tune_searches_lr_and_batch_size_on_validation_only(caches: Path, tmp_pa
     tuned = rec["resolved"]["tuned"]
     assert set(tuned["best_params"]) == {"lr", "batch_size"} and len(tuned["results"]) >= 4
     assert rec["resolved"]["probe_params"]["lr"] == tuned["best_params"]["lr"]
+
+
+def test_threads_are_recorded_and_can_be_forced(caches: Path, tmp_path: Path) -> None:
+    base = dict(model="logmel-128", cache_dir=str(caches), train=("emodb",), test=("emodb",), probe="linear",
+                n_bootstrap=20, max_folds=1, out=str(tmp_path),
+                probe_params={"max_steps": 100, "min_steps": 0})  # 2 threads crawl on a busy machine
+    rec = json.loads(probe(ProbeConfig(**base), progress=False).read_text())
+    t = rec["threads"]
+    assert t["requested"] is None and t["cores"] >= 1 and t["fit"] == [1] and t["metrics"] == [1]
+    assert rec["cells"][0]["threads"] == {"fit": [1], "predict": [1], "metrics": 1}
+    rec = json.loads(probe(ProbeConfig(**base, threads=2, tag="t2"), progress=False).read_text())
+    t = rec["threads"]
+    assert t["requested"] == 2 and t["fit"] == [2] and t["predict"] == [2] and t["metrics"] == [2]
+    assert rec["config"]["threads"] == 2
+    with pytest.raises(BadValueError, match="threads"):
+        probe(ProbeConfig(**base, threads=0), progress=False)
+
+
+def test_probe_cli_threads_is_validated(caches: Path, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "embedprobe.cli.main", "probe", "--model", "logmel-128",
+                        "--cache-dir", str(caches), "--train", "emodb", "--test", "emodb", "--probe", "linear",
+                        "--threads", "0", "--out", str(tmp_path), "-q"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--threads 0" in r.stderr and ">= 1" in r.stderr

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(Path("results"), "--out", "-o", help="Folder of domain__<model>.json/.md."),
         allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
                                               help="Use caches that miss clips (recorded in the results)."),
+        threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen per step)."),
     ) -> None:
         """How far apart are the corpora in embedding space, and can a probe tell them apart?"""
         from rich.table import Table
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
             shrink = shrinkage
         rec = domain_gap_for(model, cache_dir, layers=csv_list(layer), corpora=csv_list(corpora),
                              out=out_dir, seed=seed, probe=probe, shrinkage=shrink,
-                             allow_incomplete=allow_incomplete)
+                             allow_incomplete=allow_incomplete, threads=threads)
         for c in rec["caches"].values():
             if c.get("incomplete"):
                 console.print(f"[yellow]incomplete[/] {escape(c['incomplete']['note'])}")

@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
                                   help="Model replicas in worker processes (default: auto, one per core "
                                        "up to 4 for single-threaded extractors such as egemaps "
                                        "and ge2e on 200+ clips; 1 = none)."),
+        threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads of each embedding process "
+                                    "(default: this process's cores, shared among --procs)."),
         chunk: float = typer.Option(30.0, "--chunk", help="Long files are processed in chunks of this many seconds."),
         option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start the cache over."),
@@ -61,6 +63,7 @@ def register(app: typer.Typer) -> None:
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
             trust_pickle=trust_pickle,
             device=device, precision=precision, batch_size=batch_size, workers=workers, procs=procs,
+            threads=threads,
             overwrite=overwrite,
             shard=k, n_shards=n, tag=tag, augment=augment, copies=copies, augment_seed=augment_seed,
         )

@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
                                               help="Probe caches that miss clips (recorded in the results)."),
+        threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen from the "
+                                    "work size, 1 for small probes)."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
         from embedprobe.checks import count
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
             seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
             max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
-            augment=augment, augment_seed=augment_seed, allow_incomplete=allow_incomplete,
+            augment=augment, augment_seed=augment_seed, allow_incomplete=allow_incomplete, threads=threads,
         )
         path = run(cfg, progress=not quiet,
                    on_note=lambda note: console.print(f"[yellow]incomplete[/] {escape(note)}"))

@@ -32,6 +32,7 @@ from embedprobe.eval.confidence import bootstrap_ci, fold_bootstrap_ci, last_fra
 from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
 from embedprobe.eval.metrics import METRICS, all_metrics
 from embedprobe.provenance import to_jsonable
+from embedprobe.threads import choose_threads, limit_threads
 
 K = len(CANONICAL_LABELS)
 
@@ -51,6 +52,8 @@ class MatrixSpec:
         max_folds: use at most this many folds of each protocol (quick runs); None = all.
         aug_rate: the paper's augmentation rate: the probability that a training clip drawn into
             a batch is replaced by one of its cached augmented copies (``CorpusData.X_aug``).
+        threads: torch / BLAS threads for every probe, the metrics and the bootstrap; None
+            lets each choose from its work size (:func:`embedprobe.threads.choose_threads`).
     """
 
     train_sets: tuple[tuple[str, ...], ...]
@@ -62,6 +65,7 @@ class MatrixSpec:
     last_fraction: float = 0.2
     max_folds: int | None = None
     aug_rate: float = 0.0
+    threads: int | None = None
 
 
 def set_name(corpora: tuple[str, ...]) -> str:
@@ -78,10 +82,18 @@ def run_matrix(
     *,
     on_training: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and test every cell of ``spec``; returns one result dict per (train set, test)."""
+    """Train and test every cell of ``spec``; returns one result dict per (train set, test).
+
+    Each cell records the threads used (``threads``: ``fit`` and ``predict``, the counts its
+    probes chose, and ``metrics``, the count of the metrics and bootstrap around them).
+    """
+    n_max = max((len(d) for d in data.values()), default=0)
+    # the bootstrap's largest product: (resamples chunk x clips) weights @ (clips x K*K) one-hots
+    work = 2.0 * min(max(spec.n_bootstrap, 1), 1000) * n_max * K * K
     cells: list[dict[str, Any]] = []
-    for corpora in spec.train_sets:
-        cells.extend(_run_train_set(data, corpora, spec, on_training))
+    with limit_threads(choose_threads(work, requested=spec.threads)) as n_metrics:
+        for corpora in spec.train_sets:
+            cells.extend(_run_train_set(data, corpora, spec, on_training, n_metrics))
     return cells
 
 
@@ -90,7 +102,7 @@ def _n_folds(train: list[CorpusData], spec: MatrixSpec) -> int:
     return min(n, spec.max_folds) if spec.max_folds else n
 
 
-def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
+def _run_train_set(data, corpora, spec, on_training, n_metrics) -> list[dict[str, Any]]:
     from embedprobe.probes import create
 
     train = [data[c] for c in corpora]
@@ -101,7 +113,8 @@ def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
         tests = {t: test_index(data[t], fold, t in corpora) for t in spec.tests}
         eval_sets = {f"test:{t}": data[t].take(idx) for t, idx in tests.items() if idx.size}
         for seed in spec.seeds:
-            probe = create(spec.probe, random_state=seed, **spec.probe_params)
+            params = spec.probe_params | ({"n_threads": spec.threads} if spec.threads else {})
+            probe = create(spec.probe, random_state=seed, **params)
             probe.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val,
                       groups=split.groups if len(train) > 1 else None, eval_sets=eval_sets,
                       X_aug=split.X_aug if spec.aug_rate > 0 else None, aug_rate=spec.aug_rate)
@@ -112,9 +125,13 @@ def _run_train_set(data, corpora, spec, on_training) -> list[dict[str, Any]]:
                 proba = _full_proba(probe, X)
                 tail = last_fraction(probe.history_, split=f"test:{t}", fraction=spec.last_fraction)
                 acc[t].add(fold, seed, idx, y, proba, tail, probe)
+                acc[t].threads["predict"].add(int(probe.prediction_threads(len(idx))))
             if on_training is not None:  # called once per finished training
                 on_training(f"{set_name(corpora)} fold {fold + 1}/{n_folds} seed {seed}")
-    return [a.result(corpora, t, spec) for t, a in acc.items()]
+    cells = [a.result(corpora, t, spec) for t, a in acc.items()]
+    for c, a in zip(cells, acc.values(), strict=True):
+        c["threads"] = {k: sorted(v) for k, v in a.threads.items()} | {"metrics": int(n_metrics)}
+    return cells
 
 
 def _full_proba(probe: Any, X: Any) -> np.ndarray:
@@ -138,6 +155,7 @@ class _CellAccumulator:
         self.missing: set[str] = set()
         self.confusion = np.zeros((K, K), dtype=np.int64)
         self.steps: list[int] = []
+        self.threads: dict[str, set[int]] = {"fit": set(), "predict": set()}
 
     def add(self, fold, seed, idx, y, proba, tail, probe) -> None:
         m = all_metrics(y, proba, list(CANONICAL_LABELS))
@@ -149,6 +167,8 @@ class _CellAccumulator:
         self.count[idx] += 1
         self.fold_idx[fold] = idx
         self.steps.append(int(getattr(probe, "n_steps_", 0)))
+        if getattr(probe, "n_threads_", None) is not None:
+            self.threads["fit"].add(int(probe.n_threads_))
 
     def result(self, corpora: tuple[str, ...], test: str, spec: MatrixSpec) -> dict[str, Any]:
         seen = self.count > 0

@@ -23,6 +23,7 @@ from embedprobe.eval.metrics import METRICS
 from embedprobe.probes.augment import check_switches, refuse_frame_augment
 from embedprobe.probes.features import POOLINGS, FrameSet
 from embedprobe.probes.sampling import BALANCES, stratified_holdout
+from embedprobe.threads import check_threads, choose_threads, limit_threads
 
 SHARED_PARAMS_DOC = """
     Training is online: each step draws a fresh class-balanced batch (see ``balance``), applies
@@ -56,6 +57,8 @@ SHARED_PARAMS_DOC = """
         mix_prob: probability of joining a same-class clip's frames (frame input only).
         noise_std: std of gaussian noise on the standardised features (0 = off).
         device: torch device (``"cpu"`` or e.g. ``"cuda"``).
+        n_threads: torch / BLAS threads for training and prediction; None chooses from the work
+            of one step (one thread for small probes; see :mod:`embedprobe.threads`).
         random_state: seed (int) or None; fixes hold-out, init, sampling, dropout and noise.
         verbose: print one line per evaluation when > 0.
 
@@ -71,6 +74,7 @@ SHARED_PARAMS_DOC = """
             value}}}`` where set is ``"val"`` and each ``eval_sets`` name.
         best_step_, best_score_: step and monitored validation score of the kept weights.
         n_steps_: steps trained; stopped_early_: whether a plateau ended training.
+        n_threads_: threads used for training.
         fit_time_: wall seconds spent in ``fit``.
 """
 
@@ -109,6 +113,16 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         if self.pooling not in POOLINGS:
             raise BadValueError("pooling", self.pooling, POOLINGS)
         check_switches(self.frame_mask, self.mix_prob, self.noise_std)
+        check_threads(self.n_threads, "n_threads")
+
+    def _macs(self) -> int:
+        """Multiply-adds of the network for one clip (the sum of its weight matrices)."""
+        dims = (self.n_features_in_, *tuple(getattr(self, "hidden", ())), len(self.classes_))
+        return sum(a * b for a, b in zip(dims[:-1], dims[1:], strict=False))
+
+    def prediction_threads(self, n_clips: int, chunk: int = 16384) -> int:
+        """Threads :meth:`predict_proba` uses for ``n_clips`` clips (``n_threads`` if set)."""
+        return choose_threads(2.0 * min(n_clips, chunk) * self._macs(), requested=self.n_threads)
 
     def _input(self, X: Any, y: Any = None, *, reset: bool) -> tuple[Any, Any]:
         """Validate features (FrameSet or 2-D array) and labels; returns (X, y)."""
@@ -241,7 +255,10 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
             Xe = self._input(Xe, None, reset=False)[0]
             sets[str(name)] = (self._raw_pooled(Xe), self._encode(ye, f"eval_sets[{name!r}]"))
         aug = self._augmented(X, X_aug, aug_rate)
-        train(self, X, y_enc, tr, groups, val, sets, seed, aug=aug)
+        # one training step: forward + backward (~3x forward) over one batch
+        self.n_threads_ = choose_threads(6.0 * self.batch_size * self._macs(), requested=self.n_threads)
+        with limit_threads(self.n_threads_):
+            train(self, X, y_enc, tr, groups, val, sets, seed, aug=aug)
         self.fit_time_ = time.perf_counter() - t0
         return self
 
@@ -297,7 +314,8 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         """``(N, K)`` class probabilities; columns follow ``classes_``."""
         check_is_fitted(self)
         X, _ = self._input(X, reset=False)
-        return self._proba_std(self._pooled(X))
+        with limit_threads(self.prediction_threads(len(X))):
+            return self._proba_std(self._pooled(X))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log of :meth:`predict_proba`."""

@@ -41,6 +41,7 @@ class LinearProbe(TorchProbe):
         mix_prob: float = 0.0,
         noise_std: float = 0.0,
         device: str = "cpu",
+        n_threads: int | None = None,
         random_state: int | None = None,
         verbose: int = 0,
     ):
@@ -62,6 +63,7 @@ class LinearProbe(TorchProbe):
         self.mix_prob = mix_prob
         self.noise_std = noise_std
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 

@@ -54,6 +54,7 @@ class MLPProbe(TorchProbe):
         mix_prob: float = 0.0,
         noise_std: float = 0.0,
         device: str = "cpu",
+        n_threads: int | None = None,
         random_state: int | None = None,
         verbose: int = 0,
     ):
@@ -77,6 +78,7 @@ class MLPProbe(TorchProbe):
         self.mix_prob = mix_prob
         self.noise_std = noise_std
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
