@@ -18,7 +18,7 @@ and never more threads than the cores that look free right now.
   BLAS / OpenMP pool (threadpoolctl), and restores both afterwards.
 
 Measured on this project's 2-core AMD EPYC (KVM, no AMX) while it was shared with other
-engineers' jobs (5-14 runnable tasks), time of one probe call on 1 and 2 threads (best of 7;
+engineers' jobs (5-14 runnable tasks; figures at 3 runnable tasks below), time of one probe call on 1 and 2 threads (best of 7;
 ``python benchmarks/probe_speed.py --parts crossover`` prints these figures): 2 threads were
 slower in 23 of 24 cases, training steps of 0.5-3,400 MFLOP 1.05-25x slower (mostly 3-12x;
 linear 256 x 88: 1.1 ms -> 12 ms; MLP 1024 x 1024: 69 ms -> 332 ms), predictions of
@@ -42,12 +42,14 @@ from pathlib import Path
 from embedprobe.errors import BadValueError
 
 # One thread per this many floating-point operations of one call. The machine this was written
-# on was never quiet, so the quiet crossover could not be measured there: at 4-5 runnable tasks
-# on 2 cores (the quietest seen), 2 threads against 1 gave 0.3x (linear step, 0.5 MFLOP), 0.6x
-# (linear step, 6 MFLOP) and 0.1-0.2x (MLP 128x256 steps, 69-857 MFLOP). 100 MFLOP per thread
-# (2 threads from 200 MFLOP) keeps every probe of this project's corpora on one thread unless
-# the machine is idle and the call is large (MLP steps of 1024-dim batches, big predictions,
-# covariance square roots); rerun the crossover part on a quiet machine to refine it.
+# on was never quiet, so a quiet crossover could not be measured there. At its quietest (3
+# runnable tasks on 2 cores, i.e. 1-2 others), 2 threads against 1 gave: training steps 0.05-
+# 0.86x at every size from 0.5 to 3,430 MFLOP (linear 256 x 88: 0.34 -> 2.2 ms; MLP 128x256 on
+# 1024 x 4096: 35 -> 76 ms); predictions 0.06-0.5x below 100 MFLOP, 1.17x at 99 MFLOP (MLP,
+# 300 x 1024) and 1.22x at 1,650 MFLOP (MLP, 5000 x 1024). So 100 MFLOP per thread (2 threads
+# from 200 MFLOP) and only on free cores: every probe of this project's corpora stays on one
+# thread unless the machine is idle and one call is large (big predictions, covariance square
+# roots of wide layers); rerun the crossover part on an idle machine to refine it.
 MIN_FLOPS_PER_THREAD = 100e6
 
 _LOADAVG = Path("/proc/loadavg")
