@@ -19,7 +19,7 @@ and never more threads than the cores that look free right now.
 
 Measured on this project's 2-core AMD EPYC (KVM, no AMX) while it was shared with other
 engineers' jobs (5-14 runnable tasks; figures at 3 runnable tasks below), time of one probe call on 1 and 2 threads (best of 7;
-``python benchmarks/probe_speed.py --parts crossover`` prints these figures): 2 threads were
+the crossover part of ``benchmarks/probe_speed.py`` prints these figures): 2 threads were
 slower in 23 of 24 cases, training steps of 0.5-3,400 MFLOP 1.05-25x slower (mostly 3-12x;
 linear 256 x 88: 1.1 ms -> 12 ms; MLP 1024 x 1024: 69 ms -> 332 ms), predictions of
 0.2-16,000 MFLOP up to 7.7x slower; one prediction (MLP, 300 x 1024, 99 MFLOP) was 4.4x

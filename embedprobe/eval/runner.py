@@ -185,16 +185,16 @@ class _CellAccumulator:
         metrics = {}
         for m in METRICS:
             vals = np.array([v[m] for v in self.final.values()])
-            per_seed = [np.nanmean([v[m] for (f, s), v in self.final.items() if s == seed])
+            per_seed = [_nanmean([v[m] for (f, s), v in self.final.items() if s == seed])
                         for seed in seeds]
             tail_means = [t[m].mean for t in self.tail.values()]
             tail_stds = [t[m].std for t in self.tail.values()]
             entry = {
-                "mean": _f(np.nanmean(vals)),
-                "last20_mean": _f(np.nanmean(tail_means)),
-                "last20_std": _f(np.nanmean(tail_stds)),
+                "mean": _f(_nanmean(vals)),
+                "last20_mean": _f(_nanmean(tail_means)),
+                "last20_std": _f(_nanmean(tail_stds)),
                 "seeds": to_jsonable(over_seeds(per_seed).to_dict()),
-                "folds": [_f(np.nanmean([v[m] for (f, s), v in self.final.items() if f == fold]))
+                "folds": [_f(_nanmean([v[m] for (f, s), v in self.final.items() if f == fold]))
                           for fold in sorted({f for f, _ in self.final})],
             }
             if m in ci:
@@ -217,6 +217,14 @@ class _CellAccumulator:
             "confusion": self.confusion.tolist(),
             "metrics": metrics,
         }
+
+
+def _nanmean(values) -> float:
+    """Mean of the finite values; NaN (no numpy warning) when there are none, e.g. AUROC of a
+    fold whose test part lacks a class. ``_f`` turns that NaN into ``None`` in the results."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
 
 
 def _f(x: float) -> float | None:
