@@ -54,6 +54,17 @@ def _one_sentence(err: str) -> None:
 
 
 # -- disk full and read-only, injected (runs everywhere) -------------------------------------------
+
+def _resume_to_complete(path, m, pending):
+    """The same run again: it finds ``pending`` still to do, writes them and finishes the cache."""
+    with CacheWriter(path, **kwargs(m)) as w:
+        assert w.pending_ids() == pending, cache_state(path)
+        w.write([result(c) for c in w.pending_ids()])
+        w.finalize()
+    with open_cache(path) as r:
+        assert r.complete and r.ids == m.ids, cache_state(path)
+        check_values(r, r.ids)
+
 def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, monkeypatch):
     m = make_manifest(24)
     path = tmp_path / "c.h5"
@@ -79,13 +90,7 @@ def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, 
     with open_cache(path) as r:
         assert r.ids == m.ids[:8], cache_state(path)
     monkeypatch.undo()
-    with CacheWriter(path, **kwargs(m)) as w:  # space freed: the same run resumes
-        assert w.pending_ids() == m.ids[8:]
-        w.write([result(c) for c in w.pending_ids()])
-        w.finalize()
-    with open_cache(path) as r:
-        assert r.complete and r.ids == m.ids
-        check_values(r, r.ids)
+    _resume_to_complete(path, m, pending=m.ids[8:])  # space freed: the same run resumes
 
 
 def test_full_disk_in_the_final_merge_keeps_the_parts(tmp_path, monkeypatch):
@@ -113,11 +118,7 @@ def test_full_disk_in_the_final_merge_keeps_the_parts(tmp_path, monkeypatch):
         w.finalize()
     assert _tmp_files(tmp_path) == [], cache_state(path)
     monkeypatch.undo()
-    with CacheWriter(path, **kwargs(m)) as w:
-        w.finalize()
-    with open_cache(path) as r:
-        assert r.complete and r.ids == m.ids
-        check_values(r, r.ids)
+    _resume_to_complete(path, m, pending=[])
 
 
 def test_full_disk_during_compaction_keeps_the_parts(tmp_path, monkeypatch):
