@@ -165,7 +165,7 @@ def cnn14_16k(work: Path, device: str = "cpu"):
 
 
 def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1,
-              procs: int | None = None, device: str = "cpu") -> dict:
+              procs: int | None = None, device: str = "cpu", threads: int | None = None) -> dict:
     """Time (a) and (b) ``repeats`` times, alternating, so that a change of machine load between
     the two phases shows up as spread instead of bias; medians are reported."""
     import soundfile as sf
@@ -190,7 +190,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
         return [naive(sf.read(p, dtype="float32")[0]) for p in paths]
 
     cfg = ExtractConfig(model=name, corpus="manifest", root=str(corpus), out=str(work / f"cache-{name}"),
-                        overwrite=True, procs=procs, device=device)
+                        overwrite=True, procs=procs, device=device, threads=threads)
     runs_a, runs_b = [], []
     for _ in range(max(1, repeats)):
         ref, cpu, wall = timed(loop)
@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=64, help="number of clips (default 64)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads of the naive loop and of this process (default: torch's, every core)")
+                    help="torch threads of the naive loop and of the pipeline (extract --threads); "
+                         "default: torch's for the loop, embedprobe's own choice for the pipeline")
     ap.add_argument("--procs", type=int, default=None,
                     help="embedprobe's worker processes (default: its auto choice)")
     ap.add_argument("--models", default="wavlm-large,cnn14-16k")
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in EXTRACTORS:
                 print(f"{name}: not registered in this checkout, skipped")
                 continue
-            r = run_model(name, builders[name], paths, corpus, work, args.repeats, args.procs, dev)
+            r = run_model(name, builders[name], paths, corpus, work, args.repeats, args.procs, dev, args.threads)
             peak = peaks.get(r["precision"], peaks["fp32"])
             r["peak_fraction_naive"] = round(r["gflops_naive"] / peaks["fp32"], 3)
             r["peak_fraction_pipeline"] = round(r["gflops_pipeline"] / peak, 3)
