@@ -230,18 +230,25 @@ def _same_as_reference(cache: Path, ref: Path) -> None:
         assert all(np.array_equal(x, y) for x, y in zip(a.frames("logmel"), b.frames("logmel"), strict=True))
 
 
+def _extract_on_a_full_disk(args, out: Path, cache: Path):
+    """Run the CLI into ``out`` on a disk too small for it: one sentence, exit 2, no temp file."""
+    r = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, env=_env())
+    seen = f"exit {r.returncode}\n    {tail(r.stderr)}\n{cache_state(cache)}"
+    assert r.returncode == 2, seen
+    _one_sentence(r.stderr)
+    assert "free at least" in _flat(r.stderr), seen
+    assert _tmp_files(out) == [], seen
+    return r, seen
+
+
 @pytest.mark.slow
 def test_cli_on_a_full_disk_then_resume(corpus, small_disk):
     args, ref = corpus
     disk = small_disk("1m")
     out = disk / "out"
     cache = out / "emodb__logmel-128.h5"
-    r = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, env=_env())
-    seen = f"exit {r.returncode}\n    {tail(r.stderr)}\n{cache_state(cache)}"
-    assert r.returncode == 2, seen
-    _one_sentence(r.stderr)
-    assert "is full" in _flat(r.stderr) and "free at least" in _flat(r.stderr) and "resumes" in _flat(r.stderr), seen
-    assert _tmp_files(out) == [], seen
+    r, seen = _extract_on_a_full_disk(args, out, cache)
+    assert "is full" in _flat(r.stderr) and "resumes" in _flat(r.stderr), seen
     if cache.exists() or cache.with_name(cache.name + ".parts").exists():
         with open_cache(cache) as c:
             n_kept = c.n_clips
@@ -260,12 +267,7 @@ def test_cli_with_400_kb_free_is_one_sentence_and_leaves_no_temp_file(corpus, sm
     (disk / "fill").write_bytes(bytes(max(0, free - 400_000)))
     out = disk / "out"
     cache = out / "emodb__logmel-128.h5"
-    r = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, env=_env())
-    seen = f"exit {r.returncode}\n    {tail(r.stderr)}\n{cache_state(cache)}"
-    assert r.returncode == 2, seen
-    _one_sentence(r.stderr)
-    assert "free at least" in _flat(r.stderr), seen
-    assert _tmp_files(out) == [], seen
+    _, seen = _extract_on_a_full_disk(args, out, cache)
     if cache.exists() or cache.with_name(cache.name + ".parts").exists():
         assert "opens" in cache_state(cache), seen
 
