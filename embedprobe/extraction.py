@@ -186,10 +186,10 @@ def extract(
             ext.load()
             runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
             stack.enter_context(limit_threads(threads))  # after load(): torch is imported by now
-        identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug)
+        identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug,
+                             chunking.describe(ext))
         check = runtime.get("precision_check")  # the load-time check (extractors.runtime), if it ran
         precision_note = precision_check.fallback_note(spec.name, check) if check else None
-        identity["chunking"] = chunking.describe(ext)
         provenance = {
             "identity": identity,
             "config": to_jsonable(cfg),
@@ -284,7 +284,7 @@ def check_config(cfg: ExtractConfig) -> None:
 
 
 def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, frame_layers, factor,
-              aug) -> dict[str, Any]:
+              aug, chunks: dict[str, Any]) -> dict[str, Any]:
     """What a cache holds, as compared on resume (a difference names the field and refuses)."""
     return {
         "extractor": to_jsonable(spec),
@@ -299,6 +299,7 @@ def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, fr
         "augment": None if aug is None else {
             "name": cfg.augment, "fingerprint": aug.fingerprint(), "config": to_jsonable(aug.config()),
             "seed": cfg.augment_seed, "copies": cfg.copies},
+        "chunking": chunks,
     }
 
 

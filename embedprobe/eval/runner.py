@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from embedprobe.corpora.base import CANONICAL_LABELS
-from embedprobe.eval.confidence import bootstrap_ci, fold_bootstrap_ci, last_fraction, over_seeds
+from embedprobe.eval.confidence import (
+    bootstrap_ci,
+    fold_bootstrap_ci,
+    last_fraction,
+    over_seeds,
+    summarize,
+)
 from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
 from embedprobe.eval.metrics import METRICS, all_metrics
 from embedprobe.provenance import to_jsonable
@@ -185,16 +191,16 @@ class _CellAccumulator:
         metrics = {}
         for m in METRICS:
             vals = np.array([v[m] for v in self.final.values()])
-            per_seed = [_nanmean([v[m] for (f, s), v in self.final.items() if s == seed])
+            per_seed = [_finite_mean([v[m] for (f, s), v in self.final.items() if s == seed])
                         for seed in seeds]
             tail_means = [t[m].mean for t in self.tail.values()]
             tail_stds = [t[m].std for t in self.tail.values()]
             entry = {
-                "mean": _f(_nanmean(vals)),
-                "last20_mean": _f(_nanmean(tail_means)),
-                "last20_std": _f(_nanmean(tail_stds)),
+                "mean": _f(_finite_mean(vals)),
+                "last20_mean": _f(_finite_mean(tail_means)),
+                "last20_std": _f(_finite_mean(tail_stds)),
                 "seeds": to_jsonable(over_seeds(per_seed).to_dict()),
-                "folds": [_f(_nanmean([v[m] for (f, s), v in self.final.items() if f == fold]))
+                "folds": [_f(_finite_mean([v[m] for (f, s), v in self.final.items() if f == fold]))
                           for fold in sorted({f for f, _ in self.final})],
             }
             if m in ci:
@@ -219,12 +225,10 @@ class _CellAccumulator:
         }
 
 
-def _nanmean(values) -> float:
-    """Mean of the finite values; NaN (no numpy warning) when there are none, e.g. AUROC of a
-    fold whose test part lacks a class. ``_f`` turns that NaN into ``None`` in the results."""
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else float("nan")
+def _finite_mean(values) -> float:
+    """``summarize(values).mean``: NaN (no numpy warning) when no value is finite, e.g. the AUROC
+    of folds whose test part lacks a class; ``_f`` turns it into ``None`` in the results."""
+    return summarize(values).mean
 
 
 def _f(x: float) -> float | None:
