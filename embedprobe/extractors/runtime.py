@@ -12,9 +12,9 @@ remembers the rest; ``load()`` then, once the family's ``_load`` has finished (h
 3. compares every cached layer; below ``THRESHOLD`` anywhere, it loads the model again in fp32.
 
 The decision and the cosines go to ``runtime_config()["precision_check"]`` (recorded in the
-cache's provenance, not in its identity) and ``precision_note()`` gives the one line the user
-sees when anything fell back. Measured on WavLM-Large (random init, AMD EPYC, 2 threads): see
-the README's precision paragraph.
+cache's provenance, not in its identity); ``precision_check.fallback_note`` turns it into the one
+line the user sees when anything fell back (``extract`` prints it). Its load-time cost is in
+the README's "Speed" section.
 """
 
 from __future__ import annotations
@@ -126,8 +126,3 @@ class RuntimeMixin:
         """How this run computes (precision, kernels, revision, versions, the precision check)."""
         self.load()
         return dict(self._runtime)
-
-    def precision_note(self) -> str | None:
-        """One line when the load-time check kept modules or the whole model in fp32, else ``None``."""
-        report = self.runtime_config().get("precision_check")
-        return None if report is None else precision_check.fallback_note(self.spec.name, report)  # type: ignore[attr-defined]

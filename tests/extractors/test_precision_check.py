@@ -53,6 +53,10 @@ class WrongNorm(HFSpeechEncoder):
         norm.forward = _garbage_when_fast(norm.forward)
 
 
+def _note(ext):
+    return precision_check.fallback_note(ext.spec.name, ext.runtime_config()["precision_check"])
+
+
 def _make(cls, precision="bf16"):
     return cls(TINY.spec, precision=precision, _random_config=TINY._random_config)
 
@@ -75,7 +79,7 @@ def test_module_wrong_in_bf16_is_kept_in_fp32_and_recorded():
     ref = _make(HFSpeechEncoder, precision="fp32")
     a, b = ext.embed(_wav()), ref.embed(_wav())
     assert min(fastpath.cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
-    note = ext.precision_note()
+    note = _note(ext)
     assert note is not None and "encoder.pos_conv_embed.conv" in note and "fp32" in note
 
 
@@ -91,7 +95,7 @@ def test_error_no_module_explains_sends_the_whole_model_to_fp32():
     a, b = ext.embed(_wav()), ref.embed(_wav())
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-4)
-    assert "whole model runs in fp32" in ext.precision_note()
+    assert "whole model runs in fp32" in _note(ext)
 
 
 def test_fallback_survives_pickling_and_unload():
@@ -114,7 +118,7 @@ def test_clean_model_keeps_the_candidate_and_the_old_runtime_record():
     assert rc["precision"] == "bf16" and rc["weight_norms_baked"] == 1
     assert rc["weights_dtype"].startswith("bfloat16") and rc["gemm_feature_encoder"] == 1
     assert "fp32_modules" not in rc
-    assert ext.precision_note() is None
+    assert _note(ext) is None
 
 
 def test_unchecked_precisions_run_no_check():
