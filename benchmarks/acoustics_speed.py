@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedprobe.acoustic_profile import profile
+from embedprobe.pipeline.acoustics import profile
 
 SETTINGS = ((1, 1), (1, 2), (2, 1))
 

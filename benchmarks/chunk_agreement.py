@@ -3,8 +3,8 @@
 For every registered extractor (or those named), one synthetic speech clip
 (``embedprobe.synth.voice``, syllables and pauses) of ``--seconds`` is embedded once whole and
 once cut into ``--chunk`` second chunks the way ``embedprobe extract`` cuts long files
-(``embedprobe.chunking``: context windows, frames kept by centre time, a short tail merged).
-Printed per model (``embedprobe.clip_embedder.chunked_vs_whole``): the frame counts (whole
+(``embedprobe.audio.chunking``: context windows, frames kept by centre time, a short tail merged).
+Printed per model (``embedprobe.pipeline.clip_embedder.chunked_vs_whole``): the frame counts (whole
 clip's hop arithmetic, whole run, chunked run), the largest per-chunk frame offset (the lag in
 -2..2 frames that best matches the whole run; 0 = aligned), the largest frame difference and the
 largest pooled mean / std differences (relative to the largest |frame value|), and the lowest
@@ -53,9 +53,9 @@ def build(name: str, real: bool, precision: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from embedprobe.clip_embedder import chunked_vs_whole
     from embedprobe.errors import EmbedprobeError
     from embedprobe.extractors import EXTRACTORS
+    from embedprobe.pipeline.clip_embedder import chunked_vs_whole
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="extractors (default: every registered one)")

@@ -7,7 +7,7 @@ clipped to 1-15 s, written as 16 kHz wav files to a temp folder and listed in a 
     default thread count, i.e. every core): soundfile decode, the model's feature extractor,
     ``model(..., output_hidden_states=True)`` under ``torch.no_grad()``, mean-pool every layer
     in memory (no file writes at all). The model is loaded before the clock starts.
-(b) embedprobe: ``embedprobe.extraction.extract`` on the manifest corpus with its defaults
+(b) embedprobe: ``embedprobe.pipeline.extract.extract`` on the manifest corpus with its defaults
     (one process for these models; ``--procs 2`` measures model replicas in worker processes,
     their start-up - imports and loading the checkpoint - inside the timing): decoding, the
     extractor's fast path (CPU bf16 with prepacked oneDNN linears, fused attention),
@@ -171,7 +171,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
     import soundfile as sf
 
     from embedprobe.cache import open_cache
-    from embedprobe.extraction import ExtractConfig, extract
+    from embedprobe.pipeline.extract import ExtractConfig, extract
 
     naive, ext = build(work, device)
     audio_s = sum(sf.info(p).duration for p in paths)

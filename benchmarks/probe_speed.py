@@ -34,7 +34,7 @@ same shapes and folds. Timed with embedprobe's own thread choice (no thread sett
   default) beside them.
 
 Part ``crossover``: one training step and one prediction of each probe at several sizes on 1
-and 2 threads: the figures behind ``embedprobe.threads.MIN_FLOPS_PER_THREAD``.
+and 2 threads: the figures behind ``embedprobe.common.threads.MIN_FLOPS_PER_THREAD``.
 
 The last line printed is one JSON object with every figure of the parts run.
 
@@ -260,11 +260,11 @@ def busy_processes(n: int):
 
 def emodb_data(args) -> tuple:
     """EmoDB's 4-class clips as ``CorpusData`` (real eGeMAPS cache, else synthetic) and a label."""
-    from embedprobe.probing import load_corpus
+    from embedprobe.pipeline.probe import load_corpus
 
     cache_dir = args.emodb_cache
     if cache_dir is None and args.emodb_root:
-        from embedprobe.extraction import ExtractConfig, extract
+        from embedprobe.pipeline.extract import ExtractConfig, extract
 
         cache_dir = tempfile.mkdtemp(prefix="probe_speed_")
         extract(ExtractConfig(model="egemaps", corpus="emodb", root=args.emodb_root, out=cache_dir),
@@ -305,10 +305,10 @@ def emodb(args) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from embedprobe.common.threads import cpu_cores, limit_threads
     from embedprobe.eval.data import test_index, training_split
     from embedprobe.eval.runner import MatrixSpec, run_matrix
     from embedprobe.probes import create
-    from embedprobe.threads import cpu_cores, limit_threads
 
     wanted = {w.strip() for w in args.emodb_runs.split(",")}
     data, source = emodb_data(args)
@@ -395,8 +395,8 @@ def crossover() -> list[dict]:
     import torch
     import torch.nn.functional as F
 
+    from embedprobe.common.threads import limit_threads
     from embedprobe.probes.nets import LinearNet, MLPNet
-    from embedprobe.threads import limit_threads
 
     gen = torch.Generator().manual_seed(0)
     rows = []

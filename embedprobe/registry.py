@@ -1,36 +1,102 @@
-"""One small name -> object registry, used once per plugin kind (extractors, corpora, probes)."""
+"""One name -> object registry pattern for every plugin kind, and how plugins are found.
+
+A plugin registers itself in its own module (``EXTRACTORS.add(...)`` through the kind's
+``register`` helper). A registry made with ``package="embedprobe.corpora"`` imports every
+module of that package the first time it is asked for a name, so a new built-in plugin is one
+new file. Plugins outside the package are found the same way, from
+
+- the ``embedprobe.plugins`` entry-point group of installed distributions (``module`` or
+  ``module:attr`` values; importing the module registers its plugins), and
+- ``EMBEDPROBE_PLUGINS``: a comma-separated list of module names or ``.py`` files to import.
+
+Every registry is listed in :data:`REGISTRIES` under its plural (``"extractors"``,
+``"corpora"``...), which is what ``embedprobe list KIND`` shows.
+
+Example:
+    >>> reg = Registry[int]("thing", listed=False)
+    >>> reg.add("one", 1)
+    >>> reg.get("one"), reg.names()
+    (1, ['one'])
+    >>> "things" in REGISTRIES
+    False
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
-from embedprobe.errors import BadValueError
+from embedprobe.errors import BadValueError, EmbedprobeError
 
 T = TypeVar("T")
+
+PLUGINS_ENV = "EMBEDPROBE_PLUGINS"
+ENTRY_POINT_GROUP = "embedprobe.plugins"
+
+REGISTRIES: dict[str, Registry] = {}
+"""Every registry by its plural, in creation order (what ``embedprobe list KIND`` accepts)."""
+
+_lock = threading.RLock()
+_external_loaded = False
+
+
+class PluginImportError(EmbedprobeError):
+    """A plugin module named by ``EMBEDPROBE_PLUGINS`` or an entry point could not be imported."""
 
 
 class Registry(Generic[T]):
     """A name -> item mapping whose unknown-name error lists the valid names.
 
-    Example:
-        >>> reg = Registry[int]("thing")
-        >>> reg.add("one", 1)
-        >>> reg.get("one")
-        1
+    Args:
+        kind: singular name used in messages ("extractor").
+        plural: the ``embedprobe list`` kind (default ``kind + "s"``).
+        package: dotted package whose modules are imported on first lookup, so that each
+            module's own registration runs (``None``: nothing to discover).
+        listed: add it to :data:`REGISTRIES` (what ``embedprobe list`` shows).
     """
 
-    def __init__(self, kind: str, plural: str | None = None):
+    def __init__(self, kind: str, plural: str | None = None, *, package: str | None = None,
+                 listed: bool = True):
         self.kind = kind
-        self.plural = plural or f"{kind}s"  # the ``embedprobe list`` kind that shows them
+        self.plural = plural or f"{kind}s"
+        self.package = package
         self._items: dict[str, T] = {}
+        self._discovered = package is None
+        if listed:
+            REGISTRIES[self.plural] = self
 
+    # -- registration -------------------------------------------------------------------
     def add(self, name: str, item: T) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = item
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` (tests that register temporary plugins clean up with this)."""
+        return self._items.pop(name)
+
+    # -- discovery ----------------------------------------------------------------------
+    def discover(self) -> None:
+        """Import every module of ``package`` and the external plugins (once)."""
+        if self._discovered:
+            return
+        with _lock:
+            if self._discovered:
+                return
+            self._discovered = True
+            import_package_modules(self.package)  # type: ignore[arg-type]
+            load_external_plugins()
+
+    # -- lookup -------------------------------------------------------------------------
     def get(self, name: str) -> T:
+        self.discover()
         try:
             return self._items[name]
         except KeyError:
@@ -39,16 +105,86 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self.discover()
         return list(self._items)
 
     def items(self) -> list[tuple[str, T]]:
+        self.discover()
         return list(self._items.items())
 
     def __contains__(self, name: object) -> bool:
+        self.discover()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
+        self.discover()
+        return iter(list(self._items))
 
     def __len__(self) -> int:
+        self.discover()
         return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self._items)} registered)"
+
+
+def import_package_modules(package: str) -> list[str]:
+    """Import every module of ``package`` (not sub-packages, not ``_private`` ones); their names."""
+    pkg = importlib.import_module(package)
+    names = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.ispkg or info.name.startswith("_"):
+            continue
+        importlib.import_module(f"{package}.{info.name}")
+        names.append(info.name)
+    return names
+
+
+def load_external_plugins(*, force: bool = False) -> list[str]:
+    """Import the modules named by ``EMBEDPROBE_PLUGINS`` and the entry points (once per process)."""
+    global _external_loaded
+    with _lock:
+        if _external_loaded and not force:
+            return []
+        _external_loaded = True
+        loaded = []
+        for value in _entry_point_values():
+            loaded.append(_import_plugin(value, source=f"entry point group {ENTRY_POINT_GROUP!r}"))
+        for value in [v.strip() for v in os.environ.get(PLUGINS_ENV, "").split(",") if v.strip()]:
+            loaded.append(_import_plugin(value, source=PLUGINS_ENV))
+        return loaded
+
+
+def _entry_point_values() -> list[str]:
+    from importlib.metadata import entry_points
+
+    return [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def _import_plugin(value: str, *, source: str) -> str:
+    """Import ``module``, ``module:attr`` or a ``path/to/file.py``; return the module name."""
+    module = value.partition(":")[0]
+    try:
+        if module.endswith(".py"):
+            path = Path(module).expanduser().resolve()
+            name = f"embedprobe_plugin_{path.stem}"
+            if name in sys.modules:
+                return name
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+            return name
+        importlib.import_module(module)
+        return module
+    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one sentence
+        raise PluginImportError(
+            f"The plugin {value!r} named by {source} could not be imported ({type(exc).__name__}: {exc}). "
+            f"Fix: correct or remove it from {source}."
+        ) from exc

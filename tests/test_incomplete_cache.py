@@ -15,9 +15,9 @@ import pytest
 from embedprobe.cache import CacheWriter, ClipResult, LayerResult
 from embedprobe.cache.naming import cache_file
 from embedprobe.corpora import scan
-from embedprobe.domain_report import domain_gap_for
 from embedprobe.errors import CacheIncompleteError
-from embedprobe.probing import ProbeConfig, probe
+from embedprobe.pipeline.domain import domain_gap_for
+from embedprobe.pipeline.probe import ProbeConfig, probe
 from embedprobe.synth import write_corpus
 
 MODEL = "logmel-128"

@@ -168,7 +168,7 @@ def check_wav(wav: np.ndarray, sr: int) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         raise BadValueError(
             "waveform dtype", str(x.dtype), ["float32", "float64"],
-            fix="Decode to float in [-1, 1] (embedprobe.audio does this).",
+            fix="Decode to float in [-1, 1] (embedprobe.audio.decode does this).",
         )
     if int(sr) <= 0:
         raise BadValueError("sample rate", sr, fix="Pass the clip's sample rate in Hz.")

@@ -62,13 +62,13 @@ def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
 
 def cache_path(cfg: BenchConfig, key: str, model: str) -> Path:
     """Where ``probing`` finds the cache of corpus ``key`` for ``model``."""
-    from embedprobe.probing import cache_file
+    from embedprobe.pipeline.probe import cache_file
 
     return cache_file(cfg.extract.cache_dir, key, model)
 
 
 def extract_config(cfg: BenchConfig, key: str, model: str, root: Path, augmented: bool = False) -> Any:
-    from embedprobe.extraction import ExtractConfig
+    from embedprobe.pipeline.extract import ExtractConfig
 
     c = cfg.corpus(key)
     out = Path(cfg.extract.cache_dir)
@@ -85,7 +85,7 @@ def link_alias(cfg: BenchConfig, key: str, model: str) -> None:
     c = cfg.corpus(key)
     if c.reader == key:
         return
-    from embedprobe.probing import cache_file
+    from embedprobe.pipeline.probe import cache_file
 
     top = Path(cfg.extract.cache_dir)
     prefix = cache_file(".", c.reader, model).stem

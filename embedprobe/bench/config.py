@@ -224,7 +224,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
 
 # ------------------------------------------------------------------------------------- sections
 def _path_safe(name: str) -> bool:
-    from embedprobe.checks import name_for_path
+    from embedprobe.common.checks import name_for_path
     from embedprobe.errors import BadValueError
 
     try:
@@ -286,7 +286,7 @@ def _check_extract_params(chk: Checker, model: str, cache_dir: str, params: dict
                           augmented: dict[str, Any]) -> None:
     """The [extract] values as ``embedprobe extract`` checks them, when the config is read."""
     from embedprobe.errors import BadValueError
-    from embedprobe.extraction import ExtractConfig, check_config
+    from embedprobe.pipeline.extract import ExtractConfig, check_config
 
     for extra in ({}, dict(augmented) if augmented else None):
         if extra is None:
@@ -301,8 +301,8 @@ def _check_extract_params(chk: Checker, model: str, cache_dir: str, params: dict
 
 
 def _extract(chk: Checker, t: dict[str, Any], out: str) -> ExtractSpec:
-    from embedprobe.extraction import ExtractConfig
     from embedprobe.extractors import EXTRACTORS
+    from embedprobe.pipeline.extract import ExtractConfig
 
     names = {f.name for f in fields(ExtractConfig)}
     aug_keys = [k for k in _AUGMENT_KEYS if k in names]

@@ -1,7 +1,7 @@
 """Optional bench sections: acoustic conditions per corpus and the domain gap per model.
 
-Both call modules that may be absent from an installation (``embedprobe.acoustic_profile``,
-``embedprobe.domain_report``); they are imported only when a config enables the section, and
+Both call modules that may be absent from an installation (``embedprobe.pipeline.acoustics``,
+``embedprobe.pipeline.domain``); they are imported only when a config enables the section, and
 an absent module makes the section say so instead of failing the bench. Each task writes a
 marker JSON with a fingerprint of its inputs, so a re-run skips sections already made.
 
@@ -31,7 +31,7 @@ from embedprobe.cache.naming import safe_model
 from embedprobe.errors import BadValueError, EmbedprobeError
 from embedprobe.provenance import fingerprint, to_jsonable
 
-MODULES = {"acoustics": "embedprobe.acoustic_profile", "domain": "embedprobe.domain_report"}
+MODULES = {"acoustics": "embedprobe.pipeline.acoustics", "domain": "embedprobe.pipeline.domain"}
 
 
 def missing_module(kind: str) -> str | None:
@@ -162,8 +162,8 @@ def load_acoustics(out: Path, keys: list[str]) -> dict[str, dict[str, dict[str, 
         return {}
     import numpy as np
 
-    from embedprobe.acoustic_profile import load_profile
     from embedprobe.augment.acoustics import MEASURES
+    from embedprobe.pipeline.acoustics import load_profile
 
     raw: dict[str, dict[str, Any]] = {}
     aug: dict[str, dict[str, dict[str, Any]]] = {}

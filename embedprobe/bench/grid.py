@@ -1,6 +1,6 @@
 """Grid expansion: a ``BenchConfig`` -> the probe jobs to run, each with a stable id and fingerprint.
 
-One job is one ``embedprobe.probing.probe`` call: one model, layer, probe, augmentation rate,
+One job is one ``embedprobe.pipeline.probe.probe`` call: one model, layer, probe, augmentation rate,
 scrambling and **training set**, tested on every test corpus, with all seeds (the runner's
 seed statistics need them together). Test corpora are columns, not jobs: one trained probe is
 scored on all of them.
@@ -149,14 +149,14 @@ def _group_jobs(cfg: BenchConfig, model: str, layer: str, probe: str, rate: floa
 
 def supports_augment_rate() -> bool:
     """Whether ``ProbeConfig`` has the ``augment_rate`` field (augmented-cache lookup)."""
-    from embedprobe.probing import ProbeConfig
+    from embedprobe.pipeline.probe import ProbeConfig
 
     return "augment_rate" in {f.name for f in dataclasses.fields(ProbeConfig)}
 
 
 def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> Any:
     """The ``ProbeConfig`` of ``job`` (results written into ``out``)."""
-    from embedprobe.probing import ProbeConfig
+    from embedprobe.pipeline.probe import ProbeConfig
 
     kwargs: dict[str, Any] = dict(
         model=job.model, cache_dir=str(Path(cfg.extract.cache_dir).resolve()),

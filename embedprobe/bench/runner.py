@@ -93,14 +93,14 @@ def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from embedprobe.workers import exit_with_parent
+    from embedprobe.common.workers import exit_with_parent
 
     torch.set_num_threads(1)
     exit_with_parent(3)  # a killed bench must not leave workers writing results behind it
 
 
 def _extract_task(ecfg: Any) -> dict[str, Any]:
-    from embedprobe.extraction import extract
+    from embedprobe.pipeline.extract import extract
 
     s = extract(ecfg, progress=False)
     return {"path": str(s.cache), "n_clips": s.n_clips, "n_new": s.n_new, "n_errors": s.n_errors,
@@ -108,7 +108,7 @@ def _extract_task(ecfg: Any) -> dict[str, Any]:
 
 
 def _probe_task(task: dict[str, Any]) -> dict[str, Any]:
-    from embedprobe.probing import probe
+    from embedprobe.pipeline.probe import probe
     from embedprobe.report.results import write_results
 
     results = Path(task["results_dir"])

@@ -32,7 +32,13 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Measure MOS, T60, C50, SNR and loudness per clip (resumable), then compare every profile in --out."""
-        from embedprobe.acoustic_profile import compare, load_profiles, medians, profile, read_meta
+        from embedprobe.pipeline.acoustics import (
+            compare,
+            load_profiles,
+            medians,
+            profile,
+            read_meta,
+        )
 
         try:
             path = profile(corpus, root, out_dir=out_dir, augment=augment, copies=copies, seed=seed,

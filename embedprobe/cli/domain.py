@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """How far apart are the corpora in embedding space, and can a probe tell them apart?"""
         from rich.table import Table
 
-        from embedprobe.domain_report import domain_gap_for
+        from embedprobe.pipeline.domain import domain_gap_for
 
         try:
             shrink: str | float = float(shrinkage)

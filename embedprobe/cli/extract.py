@@ -52,8 +52,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
-        from embedprobe.extraction import ExtractConfig
-        from embedprobe.extraction import extract as run
+        from embedprobe.pipeline.extract import ExtractConfig
+        from embedprobe.pipeline.extract import extract as run
 
         k, n = _shard(shard)
         cfg = ExtractConfig(

@@ -11,7 +11,7 @@ from rich.table import Table
 from embedprobe.cli.common import friendly, out
 from embedprobe.errors import BadValueError
 
-KINDS = ("extractors", "corpora", "probes", "augmentations")  # = embedprobe.listing.LISTINGS
+KINDS = ("extractors", "corpora", "probes", "augmentations")  # = embedprobe.cli.catalog.LISTINGS
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """List the registered extractors (with dims, rate, layers, licence, weights), corpora, probes or augmentations."""
-        from embedprobe.listing import LISTINGS
+        from embedprobe.cli.catalog import LISTINGS
 
         if kind not in LISTINGS:
             raise BadValueError("kind", kind, KINDS)

@@ -46,9 +46,9 @@ def register(app: typer.Typer) -> None:
                                     "work size, 1 for small probes)."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
-        from embedprobe.checks import count
-        from embedprobe.probing import ProbeConfig, load_results
-        from embedprobe.probing import probe as run
+        from embedprobe.common.checks import count
+        from embedprobe.pipeline.probe import ProbeConfig, load_results
+        from embedprobe.pipeline.probe import probe as run
 
         count("number of seeds", seeds, option="--seeds")
         params = parse_options(param)

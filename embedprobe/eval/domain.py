@@ -1,6 +1,6 @@
 """The domain gap between corpora in embedding space: Fréchet distance and corpus identifiability.
 
-Pure functions on arrays (no file IO); :mod:`embedprobe.domain_report` reads the caches.
+Pure functions on arrays (no file IO); :mod:`embedprobe.pipeline.domain` reads the caches.
 
 * :func:`frechet_distance`: the Fréchet (2-Wasserstein) distance between the Gaussians fitted
   to two sets of embeddings (the FID / FAD statistic of Heusel et al. 2017 and Kilgour et

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.common.threads import choose_threads, limit_threads
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.eval.confidence import (
     bootstrap_ci,
@@ -38,7 +39,6 @@ from embedprobe.eval.confidence import (
 from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
 from embedprobe.eval.metrics import METRICS, all_metrics
 from embedprobe.provenance import to_jsonable
-from embedprobe.threads import choose_threads, limit_threads
 
 K = len(CANONICAL_LABELS)
 
@@ -59,7 +59,7 @@ class MatrixSpec:
         aug_rate: the paper's augmentation rate: the probability that a training clip drawn into
             a batch is replaced by one of its cached augmented copies (``CorpusData.X_aug``).
         threads: torch / BLAS threads for every probe, the metrics and the bootstrap; None
-            lets each choose from its work size (:func:`embedprobe.threads.choose_threads`).
+            lets each choose from its work size (:func:`embedprobe.common.threads.choose_threads`).
     """
 
     train_sets: tuple[tuple[str, ...], ...]

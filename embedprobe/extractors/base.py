@@ -58,7 +58,7 @@ class Extractor(ABC):
 
     An extractor pickles as its recipe (spec, device, weights, options): what ``load`` built is
     left out and built again by the receiver's ``load``, which is how ``embedprobe extract``
-    hands it to its worker processes (``embedprobe.replicas``).
+    hands it to its worker processes (``embedprobe.common.replicas``).
 
     Attributes:
         replicate_on_cpu: the extractor computes on one thread whatever torch's thread count
@@ -86,7 +86,7 @@ class Extractor(ABC):
     replicate_on_cpu: bool = False
     trust_pickle: bool = False
     #: Seconds of audio (before, after) that a long clip's chunk is embedded with, so that its
-    #: frames see what they would see in the whole clip (``embedprobe.chunking``): at least the
+    #: frames see what they would see in the whole clip (``embedprobe.audio.chunking``): at least the
     #: receptive field of one frame beyond the hop where the model is local, a generous margin
     #: where it is not (global attention, LSTMs). Unused by clip-level models (``hop_s`` None).
     chunk_context_s: tuple[float, float] = (0.0, 0.0)
@@ -175,7 +175,7 @@ class Extractor(ABC):
     def embed_part(self, wav: np.ndarray, stats: Any) -> dict[str, np.ndarray]:
         """Embed a piece of a longer clip as ``embed`` would, normalised by the whole clip's ``stats``.
 
-        ``stats`` is an ``embedprobe.chunking.ClipStats``; only extractors that set
+        ``stats`` is an ``embedprobe.audio.chunking.ClipStats``; only extractors that set
         ``uses_clip_stats`` use it, the others embed the piece as it is.
         """
         return self.embed(wav)
@@ -205,6 +205,6 @@ def as_mono_float32(wav: np.ndarray, what: str = "waveform") -> np.ndarray:
         raise BadValueError(
             f"{what} shape", arr.shape,
             fix="Pass one non-empty mono waveform of shape (n_samples,); "
-            "mix channels with embedprobe.audio and loop over clips or use embed_batch.",
+            "mix channels with embedprobe.audio.decode and loop over clips or use embed_batch.",
         )
     return np.ascontiguousarray(arr, dtype=np.float32)

@@ -18,7 +18,7 @@ What is kept from the package, and what is not:
       unpickler rejects (old ``INT`` opcodes), so its pickles are scanned first and loaded only
       if every global they name is on the safe allow-list (``safeload``);
     * the input scaling of ``cdpam.load_audio``: samples times 32768, rounded (16-bit scale).
-      Resampling to 22.05 kHz is done by ``embedprobe.audio`` (soxr), not librosa/resampy.
+      Resampling to 22.05 kHz is done by ``embedprobe.audio.decode`` (soxr), not librosa/resampy.
     The outputs are *not* L2-normalised (``CDPAM.forward`` normalises only for its distance).
 """
 

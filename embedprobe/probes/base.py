@@ -18,12 +18,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
+from embedprobe.common.threads import check_threads, choose_threads, limit_threads
 from embedprobe.errors import BadValueError
 from embedprobe.eval.metrics import METRICS
 from embedprobe.probes.augment import check_switches, refuse_frame_augment
 from embedprobe.probes.features import POOLINGS, FrameSet
 from embedprobe.probes.sampling import BALANCES, stratified_holdout
-from embedprobe.threads import check_threads, choose_threads, limit_threads
 
 SHARED_PARAMS_DOC = """
     Training is online: each step draws a fresh class-balanced batch (see ``balance``), applies
@@ -58,7 +58,7 @@ SHARED_PARAMS_DOC = """
         noise_std: std of gaussian noise on the standardised features (0 = off).
         device: torch device (``"cpu"`` or e.g. ``"cuda"``).
         n_threads: torch / BLAS threads for training and prediction; None chooses from the work
-            of one step (one thread for small probes; see :mod:`embedprobe.threads`).
+            of one step (one thread for small probes; see :mod:`embedprobe.common.threads`).
         random_state: seed (int) or None; fixes hold-out, init, sampling, dropout and noise.
         verbose: print one line per evaluation when > 0.
 

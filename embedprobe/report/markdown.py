@@ -76,7 +76,7 @@ def _domain_sections(results_dir: Path) -> list[str]:
     """The embedding-space domain gap (Fréchet distance, corpus identifiability) of each model."""
     import json
 
-    from embedprobe.domain_report import markdown
+    from embedprobe.pipeline.domain import markdown
 
     lines: list[str] = []
     for p in sorted(results_dir.rglob("domain__*.json")):

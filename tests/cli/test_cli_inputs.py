@@ -183,7 +183,7 @@ def _sources() -> list[tuple[Path, str]]:
 
 
 def test_every_list_kind_named_anywhere_exists() -> None:
-    from embedprobe.listing import LISTINGS
+    from embedprobe.cli.catalog import LISTINGS
 
     named = {m for _, text in _sources() for m in re.findall(r"embedprobe list ([a-z]+)", text)}
     registries = {m for _, text in _sources() for m in re.findall(r"Registry\(\s*\"([a-z]+)\"(?:,\s*\"([a-z]+)\")?", text)}

@@ -38,8 +38,8 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> None:
     ("typer", ["list", "corpora"]),  # the first heavy import of the command
     ("rich.console", ["list", "corpora"]),
     ("embedprobe.cli.probe", ["list", "corpora"]),  # the last command module
-    ("embedprobe.listing", ["list", "corpora"]),  # a command's own lazy import
-    ("embedprobe.extraction", ["extract", "-m", "logmel-128", "-c", "emodb", "-r", "nowhere"]),
+    ("embedprobe.cli.catalog", ["list", "corpora"]),  # a command's own lazy import
+    ("embedprobe.pipeline.extract", ["extract", "-m", "logmel-128", "-c", "emodb", "-r", "nowhere"]),
 ])
 def test_sigint_while_loading(module: str, args: list[str], tmp_path: Path) -> None:
     env = dict(os.environ, SIGINT_AT=module)
@@ -48,7 +48,7 @@ def test_sigint_while_loading(module: str, args: list[str], tmp_path: Path) -> N
     _check(proc, f"SIGINT when {module} loads")
 
 
-@pytest.mark.parametrize("after", ["typer", "embedprobe.cli.common", "embedprobe.cli.main", "embedprobe.listing",
+@pytest.mark.parametrize("after", ["typer", "embedprobe.cli.common", "embedprobe.cli.main", "embedprobe.cli.catalog",
                                    "embedprobe.extractors"])
 def test_sigint_to_the_real_command_during_start_up(after: str, tmp_path: Path) -> None:
     """The installed ``embedprobe`` script, sent a SIGINT as soon as module ``after`` has loaded.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedprobe.audio import load
+from embedprobe.audio.decode import load
 from embedprobe.errors import BadValueError
 from embedprobe.extractors import create
 

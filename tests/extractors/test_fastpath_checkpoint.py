@@ -141,7 +141,7 @@ def test_cnn14_runs_its_last_block_as_gemm_and_keeps_fp32_equal():
 
 def test_extract_passes_precision_to_checkpoint_families(tmp_path, emodb_root):
     from embedprobe.cache import open_cache
-    from embedprobe.extraction import ExtractConfig, _create, extract
+    from embedprobe.pipeline.extract import ExtractConfig, _create, extract
 
     cfg = ExtractConfig(model="cnn14-16k", corpus="manifest", root=str(tmp_path / "manifest.csv"),
                         out=str(tmp_path / "cache"), precision="fp32")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedprobe.audio import load
+from embedprobe.audio.decode import load
 from embedprobe.errors import MissingWeightsError
 from embedprobe.extractors import create, get_spec
 from embedprobe.extractors.ge2e import WEIGHTS_SHA256_12, packaged_weights, partial_starts

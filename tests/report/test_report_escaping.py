@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from embedprobe.bench import load_config, run_bench
-from embedprobe.extraction import ExtractConfig, extract
-from embedprobe.probing import ProbeConfig, probe
+from embedprobe.pipeline.extract import ExtractConfig, extract
+from embedprobe.pipeline.probe import ProbeConfig, probe
 from embedprobe.report.escape import md, md_code
 from embedprobe.report.html import render_html
 from embedprobe.report.markdown import write_report

@@ -18,7 +18,7 @@ measures only the (clip, copy) pairs that are missing; asking for other measures
 augmentation or seed in the same file is refused (:class:`CacheMismatchError`). The sidecar
 records the identity, every run (config, seconds, counts), package and code versions, and
 the full augmentation spec. The store itself (paths, append, resume, read) is
-:mod:`embedprobe.acoustic_store`; ``load_profile`` and ``read_meta`` are re-exported here.
+:mod:`embedprobe.pipeline.acoustics_store`; ``load_profile`` and ``read_meta`` are re-exported here.
 
 ``compare(folder)`` loads every profile of a folder, draws Figure 4 (``acoustics.png``:
 row "raw" with the raw profiles, one row per augmentation with the augmented profile of each
@@ -40,8 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe import checks
-from embedprobe.acoustic_store import (
+from embedprobe.common import checks
+from embedprobe.common.progress import Progress
+from embedprobe.errors import BadValueError, CacheError, CacheLockedError
+from embedprobe.pipeline.acoustics_store import (
     append_rows,
     done_pairs,
     load_profile,
@@ -51,8 +53,6 @@ from embedprobe.acoustic_store import (
     sidecar_path,
     write_json,
 )
-from embedprobe.errors import BadValueError, CacheError, CacheLockedError
-from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, package_versions, to_jsonable
 
 SAMPLE_RATE = 16000  # DNSMOS' rate; T60 analyses at 8 kHz, loudness at any rate
@@ -208,7 +208,7 @@ def profile(
 
 def _measure_clip(task: tuple) -> list[dict[str, Any]]:
     """Decode one clip, augment each missing copy, measure; one row per copy (errors too)."""
-    from embedprobe import audio
+    from embedprobe.audio import decode as audio
     from embedprobe.augment import acoustics
     from embedprobe.errors import AudioError, MissingDependencyError
 

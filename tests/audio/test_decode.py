@@ -1,4 +1,4 @@
-"""embedprobe.audio on real files written by the tests: every failure mode, conversions, streaming."""
+"""embedprobe.audio.decode on real files written by the tests: every failure mode, conversions, streaming."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ import pytest
 import soundfile as sf
 import soxr
 
-from embedprobe import audio
-from embedprobe.audio import AudioConfig, AudioStream, decode_iter, load, probe_file, read_chunks
+from embedprobe.audio import decode as audio
+from embedprobe.audio.decode import (
+    AudioConfig,
+    AudioStream,
+    decode_iter,
+    load,
+    probe_file,
+    read_chunks,
+)
 from embedprobe.errors import AudioError, BadValueError
 
 SR = 16000

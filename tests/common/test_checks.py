@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedprobe import checks
+from embedprobe.common import checks
 from embedprobe.errors import BadValueError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedprobe.pooling import RunningStats, downsample
+from embedprobe.pipeline.pooling import RunningStats, downsample
 
 
 def test_chunked_stats_equal_numpy_on_the_whole_sequence():

@@ -1,4 +1,4 @@
-"""The CSV store of an acoustic profile and its JSON sidecar (see :mod:`embedprobe.acoustic_profile`).
+"""The CSV store of an acoustic profile and its JSON sidecar (see :mod:`embedprobe.pipeline.acoustics`).
 
 One CSV per (corpus, augmentation, seed), one row per (clip, copy): ``id, copy, speaker,
 label, native_label, duration_s``, one column per measure, ``error`` and ``aug_params``.

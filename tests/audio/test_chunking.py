@@ -1,4 +1,4 @@
-"""Chunked equals whole: long clips cut by ``embedprobe.chunking`` give the one-piece run's frames.
+"""Chunked equals whole: long clips cut by ``embedprobe.audio.chunking`` give the one-piece run's frames.
 
 Parametrized over EVERY registered extractor (``Extractor.for_tests``: tiny random-init nets,
 fp32 so that only the chunking is measured) with a chunk length that is not a multiple of the
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from golden.signals import speechlike  # tests/golden/signals.py
 
-from embedprobe import audio
-from embedprobe.chunking import ChunkPlan
-from embedprobe.clip_embedder import ClipEmbedder, chunked_vs_whole
+from embedprobe.audio import decode as audio
+from embedprobe.audio.chunking import ChunkPlan
 from embedprobe.errors import MissingDependencyError
 from embedprobe.extractors import EXTRACTORS
 from embedprobe.extractors.base import Extractor
-from embedprobe.pooling import Downsampler, downsample
+from embedprobe.pipeline.clip_embedder import ClipEmbedder, chunked_vs_whole
+from embedprobe.pipeline.pooling import Downsampler, downsample
 
 NAMES = EXTRACTORS.names()
 signal = partial(speechlike, noise=0.01)
@@ -186,7 +186,7 @@ def test_long_files_through_extract(tmp_path) -> None:
     import soundfile as sf
 
     from embedprobe.cache import open_cache
-    from embedprobe.extraction import ExtractConfig, extract
+    from embedprobe.pipeline.extract import ExtractConfig, extract
 
     sr = 16000
     (tmp_path / "a").mkdir()

@@ -16,18 +16,18 @@ import pytest
 import soundfile as sf
 
 from embedprobe.cache import open_cache
-from embedprobe.errors import BadValueError, EmbedprobeError
-from embedprobe.extraction import ExtractConfig, extract
-from embedprobe.extractors import EXTRACTORS
-from embedprobe.replicas import (
+from embedprobe.common.replicas import (
     MAX_AUTO_PROCS,
     MIN_CLIPS_FOR_REPLICAS,
     resolve_procs,
     threads_per_proc,
 )
+from embedprobe.errors import BadValueError, EmbedprobeError
+from embedprobe.extractors import EXTRACTORS
+from embedprobe.pipeline.extract import ExtractConfig, extract
 from embedprobe.synth import write_corpus
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_wavlm():
@@ -113,7 +113,7 @@ def test_an_unguarded_script_runs_once(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         print("script body ran", flush=True)
-        from embedprobe.extraction import ExtractConfig, extract
+        from embedprobe.pipeline.extract import ExtractConfig, extract
         s = extract(ExtractConfig(model="logmel-128", corpus="manifest", root={str(root)!r},
                                   out={str(tmp_path / "out")!r}, procs=2), progress=False)
         print("procs", s.procs, "new", s.n_new, flush=True)

@@ -12,8 +12,8 @@ import pytest
 
 from embedprobe.errors import BadValueError
 from embedprobe.eval.data import SCRAMBLE_MAP, scramble
-from embedprobe.extraction import ExtractConfig, extract
-from embedprobe.probing import ProbeConfig, cache_file, load_corpus, probe
+from embedprobe.pipeline.extract import ExtractConfig, extract
+from embedprobe.pipeline.probe import ProbeConfig, cache_file, load_corpus, probe
 from embedprobe.report.markdown import write_report
 from embedprobe.synth import write_corpus
 

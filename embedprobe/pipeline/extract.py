@@ -2,7 +2,7 @@
 
 ``extract(ExtractConfig(...))`` is what ``embedprobe extract`` calls. Decoding runs in
 background threads that overlap with the model's compute, or, on multi-core CPUs, clips are
-decoded and embedded by model replicas in worker processes (``embedprobe.replicas``); the
+decoded and embedded by model replicas in worker processes (``embedprobe.common.replicas``); the
 extracting process alone batches and writes the cache. Long files are streamed in
 chunks (bounded memory) and pooled exactly across chunks; every finished batch is
 committed atomically to the cache, so a crash or Ctrl-C loses at most the batch in flight
@@ -18,20 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedprobe import audio, chunking, replicas
+from embedprobe.audio import chunking
+from embedprobe.audio import decode as audio
 from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.cache.naming import cache_file
 from embedprobe.cache.sharding import check_shard
-from embedprobe.clip_embedder import ClipEmbedder, Outcome
+from embedprobe.common import replicas
+from embedprobe.common.progress import Progress
+from embedprobe.common.threads import check_threads, limit_threads
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError
 from embedprobe.extractors import create, precision_check
 from embedprobe.extractors.base import Extractor
-from embedprobe.progress import Progress
+from embedprobe.pipeline.clip_embedder import ClipEmbedder, Outcome
 from embedprobe.provenance import code_version, package_versions, to_jsonable
-from embedprobe.threads import check_threads, limit_threads
 
 DTYPES = ("float32", "float16")
 # Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
@@ -256,7 +258,7 @@ def check_config(cfg: ExtractConfig) -> None:
 
     The model, corpus, layers, precision and augmentation are checked where they are resolved.
     """
-    from embedprobe import checks
+    from embedprobe.common import checks
 
     checks.choice("dtype", cfg.dtype, DTYPES)
     checks.device(cfg.device)

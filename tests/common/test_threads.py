@@ -11,9 +11,15 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from embedprobe import threads
+from embedprobe.common import threads
+from embedprobe.common.threads import (
+    check_threads,
+    choose_threads,
+    cpu_cores,
+    free_cores,
+    limit_threads,
+)
 from embedprobe.errors import BadValueError
-from embedprobe.threads import check_threads, choose_threads, cpu_cores, free_cores, limit_threads
 
 BIG = 1e12  # floating-point operations of one call: far above any crossover
 
@@ -152,7 +158,7 @@ def test_probe_n_threads_overrides_and_is_validated() -> None:
 
 def test_extraction_records_its_threads_and_validates_them(tmp_path) -> None:
     from embedprobe.cache import open_cache
-    from embedprobe.extraction import ExtractConfig, extract
+    from embedprobe.pipeline.extract import ExtractConfig, extract
     from embedprobe.synth import write_corpus
 
     root = write_corpus("emodb", tmp_path / "c", n_speakers=2, clips_per_class=1)

@@ -28,9 +28,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from embedprobe.common.threads import cpu_cores  # affinity and CPU quota
+from embedprobe.common.workers import exit_with_parent
 from embedprobe.errors import BadValueError, EmbedprobeError
-from embedprobe.threads import cpu_cores  # affinity and CPU quota
-from embedprobe.workers import exit_with_parent
 
 # auto: replicas only for runs with at least this many clips to embed (starting a worker
 # costs seconds: importing torch and loading the model) and at most this many replicas
@@ -122,7 +122,7 @@ def _main_hidden() -> Iterator[None]:
 
 
 def _work(job: tuple[Any, str, list[str], Any, float]) -> Any:
-    from embedprobe import audio
+    from embedprobe.audio import decode as audio
 
     clip, path, targets, audio_cfg, max_eager_s = job
     decoded = audio._decode_or_error(path, audio_cfg, max_eager_s)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedprobe import acoustic_profile as ap
 from embedprobe.errors import (
     BadValueError,
     CacheLockedError,
@@ -22,9 +21,10 @@ from embedprobe.errors import (
     CorpusError,
     MissingDependencyError,
 )
+from embedprobe.pipeline import acoustics as ap
 
 FAST = ("snr", "t60", "c50", "loudness")  # no DNSMOS: ~15 ms per clip
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 N_CLIPS = 14  # synthetic EmoDB, 2 speakers x (4 classes + 3 other labels)
 
 
@@ -36,7 +36,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _wav(root: Path, clip_id: str) -> np.ndarray:
-    from embedprobe import audio
+    from embedprobe.audio import decode as audio
 
     return audio.load(root / "wav" / f"{clip_id}.wav", audio.AudioConfig(sample_rate=16000))
 
@@ -121,7 +121,7 @@ def _clips(root):
 
 _SLOW_CHILD = """
 import sys, time
-from embedprobe import acoustic_profile as ap
+from embedprobe.pipeline import acoustics as ap
 inner = ap._measure_clip
 def slow(task):
     time.sleep(0.4)

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from embedprobe.cache import open_cache
 from embedprobe.errors import CacheLockedError, CacheMismatchError
-from embedprobe.extraction import ExtractConfig, extract
+from embedprobe.pipeline.extract import ExtractConfig, extract
 from embedprobe.synth import write_corpus
 
 SR = 16000

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedprobe.domain_report import domain_gap_for
 from embedprobe.errors import BadValueError, CacheError
+from embedprobe.pipeline.domain import domain_gap_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory) -> Path:
-    from embedprobe.extraction import ExtractConfig, extract
+    from embedprobe.pipeline.extract import ExtractConfig, extract
     from embedprobe.synth import write_corpus
 
     base = tmp_path_factory.mktemp("domain")

@@ -1,11 +1,11 @@
 """One decoded clip -> pooled (and framed) layer results, with per-clip errors instead of exceptions.
 
 ``ClipEmbedder`` is the part of an extraction run that touches the model: it embeds a clip's
-chunks with context so that they add up to the one-piece run (``embedprobe.chunking``), pools
+chunks with context so that they add up to the one-piece run (``embedprobe.audio.chunking``), pools
 them exactly across chunks, checks the values and, for augmented runs, makes each missing copy
 first. It holds no file handles and pickles as a recipe (the extractor is
 rebuilt by ``load``), so the same object runs in the extracting process or in each worker
-process of ``embedprobe.replicas``; batching and cache writes stay in the extracting process.
+process of ``embedprobe.common.replicas``; batching and cache writes stay in the extracting process.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe import audio
+from embedprobe.audio import decode as audio
+from embedprobe.audio.chunking import ChunkPlan, ClipStats, Window
 from embedprobe.augment.copies import split_copy_id
 from embedprobe.cache import ClipResult, LayerResult
-from embedprobe.chunking import ChunkPlan, ClipStats, Window
 from embedprobe.corpora.base import Clip
 from embedprobe.errors import AudioError
 from embedprobe.extractors.base import Extractor
-from embedprobe.pooling import Downsampler, RunningStats
+from embedprobe.pipeline.pooling import Downsampler, RunningStats
 
 F16_MAX = 65504.0
 
@@ -113,7 +113,7 @@ class ClipEmbedder:
 
     def embed_pieces(self, pieces: Iterable[np.ndarray], cid: str = "clip", content_hash: str = "",
                      where: str = "<array>", stats: ClipStats | None = None) -> ClipResult:
-        """Embed one clip given as consecutive sample pieces (any lengths), cut as ``embedprobe.chunking`` says.
+        """Embed one clip given as consecutive sample pieces (any lengths), cut as ``embedprobe.audio.chunking`` says.
 
         The frames, their count and the pooled statistics follow the whole clip's hop arithmetic
         whatever the pieces; ``audio_cfg.max_chunk_s`` sets how long a model input may be.

@@ -2,7 +2,7 @@
 
 ``domain_gap_for(model, cache_dir)`` loads the mean-pooled embeddings of the 4-class clips of
 every corpus cached for ``model`` (the clips the emotion probes use, via
-:func:`embedprobe.probing.load_corpus`), and per layer computes the Fréchet distance of every
+:func:`embedprobe.pipeline.probe.load_corpus`), and per layer computes the Fréchet distance of every
 corpus pair and the corpus-identifiability probe (:mod:`embedprobe.eval.domain`). It writes
 ``<out>/domain__<model>.json`` (config, cache fingerprints, versions, every number) and
 ``<out>/domain__<model>.md`` (two small tables to put next to the emotion matrices).
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from embedprobe.cache.naming import safe_model
+from embedprobe.common.threads import check_threads, choose_threads, describe, limit_threads
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.provenance import code_version, package_versions, to_jsonable
-from embedprobe.threads import check_threads, choose_threads, describe, limit_threads
 
 DOMAIN_FORMAT = 1
 
@@ -95,7 +95,7 @@ def domain_gap_for(
         ``out`` is given.
     """
     from embedprobe.eval.domain import PROBES, SHRINKAGE, domain_gap, identifiability
-    from embedprobe.probing import available_corpora, cache_file, load_corpus
+    from embedprobe.pipeline.probe import available_corpora, cache_file, load_corpus
 
     t0 = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from embedprobe.cache.naming import cache_file, safe_model
+from embedprobe.common.progress import Progress
+from embedprobe.common.threads import check_threads, describe
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.errors import BadValueError, CacheError, CacheIncompleteError
 from embedprobe.eval.data import CorpusData, scramble
@@ -29,9 +31,7 @@ from embedprobe.eval.runner import (
     run_matrix,
     set_name,
 )
-from embedprobe.progress import Progress
 from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
-from embedprobe.threads import check_threads, describe
 
 RESULTS_FORMAT = 1
 
@@ -70,7 +70,7 @@ class ProbeConfig:
             a part file lost) instead of refusing it; the shortfall is recorded in the results.
         threads: torch / BLAS threads for the probes, metrics and bootstrap (>= 1); None lets
             each choose from its work size: one thread for small probes (see
-            :mod:`embedprobe.threads`). The counts used are recorded in the results.
+            :mod:`embedprobe.common.threads`). The counts used are recorded in the results.
     """
 
     model: str
@@ -317,7 +317,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     }
     if len(needed) >= 2 and cfg.domain_gap:
         # the embedding-space domain gap of the same caches, reported next to the matrices
-        from embedprobe.domain_report import domain_gap_for
+        from embedprobe.pipeline.domain import domain_gap_for
 
         layer = next(iter(caches.values()))["layer"]
         gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer], corpora=needed, out=cfg.out,
@@ -331,7 +331,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
 
 def check_config(cfg: ProbeConfig) -> None:
     """Refuse values that would otherwise run as something else (no seeds, an unknown parameter)."""
-    from embedprobe import checks
+    from embedprobe.common import checks
     from embedprobe.errors import EmbedprobeError
     from embedprobe.probes.registry import PROBES, create
 

@@ -1,0 +1,1 @@
+"""Audio in: decoding and resampling (``decode``), chunks of long files (``chunking``)."""
