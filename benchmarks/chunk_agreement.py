@@ -1,7 +1,7 @@
 """Chunked versus whole: a long clip embedded in chunks against the same clip in one piece, per extractor.
 
 For every registered extractor (or those named), one synthetic speech clip
-(``embedprobe.synth.voice``, syllables and pauses) of ``--seconds`` is embedded once whole and
+(``embedprobe.audio.voice``, syllables and pauses) of ``--seconds`` is embedded once whole and
 once cut into ``--chunk`` second chunks the way ``embedprobe extract`` cuts long files
 (``embedprobe.audio.chunking``: context windows, frames kept by centre time, a short tail merged).
 Printed per model (``embedprobe.pipeline.clip_embedder.chunked_vs_whole``): the frame counts (whole
@@ -30,7 +30,7 @@ import numpy as np
 
 
 def speech(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
-    from embedprobe.synth.voice import Prosody, make_speaker, voice
+    from embedprobe.audio.voice import Prosody, make_speaker, voice
 
     rng = np.random.default_rng(seed)
     wav = voice(Prosody(), make_speaker(rng, "female"), seconds, sr, rng)

@@ -74,8 +74,8 @@ def test_cnn14_on_cuda_matches_cpu_fp32():
 
 def test_extraction_on_cuda(tmp_path):
     from embedprobe.cache import open_cache
+    from embedprobe.corpora.synthetic import write_corpus
     from embedprobe.pipeline.extract import ExtractConfig, extract
-    from embedprobe.synth import write_corpus
 
     root = write_corpus("emodb", tmp_path / "emodb", n_speakers=2, clips_per_class=2)
     out = {}

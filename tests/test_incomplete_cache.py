@@ -15,10 +15,10 @@ import pytest
 from embedprobe.cache import CacheWriter, ClipResult, LayerResult
 from embedprobe.cache.naming import cache_file
 from embedprobe.corpora import scan
+from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import CacheIncompleteError
 from embedprobe.pipeline.domain import domain_gap_for
 from embedprobe.pipeline.probe import ProbeConfig, probe
-from embedprobe.synth import write_corpus
 
 MODEL = "logmel-128"
 DIM = 6

@@ -37,7 +37,7 @@ class CacheInfo:
 
 def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
     """Each corpus key -> the path to scan; synthetic corpora are written first (once)."""
-    from embedprobe.synth import write_corpus
+    from embedprobe.corpora.synthetic import write_corpus
 
     roots = {}
     for c in cfg.corpora:

@@ -42,7 +42,7 @@ class CorpusSpec:
         reader: the corpus reader (``embedprobe list corpora``); default: the key, or the
             synthetic layout.
         root: corpus root (None for synthetic corpora: written under ``<out>/synthetic/<key>``).
-        synthetic: synthetic layout written by ``embedprobe.synth.write_corpus``.
+        synthetic: synthetic layout written by ``embedprobe.corpora.synthetic.write_corpus``.
         synth: ``write_corpus`` arguments (``n_speakers``, ``clips_per_class``, ``seed`` ...).
         options: corpus reader options (``ExtractConfig.corpus_options``).
         protocol: split protocol (default: the reader's default).
@@ -236,7 +236,7 @@ def _path_safe(name: str) -> bool:
 
 def _corpora(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ...]:
     from embedprobe.corpora import CORPORA
-    from embedprobe.synth import DEFAULTS
+    from embedprobe.corpora.synthetic import DEFAULTS
 
     if not table:
         raise ConfigError(chk.source, "[corpora]", {}, fix="Add at least one [corpora.NAME] table "

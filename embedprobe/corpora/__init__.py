@@ -9,9 +9,13 @@ Example:
     (['speaker/03', 'speaker/08'], 39)
 
 Each reader's module docstring ("About the corpus") documents the on-disk layout it reads,
-its label map to the four canonical classes, its split protocols and the citation.
-Add a corpus: write one module with a ``@register``-ed :class:`CorpusReader` subclass and
-import it below.
+its label map to the four canonical classes, its split protocols and the citation; its class
+also declares its synthetic layout (``synthetic`` and ``synthesize``, written by
+:func:`embedprobe.corpora.synthetic.write_corpus`).
+Add a corpus: write one module in this package with a ``@register``-ed :class:`CorpusReader`
+subclass. :data:`CORPORA` imports every module of the package on its first lookup (and the
+external plugins, see :mod:`embedprobe.registry`), so nothing else needs an edit; see
+"Worked example: a corpus" in docs/DEVELOPING.md.
 """
 
 from __future__ import annotations
@@ -19,11 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# Importing a reader module registers it in CORPORA.
-from embedprobe.corpora import cremad, emobox, emodb, iemocap, manifest, msppodcast, ravdess
-from embedprobe.corpora.base import CANONICAL_LABELS, SPLIT_PARTS, Clip, Corpus, Manifest
+from embedprobe.corpora.base import CANONICAL_LABELS, CORPORA, SPLIT_PARTS, Clip, Corpus, Manifest
 from embedprobe.corpora.common import (
-    CORPORA,
     LABEL_SYNONYMS,
     CorpusReader,
     canonical_label,
@@ -33,7 +34,6 @@ from embedprobe.corpora.common import (
 __all__ = [
     "CANONICAL_LABELS", "CORPORA", "LABEL_SYNONYMS", "SPLIT_PARTS", "Clip", "Corpus", "CorpusReader",
     "Manifest", "canonical_label", "describe", "get_corpus", "scan",
-    "cremad", "emobox", "emodb", "iemocap", "manifest", "msppodcast", "ravdess",
 ]
 
 

@@ -4,6 +4,10 @@ A ``Manifest`` is the list of clips of one corpus scan plus, for every split pro
 column saying which part of that fold each clip belongs to (``train``, ``val``, ``test`` or
 ``""`` for excluded). It is written into every cache so a result can name exactly the clips
 it used.
+
+:data:`CORPORA` holds every reader: each reader module registers its class with
+:func:`register`, and the registry imports every module of ``embedprobe.corpora`` the first
+time it is asked for a name, so a new corpus is one new module.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from embedprobe.errors import BadValueError
+from embedprobe.registry import Registry
 
 CANONICAL_LABELS: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
 SPLIT_PARTS: tuple[str, ...] = ("train", "val", "test")
@@ -83,16 +90,12 @@ class Manifest:
     def part(self, fold: str, part: str) -> list[Clip]:
         """Clips of ``part`` (train/val/test) in fold ``fold``."""
         if fold not in self.splits:
-            from embedprobe.errors import BadValueError
-
             raise BadValueError("split fold", fold, self.splits)
         return [c for c, p in zip(self.clips, self.splits[fold], strict=True) if p == part]
 
     def folds(self, protocol: str | None = None) -> list[str]:
         protocol = protocol or self.default_protocol
         if protocol not in self.protocols:
-            from embedprobe.errors import BadValueError
-
             raise BadValueError(f"split protocol for {self.corpus}", protocol, self.protocols)
         return self.protocols[protocol]
 
@@ -166,3 +169,14 @@ class Corpus(ABC):
     @abstractmethod
     def scan(self, root: str | Path, **options: Any) -> Manifest:
         """List the clips under ``root`` and compute every split protocol (deterministic, seeded)."""
+
+
+#: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``); looking a name up
+#: imports every module of ``embedprobe.corpora`` (and the external plugins) once.
+CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora", package="embedprobe.corpora")
+
+
+def register(cls: type[Corpus]) -> type[Corpus]:
+    """Class decorator adding a reader to :data:`CORPORA` under its ``name``."""
+    CORPORA.add(cls.name, cls)
+    return cls

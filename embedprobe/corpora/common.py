@@ -14,20 +14,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from embedprobe.corpora.base import CANONICAL_LABELS, Clip, Corpus, Manifest
+from embedprobe.corpora.base import CANONICAL_LABELS, CORPORA, Clip, Corpus, Manifest, register
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer
 from embedprobe.errors import BadValueError, CorpusError
-from embedprobe.registry import Registry
+
+__all__ = [
+    "CORPORA", "LABEL_SYNONYMS", "CorpusReader", "canonical_label", "check_missing", "describe", "meta",
+    "parse_label_map", "register", "unique_ids",
+]
 
 log = logging.getLogger("embedprobe.corpora")
-
-#: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``).
-CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora")
-
-
-def register(cls: type[Corpus]) -> type[Corpus]:
-    """Class decorator adding a reader to :data:`CORPORA` under its ``name``."""
-    CORPORA.add(cls.name, cls)
-    return cls
 
 #: Case-insensitive label names understood by the generic readers (``manifest``, ``emobox``).
 #: Anything else is kept as ``native_label`` with ``label=None``. Pass ``label_map={...}`` to
@@ -108,12 +104,33 @@ class CorpusReader(Corpus):
         marker: a file or folder name that sits at the root of a valid corpus; used to
             point users at a nested copy (e.g. ``Session1``).
         layout_fix: the fix named by layout errors (readers of user-made files, not a release).
+        synthetic: the reader's fake-corpus layout for tests and demos (default sizes, allowed
+            sizes, recording channel), or ``None`` when it has none. A reader that sets it
+            implements :meth:`synthesize`; ``embedprobe.corpora.synthetic.write_corpus(name,
+            root)`` then writes its layout, and the contract tests cover it.
     """
 
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0}
     option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
     marker: ClassVar[str] = ""
     layout_fix: ClassVar[str] = ""  # the fix of layout errors, when not "point the root at the release"
+    synthetic: ClassVar[SyntheticLayout | None] = None
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """Write a fake corpus in this reader's layout with ``w``; return the path to ``scan``.
+
+        The first paragraph of the docstring says what is written (files, extra labels); it
+        is the reader's line in ``embedprobe.corpora.synthetic.layout_table()``.
+
+        Args:
+            w: renders one clip per ``w.write(relative_path, prosody_key, speaker, gender)``
+                (seeded by the path, so the same arguments give identical files).
+            n_speakers: speakers (checked against ``synthetic.speakers``); half women, half men.
+            per_class: clips per speaker of each of angry / happy / neutral / sad.
+            per_extra: clips per speaker of each label outside the four classes.
+        """
+        raise NotImplementedError(f"corpus {cls.name!r} has no synthetic layout")
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``options``, type-coerced and checked."""

@@ -43,9 +43,11 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from embedprobe.audio.voice import Channel
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, meta, register
 from embedprobe.corpora.splits import by_group, group_split, rng_for, stratified_random
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer, plan
 
 LABEL_MAP: dict[str, str | None] = {
     "ANG": "angry", "HAP": "happy", "NEU": "neutral", "SAD": "sad", "DIS": None, "FEA": None,
@@ -81,6 +83,33 @@ class CremaD(CorpusReader):
     marker = "AudioWAV"
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0}
 
+    synthetic = SyntheticLayout(n_speakers=8, clips_per_class=4, speakers=(1, 91), max_per_class=14,
+                                channel=Channel(1.5, 120.0, 7800.0, 0.2, 9.0, 30.0, 0.0, 0.0, 1.0))
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """``AudioWAV/1001_DFA_ANG_XX.wav`` and ``VideoDemographics.csv``; extra labels DIS, FEA."""
+        classes = {"ANG": "angry", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+        extras = {"DIS": "disgust", "FEA": "fear"}
+        demo = []
+        for a in range(n_speakers):
+            actor = str(1001 + a)
+            gender = "F" if a % 2 else "M"
+            demo.append([actor, str(25 + 3 * a), "Female" if gender == "F" else "Male", "Caucasian", "Not Hispanic"])
+            counts: dict[str, int] = {}
+            for code, key in plan(classes, extras, per_class, per_extra, w.rng(f"plan:{actor}")):
+                k = counts.get(code, 0)
+                counts[code] = k + 1
+                # sentences 0..11 with intensity XX, then IEO at LO/MD/HI: 14 distinct names
+                if k < len(SYNTH_SENTENCES):
+                    sentence, intensity = SYNTH_SENTENCES[k], "XX" if SYNTH_SENTENCES[k] != "IEO" else "MD"
+                else:
+                    sentence, intensity = "IEO", ("LO", "HI")[k - len(SYNTH_SENTENCES)]
+                w.write(f"AudioWAV/{actor}_{sentence}_{code}_{intensity}.wav", key, actor, gender)
+        with (w.root / "VideoDemographics.csv").open("w", newline="") as f:
+            csv.writer(f).writerows([["ActorID", "Age", "Sex", "Race", "Ethnicity"], *demo])
+        return w.root
+
     def expected_layout(self) -> str:
         return "an 'AudioWAV' folder of files named like 1001_DFA_ANG_XX.wav (the CREMA-D release)"
 
@@ -114,3 +143,7 @@ class CremaD(CorpusReader):
             if len(set(speakers)) >= 3 else {},
         }
         return self.manifest(root, clips, protocols, self.default_protocol, LABEL_MAP, opts)
+
+
+# -- synthetic layout (embedprobe.corpora.synthetic.write_corpus) ---------------------------------
+SYNTH_SENTENCES = ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL", "IWW", "MTI", "TAI", "TIE", "TSI", "WSI")

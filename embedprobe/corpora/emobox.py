@@ -55,6 +55,7 @@ Citation:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -65,6 +66,7 @@ from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, canonical_label, check_missing, meta, register
 from embedprobe.corpora.manifest import fallback_protocols
 from embedprobe.corpora.splits import OUT, TEST, TRAIN, VAL, rng_for, stratified_random
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer
 from embedprobe.corpora.textfiles import read_json_object, read_jsonl
 from embedprobe.errors import BadValueError, CorpusError
 
@@ -101,6 +103,40 @@ class EmoBox(CorpusReader):
         "seed": 0, "val_fraction": 0.2, "audio_root": "", "use_label_map": True,
         "label_map": {}, "allow_missing": False,
     }
+
+    synthetic = SyntheticLayout(n_speakers=8, clips_per_class=3, speakers=(2, 10), max_per_class=60,
+                                channel=emodb.EmoDB.synthetic.channel)  # type: ignore[union-attr]
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """EmoDB's audio in ``downloads/emodb/wav`` and EmoBox metadata in ``data/emodb``
+        (``label_map.json``, ``emodb.jsonl``, ``fold_K/emodb_{train,test}_fold_K.jsonl``, speaker-disjoint
+        folds); EmoDB's extra labels. Returns the ``data/emodb`` path.
+        """
+        audio = Writer(w.root / "downloads" / "emodb", w.channel, w.seed, w.sample_rate, w.duration_s)
+        recs = emodb.write_clips(audio, n_speakers, per_class, per_extra)
+        data = w.root / "data" / "emodb"
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "label_map.json").write_text(json.dumps(SYNTH_LABEL_MAP, indent=4))
+
+        def line(r: dict) -> str:
+            return json.dumps({
+                "key": f"emodb-{r['name']}", "dataset": "emodb", "wav": f"downloads/emodb/wav/{r['name']}.wav",
+                "type": "raw", "sample_rate": w.sample_rate, "num_frame": r["length"] * w.sample_rate,
+                "task": "category", "length": r["length"], "emo": SYNTH_EMO[r["code"]], "channel": 1,
+            }) + "\n"
+
+        (data / "emodb.jsonl").write_text("".join(line(r) for r in recs))
+        speakers = sorted({r["speaker"] for r in recs})
+        n_folds = max(2, len(speakers) // 4)
+        for k in range(1, n_folds + 1):
+            test_spk = {s for i, s in enumerate(speakers) if i % n_folds == k - 1}
+            fold = data / f"fold_{k}"
+            fold.mkdir(exist_ok=True)
+            (fold / f"emodb_train_fold_{k}.jsonl").write_text(
+                "".join(line(r) for r in recs if r["speaker"] not in test_spk))
+            (fold / f"emodb_test_fold_{k}.jsonl").write_text("".join(line(r) for r in recs if r["speaker"] in test_spk))
+        return data
 
     def expected_layout(self) -> str:
         return "EmoBox metadata: fold_K/<dataset>_{train,test}_fold_K.jsonl files or one .jsonl file"
@@ -210,3 +246,9 @@ class EmoBox(CorpusReader):
                     parts[i] = p
             out[f"fold/{fold}"] = parts
         return out
+
+
+# -- synthetic layout (embedprobe.corpora.synthetic.write_corpus) ---------------------------------
+SYNTH_EMO = {"W": "anger", "L": "boredem", "E": "disgust", "A": "fear", "F": "happy", "N": "neutral", "T": "sad"}
+SYNTH_LABEL_MAP = {"anger": "Angry", "boredem": "Boredom", "disgust": "Disgust", "fear": "Fear",
+                   "happy": "Happy", "Neutral": "Neutral", "sad": "Sad"}

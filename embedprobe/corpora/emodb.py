@@ -50,9 +50,11 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from embedprobe.audio.voice import Channel
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, meta, register
 from embedprobe.corpora.splits import holdout_folds, next_group_folds, rng_for, stratified_random
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer, plan
 
 CODES: dict[str, str] = {
     "W": "anger", "L": "boredom", "E": "disgust", "A": "fear",
@@ -85,6 +87,15 @@ class EmoDB(CorpusReader):
     marker = "wav"
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0}
 
+    synthetic = SyntheticLayout(n_speakers=10, clips_per_class=3, speakers=(1, 10), max_per_class=60,
+                                channel=Channel(-0.5, 50.0, 7900.0, 0.05, 20.0, 42.0, 0.0, 0.0, 1.15))  # anechoic
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """``wav/03a01Fa.wav``; extra labels L (boredom), A (fear), E (disgust)."""
+        write_clips(w, n_speakers, per_class, per_extra)
+        return w.root
+
     def expected_layout(self) -> str:
         return "a 'wav' folder of files named like 03a01Fa.wav (the original EmoDB release)"
 
@@ -115,3 +126,26 @@ class EmoDB(CorpusReader):
             "random": {"random": stratified_random(ids, labels, RANDOM_SIZES, rng_for(opts["seed"], "random"))},
         }
         return self.manifest(root, clips, protocols, self.default_protocol, LABEL_MAP, opts)
+
+
+# -- synthetic layout (embedprobe.corpora.synthetic.write_corpus) ---------------------------------
+EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
+EMODB_GENDER = dict(zip(EMODB_SPEAKERS, "MFFMMMFFMF", strict=True))
+EMODB_TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
+
+
+def write_clips(w: Writer, n_speakers: int, per_class: int, per_extra: int) -> list[dict]:
+    """Write ``wav/03a01Fa.wav`` files; one record per clip (the EmoBox layout reuses them)."""
+    records = []
+    classes = {"W": "angry", "F": "happy", "N": "neutral", "T": "sad"}
+    extras = {"L": "boredom", "A": "fear", "E": "disgust"}
+    for spk in EMODB_SPEAKERS[:n_speakers]:
+        used: dict[str, int] = {}
+        for i, (code, key) in enumerate(plan(classes, extras, per_class, per_extra, w.rng(f"plan:{spk}"))):
+            text = EMODB_TEXTS[i % len(EMODB_TEXTS)]
+            version = "abcdefghijklmnopqrstuvwxyz"[used.get(text + code, 0)]
+            used[text + code] = used.get(text + code, 0) + 1
+            name = f"{spk}{text}{code}{version}"
+            secs = w.write(f"wav/{name}.wav", key, spk, EMODB_GENDER[spk])
+            records.append({"name": name, "speaker": spk, "code": code, "length": secs})
+    return records

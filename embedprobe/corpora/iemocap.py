@@ -58,6 +58,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from embedprobe.audio.voice import Channel
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, check_missing, meta, register
 from embedprobe.corpora.splits import (
@@ -68,6 +69,7 @@ from embedprobe.corpora.splits import (
     rng_for,
     stratified_random,
 )
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer, plan
 
 LABEL_MAP: dict[str, str | None] = {
     "neu": "neutral", "hap": "happy", "sad": "sad", "ang": "angry", "exc": None,
@@ -106,6 +108,42 @@ class IEMOCAP(CorpusReader):
         "seed": 0, "excited_as_happy": False, "session_val": "next", "allow_missing": False,
     }
     option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {"session_val": ("next", "random")}
+
+    synthetic = SyntheticLayout(n_speakers=10, clips_per_class=3, speakers=(2, 10), max_per_class=200,
+                                even_speakers=True,  # shotgun mics in a camera room
+                                channel=Channel(-2.0, 90.0, 7000.0, 0.45, 4.0, 22.0, 1.0, 60.0, 0.8))
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """``Session*/dialog/EmoEvaluation/*.txt``, ``Session*/sentences/wav``; extra labels exc, fru, xxx."""
+        classes = {"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}
+        extras = {"exc": "excited", "fru": "frustrated", "xxx": "other"}
+        for s in range(1, n_speakers // 2 + 1):
+            sess = f"Session{s}"
+            dialogs = [f"Ses{s:02d}F_impro01", f"Ses{s:02d}M_script01_1"]
+            turns: dict[str, list[tuple[str, str, str]]] = {d: [] for d in dialogs}
+            for g in "FM":
+                counter = {d: 0 for d in dialogs}
+                for i, (code, key) in enumerate(plan(classes, extras, per_class, per_extra, w.rng(f"plan:{s}{g}"))):
+                    d = dialogs[i % 2]
+                    turns[d].append((f"{d}_{g}{counter[d]:03d}", code, key))
+                    counter[d] += 1
+            ev_dir = w.root / sess / "dialog" / "EmoEvaluation"
+            (ev_dir / "Categorical").mkdir(parents=True, exist_ok=True)
+            for d in dialogs:
+                lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
+                t = 1.0
+                for utt, code, key in sorted(turns[d], key=lambda u: (u[0][-3:], u[0][-4])):
+                    secs = w.write(f"{sess}/sentences/wav/{d}/{utt}.wav", key,
+                                   f"Ses{s:02d}{utt.rsplit('_', 1)[1][0]}", utt.rsplit("_", 1)[1][0])
+                    lines.append(f"[{t:.4f} - {t + secs:.4f}]\t{utt}\t{code}\t[{SYNTH_VAD[code]}]")
+                    lines += [f"C-E{k}:\t{SYNTH_WORDS[code]};\t()" for k in (1, 2, 3)]
+                    lines += ["A-E1:\tval 3; act 3; dom  3;\t()", ""]
+                    t += secs + 0.5
+                (ev_dir / f"{d}.txt").write_text("\n".join(lines) + "\n")
+                (ev_dir / "Categorical" / f"{d}_e1_cat.txt").write_text(f"{d}_F000 :Neutral state; ()\n")
+            (ev_dir / f"._{dialogs[0]}.txt").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+        return w.root
 
     def expected_layout(self) -> str:
         return ("Session1..Session5 folders, each with dialog/EmoEvaluation/*.txt and "
@@ -177,3 +215,11 @@ class IEMOCAP(CorpusReader):
                         parts[i] = VAL if p == VAL else TRAIN
                     out["session"][key] = parts
         return out
+
+
+# -- synthetic layout (embedprobe.corpora.synthetic.write_corpus) ---------------------------------
+SYNTH_WORDS = {"ang": "Anger", "hap": "Happiness", "neu": "Neutral state", "sad": "Sadness",
+               "exc": "Excited", "fru": "Frustration", "xxx": "Other"}
+SYNTH_VAD = {"ang": "2.0000, 3.5000, 3.5000", "hap": "4.0000, 3.0000, 3.0000", "neu": "2.5000, 2.5000, 2.5000",
+             "sad": "2.0000, 2.0000, 2.0000", "exc": "4.0000, 4.0000, 3.0000", "fru": "2.0000, 3.0000, 3.0000",
+             "xxx": "3.0000, 3.0000, 3.0000"}

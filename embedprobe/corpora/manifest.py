@@ -47,10 +47,13 @@ Citation: cite the corpus your manifest lists.
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from embedprobe.corpora.base import Clip, Manifest
+from embedprobe.audio.voice import Channel
+from embedprobe.corpora.base import CANONICAL_LABELS, Clip, Manifest
 from embedprobe.corpora.common import (
     CorpusReader,
     canonical_label,
@@ -68,6 +71,7 @@ from embedprobe.corpora.splits import (
     rng_for,
     stratified_random,
 )
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer, plan
 from embedprobe.corpora.textfiles import read_csv, read_jsonl
 from embedprobe.errors import CorpusError
 
@@ -106,6 +110,36 @@ class ManifestCorpus(CorpusReader):
     default_protocol = "given"
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "label_map": {}, "allow_missing": False}
     layout_fix = "pass the manifest file itself (.csv, .tsv or .jsonl) or the folder that holds manifest.csv"
+
+    synthetic = SyntheticLayout(n_speakers=6, clips_per_class=4, speakers=(1, 1000), max_per_class=500,
+                                channel=Channel(-3.5, 150.0, 5000.0, 0.3, 6.0, 25.0, 2.0, 50.0, 0.9))
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """``audio/<spk>/*.wav``, ``manifest.csv`` (no split), ``manifest_split.jsonl`` (split);
+        extra labels fear, disgust; labels written with synonyms (Anger, joy, NEU, Sadness ...).
+        Returns the ``manifest.csv`` path.
+        """
+        classes = {k: k for k in CANONICAL_LABELS}
+        extras = {"fear": "fear", "disgust": "disgust"}
+        rows, records = [], []
+        n_test = max(1, n_speakers // 6)
+        for s in range(n_speakers):
+            spk, gender = f"spk{s + 1:02d}", ("F" if s % 2 else "M")
+            split = "test" if s < n_test else ("valid" if s < 2 * n_test else "train")
+            for i, (code, key) in enumerate(plan(classes, extras, per_class, per_extra, w.rng(f"plan:{spk}"))):
+                names = SYNTH_NAMES[code]
+                rel = f"audio/{spk}/{spk}_{i:03d}.wav"
+                w.write(rel, key, spk, gender)
+                label = names[i % len(names)]
+                rows.append({"path": rel, "label": label, "speaker": spk, "gender": gender})
+                records.append({"path": rel, "label": label, "speaker": spk, "split": split, "id": f"{spk}-{i:03d}"})
+        with (w.root / "manifest.csv").open("w", newline="") as f:
+            dw = csv.DictWriter(f, fieldnames=["path", "label", "speaker", "gender"])
+            dw.writeheader()
+            dw.writerows(rows)
+        (w.root / "manifest_split.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return w.root / "manifest.csv"
 
     def expected_layout(self) -> str:
         return "a .csv/.tsv/.jsonl manifest with columns path,label,speaker[,split][,id]"
@@ -176,3 +210,8 @@ class ManifestCorpus(CorpusReader):
                 f"manifest: {path} line {row} has {column}={value!r}; expected one of "
                 f"{sorted(k for k in SPLIT_VALUES if k)} or empty. Fix: correct that cell."
             ) from None
+
+
+# -- synthetic layout (embedprobe.corpora.synthetic.write_corpus) ---------------------------------
+SYNTH_NAMES = {"angry": ("angry", "Anger", "ANG"), "happy": ("happy", "Happiness", "joy"),
+               "neutral": ("neutral", "NEU"), "sad": ("sad", "Sadness"), "fear": ("fear",), "disgust": ("disgust",)}

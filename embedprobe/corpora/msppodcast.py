@@ -41,12 +41,15 @@ Citation:
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any, ClassVar
 
+from embedprobe.audio.voice import Channel
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, check_missing, meta, register
-from embedprobe.corpora.splits import OUT, TEST, TRAIN, VAL
+from embedprobe.corpora.splits import OUT, TEST, TRAIN, VAL, exact_counts
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer, plan
 from embedprobe.corpora.textfiles import read_csv
 from embedprobe.errors import CorpusError
 
@@ -72,6 +75,38 @@ class MSPPodcast(CorpusReader):
     default_protocol = "official"
     marker = "Labels"
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "allow_missing": False}
+
+    synthetic = SyntheticLayout(n_speakers=10, clips_per_class=3, speakers=(4, 1000), max_per_class=500,
+                                channel=Channel(0.5, 70.0, 6000.0, 0.08, 15.0, 34.0, 0.5, 0.0, 0.6))  # close mic, lossy
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """``Audios/*.wav``, ``Labels/labels_consensus.csv``; extra labels X, C, U; plus 4
+        'Unknown'-speaker Train turns; speakers split 60/15/15/10 into Train/Development/Test1/Test2.
+        """
+        classes = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
+        extras = {"X": "other", "C": "contempt", "U": "surprise"}
+        sets = ["Train", "Development", "Test1", "Test2"]
+        counts = exact_counts(n_speakers, (60, 15, 15, 10))
+        split_of = [s for s, k in zip(sets, counts, strict=True) for _ in range(k)]
+        rows = [["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"]]
+
+        def add(podcast: int, seg: int, code: str, key: str, spk: str, gender: str, split: str) -> None:
+            name = f"MSP-PODCAST_{podcast:04d}_{seg:04d}.wav"
+            w.write(f"Audios/{name}", key, spk, gender[0])
+            act, val, dom = SYNTH_DIMS[code]
+            rows.append([name, code, f"{act:.1f}", f"{val:.1f}", f"{dom:.1f}", spk, gender, split])
+
+        for i in range(n_speakers):
+            spk, gender = str(101 + i), ("Female" if i % 2 else "Male")
+            for seg, (code, key) in enumerate(plan(classes, extras, per_class, per_extra, w.rng(f"plan:{spk}")), 1):
+                add(i + 1, seg, code, key, spk, gender, split_of[i])
+        for j, code in enumerate("NHAS"):  # turns without an identified speaker
+            add(900, j + 1, code, classes[code], "Unknown", "Unknown", "Train")
+        (w.root / "Labels").mkdir(parents=True, exist_ok=True)
+        with (w.root / "Labels" / "labels_consensus.csv").open("w", newline="") as f:
+            csv.writer(f).writerows(rows)
+        return w.root
 
     def expected_layout(self) -> str:
         return "Audios/*.wav and Labels/labels_consensus.csv (the MSP-Podcast release)"
@@ -122,3 +157,8 @@ class MSPPodcast(CorpusReader):
             parts = [OUT if c.label is None else table.get(s, OUT) for c, s in zip(clips, sets, strict=True)]
             protocols[proto] = {proto: parts}
         return self.manifest(root, clips, protocols, self.default_protocol, label_map, opts)
+
+
+# -- synthetic layout (embedprobe.corpora.synthetic.write_corpus) ---------------------------------
+SYNTH_DIMS = {"A": (5.5, 2.5, 5.0), "H": (4.8, 5.5, 4.5), "N": (4.0, 4.0, 4.0), "S": (3.0, 2.5, 3.0),
+              "X": (4.2, 3.8, 4.1), "C": (4.3, 3.0, 4.8), "U": (5.0, 4.5, 4.0)}

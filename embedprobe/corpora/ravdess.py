@@ -52,6 +52,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from embedprobe.audio.voice import Channel
 from embedprobe.corpora.base import Clip, Manifest
 from embedprobe.corpora.common import CorpusReader, meta, register
 from embedprobe.corpora.splits import (
@@ -62,6 +63,7 @@ from embedprobe.corpora.splits import (
     permutation,
     rng_for,
 )
+from embedprobe.corpora.synthetic import SyntheticLayout, Writer, plan
 
 EMOTIONS: dict[str, str] = {
     "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
@@ -96,6 +98,30 @@ class RAVDESS(CorpusReader):
     default_protocol = "speaker"
     marker = "Actor_01"
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "calm_as_neutral": False, "include_song": False}
+
+    synthetic = SyntheticLayout(n_speakers=8, clips_per_class=3, speakers=(1, 24), max_per_class=4,
+                                channel=Channel(3.0, 80.0, 7900.0, 0.12, 12.0, 45.0, 0.0, 0.0, 1.1))  # bright studio
+
+    @classmethod
+    def synthesize(cls, w: Writer, n_speakers: int, per_class: int, per_extra: int) -> Path:
+        """``Actor_NN/03-01-...wav``; extra labels 06 fearful, 08 surprised; calm (02) gets
+        ``per_class`` clips like the four classes; one song file per actor.
+        """
+        classes = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry"}
+        extras = {"06": "fear", "08": "surprise"}
+        for a in range(1, n_speakers + 1):
+            actor, gender = f"{a:02d}", ("M" if a % 2 else "F")
+            counts: dict[str, int] = {}
+            for code, key in plan(classes, extras, per_class, per_extra, w.rng(f"plan:{actor}")):
+                k = counts.get(code, 0)
+                counts[code] = k + 1
+                # neutral has no strong intensity: 4 takes; others 8 (intensity x statement x repetition)
+                intensity = "01" if code == "01" else f"{k // 4 + 1:02d}"
+                statement, repetition = f"{(k // 2) % 2 + 1:02d}", f"{k % 2 + 1:02d}"
+                w.write(f"Actor_{actor}/03-01-{code}-{intensity}-{statement}-{repetition}-{actor}.wav", key, actor,
+                        gender)
+            w.write(f"Actor_{actor}/03-02-01-01-01-01-{actor}.wav", "neutral", actor, gender, 0.5)  # a song file
+        return w.root
 
     def expected_layout(self) -> str:
         return "Actor_01..Actor_24 folders of files named like 03-01-05-01-01-01-12.wav"

@@ -212,7 +212,7 @@ def _env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A small synthetic EmoDB with a reference cache made in one uninterrupted run."""
-    from embedprobe.synth import write_corpus
+    from embedprobe.corpora.synthetic import write_corpus
 
     base = tmp_path_factory.mktemp("faults")
     root = write_corpus("emodb", base / "c", n_speakers=4, clips_per_class=3)

@@ -22,10 +22,10 @@ from embedprobe.common.replicas import (
     resolve_procs,
     threads_per_proc,
 )
+from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import BadValueError, EmbedprobeError
 from embedprobe.extractors import EXTRACTORS
 from embedprobe.pipeline.extract import ExtractConfig, extract
-from embedprobe.synth import write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 

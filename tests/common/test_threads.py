@@ -158,8 +158,8 @@ def test_probe_n_threads_overrides_and_is_validated() -> None:
 
 def test_extraction_records_its_threads_and_validates_them(tmp_path) -> None:
     from embedprobe.cache import open_cache
+    from embedprobe.corpora.synthetic import write_corpus
     from embedprobe.pipeline.extract import ExtractConfig, extract
-    from embedprobe.synth import write_corpus
 
     root = write_corpus("emodb", tmp_path / "c", n_speakers=2, clips_per_class=1)
     before = torch.get_num_threads()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from embedprobe.synth import write_corpus
+from embedprobe.corpora.synthetic import DEFAULTS, synthetic_names, write_corpus
 
-#: name -> (n_speakers, clips_per_class) used by the reader tests
+#: name -> (n_speakers, clips_per_class) used by the reader tests (the reader-specific tests
+#: count on these); any other corpus with a synthetic layout uses its defaults, 2 clips per class
 SIZES = {
     "iemocap": (10, 2),
     "crema-d": (8, 3),
@@ -24,7 +25,8 @@ SIZES = {
 def synth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """name -> path to scan, for every synthetic layout (short clips to keep it fast)."""
     out = {}
-    for name, (n_spk, cpc) in SIZES.items():
+    for name in synthetic_names():
+        n_spk, cpc = SIZES.get(name, (DEFAULTS[name][0], 2))
         root = tmp_path_factory.mktemp(name.replace("-", ""))
         out[name] = write_corpus(name, root, n_speakers=n_spk, clips_per_class=cpc, duration_s=(0.4, 0.8))
     return out

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from embedprobe.corpora import canonical_label, scan
+from embedprobe.corpora import CORPORA, canonical_label, scan
 from embedprobe.errors import BadValueError, CorpusError
 
+#: what the built-in readers say is missing (any other registered corpus gets the generic checks)
 EXPECTED = {
     "iemocap": "no Session1..5 folders",
     "crema-d": "no 'AudioWAV' folder",
@@ -20,7 +21,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(CORPORA.names()))
 def test_missing_root_names_root_and_fix(name: str, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(CorpusError) as err:
@@ -29,13 +30,17 @@ def test_missing_root_names_root_and_fix(name: str, tmp_path: Path) -> None:
     assert str(missing) in msg and "does not exist" in msg and "Fix:" in msg and "Expected" in msg
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(CORPORA.names()))
 def test_wrong_root_says_what_was_expected(name: str, tmp_path: Path) -> None:
     (tmp_path / "something.txt").write_text("not a corpus")
     with pytest.raises(CorpusError) as err:
         scan(name, tmp_path)
     msg = str(err.value)
-    assert EXPECTED[name] in msg and str(tmp_path) in msg and "Fix:" in msg
+    assert EXPECTED.get(name, "") in msg and str(tmp_path) in msg and "Fix:" in msg and "Expected" in msg
+
+
+def test_expected_messages_name_registered_corpora() -> None:
+    assert set(EXPECTED) <= set(CORPORA.names())
 
 
 @pytest.mark.parametrize(("name", "inner"), [("iemocap", "IEMOCAP_full_release/Session1"),

@@ -182,7 +182,7 @@ def test_cli_extract_wavlm_large_with_local_weights(tmp_path):
     import sys
 
     from embedprobe.cache import open_cache
-    from embedprobe.synth import write_corpus
+    from embedprobe.corpora.synthetic import write_corpus
 
     folder, _ = _save_tiny(tmp_path, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                            intermediate_size=64)

@@ -193,8 +193,8 @@ def test_simulated_amx_grouped_conv_kernel_is_caught(monkeypatch):
 
 def test_extraction_records_the_check_and_says_what_fell_back(tmp_path):
     from embedprobe.cache import open_cache
+    from embedprobe.corpora.synthetic import write_corpus
     from embedprobe.pipeline.extract import ExtractConfig, extract
-    from embedprobe.synth import write_corpus
 
     root = write_corpus("emodb", tmp_path / "emodb", n_speakers=2, clips_per_class=1, duration_s=(1.0, 1.5))
     cfg = ExtractConfig(model="wavlm-large", corpus="emodb", root=str(root), out=str(tmp_path / "cache"),

@@ -263,7 +263,7 @@ def test_hf_folder_with_data_classes_names_the_conversion(tmp_path):
 # -- the CLI: one sentence, exit 2 -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from embedprobe.synth import write_corpus
+    from embedprobe.corpora.synthetic import write_corpus
 
     return write_corpus("emodb", tmp_path_factory.mktemp("corpus"), n_speakers=2, clips_per_class=1)
 

@@ -30,7 +30,7 @@ N_CLIPS = 14  # synthetic EmoDB, 2 speakers x (4 classes + 3 other labels)
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from embedprobe.synth import write_corpus
+    from embedprobe.corpora.synthetic import write_corpus
 
     return write_corpus("emodb", tmp_path_factory.mktemp("emodb"), n_speakers=2, clips_per_class=1)
 

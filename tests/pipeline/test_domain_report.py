@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory) -> Path:
+    from embedprobe.corpora.synthetic import write_corpus
     from embedprobe.pipeline.extract import ExtractConfig, extract
-    from embedprobe.synth import write_corpus
 
     base = tmp_path_factory.mktemp("domain")
     for name in ("emodb", "iemocap"):  # each layout has its own recording channel

@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 
 from embedprobe.cache import open_cache
+from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import CacheLockedError, CacheMismatchError
 from embedprobe.pipeline.extract import ExtractConfig, extract
-from embedprobe.synth import write_corpus
 
 SR = 16000
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import BadValueError
 from embedprobe.eval.data import SCRAMBLE_MAP, scramble
 from embedprobe.pipeline.extract import ExtractConfig, extract
 from embedprobe.pipeline.probe import ProbeConfig, cache_file, load_corpus, probe
 from embedprobe.report.markdown import write_report
-from embedprobe.synth import write_corpus
 
 
 @pytest.fixture(scope="module")

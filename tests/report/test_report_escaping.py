@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from embedprobe.bench import load_config, run_bench
+from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.pipeline.extract import ExtractConfig, extract
 from embedprobe.pipeline.probe import ProbeConfig, probe
 from embedprobe.report.escape import md, md_code
 from embedprobe.report.html import render_html
 from embedprobe.report.markdown import write_report
-from embedprobe.synth import write_corpus
 
 SVG = "<svg onload=alert(1)>"
 IMG = "<img src=x onerror=alert(2)>"

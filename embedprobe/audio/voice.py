@@ -11,6 +11,9 @@ Juslin & Laukka 2003): angry = high and tense (flat spectral tilt), loud, fast, 
 onsets; happy = high pitch with a wide range, moderately loud; sad = low, narrow, slow,
 quiet, breathy, dark; neutral = mid, flat, medium. Other labels get their own profiles so
 that excluded clips are not silent duplicates.
+
+Each corpus reader declares its own :class:`Channel` (``synthetic.channel`` in its module, see
+:mod:`embedprobe.corpora.synthetic`); this module knows no corpus.
 """
 
 from __future__ import annotations
@@ -110,16 +113,8 @@ class Channel:
     expressiveness: float = 1.0
 
 
-#: One channel per synthetic corpus (loosely after the real recording set-ups).
-CHANNELS: dict[str, Channel] = {
-    "iemocap": Channel(-2.0, 90.0, 7000.0, 0.45, 4.0, 22.0, 1.0, 60.0, 0.8),  # shotgun mics, camera room
-    "crema-d": Channel(1.5, 120.0, 7800.0, 0.2, 9.0, 30.0, 0.0, 0.0, 1.0),
-    "msp-podcast": Channel(0.5, 70.0, 6000.0, 0.08, 15.0, 34.0, 0.5, 0.0, 0.6),  # close mic, lossy
-    "emodb": Channel(-0.5, 50.0, 7900.0, 0.05, 20.0, 42.0, 0.0, 0.0, 1.15),  # anechoic chamber
-    "ravdess": Channel(3.0, 80.0, 7900.0, 0.12, 12.0, 45.0, 0.0, 0.0, 1.1),  # bright studio
-    "manifest": Channel(-3.5, 150.0, 5000.0, 0.3, 6.0, 25.0, 2.0, 50.0, 0.9),
-    "emobox": Channel(-0.5, 50.0, 7900.0, 0.05, 20.0, 42.0, 0.0, 0.0, 1.15),
-}
+#: The channel of a corpus that declares none (a clean close-talk recording).
+DEFAULT_CHANNEL = Channel()
 
 
 def scaled(prosody: Prosody, expressiveness: float) -> Prosody:

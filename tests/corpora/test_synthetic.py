@@ -1,4 +1,7 @@
-"""The synthetic-corpus generator: reproducible files, class-dependent prosody, corpus channels."""
+"""The synthetic-corpus generator: reproducible files, class-dependent prosody, corpus channels.
+
+Parametrised from the corpus registry: every reader with a synthetic layout is written and scanned.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +13,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from embedprobe.corpora import scan
-from embedprobe.errors import BadValueError
-from embedprobe.synth import (
+from embedprobe.audio.voice import DEFAULT_CHANNEL, PROSODY, apply_channel, make_speaker, voice
+from embedprobe.corpora import CORPORA, scan
+from embedprobe.corpora.synthetic import (
     CHANNELS,
     DEFAULTS,
-    PROSODY,
-    apply_channel,
-    make_speaker,
-    voice,
+    layout_table,
+    synthetic_names,
     write_corpus,
 )
+from embedprobe.errors import BadValueError
 
 SR = 16000
 
@@ -50,9 +52,24 @@ def test_audio_format_and_lengths(tmp_path: Path) -> None:
         assert np.abs(x).max() > 0.005 and np.abs(x).max() <= 1.0
 
 
-@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_layouts_come_from_the_readers() -> None:
+    names = synthetic_names()
+    assert sorted(DEFAULTS) == sorted(CHANNELS) == sorted(names)
+    for name in names:
+        lay = CORPORA.get(name).synthetic
+        assert DEFAULTS[name] == (lay.n_speakers, lay.clips_per_class) and CHANNELS[name] is lay.channel
+    table = layout_table().splitlines()
+    assert [line.split()[0] for line in table] == sorted(names)
+    assert any("Session*/dialog/EmoEvaluation" in line for line in table)
+    assert CHANNELS["emobox"] == CHANNELS["emodb"] and CHANNELS["emodb"] != DEFAULT_CHANNEL
+    with pytest.raises(KeyError):
+        CHANNELS["studio"]
+
+
+@pytest.mark.parametrize("name", sorted(synthetic_names()))
 def test_sizes_follow_the_arguments(name: str, tmp_path: Path) -> None:
-    n_spk = 4
+    n_spk = max(4, CORPORA.get(name).synthetic.speakers[0])
+    n_spk += n_spk % 2 if CORPORA.get(name).synthetic.even_speakers else 0
     m = scan(name, write_corpus(name, tmp_path, n_speakers=n_spk, clips_per_class=1, extra_per_speaker=2,
                                 duration_s=(0.3, 0.4)))
     counts = Counter(c.label for c in m.labelled())
