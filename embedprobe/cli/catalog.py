@@ -27,6 +27,8 @@ def describe_corpus(name: str, cls: type) -> Row:
 
 if CORPORA.describe is describe_by_doc:
     CORPORA.describe = describe_corpus
+if not CORPORA.about:
+    CORPORA.about = "corpus readers (--corpus NAME)"
 
 
 def kinds() -> list[Row]:
