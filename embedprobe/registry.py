@@ -10,13 +10,17 @@ new file. Plugins outside the package are found the same way, from
 - ``EMBEDPROBE_PLUGINS``: a comma-separated list of module names or ``.py`` files to import.
 
 Every registry is listed in :data:`REGISTRIES` under its plural (``"extractors"``,
-``"corpora"``...), which is what ``embedprobe list KIND`` shows.
+``"corpora"``...), which is what ``embedprobe list KIND`` shows: each registry carries a
+``describe(name, item) -> row`` function (made next to the registry, by the package that owns
+the kind), so a new kind needs no edit to the CLI.
 
 Example:
     >>> reg = Registry[int]("thing", listed=False)
     >>> reg.add("one", 1)
     >>> reg.get("one"), reg.names()
     (1, ['one'])
+    >>> [row["name"] for row in reg.rows()]
+    ['one']
     >>> "things" in REGISTRIES
     False
 """
@@ -29,9 +33,9 @@ import os
 import pkgutil
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from embedprobe.errors import BadValueError, EmbedprobeError
 
@@ -51,6 +55,17 @@ class PluginImportError(EmbedprobeError):
     """A plugin module named by ``EMBEDPROBE_PLUGINS`` or an entry point could not be imported."""
 
 
+Row = dict[str, Any]
+"""One row of ``embedprobe list KIND``: column -> JSON-able value; ``"name"`` first."""
+
+
+def describe_by_doc(name: str, item: object) -> Row:
+    """The default row: the name and the first line of the item's (or its class's) docstring."""
+    doc = getattr(item, "__doc__", None) or getattr(type(item), "__doc__", None) or ""
+    lines = doc.strip().splitlines()
+    return {"name": name, "about": lines[0] if lines else ""}
+
+
 class Registry(Generic[T]):
     """A name -> item mapping whose unknown-name error lists the valid names.
 
@@ -60,15 +75,25 @@ class Registry(Generic[T]):
         package: dotted package whose modules are imported on first lookup, so that each
             module's own registration runs (``None``: nothing to discover).
         listed: add it to :data:`REGISTRIES` (what ``embedprobe list`` shows).
+        skip: modules of ``package`` that discovery does not import: machinery that registers
+            nothing and is expensive to import (torch at module level). Keep it short; a test
+            should check that these modules register nothing.
+        describe: ``(name, item) -> row`` for ``embedprobe list`` (default: the name and the
+            first docstring line of the item).
+        about: one line saying what the kind is (``embedprobe list`` without a kind shows it).
     """
 
     def __init__(self, kind: str, plural: str | None = None, *, package: str | None = None,
-                 listed: bool = True):
+                 listed: bool = True, skip: Iterable[str] = (),
+                 describe: Callable[[str, T], Row] | None = None, about: str = ""):
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self.package = package
+        self.skip = frozenset(skip)
+        self.describe = describe or describe_by_doc
+        self.about = about
         self._items: dict[str, T] = {}
-        self._discovered = package is None
+        self._discovered = False
         if listed:
             REGISTRIES[self.plural] = self
 
@@ -84,14 +109,15 @@ class Registry(Generic[T]):
 
     # -- discovery ----------------------------------------------------------------------
     def discover(self) -> None:
-        """Import every module of ``package`` and the external plugins (once)."""
+        """Import every module of ``package`` (if any) and the external plugins (once)."""
         if self._discovered:
             return
         with _lock:
             if self._discovered:
                 return
             self._discovered = True
-            import_package_modules(self.package)  # type: ignore[arg-type]
+            if self.package is not None:
+                import_package_modules(self.package, skip=self.skip)
             load_external_plugins()
 
     # -- lookup -------------------------------------------------------------------------
@@ -112,6 +138,10 @@ class Registry(Generic[T]):
         self.discover()
         return list(self._items.items())
 
+    def rows(self) -> list[Row]:
+        """One ``describe`` row per registered item (what ``embedprobe list KIND`` prints)."""
+        return [self.describe(name, item) for name, item in self.items()]
+
     def __contains__(self, name: object) -> bool:
         self.discover()
         return name in self._items
@@ -128,12 +158,13 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {len(self._items)} registered)"
 
 
-def import_package_modules(package: str) -> list[str]:
-    """Import every module of ``package`` (not sub-packages, not ``_private`` ones); their names."""
+def import_package_modules(package: str, *, skip: Iterable[str] = ()) -> list[str]:
+    """Import every module of ``package`` (not sub-packages, not ``_private`` ones, not ``skip``); their names."""
     pkg = importlib.import_module(package)
+    skip = set(skip)
     names = []
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.ispkg or info.name.startswith("_"):
+        if info.ispkg or info.name.startswith("_") or info.name in skip:
             continue
         importlib.import_module(f"{package}.{info.name}")
         names.append(info.name)

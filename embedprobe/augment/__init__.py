@@ -7,6 +7,10 @@ every augmented copy is reproducible from (spec, seed, clip id, copy index)::
     out = augment(wav, 16000, "paper", seed=0, clip_id="03a01Fa", copy=2)
     out.wav, out.params, out.record
 
+Each augmentation module registers its own specs (``register(spec)``) and
+:data:`AUGMENTATIONS` imports every module of this package on its first lookup, so a new
+augmentation is one new file; the names below are re-exported for convenience only.
+
 Acoustic measurements (DNSMOS, T60, C50, WADA-SNR, loudness) live in
 :mod:`embedprobe.augment.acoustics`; figures in :mod:`embedprobe.augment.plots` (imported
 on demand, they pull matplotlib / onnxruntime).

@@ -29,10 +29,30 @@ import numpy as np
 
 from embedprobe.errors import BadValueError
 from embedprobe.provenance import fingerprint, to_jsonable
-from embedprobe.registry import Registry
+from embedprobe.registry import Registry, Row
 
-#: Every augmentation spec (single augmentations and named chains), by name.
-AUGMENTATIONS: Registry[AugmentSpec] = Registry("augmentation")
+
+def describe_augmentation(name: str, spec: AugmentSpec) -> Row:
+    """One ``embedprobe list augmentations`` row: single augmentations and chains."""
+    doc = (type(spec).__doc__ or "").strip().splitlines()
+    steps = getattr(spec, "steps", None)
+    about = ("chain: " + ", ".join(s.spec.kind for s in steps)) if steps else (doc[0] if doc else "")
+    return {"name": name, "kind": spec.kind or type(spec).__name__, "about": about,
+            "extra": ",".join(sorted(spec.extras())) or "-"}
+
+
+#: Every augmentation spec (single augmentations and named chains), by name. Each module of
+#: this package registers its own specs (:func:`register`); the registry imports them all on
+#: its first lookup.
+AUGMENTATIONS: Registry[AugmentSpec] = Registry(
+    "augmentation", package="embedprobe.augment", describe=describe_augmentation,
+    about="waveform augmentations and chains (--augment NAME)")
+
+
+def register(spec: AugmentSpec, name: str | None = None) -> AugmentSpec:
+    """Register ``spec`` under ``name`` (default: its ``kind``); modules call this at import time."""
+    AUGMENTATIONS.add(name or spec.kind, spec)
+    return spec
 
 PEAK = 1.0  # outputs are scaled down (never up) so that max |x| <= PEAK
 
@@ -43,6 +63,11 @@ class AugmentSpec(ABC):
 
     kind: ClassVar[str] = ""  # short family name, e.g. "pink_noise"
     version: ClassVar[int] = 1  # bump when the algorithm (not the ranges) changes
+    extra: ClassVar[str | None] = None  # the embedprobe[extra] it needs (e.g. "augment": pedalboard)
+
+    def extras(self) -> frozenset[str]:
+        """The ``embedprobe[extra]`` names this spec needs to run (a chain: its steps')."""
+        return frozenset({self.extra} if self.extra else ())
 
     @abstractmethod
     def draw(self, rng: np.random.Generator, n_samples: int, sr: int) -> dict[str, Any]:

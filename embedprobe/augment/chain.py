@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.augment.base import AUGMENTATIONS, AugmentSpec
+from embedprobe.augment.base import AugmentSpec, register
 from embedprobe.augment.environment import PinkNoise, Reverb
 from embedprobe.augment.spectral import Equalizer, SpecAugment
 from embedprobe.augment.temporal import Fade, TimeShift, TimeStretch
@@ -53,6 +53,9 @@ class Chain(AugmentSpec):
     """
 
     kind = "chain"
+
+    def extras(self) -> frozenset[str]:
+        return frozenset().union(*(s.spec.extras() for s in self.steps))
 
     steps: tuple[Step, ...] = ()
 
@@ -105,10 +108,4 @@ def paper_chain() -> Chain:
     )))
 
 
-def _register_builtins() -> None:
-    for spec in (SpecAugment(), TimeStretch(), TimeShift(), Fade(), Equalizer(), PinkNoise(), Reverb()):
-        AUGMENTATIONS.add(spec.kind, spec)
-    AUGMENTATIONS.add("paper", paper_chain())
-
-
-_register_builtins()
+register(paper_chain(), "paper")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.augment.base import AugmentSpec, check_range, uniform
+from embedprobe.augment.base import AugmentSpec, check_range, register, uniform
 from embedprobe.augment.temporal import _pedalboard
 
 
@@ -79,6 +79,7 @@ class Reverb(AugmentSpec):
     """
 
     kind = "reverb"
+    extra = "augment"
 
     max_room_size: float = 0.2
     max_wet_level: float = 0.5
@@ -105,3 +106,7 @@ class Reverb(AugmentSpec):
             damping=float(self.damping),
         )
         return board(wav[None, :], float(sr))[0]
+
+
+register(PinkNoise())
+register(Reverb())

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.augment.base import AugmentSpec, check_range, log_uniform, uniform
+from embedprobe.augment.base import AugmentSpec, check_range, log_uniform, register, uniform
 from embedprobe.errors import BadValueError
 
 
@@ -209,3 +209,7 @@ class Equalizer(AugmentSpec):
             butter(self.order, float(params["lowpass_hz"]), btype="lowpass", fs=sr, output="sos"),
         ])
         return sosfilt(sos, wav.astype(np.float64)).astype(np.float32)
+
+
+register(SpecAugment())
+register(Equalizer())

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.augment.base import AugmentSpec, check_range, uniform
+from embedprobe.augment.base import AugmentSpec, check_range, register, uniform
 from embedprobe.errors import BadValueError, MissingDependencyError
 
 
@@ -40,6 +40,7 @@ class TimeStretch(AugmentSpec):
     """
 
     kind = "time_stretch"
+    extra = "augment"
 
     min_factor: float = 0.9
     max_factor: float = 1.2
@@ -161,3 +162,8 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
     if len(y) >= n:
         return y[:n]
     return np.concatenate([y, np.zeros(n - len(y), dtype=y.dtype)])
+
+
+register(TimeStretch())
+register(TimeShift())
+register(Fade())

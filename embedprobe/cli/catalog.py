@@ -1,101 +1,45 @@
-"""Rows for ``embedprobe list``: what each registered extractor, corpus, probe and augmentation is."""
+"""Rows for ``embedprobe list KIND``: every registry in :data:`embedprobe.registry.REGISTRIES`.
+
+Each registry describes its own items (``Registry.rows()``, through the ``describe`` function
+its package gives it), so a new kind needs no edit here: importing the packages below creates
+their registries, and every registry they create is a KIND.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-from typing import Any
 
-EXTRA_MODULES = {  # extra -> a module whose presence means the extra is installed
-    "egemaps": "opensmile",
-    "ge2e": "resemblyzer",
-    "hf": "transformers",
-    "cdpam": "cdpam",
-    "acoustics": "speechmos",
-    "augment": "pedalboard",
-}
+# Importing these packages creates their registries (extractors, prefixes, corpora, probes,
+# augmentations, domain-probes); their plugins are discovered on the first lookup.
+from embedprobe import augment, corpora, extractors, probes  # noqa: F401
+from embedprobe.corpora import CORPORA
+from embedprobe.errors import BadValueError
+from embedprobe.eval import domain_probes  # noqa: F401
+from embedprobe.registry import REGISTRIES, Row, describe_by_doc
 
 
-def _layers(names: tuple[str, ...]) -> str:
-    if len(names) <= 3:
-        return ",".join(names)
-    return f"{names[0]}..{names[-1]} ({len(names)})"
+def describe_corpus(name: str, cls: type) -> Row:
+    """One ``embedprobe list corpora`` row (until the corpora package gives CORPORA its own)."""
+    module = inspect.getmodule(cls)
+    doc = (module.__doc__ or cls.__doc__ or "").strip().splitlines()
+    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "about": doc[0] if doc else ""}
 
 
-def _installed(extra: str | None) -> bool:
-    if not extra:
-        return True
-    mod = EXTRA_MODULES.get(extra, extra)
-    return importlib.util.find_spec(mod) is not None
+if CORPORA.describe is describe_by_doc:
+    CORPORA.describe = describe_corpus
+if not CORPORA.about:
+    CORPORA.about = "corpus readers (--corpus NAME)"
 
 
-def list_extractors() -> list[dict[str, Any]]:
-    """One row per registered extractor; ``weights`` says present / missing / none."""
-    from embedprobe.extractors import EXTRACTORS, create
-
-    rows = []
-    for name in EXTRACTORS:
-        spec = EXTRACTORS.get(name).spec
-        try:
-            present = create(name).weights_present()
-        except Exception:  # noqa: BLE001 - listing must not fail on one plugin
-            present = False
-        weights = "none needed" if present is None else ("present" if present else "missing")
-        rows.append({
-            "name": spec.name,
-            "dim": spec.dim,
-            "rate": spec.sample_rate,
-            "hop_s": "clip" if spec.hop_s is None else f"{spec.hop_s:g}",
-            "layers": _layers(spec.layers),
-            "licence": spec.licence,
-            "weights": weights,
-            "extra": spec.extra or "-",
-            "installed": "yes" if _installed(spec.extra) else f"pip install 'embedprobe[{spec.extra}]'",
-        })
-    return rows
+def kinds() -> list[Row]:
+    """One row per listable kind: ``embedprobe list`` without a KIND."""
+    return [{"name": plural, "kind": reg.kind, "about": reg.about} for plural, reg in REGISTRIES.items()]
 
 
-def list_corpora() -> list[dict[str, Any]]:
-    """One row per registered corpus reader."""
-    from embedprobe.corpora import CORPORA
-
-    rows = []
-    for name in CORPORA:
-        cls = CORPORA.get(name)
-        module = inspect.getmodule(cls)
-        doc = (module.__doc__ or cls.__doc__ or "").strip().splitlines()
-        rows.append({
-            "name": name,
-            "default_protocol": getattr(cls, "default_protocol", ""),
-            "about": doc[0] if doc else "",
-        })
-    return rows
-
-
-def list_probes() -> list[dict[str, Any]]:
-    """One row per registered probe (``--probe`` choices), read without importing torch."""
-    from embedprobe.probes.registry import PROBES
-
-    return [{"name": name, "class": entry.target, "about": entry.summary} for name, entry in PROBES.items()]
-
-
-def list_augmentations() -> list[dict[str, Any]]:
-    """One row per registered augmentation (``--augment`` choices): single ones and chains."""
-    from embedprobe.augment import AUGMENTATIONS
-
-    rows = []
-    for name, spec in AUGMENTATIONS.items():
-        doc = (type(spec).__doc__ or "").strip().splitlines()
-        steps = getattr(spec, "steps", None)
-        about = ("chain: " + ", ".join(s.spec.kind for s in steps)) if steps else (doc[0] if doc else "")
-        rows.append({"name": name, "kind": spec.kind or type(spec).__name__, "about": about})
-    return rows
-
-
-#: ``embedprobe list KIND`` -> the function giving its rows (every registry a hint names).
-LISTINGS = {
-    "extractors": list_extractors,
-    "corpora": list_corpora,
-    "probes": list_probes,
-    "augmentations": list_augmentations,
-}
+def rows(kind: str | None = None) -> list[Row]:
+    """The rows of ``embedprobe list KIND`` (no KIND: the kinds)."""
+    if kind is None:
+        return kinds()
+    if kind not in REGISTRIES:
+        raise BadValueError("kind", kind, list(REGISTRIES), fix="Run 'embedprobe list' to see them.")
+    return REGISTRIES[kind].rows()

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of caches."),
         layer: str = typer.Option(None, "--layer", help="Comma-separated layers (default: all shared)."),
         corpora: str = typer.Option(None, "--corpora", help="Comma-separated corpora (default: all cached)."),
-        probe: str = typer.Option("logistic", "--probe", help="Identifiability probe: logistic, linear or mlp."),
+        probe: str = typer.Option("logistic", "--probe", help="Identifiability probe (embedprobe list domain-probes; every probe works too)."),
         shrinkage: str = typer.Option("auto", "--shrinkage", help="auto, ledoit-wolf, none or a float in [0, 1]."),
         seed: int = typer.Option(0, "--seed", help="Identifiability split and probe seed."),
         out_dir: Path = typer.Option(Path("results"), "--out", "-o", help="Folder of domain__<model>.json/.md."),

@@ -1,4 +1,4 @@
-"""``embedprobe list extractors|corpora|probes|augmentations``."""
+"""``embedprobe list [KIND]``: every registry (extractors, prefixes, corpora, probes, ...)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from embedprobe.cli.common import friendly, out
-from embedprobe.errors import BadValueError
-
-KINDS = ("extractors", "corpora", "probes", "augmentations")  # = embedprobe.cli.catalog.LISTINGS
 
 
 def register(app: typer.Typer) -> None:
     @app.command("list")
     @friendly
     def list_(
-        kind: str = typer.Argument(..., help="What to list: extractors, corpora, probes or augmentations."),
+        kind: str | None = typer.Argument(
+            None, help="What to list: extractors, prefixes, corpora, probes, augmentations, domain-probes... "
+                       "(without KIND: every kind)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """List the registered extractors (with dims, rate, layers, licence, weights), corpora, probes or augmentations."""
-        from embedprobe.cli.catalog import LISTINGS
+        """List what is registered: extractors (with dims, rate, layers, licence, weights), name prefixes,
+        corpora, probes, augmentations and every other plugin kind; without KIND, the kinds."""
+        from embedprobe.cli.catalog import rows as catalog_rows
 
-        if kind not in LISTINGS:
-            raise BadValueError("kind", kind, KINDS)
-        rows = LISTINGS[kind]()
+        rows = catalog_rows(kind)
         if as_json:
             out.print_json(json.dumps(rows))
             return

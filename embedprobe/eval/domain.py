@@ -42,9 +42,10 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError
+from embedprobe.eval import domain_probes
+from embedprobe.eval.domain_probes import check as check_probe
 
 SHRINKAGE = ("auto", "ledoit-wolf", "none")
-PROBES = ("logistic", "linear", "mlp")
 
 
 # --- Fréchet distance ------------------------------------------------------------------------
@@ -208,17 +209,7 @@ def _split(y: np.ndarray, groups: np.ndarray | None, test_size: float, seed: int
 
 def _fit_predict(probe: str, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray,
                  seed: int, threads: int | None = None) -> np.ndarray:
-    if probe == "logistic":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        model = make_pipeline(StandardScaler(), LogisticRegression(
-            C=1.0, max_iter=2000, class_weight="balanced", random_state=seed))
-    else:
-        from embedprobe.probes import create
-
-        model = create(probe, random_state=seed, n_threads=threads)  # class-balanced sampling, standardised input
+    model = domain_probes.make(probe, seed=seed, threads=threads)
     model.fit(X_tr, y_tr)
     return np.asarray(model.predict_proba(X_te), dtype=np.float64)
 
@@ -244,7 +235,8 @@ def identifiability(
         seed: split and probe seed.
         probe: ``"logistic"`` (scikit-learn logistic regression on standardised features,
             class-balanced; the default: ~3x faster than the torch probe at 1,500 x 768 for
-            the same AUROC) or an embedprobe probe name (``"linear"``, ``"mlp"``).
+            the same AUROC) or an embedprobe probe name (``"linear"``, ``"mlp"``); any name
+            of :func:`embedprobe.eval.domain_probes.identifiability_probes`.
         test_size: share of speakers (or clips) held out per corpus.
         threads: threads of an embedprobe probe (None: its own choice from the work size).
 
@@ -261,8 +253,7 @@ def identifiability(
     names = list(features)
     if len(names) < 2:
         raise BadValueError("corpora for identifiability", names, fix="Pass at least two corpora.")
-    if probe not in PROBES:
-        raise BadValueError("identifiability probe", probe, PROBES)
+    check_probe(probe)
     if not 0.0 < test_size < 1.0:
         raise BadValueError("test_size", test_size, fix="Use a share in (0, 1).")
     X = [_check_features(features[n], f"features of {n}") for n in names]

@@ -364,4 +364,6 @@ HUBERT_LARGE = register(_spec("hubert-large", "facebook/hubert-large-ll60k", "hu
 WAV2VEC2_LARGE = register(_spec("wav2vec2-large", "facebook/wav2vec2-large-lv60", "wav2vec2", 24, 1024, large=True,
                                 licence="Apache-2.0", description="wav2vec 2.0 Large (Libri-Light 60k h), self-supervised"),
                           HFSpeechEncoder)
-register_prefix("hf", hf_entry)
+register_prefix("hf", hf_entry, "any Hugging Face speech encoder (wav2vec2/HuBERT/WavLM family) by model id or local folder; "
+                "its spec is read from the model's config",
+                placeholder="model-id[@revision]")

@@ -78,7 +78,7 @@ def domain_gap_for(
         corpora: corpora to compare (default: every corpus cached for ``model``; >= 2).
         out: folder for ``domain__<model>.json`` / ``.md``; ``None`` writes nothing.
         seed: identifiability split and probe seed.
-        probe: identifiability probe (``logistic``, ``linear``, ``mlp``).
+        probe: identifiability probe (``logistic``, ``linear``, ``mlp``; ``embedprobe list domain-probes``).
         shrinkage: covariance estimator of the Fréchet distance (``auto``, ``ledoit-wolf``,
             ``none`` or a float).
         speaker_disjoint: hold out speakers (not clips) in the identifiability probe, when
@@ -94,14 +94,13 @@ def domain_gap_for(
         (path, fingerprint, clip counts per corpus), config, versions; plus ``files`` when
         ``out`` is given.
     """
-    from embedprobe.eval.domain import PROBES, SHRINKAGE, domain_gap, identifiability
+    from embedprobe.eval.domain import SHRINKAGE, check_probe, domain_gap, identifiability
     from embedprobe.pipeline.probe import available_corpora, cache_file, load_corpus
 
     t0 = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise BadValueError("seed", seed, fix="Use an integer >= 0.")
-    if probe not in PROBES:  # checked before any cache is read
-        raise BadValueError("identifiability probe", probe, PROBES)
+    check_probe(probe)  # before any cache is read
     if isinstance(shrinkage, str) and shrinkage not in SHRINKAGE or (
             not isinstance(shrinkage, str) and not 0.0 <= float(shrinkage) <= 1.0):
         raise BadValueError("covariance shrinkage", shrinkage, fix=f"Use one of {list(SHRINKAGE)} or a "

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from embedprobe.probes.base import SHARED_PARAMS_DOC, TorchProbe
+from embedprobe.probes.registry import register
 
 
 class LinearProbe(TorchProbe):
@@ -71,3 +72,6 @@ class LinearProbe(TorchProbe):
         from embedprobe.probes.nets import LinearNet
 
         return LinearNet(d_in, n_classes, gen)
+
+
+register("linear", LinearProbe, "linear classifier on standardised pooled embeddings")

@@ -18,6 +18,7 @@ from typing import Any
 
 from embedprobe.errors import BadValueError
 from embedprobe.probes.base import SHARED_PARAMS_DOC, TorchProbe
+from embedprobe.probes.registry import register
 
 
 class MLPProbe(TorchProbe):
@@ -94,3 +95,6 @@ class MLPProbe(TorchProbe):
         from embedprobe.probes.nets import MLPNet
 
         return MLPNet(d_in, n_classes, tuple(int(h) for h in self.hidden), self.dropout, gen)
+
+
+register("mlp", MLPProbe, "MLP 128x256 (ReLU, dropout) on standardised pooled embeddings")

@@ -7,6 +7,7 @@ command, ``info``/``merge`` on things that are not caches, and the hints the mes
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -183,17 +184,23 @@ def _sources() -> list[tuple[Path, str]]:
 
 
 def test_every_list_kind_named_anywhere_exists() -> None:
-    from embedprobe.cli.catalog import LISTINGS
+    import embedprobe.cli.catalog  # noqa: F401 - creates every registry
+    from embedprobe.registry import REGISTRIES
 
-    named = {m for _, text in _sources() for m in re.findall(r"embedprobe list ([a-z]+)", text)}
-    registries = {m for _, text in _sources() for m in re.findall(r"Registry\(\s*\"([a-z]+)\"(?:,\s*\"([a-z]+)\")?", text)}
+    named = {m for _, text in _sources() for m in re.findall(r"embedprobe list ([a-z][a-z-]*[a-z])", text)}
+    registries = {m for _, text in _sources()
+                  for m in re.findall(r"Registry\(\s*\"([a-z ]+)\"(?:,\s*\"([a-z-]+)\")?", text)}
     plurals = {plural or f"{kind}s" for kind, plural in registries}
     assert named and plurals
-    assert named <= set(LISTINGS), named - set(LISTINGS)
-    assert plurals <= set(LISTINGS), plurals - set(LISTINGS)
-    for kind in sorted(LISTINGS):
+    assert named <= set(REGISTRIES), named - set(REGISTRIES)
+    assert plurals <= set(REGISTRIES), plurals - set(REGISTRIES)
+    code, text = run("list", "--json")
+    assert code == 0 and sorted(row["name"] for row in json.loads(text)) == sorted(REGISTRIES), text
+    for kind in sorted(REGISTRIES):
         code, text = run("list", kind, "--json")
         assert code == 0 and '"name"' in text, (kind, text)
+        rows = json.loads(text)
+        assert [row["name"] for row in rows] == [row["name"] for row in REGISTRIES[kind].rows()], kind
 
 
 def test_registry_hint_names_a_real_list_kind() -> None:

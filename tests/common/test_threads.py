@@ -123,7 +123,9 @@ def test_probe_fits_small_work_on_one_thread_and_restores(monkeypatch) -> None:
     monkeypatch.setattr(threads, "free_cores", lambda cores: 8.0)
     X, y = _data()
     before = torch.get_num_threads()
-    for name in ("linear", "mlp"):
+    from embedprobe.probes import PROBES, TorchProbe
+
+    for name in [n for n, entry in PROBES.items() if issubclass(entry.cls, TorchProbe)]:  # every torch probe
         p = create(name, max_steps=60, min_steps=0, random_state=0).fit(X, y)
         assert p.n_threads_ == 1 and p.prediction_threads(len(X)) == 1
         assert torch.get_num_threads() == before

@@ -27,7 +27,7 @@ from embedprobe.corpora.synthetic import (
 from embedprobe.registry import PLUGINS_ENV, load_external_plugins
 
 DEVELOPING = Path(__file__).resolve().parents[2] / "docs" / "DEVELOPING.md"
-SECTION = "## Worked example: a corpus"
+SECTION = "### Worked example: a corpus"
 
 
 def example_code() -> str:

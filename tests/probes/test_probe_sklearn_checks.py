@@ -1,4 +1,6 @@
-"""The probes honour the scikit-learn estimator contract (``parametrize_with_checks``).
+"""Every registered probe honours the scikit-learn estimator contract (``parametrize_with_checks``).
+
+Parametrised from the registry (``PROBES``), so a new probe is checked the moment it registers.
 
 Small training budgets keep the ~110 checks at a few CPU seconds; the contract does not depend
 on the budget. No check is expected to fail today: ``EXPECTED_FAILED`` is where a check that
@@ -11,21 +13,27 @@ from __future__ import annotations
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from embedprobe.probes.linear import LinearProbe
-from embedprobe.probes.mlp import MLPProbe
+from embedprobe.probes import PROBES, TorchProbe, create
 
 torch.set_num_threads(1)
 
-_FAST = dict(max_steps=150, eval_every=25, patience=2, random_state=0)
-EXPECTED_FAILED: dict[str, dict[str, str]] = {"LinearProbe": {}, "MLPProbe": {}}
+_FAST = dict(max_steps=150, eval_every=25, patience=2)  # for TorchProbe subclasses
+TEST_PARAMS: dict[str, dict] = {"linear": {"lr": 1e-2}, "mlp": {"hidden": (32, 32)}}  # smaller/faster, same contract
+EXPECTED_FAILED: dict[str, dict[str, str]] = {}  # probe name -> {check: reason}
+
+
+def _probe(name: str):
+    fast = _FAST if issubclass(PROBES.get(name).cls, TorchProbe) else {}
+    return create(name, random_state=0, **fast, **TEST_PARAMS.get(name, {}))
 
 
 def _expected_failed(estimator) -> dict[str, str]:
-    return EXPECTED_FAILED[type(estimator).__name__]
+    names = [n for n, e in PROBES.items() if e.cls is type(estimator)]
+    return EXPECTED_FAILED.get(names[0], {}) if names else {}
 
 
 @parametrize_with_checks(
-    [LinearProbe(lr=1e-2, **_FAST), MLPProbe(hidden=(32, 32), **_FAST)],
+    [_probe(name) for name in PROBES.names()],
     expected_failed_checks=_expected_failed,
     xfail_strict=True,
 )
