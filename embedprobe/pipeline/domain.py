@@ -9,7 +9,7 @@ computes the Fréchet distance of every corpus pair and the corpus-identifiabili
 
 Example:
     >>> rec = domain_gap_for("logmel-128", "cache", out="results")   # doctest: +SKIP
-    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]
+    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
