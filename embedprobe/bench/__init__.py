@@ -7,9 +7,11 @@ Example:
     >>> run.report  # doctest: +SKIP
     PosixPath('out/bench/emodb-synthetic/report.html')
 
-Modules: ``config`` (TOML -> frozen dataclasses), ``grid`` (jobs, ids, fingerprints),
-``runner`` (corpora, caches, process pool, resume), ``progress`` (the progress view),
-``collect`` (summary, CSV, JSON), ``extras`` (acoustics and domain-gap sections).
+Modules: ``config`` (TOML -> ``spec`` frozen dataclasses, each table checked in ``sections``),
+``grid`` (jobs, ids, fingerprints), ``runner`` (corpora, caches, resume) on ``executor``
+(process pool), ``progress`` (the progress view), ``collect`` (summary, CSV, JSON) with
+``numbers`` (every number the report shows that no results file holds; older ``bench.json``
+upgraded on read), ``extras`` (acoustics and domain-gap sections, composed with the probe jobs).
 """
 
 from embedprobe.bench.config import BenchConfig, load_config, parse_config

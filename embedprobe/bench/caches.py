@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from embedprobe.bench.config import BenchConfig
+from embedprobe.cache.naming import cache_file
 from embedprobe.errors import CacheError, EmbedprobeError
 from embedprobe.provenance import to_jsonable
 
@@ -62,8 +63,6 @@ def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
 
 def cache_path(cfg: BenchConfig, key: str, model: str) -> Path:
     """Where ``probing`` finds the cache of corpus ``key`` for ``model``."""
-    from embedprobe.pipeline.probe import cache_file
-
     return cache_file(cfg.extract.cache_dir, key, model)
 
 
@@ -85,8 +84,6 @@ def link_alias(cfg: BenchConfig, key: str, model: str) -> None:
     c = cfg.corpus(key)
     if c.reader == key:
         return
-    from embedprobe.pipeline.probe import cache_file
-
     top = Path(cfg.extract.cache_dir)
     prefix = cache_file(".", c.reader, model).stem
     for f in sorted((top / key).glob(f"{prefix}*.h5")):

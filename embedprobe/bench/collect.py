@@ -16,7 +16,8 @@
 * ``jobs`` and ``provenance``: status, config, versions, seeds and cache fingerprints per job.
 
 ``write_outputs(run)`` writes ``bench.json``, ``bench.csv`` and ``report.html`` into the bench's
-out folder.
+out folder; ``read_summary(out)`` reads ``bench.json`` back (older formats upgraded) and
+``rewrite_report(out)`` renders ``report.html`` from it again.
 """
 
 from __future__ import annotations
@@ -29,32 +30,57 @@ import time
 from pathlib import Path
 from typing import Any
 
-from embedprobe.bench.config import rate_label
+from embedprobe.bench.extras import load_acoustics, load_marker
 from embedprobe.bench.grid import Job, group_id
+from embedprobe.bench.numbers import COMPLETE_FORMAT, acoustic_numbers, job_counts, upgrade_summary
+from embedprobe.bench.spec import rate_label
 from embedprobe.eval.metrics import METRICS
 from embedprobe.eval.runner import fragmentation
 from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.report.html import write_html
 
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2  # 2: every number of the report is in the summary (bench.numbers)
 
 
 def write_outputs(run: Any) -> dict[str, Path]:
     """Write ``bench.json``, ``bench.csv`` and ``report.html``; sets ``run.json/csv/report``."""
-    from embedprobe.bench import extras
-    from embedprobe.report.html import write_html
-
-    summary = summarize(run)
     out = Path(run.out)
+    acoustic = (load_acoustics(out, [c.key for c in run.config.corpora])
+                if run.config.acoustics.enabled else None)
+    summary = summarize(run, acoustics=acoustic)
     run.json = _atomic(out / "bench.json", json.dumps(_finite(summary), indent=1, default=str,
                                                       allow_nan=False))
     run.csv = _atomic(out / "bench.csv", bench_csv(summary))
-    acoustic = (extras.load_acoustics(out, [c.key for c in run.config.corpora])
-                if run.config.acoustics.enabled else None)
     run.report = write_html(summary, out / "report.html", acoustics=acoustic)
     return {"json": run.json, "csv": run.csv, "report": run.report}
 
 
-def summarize(run: Any) -> dict[str, Any]:
+def read_summary(out: str | Path) -> dict[str, Any]:
+    """The summary in ``<out>/bench.json``, of any format, with every field the report reads
+    (an older file's missing numbers are computed by ``bench.numbers.upgrade_summary``)."""
+    out = Path(out)
+    summary = json.loads((out / "bench.json").read_text())
+    values = (load_acoustics(out, [c["key"] for c in summary["corpora"]])
+              if summary.get("acoustics") and summary.get("format", 1) < COMPLETE_FORMAT else None)
+    return upgrade_summary(summary, acoustics=values)
+
+
+def rewrite_report(out: str | Path) -> Path:
+    """Render ``<out>/report.html`` again from ``<out>/bench.json`` (no job is run)."""
+    out = Path(out)
+    summary = read_summary(out)
+    values = load_acoustics(out, [c["key"] for c in summary["corpora"]]) if summary.get("acoustics") else None
+    return write_html(summary, out / "report.html", acoustics=values)
+
+
+def summarize(run: Any, *, acoustics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The bench summary (``bench.json``): every number the report shows.
+
+    Args:
+        run: the finished ``BenchRun``.
+        acoustics: per-clip acoustic values ``{condition: {corpus: {measure: values}}}``
+            (``extras.load_acoustics``), summarised into quartiles and distances.
+    """
     cfg = run.config
     records: dict[str, dict[str, Any]] = {}
     for job in run.jobs:
@@ -66,7 +92,7 @@ def summarize(run: Any) -> dict[str, Any]:
                 r.status, r.error = "failed", f"results file {r.path} is unreadable"
     metric, stat = cfg.report.metric, cfg.report.statistic
     groups = _groups(run.jobs, records, metric, stat)
-    return {
+    summary = {
         "format": SUMMARY_FORMAT,
         "kind": "embedprobe.bench",
         "name": cfg.name,
@@ -98,6 +124,10 @@ def summarize(run: Any) -> dict[str, Any]:
         "domain": _extras_summary(run, "domain"),
         "provenance": {jid: _provenance(rec, run.out, run.results[jid].path) for jid, rec in records.items()},
     }
+    job_counts(summary)
+    if summary["acoustics"] is not None:
+        summary["acoustics"]["numbers"] = acoustic_numbers(acoustics)
+    return summary
 
 
 # ------------------------------------------------------------------------------------ groups
@@ -283,8 +313,6 @@ def _task(t: Any, out: Path) -> dict[str, Any]:
 
 
 def _extras_summary(run: Any, kind: str) -> dict[str, Any] | None:
-    from embedprobe.bench.extras import load_marker
-
     spec = getattr(run.config, kind)
     if not spec.enabled:
         return None

@@ -1,47 +1,45 @@
 """Optional bench sections: acoustic conditions per corpus and the domain gap per model.
 
-Both call modules that may be absent from an installation (``embedprobe.pipeline.acoustics``,
-``embedprobe.pipeline.domain``); they are imported only when a config enables the section, and
-an absent module makes the section say so instead of failing the bench. Each task writes a
-marker JSON with a fingerprint of its inputs, so a re-run skips sections already made.
+Both call the pipeline directly (``embedprobe.pipeline.acoustics.profile``,
+``embedprobe.pipeline.domain.domain_gap_for``). Each task writes a marker JSON with a fingerprint
+of its inputs, so a re-run skips sections already made.
 
-Acoustics: ``acoustic_profile.profile`` writes per-clip values into ``<out>/acoustics/<key>/``
+Acoustics: ``pipeline.acoustics.profile`` writes per-clip values into ``<out>/acoustics/<key>/``
 (``acoustics__<reader>.csv``, and ``acoustics__<reader>__aug-<name>-s<seed>.csv`` when
 ``[acoustics] options`` name an ``augment``); the report reads them per corpus key, plots them
 with ``augment.plots.plot_distributions`` (the paper's Figure 4: a raw row and one row per
 augmentation) and tabulates distances between corpora with
 ``augment.acoustics.distribution_distances``.
 
-Domain gap: ``domain_report.domain_gap_for(model, cache_dir, layers=..., corpora=...)``
+Domain gap: ``pipeline.domain.domain_gap_for(model, cache_dir, layers=..., corpora=...)``
 (Fréchet distances per corpus pair and layer, corpus identifiability) for the grid's layers,
 written to ``<out>/domain/`` (its own JSON and Markdown) and kept in ``<out>/domain/<model>.json``.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-from embedprobe.bench.config import BenchConfig
+import numpy as np
+
+from embedprobe.augment.acoustics import MEASURES
+from embedprobe.bench.spec import BenchConfig
 from embedprobe.cache.naming import safe_model
-from embedprobe.errors import BadValueError, EmbedprobeError
+from embedprobe.errors import BadValueError
+from embedprobe.pipeline.acoustics import load_profile, profile
+from embedprobe.pipeline.domain import domain_gap_for
 from embedprobe.provenance import fingerprint, to_jsonable
 
-MODULES = {"acoustics": "embedprobe.pipeline.acoustics", "domain": "embedprobe.pipeline.domain"}
-
-
-def missing_module(kind: str) -> str | None:
-    """Why section ``kind`` cannot run here (its module is not importable), or None."""
-    name = MODULES[kind]
-    try:
-        importlib.import_module(name)
-    except ImportError as e:
-        return f"{name} is not available in this installation ({e})"
-    return None
+#: The function behind each section, and the parameters the bench sets itself.
+SECTION_CALLS = {
+    "acoustics": (profile, ("corpus", "root", "out_dir", "max_clips", "subset_seed", "progress",
+                            "corpus_options")),
+    "domain": (domain_gap_for, ("model", "cache_dir", "layers", "corpora", "out", "seed")),
+}
 
 
 def acoustics_task(cfg: BenchConfig, key: str, root: Path) -> dict[str, Any]:
@@ -75,15 +73,14 @@ def is_current(task: dict[str, Any]) -> bool:
 
 def run_acoustics(task: dict[str, Any]) -> dict[str, Any]:
     """Profile one corpus's acoustic conditions, raw and (if asked) augmented (a worker task)."""
-    mod = _module("acoustics")
     s = task["spec"]
     out = Path(task["out_dir"])
     opts = dict(s["extra"])
     kw = dict(corpus=s["reader"], root=s["root"], out_dir=str(out), max_clips=s["max_clips"],
               subset_seed=s["seed"], progress=False, corpus_options=s["options"])
-    paths = [mod.profile(**kw, **{k: v for k, v in opts.items() if k not in ("augment", "copies", "seed")})]
+    paths = [profile(**kw, **{k: v for k, v in opts.items() if k not in ("augment", "copies", "seed")})]
     if opts.get("augment"):
-        paths.append(mod.profile(**kw, **opts))
+        paths.append(profile(**kw, **opts))
     _write_marker(task, {"result": {"profiles": [str(p) for p in paths]},
                          "files": sorted(p.name for p in out.glob("*"))})
     return {"path": task["marker"]}
@@ -91,9 +88,8 @@ def run_acoustics(task: dict[str, Any]) -> dict[str, Any]:
 
 def run_domain(task: dict[str, Any]) -> dict[str, Any]:
     """Domain-gap figures of one model's caches (a worker task)."""
-    mod = _module("domain")
     s = task["spec"]
-    result = mod.domain_gap_for(s["model"], task["cache_dir"], layers=s["layers"], corpora=s["corpora"],
+    result = domain_gap_for(s["model"], task["cache_dir"], layers=s["layers"], corpora=s["corpora"],
                                 out=task["out_dir"], seed=s["seed"], **s["extra"])
     _write_marker(task, {"result": _finite(to_jsonable(result))})
     return {"path": task["marker"]}
@@ -101,25 +97,14 @@ def run_domain(task: dict[str, Any]) -> dict[str, Any]:
 
 def check_options(kind: str, options: dict[str, Any]) -> None:
     """Refuse ``[acoustics|domain] options`` the section's function does not take."""
-    if not options or missing_module(kind):
+    if not options:
         return
-    mod = importlib.import_module(MODULES[kind])
-    fn = mod.profile if kind == "acoustics" else mod.domain_gap_for
-    own = (("corpus", "root", "out_dir", "max_clips", "subset_seed", "progress", "corpus_options")
-           if kind == "acoustics" else ("model", "cache_dir", "layers", "corpora", "out", "seed"))
+    fn, own = SECTION_CALLS[kind]
     allowed = [n for n in inspect.signature(fn).parameters if n not in own]
     for k in options:
         if k not in allowed:
             raise BadValueError(f"key in [{kind}] options", k, allowed,
                                 fix=f"These are the parameters of {fn.__module__}.{fn.__name__}.")
-
-
-def _module(kind: str) -> Any:
-    why = missing_module(kind)
-    if why:
-        raise EmbedprobeError(f"The {kind} section needs {why}. Fix: update embedprobe, or set "
-                              f"[{kind}] enabled = false.")
-    return importlib.import_module(MODULES[kind])
 
 
 def _write_marker(task: dict[str, Any], body: dict[str, Any]) -> None:
@@ -158,13 +143,6 @@ def load_acoustics(out: Path, keys: list[str]) -> dict[str, dict[str, dict[str, 
     ``augm. (<name>)`` with the augmented profile of each corpus that has one and the raw
     profile of the others (as the paper's Figure 4 does).
     """
-    if missing_module("acoustics"):
-        return {}
-    import numpy as np
-
-    from embedprobe.augment.acoustics import MEASURES
-    from embedprobe.pipeline.acoustics import load_profile
-
     raw: dict[str, dict[str, Any]] = {}
     aug: dict[str, dict[str, dict[str, Any]]] = {}
     for key in keys:

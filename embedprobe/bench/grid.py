@@ -22,14 +22,13 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from embedprobe.bench.config import BenchConfig, rate_label
+from embedprobe.bench.spec import BenchConfig, rate_label
 from embedprobe.errors import BadValueError
+from embedprobe.pipeline.probe import ProbeConfig
 from embedprobe.provenance import fingerprint, to_jsonable
 
 JOB_FORMAT = 1
@@ -147,18 +146,10 @@ def _group_jobs(cfg: BenchConfig, model: str, layer: str, probe: str, rate: floa
                 tests=tests, seeds=g.seeds, role=role[t]) for t in train_sets]
 
 
-def supports_augment_rate() -> bool:
-    """Whether ``ProbeConfig`` has the ``augment_rate`` field (augmented-cache lookup)."""
-    from embedprobe.pipeline.probe import ProbeConfig
-
-    return "augment_rate" in {f.name for f in dataclasses.fields(ProbeConfig)}
-
-
-def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> Any:
+def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> ProbeConfig:
     """The ``ProbeConfig`` of ``job`` (results written into ``out``)."""
-    from embedprobe.pipeline.probe import ProbeConfig
-
-    kwargs: dict[str, Any] = dict(
+    aug = cfg.extract.augmented
+    return ProbeConfig(
         model=job.model, cache_dir=str(Path(cfg.extract.cache_dir).resolve()),
         train=("+".join(job.train),), test=job.tests, probe=job.probe,
         layer=None if job.layer == DEFAULT_LAYER else job.layer,
@@ -167,12 +158,8 @@ def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> Any:
         baselines=False, probe_params=cfg.probe.params_for(job.probe),
         n_bootstrap=cfg.probe.n_bootstrap, max_folds=cfg.probe.max_folds, tune=cfg.probe.tune,
         out=str(out), tag=None, allow_incomplete=cfg.probe.allow_incomplete,
+        augment_rate=job.augment_rate, **{k: aug[k] for k in ("augment", "augment_seed") if k in aug},
     )
-    if supports_augment_rate():
-        kwargs["augment_rate"] = job.augment_rate
-        fields = {f.name for f in dataclasses.fields(ProbeConfig)}
-        kwargs.update({k: v for k, v in cfg.extract.augmented.items() if k in fields})
-    return ProbeConfig(**kwargs)
 
 
 def job_fingerprint(cfg: BenchConfig, job: Job) -> str:
@@ -190,12 +177,3 @@ def job_fingerprint(cfg: BenchConfig, job: Job) -> str:
     for c in corpora.values():
         c.pop("root", None)
     return fingerprint({"format": JOB_FORMAT, "probe": pc, "corpora": corpora})
-
-
-def unsupported_reason(job: Job) -> str | None:
-    """Why a job cannot run with this version of embedprobe, or None."""
-    if job.augment_rate > 0 and not supports_augment_rate():
-        return (f"augmentation rate {job.augment_rate:g} needs augmented caches: embedprobe extract "
-                "... --augment paper --copies K ([extract.augmented] in the bench config), and a "
-                "probe command that mixes them in (this version's ProbeConfig has no augment_rate)")
-    return None

@@ -17,18 +17,15 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import os
 import shutil
 import time
-import traceback
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from embedprobe.bench import extras
 from embedprobe.bench.caches import (
     CacheInfo,
     cache_info,
@@ -38,31 +35,18 @@ from embedprobe.bench.caches import (
     is_finished,
     link_alias,
 )
-from embedprobe.bench.config import BenchConfig
-from embedprobe.bench.grid import (
-    Job,
-    expand,
-    job_fingerprint,
-    probe_config,
-    resolve_layers,
-    supports_augment_rate,
-    unsupported_reason,
-)
+from embedprobe.bench.collect import write_outputs
+from embedprobe.bench.executor import Executor, TaskResult
+from embedprobe.bench.grid import Job, expand, job_fingerprint, probe_config, resolve_layers
+from embedprobe.bench.progress import GridProgress
+from embedprobe.bench.spec import BenchConfig
+from embedprobe.cache import open_cache
+from embedprobe.cache.locks import FileLock, describe_holders
 from embedprobe.errors import EmbedprobeError
+from embedprobe.pipeline.extract import extract
+from embedprobe.pipeline.probe import probe
 from embedprobe.provenance import fingerprint, to_jsonable
-
-
-@dataclass
-class TaskResult:
-    """What one task (extraction, probe job, report section) did."""
-
-    kind: str
-    key: str
-    status: str  # done | skipped | failed | unsupported | blocked
-    seconds: float = 0.0
-    path: str | None = None
-    error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+from embedprobe.report.results import write_results
 
 
 @dataclass
@@ -86,31 +70,13 @@ class BenchRun:
         return sum(r.status == status for r in self.results.values())
 
 
-# ---------------------------------------------------------------------------------- workers
-def _init_worker() -> None:
-    """Worker set-up: one torch thread, no nested progress bars, exit when the bench dies."""
-    os.environ["EMBEDPROBE_NO_PROGRESS"] = "1"
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    from embedprobe.common.workers import exit_with_parent
-
-    torch.set_num_threads(1)
-    exit_with_parent(3)  # a killed bench must not leave workers writing results behind it
-
-
 def _extract_task(ecfg: Any) -> dict[str, Any]:
-    from embedprobe.pipeline.extract import extract
-
     s = extract(ecfg, progress=False)
     return {"path": str(s.cache), "n_clips": s.n_clips, "n_new": s.n_new, "n_errors": s.n_errors,
             "complete": s.complete, "seconds": round(s.seconds, 3)}
 
 
 def _probe_task(task: dict[str, Any]) -> dict[str, Any]:
-    from embedprobe.pipeline.probe import probe
-    from embedprobe.report.results import write_results
-
     results = Path(task["results_dir"])
     partial = results / ".partial" / task["job_id"]
     shutil.rmtree(partial, ignore_errors=True)
@@ -121,19 +87,6 @@ def _probe_task(task: dict[str, Any]) -> dict[str, Any]:
     final = write_results(rec, results, task["job_id"])
     shutil.rmtree(partial, ignore_errors=True)
     return {"path": str(final), "seconds": rec.get("seconds")}
-
-
-def _guard(fn: Callable[[Any], dict[str, Any]], arg: Any) -> dict[str, Any]:
-    """Run a task; an error becomes a result (one line, plus the traceback for the log)."""
-    t0 = time.perf_counter()
-    try:
-        out = fn(arg)
-        return {"status": "done", "seconds": time.perf_counter() - t0, **out}
-    except EmbedprobeError as e:
-        return {"status": "failed", "error": str(e), "seconds": time.perf_counter() - t0}
-    except Exception as e:  # noqa: BLE001 - one broken job must not stop the grid
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-                "seconds": time.perf_counter() - t0}
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -148,9 +101,6 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
         on_event: called with a one-line message (rich markup) per finished task; the CLI
             prints them.
     """
-    from embedprobe.bench.progress import GridProgress
-    from embedprobe.cache.locks import FileLock, describe_holders
-
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +112,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
     say = on_event or (lambda _m: None)
     try:
         phases: dict[str, float] = {}
-        with _Executor(cfg.jobs) as ex, GridProgress(progress, cfg.name) as view:
+        with Executor(cfg.jobs) as ex, GridProgress(progress, cfg.name) as view:
             t = time.perf_counter()
             roots = corpus_roots(cfg)
             extractions = _extract_all(cfg, roots, ex, view, say)
@@ -178,8 +128,6 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
         run = BenchRun(cfg, out, jobs, results, extractions, extras, time.perf_counter() - t0, infos,
                        {k: round(v, 3) for k, v in phases.items()})
         if write:
-            from embedprobe.bench.collect import write_outputs
-
             write_outputs(run)
         shutil.rmtree(out / "results" / ".partial", ignore_errors=True)
         return run
@@ -188,10 +136,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
 
 
 def _extract_all(cfg, roots, ex, view, say) -> list[TaskResult]:
-    from embedprobe.bench.grid import expand as _expand
-
-    aug_jobs = [j for j in _expand(cfg) if j.augment_rate > 0]
-    needs_aug = bool(cfg.extract.augmented) and bool(aug_jobs) and supports_augment_rate()
+    aug_jobs = [j for j in expand(cfg) if j.augment_rate > 0]
+    needs_aug = bool(cfg.extract.augmented) and bool(aug_jobs)
     train_keys = {c for j in aug_jobs for c in (*j.train, *j.scramble)}  # scrambled: trained alone too
     tasks, done = [], {}
     for model in cfg.extract.models:
@@ -257,14 +203,12 @@ def _probe_all(cfg, jobs, infos, blocked, ex, view, say) -> dict[str, TaskResult
     todo = []
     results_dir = (Path(cfg.out) / "results").resolve()
     for job in jobs:
-        why = unsupported_reason(job)
         keys = [(job.model, c) for c in {*job.train, *job.tests}]
         if job.augment_rate > 0:
             keys += [(job.model, c, "augmented") for c in {*job.train, *job.scramble}]
         missing = [blocked[k] for k in keys if k in blocked]
-        if why or missing:
-            results[job.id] = TaskResult("probe", job.id, "unsupported" if why else "blocked",
-                                         error=why or missing[0])
+        if missing:
+            results[job.id] = TaskResult("probe", job.id, "blocked", error=missing[0])
             continue
         fp = job_fingerprint(cfg, job)
         path = results_dir / f"{job.id}.json"
@@ -311,8 +255,6 @@ def _finished(path: Path, fp: str, caches: dict[str, str], fps_now: dict[str, st
 
 
 def _fingerprint_of(path: str) -> str | None:
-    from embedprobe.cache import open_cache
-
     try:
         with open_cache(path) as r:
             return r.fingerprint
@@ -321,16 +263,9 @@ def _fingerprint_of(path: str) -> str | None:
 
 
 def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
-    from embedprobe.bench import extras
-
     tasks, out = [], []
     for kind, spec in (("acoustics", cfg.acoustics), ("domain", cfg.domain)):
         if not spec.enabled:
-            continue
-        why = extras.missing_module(kind)
-        if why:
-            out.append(TaskResult("report", kind, "unsupported", error=why))
-            say(f"[yellow]skipped[/] {kind} section: {_esc(why)}")
             continue
         if kind == "acoustics":
             args = [(f"acoustics:{c.key}", extras.run_acoustics, extras.acoustics_task(cfg, c.key, roots[c.key]))
@@ -351,86 +286,6 @@ def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
     return out + list(ex.run("report", tasks, view, say).values())
 
 
-class _Executor:
-    """A process pool (``jobs`` > 1) or the current process (``jobs`` == 1) running tasks."""
-
-    def __init__(self, jobs: int):
-        self.jobs = jobs
-        self._pool: cf.ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> _Executor:
-        if self.jobs > 1:
-            import multiprocessing as mp
-
-            self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"),
-                                                initializer=_init_worker)
-        else:
-            import torch
-
-            self._threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # the same numbers whatever --jobs is
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
-        else:
-            import torch
-
-            torch.set_num_threads(self._threads)
-
-    def run(self, phase: str, tasks: list[tuple[str, Callable, Any, float]], view: Any,
-            say: Callable[[str], None], done_before: int = 0) -> dict[str, TaskResult]:
-        """Run ``(key, fn, arg, cost)`` tasks; returns key -> TaskResult, in task order."""
-        out: dict[str, TaskResult] = {}
-        if not tasks:
-            return out
-        view.phase(phase, [(k, c) for k, _, _, c in tasks], done_before)
-        if self._pool is None:
-            for key, fn, arg, _ in tasks:
-                view.started(key)
-                out[key] = self._finish(phase, key, _guard(fn, arg), view, say)
-            return out
-        try:
-            futures = {self._pool.submit(_guard, fn, arg): key for key, fn, arg, _ in tasks}
-        except BrokenProcessPool:  # a worker died in an earlier phase: start afresh
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self.__enter__()
-            futures = {self._pool.submit(_guard, fn, arg): key for key, fn, arg, _ in tasks}
-        pending = set(futures)
-        while pending:
-            finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-            for f in finished:
-                key = futures[f]
-                try:
-                    res = f.result()
-                except BrokenProcessPool as e:
-                    res = {"status": "failed", "error": f"worker process died ({e}); re-run to resume"}
-                out[key] = self._finish(phase, key, res, view, say)
-            for f in pending:
-                if f.running():
-                    view.started(futures[f])
-        return {k: out[k] for k, *_ in tasks}
-
-    @staticmethod
-    def _finish(phase: str, key: str, res: dict[str, Any], view: Any, say: Callable[[str], None]) -> TaskResult:
-        info = {k: v for k, v in res.items() if k not in ("status", "seconds", "path", "error")}
-        r = TaskResult(phase, key, res["status"], float(res.get("seconds") or 0.0), res.get("path"),
-                       res.get("error"), info)
-        view.finished(key, r.status)
-        if r.status == "failed":
-            say(f"[red]failed[/] {phase} {_esc(key)}: {_esc(r.error)}")
-        elif phase != "extract" or info.get("n_new"):
-            say(f"[green]{r.status}[/] {phase} {_esc(key)} ({r.seconds:.1f} s)")
-        return r
-
-
-def _esc(text: Any) -> str:
-    from rich.markup import escape
-
-    return escape(str(text))
-
-
 def plan_summary(cfg: BenchConfig) -> dict[str, Any]:
     """What a bench would run, without running anything (``embedprobe bench --dry-run``)."""
     layers = {}
@@ -444,10 +299,9 @@ def plan_summary(cfg: BenchConfig) -> dict[str, Any]:
     results = Path(cfg.out) / "results"
     rows = []
     for j in jobs:
-        why = unsupported_reason(j)
-        fp = None if why else job_fingerprint(cfg, j)
         path = results / f"{j.id}.json"
-        state = "unsupported" if why else ("results exist" if path.exists() else "to run")
-        rows.append({"id": j.id, "role": j.role, "state": state, "fingerprint": fp, "note": why})
+        state = "results exist" if path.exists() else "to run"
+        rows.append({"id": j.id, "role": j.role, "state": state, "fingerprint": job_fingerprint(cfg, j),
+                     "note": None})
     return {"name": cfg.name, "out": cfg.out, "n_jobs": len(jobs), "jobs": rows,
             "config_fingerprint": fingerprint(to_jsonable(cfg))}

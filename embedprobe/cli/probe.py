@@ -47,8 +47,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
         from embedprobe.common.checks import count
+        from embedprobe.pipeline.domain import domain_gap_for
         from embedprobe.pipeline.probe import ProbeConfig, load_results
         from embedprobe.pipeline.probe import probe as run
+        from embedprobe.report.results import add_section
 
         count("number of seeds", seeds, option="--seeds")
         params = parse_options(param)
@@ -67,6 +69,13 @@ def register(app: typer.Typer) -> None:
         path = run(cfg, progress=not quiet,
                    on_note=lambda note: console.print(f"[yellow]incomplete[/] {escape(note)}"))
         rec = load_results(path)
+        corpora = sorted(rec["caches"])
+        if cfg.domain_gap and len(corpora) >= 2:  # the embedding-space gap of the same caches and layer
+            layer_used = next(iter(rec["caches"].values()))["layer"]
+            gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer_used], corpora=corpora, out=cfg.out,
+                                 seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete, threads=cfg.threads)
+            add_section(path, "domain_gap", {"json": gap["files"]["json"], "frechet": gap["frechet"],
+                                             "identifiability": gap["identifiability"]})
         console.print(f"[green]done[/]: {escape(str(path))} ({rec['seconds']:.0f} s)")
         for c in rec["cells"]:
             m = c["metrics"]

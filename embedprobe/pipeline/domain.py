@@ -2,14 +2,14 @@
 
 ``domain_gap_for(model, cache_dir)`` loads the mean-pooled embeddings of the 4-class clips of
 every corpus cached for ``model`` (the clips the emotion probes use, via
-:func:`embedprobe.pipeline.probe.load_corpus`), and per layer computes the Fréchet distance of every
-corpus pair and the corpus-identifiability probe (:mod:`embedprobe.eval.domain`). It writes
+:func:`embedprobe.pipeline.corpus_data.read_corpus`; each cache is opened once), and per layer
+computes the Fréchet distance of every corpus pair and the corpus-identifiability probe (:mod:`embedprobe.eval.domain`). It writes
 ``<out>/domain__<model>.json`` (config, cache fingerprints, versions, every number) and
 ``<out>/domain__<model>.md`` (two small tables to put next to the emotion matrices).
 
 Example:
     >>> rec = domain_gap_for("logmel-128", "cache", out="results")   # doctest: +SKIP
-    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]
+    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,15 +17,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedprobe.cache.naming import safe_model
+from embedprobe.cache import CacheReader, open_cache
+from embedprobe.cache.naming import cache_file, safe_model
 from embedprobe.common.threads import check_threads, choose_threads, describe, limit_threads
 from embedprobe.errors import BadValueError, CacheError
+from embedprobe.eval.domain import SHRINKAGE, check_probe, domain_gap, identifiability
+from embedprobe.pipeline.corpus_data import available_corpora, read_corpus
 from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.report.domain import markdown
 
 DOMAIN_FORMAT = 1
 
@@ -34,13 +39,8 @@ def _name(model: str) -> str:
     return safe_model(model)
 
 
-def _layers(paths: dict[str, Path], asked: Iterable[str] | None) -> list[str]:
-    from embedprobe.cache import open_cache
-
-    per = {}
-    for corpus, p in paths.items():
-        with open_cache(p) as r:
-            per[corpus] = list(r.layers)
+def _layers(readers: dict[str, CacheReader], asked: Iterable[str] | None) -> list[str]:
+    per = {corpus: list(r.layers) for corpus, r in readers.items()}
     first = next(iter(per.values()))
     common = [layer for layer in first if all(layer in v for v in per.values())]
     if not common:
@@ -94,9 +94,6 @@ def domain_gap_for(
         (path, fingerprint, clip counts per corpus), config, versions; plus ``files`` when
         ``out`` is given.
     """
-    from embedprobe.eval.domain import SHRINKAGE, check_probe, domain_gap, identifiability
-    from embedprobe.pipeline.probe import available_corpora, cache_file, load_corpus
-
     t0 = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise BadValueError("seed", seed, fix="Use an integer >= 0.")
@@ -117,27 +114,29 @@ def domain_gap_for(
                          f"found {have}. Fix: run `embedprobe extract --model {model} --corpus C --root "
                          f"PATH --out {cache_dir}` for another corpus.")
     paths = {c: cache_file(cache_dir, c, model) for c in names}
-    use = _layers(paths, layers)
-    frechet, ident, caches = [], {}, {}
-    for layer in use:
-        feats, groups = {}, {}
-        for c, p in paths.items():
-            data, rec = load_corpus(p, layer=layer, pooling="mean", frames=False,
-                                    allow_incomplete=allow_incomplete)
-            feats[c], groups[c] = np.asarray(data.X, dtype=np.float64), data.speakers
-            caches.setdefault(c, {k: rec[k] for k in ("path", "fingerprint", "complete", "n_clips",
-                                                      "n_4class", "incomplete")}
-                              | {"n_speakers": len(set(data.speakers))})
-        dim = next(iter(feats.values())).shape[1]
-        with limit_threads(choose_threads(10.0 * dim**3, requested=threads)) as n:  # eigh / sqrtm of D x D
-            frechet += [{"layer": layer, **row} for row in domain_gap(feats, shrinkage=shrinkage)]
-        n_all = sum(len(x) for x in feats.values())
-        disjoint = speaker_disjoint and all(len(set(g)) >= 2 for g in groups.values())
-        with limit_threads(choose_threads(4.0 * n_all * dim * len(feats), requested=threads)) as m:
-            ident[layer] = identifiability(feats, groups=groups if disjoint else None, seed=seed, probe=probe,
-                                           threads=threads)
-        thread_record["frechet"].append(n)
-        thread_record["identifiability"].append(m)
+    with ExitStack() as stack:  # each cache is opened once, whatever the number of layers
+        readers = {c: stack.enter_context(open_cache(p)) for c, p in paths.items()}
+        use = _layers(readers, layers)
+        frechet, ident, caches = [], {}, {}
+        for layer in use:
+            feats, groups = {}, {}
+            for c, r in readers.items():
+                data, rec = read_corpus(r, layer=layer, pooling="mean", frames=False,
+                                        allow_incomplete=allow_incomplete, path=paths[c])
+                feats[c], groups[c] = np.asarray(data.X, dtype=np.float64), data.speakers
+                caches.setdefault(c, {k: rec[k] for k in ("path", "fingerprint", "complete", "n_clips",
+                                                          "n_4class", "incomplete")}
+                                  | {"n_speakers": len(set(data.speakers))})
+            dim = next(iter(feats.values())).shape[1]
+            with limit_threads(choose_threads(10.0 * dim**3, requested=threads)) as n:  # eigh / sqrtm of D x D
+                frechet += [{"layer": layer, **row} for row in domain_gap(feats, shrinkage=shrinkage)]
+            n_all = sum(len(x) for x in feats.values())
+            disjoint = speaker_disjoint and all(len(set(g)) >= 2 for g in groups.values())
+            with limit_threads(choose_threads(4.0 * n_all * dim * len(feats), requested=threads)) as m:
+                ident[layer] = identifiability(feats, groups=groups if disjoint else None, seed=seed,
+                                               probe=probe, threads=threads)
+            thread_record["frechet"].append(n)
+            thread_record["identifiability"].append(m)
     record = {
         "format": DOMAIN_FORMAT,
         "kind": "embedprobe.domain",
@@ -164,26 +163,3 @@ def domain_gap_for(
         mpath.write_text(markdown(record))
         record["files"] = {"json": str(jpath), "markdown": str(mpath)}
     return record
-
-
-def markdown(record: dict[str, Any]) -> str:
-    """Two Markdown tables: Fréchet distances per layer and pair, identifiability per layer."""
-    from embedprobe.report.escape import md
-
-    lines = [f"## Domain gap: {md(record['model'])}", "",
-             f"Corpora: {md(', '.join(record['corpora']))} (4-class clips, mean-pooled). "
-             "FD/var = Fréchet distance / mean total variance (scale-free).", "",
-             "| layer | pair | FD | FD/var | mean term | cov term | shrinkage |",
-             "|---|---|---:|---:|---:|---:|---|"]
-    for r in record["frechet"]:
-        lines.append(f"| {md(r['layer'])} | {md(r['a'])} vs {md(r['b'])} | {r['frechet']:.4g} | {r['frechet_norm']:.3f} "
-                     f"| {r['mean_term']:.4g} | {r['cov_term']:.4g} | {r['shrinkage']} |")
-    lines += ["", "Corpus identifiability (a probe predicting the corpus; chance = "
-              f"{1 / len(record['corpora']):.2f} balanced accuracy, 0.5 AUROC):", "",
-              "| layer | balanced acc. | AUROC | split | " + " | ".join(f"recall {md(c)}" for c in record["corpora"])
-              + " |",
-              "|---|---:|---:|---|" + "---:|" * len(record["corpora"])]
-    for layer, r in record["identifiability"].items():
-        lines.append(f"| {md(layer)} | {r['balanced_accuracy']:.3f} | {r['auroc']:.3f} | {md(r['split'])} | "
-                     + " | ".join(f"{r['per_corpus_recall'][c]:.3f}" for c in record["corpora"]) + " |")
-    return "\n".join(lines) + "\n"

@@ -17,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.augment.copies import augmented_tag, copy_id
+from embedprobe.cache import open_cache
 from embedprobe.cache.naming import cache_file, safe_model
+from embedprobe.common import checks
 from embedprobe.common.progress import Progress
 from embedprobe.common.threads import check_threads, describe
 from embedprobe.corpora.base import CANONICAL_LABELS
-from embedprobe.errors import BadValueError, CacheError, CacheIncompleteError
-from embedprobe.eval.data import CorpusData, scramble
+from embedprobe.errors import BadValueError, CacheError, EmbedprobeError
+from embedprobe.eval.data import CorpusData, scramble, training_split
 from embedprobe.eval.runner import (
     MatrixSpec,
     fragmentation,
@@ -31,9 +34,20 @@ from embedprobe.eval.runner import (
     run_matrix,
     set_name,
 )
-from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
+from embedprobe.pipeline.corpus_data import (
+    available_corpora,
+    completeness,
+    load_corpus,
+)
+from embedprobe.probes import create, tune
+from embedprobe.probes.registry import PROBES
+from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.report.results import write_results
 
 RESULTS_FORMAT = 1
+
+__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "available_corpora", "cache_file", "check_config",
+           "completeness", "load_copies", "load_corpus", "load_results", "plan", "probe"]
 
 
 @dataclass(frozen=True)
@@ -62,8 +76,10 @@ class ProbeConfig:
             from ``<corpus>__<model>__aug-<augment>-s<augment_seed>.h5`` (made by ``embedprobe
             extract ... --augment paper --copies K``).
         augment, augment_seed: which augmented caches to read.
-        domain_gap: with >= 2 corpora, also measure their Fréchet distance and corpus
-            identifiability on the same caches and layer (written as ``domain__<model>.json``).
+        domain_gap: with >= 2 corpora, the callers that compose ``probe`` with
+            :func:`embedprobe.pipeline.domain.domain_gap_for` (the ``probe`` command) also measure
+            their Fréchet distance and corpus identifiability on the same caches and layer
+            (``domain__<model>.json``); ``probe`` itself never does.
         out: results folder.
         tag: results file name suffix.
         allow_incomplete: probe a cache that misses clips (still being written, interrupted, or
@@ -102,88 +118,6 @@ class ProbeConfig:
 POOLINGS = ("mean", "meanstd")
 
 
-def available_corpora(cache_dir: str | Path, model: str) -> list[str]:
-    """Corpora that have a cache for ``model`` in ``cache_dir``."""
-    suffix = f"__{safe_model(model)}.h5"
-    found = set()
-    for p in Path(cache_dir).glob(f"*{suffix}*"):
-        name = p.name.split(suffix)[0]
-        if p.name.endswith(suffix) or p.name.endswith(suffix + ".parts"):
-            found.add(name)
-    return sorted(found)
-
-
-def completeness(r: Any, *, allow_incomplete: bool) -> dict[str, Any] | None:
-    """``None`` for a cache holding every manifest clip (done or failed); else what is missing.
-
-    Raises:
-        CacheIncompleteError: clips are missing and ``allow_incomplete`` is false.
-    """
-    if not r.n_pending:
-        return None
-    n = len(r.manifest)
-    lost = f" (part files gone: {', '.join(r.missing_parts)})" if r.missing_parts else ""
-    if not allow_incomplete:
-        raise CacheIncompleteError(
-            f"The cache {r.path} is incomplete: {r.n_pending} of {n} clips are missing{lost}. Fix: finish it "
-            f"by re-running the extraction (it resumes), or pass --allow-incomplete to use the "
-            f"{r.n_clips} clips it has.")
-    return {"n_missing": r.n_pending, "n_manifest": n, "n_clips": r.n_clips, "missing_parts": r.missing_parts,
-            "note": f"{r.path}: incomplete, {r.n_pending} of {n} clips missing{lost}; used the {r.n_clips} "
-                    "clips it has (--allow-incomplete)."}
-
-
-def load_corpus(path: Path, *, layer: str | None, pooling: str, frames: bool,
-                protocol: str | None = None, allow_incomplete: bool = False) -> tuple[CorpusData, dict[str, Any]]:
-    """The 4-class clips of one cache as ``CorpusData`` plus a provenance record of the cache.
-
-    Raises:
-        CacheIncompleteError: the cache misses clips and ``allow_incomplete`` is false.
-    """
-    from embedprobe.cache import open_cache
-
-    with open_cache(path) as r:
-        incomplete = completeness(r, allow_incomplete=allow_incomplete)
-        layer = layer or r.layers[-1]
-        if layer not in r.layers:
-            raise BadValueError(f"layer of {path.name}", layer, r.layers)
-        m = r.manifest
-        have = set(r.ids)
-        clips = [c for c in m.clips if c.label is not None and c.id in have]
-        if not clips:
-            raise CacheError(f"{path} has no 4-class clips with embeddings. Fix: check the extraction "
-                             "summary (`embedprobe info`).")
-        ids = [c.id for c in clips]
-        proto = protocol or m.default_protocol
-        folds = m.folds(proto)
-        row = {c.id: i for i, c in enumerate(m.clips)}
-        parts = {f: np.array([m.splits[f][row[i]] for i in ids]) for f in folds}
-        if frames:
-            if not r.has_frames(layer):
-                raise CacheError(
-                    f"{path} keeps no frame-level features for layer {layer!r}, which frame "
-                    "masking and feature mixing need. Fix: re-extract with `embedprobe extract ... "
-                    "--frames` (into another --out or with --overwrite).")
-            from embedprobe.probes.features import FrameSet
-
-            X: Any = FrameSet.from_list(r.frames(layer, ids))
-        else:
-            X = r.pooled(layer, "meanstd" if pooling == "meanstd" else "mean", ids)
-        data = CorpusData(
-            name=m.corpus, ids=np.array(ids), y=np.array([CANONICAL_LABELS.index(c.label) for c in clips]),
-            speakers=np.array([c.speaker for c in clips]), X=X, parts=parts, folds=list(folds),
-            protocol=proto, fingerprint=r.fingerprint,
-        )
-        record = {
-            "path": str(path), "fingerprint": r.fingerprint, "complete": r.complete,
-            "n_clips": r.n_clips, "n_errors": len(r.errors), "layer": layer,
-            "identity": r.identity, "protocol": proto, "folds": list(folds),
-            "n_4class": len(ids), "checksums": r.checksums, "incomplete": incomplete,
-            "split_fingerprint": fingerprint({f: parts[f].tolist() for f in folds} | {"ids": ids}),
-        }
-    return data, record
-
-
 def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
                 layer: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The ``K`` cached augmented copies of ``data``'s clips, pooled like the probe's input.
@@ -191,9 +125,6 @@ def load_copies(cfg: ProbeConfig, corpus: str, data: CorpusData,
     A clip whose copy is missing (failed augmentation) keeps its original features there; the
     count is recorded.
     """
-    from embedprobe.augment.copies import augmented_tag, copy_id
-    from embedprobe.cache import open_cache
-
     path = cache_file(cfg.cache_dir, corpus, cfg.model, augmented_tag(cfg.augment, cfg.augment_seed))
     if not path.exists() and not Path(str(path) + ".parts").exists():
         raise CacheError(
@@ -315,26 +246,11 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
         "incomplete_caches": incomplete,
     }
-    if len(needed) >= 2 and cfg.domain_gap:
-        # the embedding-space domain gap of the same caches, reported next to the matrices
-        from embedprobe.pipeline.domain import domain_gap_for
-
-        layer = next(iter(caches.values()))["layer"]
-        gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer], corpora=needed, out=cfg.out,
-                             seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete, threads=cfg.threads)
-        record["domain_gap"] = {"json": gap["files"]["json"], "frechet": gap["frechet"],
-                                "identifiability": gap["identifiability"]}
-    from embedprobe.report.results import write_results
-
     return write_results(record, Path(cfg.out), _run_name(cfg, train_sets))
 
 
 def check_config(cfg: ProbeConfig) -> None:
     """Refuse values that would otherwise run as something else (no seeds, an unknown parameter)."""
-    from embedprobe.common import checks
-    from embedprobe.errors import EmbedprobeError
-    from embedprobe.probes.registry import PROBES, create
-
     PROBES.get(cfg.probe)  # an unknown probe lists the registered ones
     checks.choice("pooling", cfg.pooling, POOLINGS)
     if cfg.frames and cfg.pooling != "mean":
@@ -397,9 +313,6 @@ def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
 
 def _tune(cfg: ProbeConfig, data: dict[str, CorpusData], corpora: tuple[str, ...],
           params: dict[str, Any]) -> dict[str, Any]:
-    from embedprobe.eval.data import training_split
-    from embedprobe.probes import create, tune
-
     split = training_split([data[c] for c in corpora], 0)
     estimator = create(cfg.probe, random_state=cfg.seeds[0], **params)
     return tune(estimator, split.X, split.y, X_val=split.X_val, y_val=split.y_val).to_dict()

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from embedprobe.errors import EmbedprobeError
+from embedprobe.report.domain import domain_sections
 from embedprobe.report.escape import md, md_code
 from embedprobe.report.heatmap import save_heatmap
 from embedprobe.report.results import read_results
@@ -16,8 +18,6 @@ MATRICES = (("auroc", "AUROC"), ("wf1", "wF1"))
 
 def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.md`` (and ``figures/*.png``) for every results JSON under ``results_dir``."""
-    from embedprobe.errors import EmbedprobeError
-
     results_dir = Path(results_dir)
     runs = read_results(results_dir)
     if not runs:
@@ -30,7 +30,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
              "the in-domain cell of a corpus follows its own split protocol (mean over folds).", ""]
     for path, rec in runs:
         parts += _section(path, rec, figs, out.parent)
-    parts += _domain_sections(results_dir)
+    parts += domain_sections(results_dir)
     out.write_text("\n".join(parts) + "\n")
     return out
 
@@ -69,23 +69,6 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
             lines.append(f"| {md(r['corpus'])} | {md(r['joint_train'])} | {_f(r['joint_wf1'])} | {_f(r['alone_wf1'])} "
                          f"| {_f(r['delta_wf1'], True)} | {_f(r['joint_auroc'])} | {_f(r['alone_auroc'])} |")
         lines.append("")
-    return lines
-
-
-def _domain_sections(results_dir: Path) -> list[str]:
-    """The embedding-space domain gap (Fréchet distance, corpus identifiability) of each model."""
-    import json
-
-    from embedprobe.pipeline.domain import markdown
-
-    lines: list[str] = []
-    for p in sorted(results_dir.rglob("domain__*.json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if rec.get("kind") == "embedprobe.domain":
-            lines += [markdown(rec), ""]
     return lines
 
 

@@ -21,6 +21,19 @@ def write_results(record: dict[str, Any], out_dir: Path, name: str) -> Path:
     return path
 
 
+def add_section(path: str | Path, key: str, value: Any) -> Path:
+    """Add (or replace) the top-level entry ``key`` of the results JSON at ``path``, atomically.
+
+    How a caller that composes calls (``embedprobe probe`` then the domain gap) records the
+    second call's summary in the first call's results file; the CSV is left as it is.
+    """
+    path = Path(path)
+    record = json.loads(path.read_text())
+    record[key] = value
+    _atomic_write(path, json.dumps(_finite(record), indent=1, default=str, allow_nan=False))
+    return path
+
+
 def tidy_csv(record: dict[str, Any]) -> str:
     """One row per (cell, metric): train, test, metric, mean, last-20% figures, seeds, CI."""
     import io

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from embedprobe.bench import expand, job_fingerprint, load_config, parse_config, plan_summary
-from embedprobe.bench.grid import resolve_layers, supports_augment_rate
+from embedprobe.bench.grid import resolve_layers
 from embedprobe.errors import BadValueError, EmbedprobeError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_paper_config_expands_to_the_figure_grid() -> None:
     assert len(jobs) == 5 * (6 + 3)
 
 
-def test_augmentation_rates_run_or_are_named_as_not_runnable(tmp_path: Path, monkeypatch) -> None:
+def test_augmentation_rates_run_with_augmented_caches(tmp_path: Path) -> None:
     from embedprobe.bench import grid
 
     raw = cfg_with(bench={"out": str(tmp_path)}, grid={"augment_rates": [0, 0.5]},
@@ -156,17 +156,9 @@ def test_augmentation_rates_run_or_are_named_as_not_runnable(tmp_path: Path, mon
     cfg = parse_config(raw)
     half = [j for j in expand(cfg) if j.augment_rate == 0.5]
     assert half and all("__aug50__" in j.id for j in half)
-    if supports_augment_rate():  # the probe command mixes augmented copies in
-        pc = grid.probe_config(cfg, half[0], tmp_path)
-        assert pc.augment_rate == 0.5 and pc.augment == "paper"
-        assert all(r["state"] == "to run" for r in plan_summary(cfg)["jobs"])
-        assert job_fingerprint(cfg, half[0]) != job_fingerprint(
-            parse_config(cfg_with(bench={"out": str(tmp_path)}, grid={"augment_rates": [0, 0.5]},
-                                  extract={"augmented": {"augment": "paper", "copies": 3}})), half[0])
-    monkeypatch.setattr(grid, "supports_augment_rate", lambda: False)  # an older probe command
-    rows = {r["id"]: r for r in plan_summary(cfg)["jobs"]}
-    note = rows[half[0].id]["note"]
-    assert rows[half[0].id]["state"] == "unsupported"
-    assert note.startswith("augmentation rate 0.5 needs augmented caches: embedprobe extract ... "
-                           "--augment paper --copies K")
-    assert all(r["state"] != "unsupported" for k, r in rows.items() if "__aug0__" in k)
+    pc = grid.probe_config(cfg, half[0], tmp_path)  # the probe command mixes augmented copies in
+    assert pc.augment_rate == 0.5 and pc.augment == "paper"
+    assert all(r["state"] == "to run" for r in plan_summary(cfg)["jobs"])
+    assert job_fingerprint(cfg, half[0]) != job_fingerprint(
+        parse_config(cfg_with(bench={"out": str(tmp_path)}, grid={"augment_rates": [0, 0.5]},
+                              extract={"augmented": {"augment": "paper", "copies": 3}})), half[0])

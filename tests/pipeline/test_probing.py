@@ -13,6 +13,7 @@ import pytest
 from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import BadValueError
 from embedprobe.eval.data import SCRAMBLE_MAP, scramble
+from embedprobe.pipeline.domain import domain_gap_for
 from embedprobe.pipeline.extract import ExtractConfig, extract
 from embedprobe.pipeline.probe import ProbeConfig, cache_file, load_corpus, probe
 from embedprobe.report.markdown import write_report
@@ -94,8 +95,12 @@ def test_frame_augmentations_need_frames_and_work_with_them(caches: Path, tmp_pa
 
 
 def test_report_writes_markdown_and_heatmaps(caches: Path, tmp_path: Path) -> None:
-    probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), probe="linear",
-                      n_bootstrap=100, max_folds=1, out=str(tmp_path)), progress=False)
+    path = probe(ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), probe="linear",
+                             n_bootstrap=100, max_folds=1, out=str(tmp_path)), progress=False)
+    rec = json.loads(path.read_text())
+    assert "domain_gap" not in rec and not list(tmp_path.glob("domain__*"))  # probe alone: no side effect
+    domain_gap_for("logmel-128", caches, layers=[rec["caches"]["emodb"]["layer"]], corpora=sorted(rec["caches"]),
+                   out=tmp_path)  # composed by the caller, as the probe command does
     env = dict(os.environ, EMBEDPROBE_NO_PROGRESS="1")
     r = subprocess.run([sys.executable, "-m", "embedprobe.cli.main", "report", str(tmp_path)],
                        capture_output=True, text=True, env=env)

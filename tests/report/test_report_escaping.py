@@ -13,6 +13,7 @@ import pytest
 
 from embedprobe.bench import load_config, run_bench
 from embedprobe.corpora.synthetic import write_corpus
+from embedprobe.pipeline.domain import domain_gap_for
 from embedprobe.pipeline.extract import ExtractConfig, extract
 from embedprobe.pipeline.probe import ProbeConfig, probe
 from embedprobe.report.escape import md, md_code
@@ -51,6 +52,7 @@ def nasty_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = base / "results"
     probe(ProbeConfig(model="logmel-128", cache_dir=str(cache), train=(SVG,), probe="linear",
                       probe_params={"max_steps": 20}, n_bootstrap=10, max_folds=1, out=str(out)), progress=False)
+    domain_gap_for("logmel-128", cache, out=out)  # composed by the caller, as the probe command does
     return out
 
 

@@ -1,0 +1,133 @@
+"""The bench configuration as frozen dataclasses (what ``bench.config.parse_config`` builds).
+
+Example:
+    >>> GridSpec(train=(("emodb",),), test=("emodb",)).seeds
+    (0,)
+    >>> rate_label(0.5), rate_label(0.125)
+    ('50%', '12.5%')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from embedprobe.errors import BadValueError
+
+SECTIONS = ("bench", "extract", "corpora", "grid", "probe", "acoustics", "domain", "report")
+STATISTICS = ("mean", "last20_mean")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """One corpus of the bench, named by its config key.
+
+    Args:
+        key: the name used in ``[grid]`` and in results (``synth-iemocap``).
+        reader: the corpus reader (``embedprobe list corpora``); default: the key, or the
+            synthetic layout.
+        root: corpus root (None for synthetic corpora: written under ``<out>/synthetic/<key>``).
+        synthetic: synthetic layout written by ``embedprobe.corpora.synthetic.write_corpus``.
+        synth: ``write_corpus`` arguments (``n_speakers``, ``clips_per_class``, ``seed`` ...).
+        options: corpus reader options (``ExtractConfig.corpus_options``).
+        protocol: split protocol (default: the reader's default).
+    """
+
+    key: str
+    reader: str
+    root: str | None = None
+    synthetic: str | None = None
+    synth: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """``[extract]``: which models, where caches live, and ExtractConfig fields for every cache."""
+
+    models: tuple[str, ...]
+    cache_dir: str
+    params: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)
+    augmented: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """``[grid]``: the axes expanded into jobs (see ``embedprobe.bench.grid``)."""
+
+    train: tuple[tuple[str, ...], ...]
+    test: tuple[str, ...]
+    layers: tuple[str, ...] = ("default",)
+    probes: tuple[str, ...] = ("linear",)
+    seeds: tuple[int, ...] = (0,)
+    augment_rates: tuple[float, ...] = (0.0,)
+    scramble: tuple[tuple[str, ...], ...] = ((),)
+    scramble_train: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """``[probe]``: ProbeConfig settings shared by every job, and probe parameters."""
+
+    pooling: str = "mean"
+    frames: bool = False
+    max_folds: int | None = None
+    n_bootstrap: int = 1000
+    tune: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    per_probe: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allow_incomplete: bool = False
+
+    def params_for(self, probe: str) -> dict[str, Any]:
+        return {**self.params, **self.per_probe.get(probe, {})}
+
+
+@dataclass(frozen=True)
+class ExtraSpec:
+    """``[acoustics]`` or ``[domain]``: an optional report section and its options."""
+
+    enabled: bool = False
+    max_clips: int | None = None
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """``[report]``: the metric and statistic of the paper-layout relative tables."""
+
+    metric: str = "wf1"
+    statistic: str = "mean"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A whole bench. ``out`` holds ``cache/`` (default), ``synthetic/``, ``results/``,
+    ``report.html``, ``bench.csv`` and ``bench.json``."""
+
+    name: str
+    out: str
+    jobs: int
+    extract: ExtractSpec
+    corpora: tuple[CorpusSpec, ...]
+    grid: GridSpec
+    probe: ProbeSpec = ProbeSpec()
+    acoustics: ExtraSpec = ExtraSpec()
+    domain: ExtraSpec = ExtraSpec()
+    report: ReportSpec = ReportSpec()
+    source: str = "<dict>"
+
+    def corpus(self, key: str) -> CorpusSpec:
+        for c in self.corpora:
+            if c.key == key:
+                return c
+        raise BadValueError("corpus", key, [c.key for c in self.corpora])
+
+
+def rate_label(rate: float) -> str:
+    """``0.5`` -> ``"50%"``."""
+    pct = rate * 100
+    return f"{pct:.0f}%" if math.isclose(pct, round(pct)) else f"{pct:g}%"
