@@ -21,13 +21,13 @@ from embedprobe.bench.spec import (
 )
 from embedprobe.common.checks import name_for_path
 from embedprobe.corpora import CORPORA
+from embedprobe.corpora.synthetic import DEFAULTS
 from embedprobe.errors import BadValueError
 from embedprobe.eval.metrics import METRICS
 from embedprobe.extractors import EXTRACTORS
 from embedprobe.pipeline.extract import ExtractConfig, check_config
 from embedprobe.probes import PROBES
 from embedprobe.probes.registry import get_class
-from embedprobe.corpora.synthetic import DEFAULTS
 
 #: ExtractConfig fields the bench sets itself (per corpus / model), so ``[extract]`` may not.
 _AUGMENT_KEYS = ("augment", "copies", "augment_seed")
