@@ -14,6 +14,7 @@ was stereo, it was resampled) are *notes*, not errors: see :meth:`AudioInfo.note
 
 Example:
     >>> cfg = AudioConfig(sample_rate=16000)
+    >>> # SKIP: needs audio files on disk (tests/audio/test_decode.py writes some)
     >>> wav = load("clip.wav", cfg)                      # doctest: +SKIP
     >>> for i, item in decode_iter(paths, cfg):          # doctest: +SKIP
     ...     if isinstance(item, AudioError): log(item); continue
@@ -82,6 +83,14 @@ class AudioConfig:
     def chunk_samples(self) -> int:
         """Output samples in every chunk except the last."""
         return max(1, round(self.max_chunk_s * self.sample_rate))
+
+    def decode_or_error(self, item: Item, max_eager_s: float) -> Decoded | AudioError:
+        """``item`` decoded with this config, or the ``AudioError`` that says why not.
+
+        Worker processes (``embedprobe.common.replicas``, a layer below this one) decode
+        through the config they are handed.
+        """
+        return _decode_or_error(item, self, max_eager_s)
 
 
 @dataclass(frozen=True)
