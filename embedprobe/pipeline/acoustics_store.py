@@ -8,6 +8,7 @@ sidecar (``<profile>.json``, written atomically) holds the identity the profile 
 with, every run, versions and the augmentation spec.
 
 Example:
+    >>> # SKIP: needs a measured profile (`embedprobe acoustics` writes it)
     >>> read_meta("profiles/acoustics__emodb.csv")["identity"]["corpus"]  # doctest: +SKIP
     'emodb'
 """
@@ -123,6 +124,7 @@ def load_profile(path: str | Path) -> dict[str, np.ndarray]:
     strings, ``copy`` as int, ``duration_s`` and every measure as float64 (``nan`` = none).
 
     Example:
+        >>> # SKIP: needs a measured profile (`embedprobe acoustics` writes it)
         >>> p = load_profile("profiles/acoustics__emodb.csv")      # doctest: +SKIP
         >>> float(np.nanmedian(p["snr"]))                          # doctest: +SKIP
     """

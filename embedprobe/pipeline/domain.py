@@ -8,8 +8,9 @@ corpus pair and the corpus-identifiability probe (:mod:`embedprobe.eval.domain`)
 ``<out>/domain__<model>.md`` (two small tables to put next to the emotion matrices).
 
 Example:
+    >>> # SKIP: needs caches of several corpora (tests/pipeline/test_domain_report.py builds them)
     >>> rec = domain_gap_for("logmel-128", "cache", out="results")   # doctest: +SKIP
-    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]
+    >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
