@@ -16,8 +16,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+from _pytest.doctest import DoctestItem
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _doctests_run_in_a_temp_dir(request: pytest.FixtureRequest, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An example may write files (``sf.write("clip.wav", ...)``): they land in a temp dir."""
+    if isinstance(request.node, DoctestItem):
+        monkeypatch.chdir(tmp_path)
 
 
 def pytest_ignore_collect(collection_path: Path, config) -> bool | None:

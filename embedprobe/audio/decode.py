@@ -13,12 +13,16 @@ is one line saying what is wrong and, where there is one, the fix. Benign facts 
 was stereo, it was resampled) are *notes*, not errors: see :meth:`AudioInfo.notes_for`.
 
 Example:
+    >>> import numpy as np, soundfile as sf
+    >>> t = np.arange(44100) / 44100                     # 1 s of a 220 Hz tone, stereo, 44.1 kHz
+    >>> sf.write("clip.wav", np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), 44100)
     >>> cfg = AudioConfig(sample_rate=16000)
-    >>> # SKIP: needs audio files on disk (tests/audio/test_decode.py writes some)
-    >>> wav = load("clip.wav", cfg)                      # doctest: +SKIP
-    >>> for i, item in decode_iter(paths, cfg):          # doctest: +SKIP
-    ...     if isinstance(item, AudioError): log(item); continue
-    ...     embed(item.wav())
+    >>> load("clip.wav", cfg).shape                      # mono, resampled
+    (16000,)
+    >>> for i, item in decode_iter(["clip.wav", "gone.wav"], cfg):
+    ...     print(i, item.reason if isinstance(item, AudioError) else item.wav().shape)
+    0 (16000,)
+    1 file not found (check the corpus root and the manifest path)
 """
 
 from __future__ import annotations
