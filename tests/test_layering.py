@@ -20,17 +20,16 @@ every import, at module level and inside functions, whatever optional packages
 are installed. A function-local import is only for a heavy optional
 third-party package (torch, transformers, opensmile ...) in a module that must
 import without it; a function-local import of an embedprobe module hides a
-cycle or an upward dependency, so it is an error here.
+cycle or an upward dependency, so it is an error here. The checker itself is
+``tests/layering_check.py``.
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from layering_check import check, violation_key
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "embedprobe"
 
@@ -165,220 +164,14 @@ KNOWN_VIOLATIONS: set[str] = {
 }
 
 
-@dataclass(frozen=True)
-class Import:
-    """One import statement of an embedprobe module, as found in the source."""
-
-    source: str  # importing module, e.g. "embedprobe.eval.runner"
-    target: str  # imported module, e.g. "embedprobe.probes.registry"
-    file: str  # path relative to the package's parent folder
-    line: int
-    local: bool  # inside a function (or method)
-
-
-def module_name(path: Path, root: Path) -> str:
-    """``root/embedprobe/eval/runner.py`` -> ``embedprobe.eval.runner``."""
-    parts = list(path.relative_to(root.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str:
-    """The absolute name of a (possibly relative) ``from`` import's module."""
-    if level == 0:
-        return name or ""
-    base = module.split(".")
-    if not is_package:
-        base = base[:-1]
-    base = base[: len(base) - (level - 1)]
-    return ".".join(base + ([name] if name else []))
-
-
-def _walk(node: ast.AST, local: bool = False) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
-    """Every import statement under ``node``, and whether it is inside a function."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.Import | ast.ImportFrom):
-            yield child, local
-        inner = local or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-        yield from _walk(child, inner)
-
-
-def collect_imports(root: Path) -> list[Import]:
-    """Every import of a module of the package at ``root`` (a folder with ``__init__.py``)."""
-    package = root.name
-    files = sorted(root.rglob("*.py"))
-    modules = {module_name(f, root) for f in files}
-    found: list[Import] = []
-    for path in files:
-        source = module_name(path, root)
-        rel = str(path.relative_to(root.parent))
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node, local in _walk(tree):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            else:
-                base = _resolve(source, path.name == "__init__.py", node.level, node.module)
-                # "from pkg import module" depends on the module itself, not only on pkg.
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                           for a in node.names]
-            for target in dict.fromkeys(targets):
-                if target == package or target.startswith(package + "."):
-                    found.append(Import(source, target, rel, node.lineno, local))
-    return found
-
-
-def _heavy_modules(root: Path) -> set[str]:
-    """The package's modules that import a HEAVY package at module level (not in a function)."""
-    heavy = set()
-    for path in sorted(root.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node, local in _walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if node.level == 0 else [])
-            if not local and any(n.split(".")[0] in HEAVY for n in names):
-                heavy.add(module_name(path, root))
-    return heavy
-
-
-def layer_of(module: str, packages: set[str]) -> str:
-    """``embedprobe.eval.runner`` -> ``eval``; top-level modules -> ``""``.
-
-    ``packages`` holds the names of the sub-packages (folders) of ``embedprobe``.
-    """
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in packages else ""
-
-
-def _find_cycles(edges: dict[str, dict[str, Import]]) -> list[list[str]]:
-    """One cycle path per strongly connected component with more than one node (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-
-    def connect(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in edges.get(v, {}):
-            if w not in index:
-                connect(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1 or v in edges.get(v, {}):
-                components.append(comp)
-
-    for v in sorted(edges):
-        if v not in index:
-            connect(v)
-
-    cycles = []
-    for comp in components:
-        members = set(comp)
-        start = min(comp)
-        # Shortest path back to start inside the component (BFS) gives a readable cycle.
-        prev: dict[str, str] = {}
-        queue = [start]
-        path: list[str] | None = None
-        while queue and path is None:
-            v = queue.pop(0)
-            for w in sorted(edges.get(v, {})):
-                if w not in members:
-                    continue
-                if w == start:
-                    path = [v]
-                    while path[-1] != start:
-                        path.append(prev[path[-1]])
-                    path = path[::-1] + [start]
-                    break
-                if w not in prev:
-                    prev[w] = v
-                    queue.append(w)
-        cycles.append(path or [start, start])
-    return cycles
-
-
-def _describe_cycle(path: list[str], edges: dict[str, dict[str, Import]]) -> str:
-    hops = []
-    for a, b in zip(path, path[1:], strict=False):
-        imp = edges[a][b]
-        hops.append(f"{a} -> {b} ({imp.file}:{imp.line})")
-    return "cycle: " + " ; ".join(hops)
-
-
-def check(root: Path, layers: dict[str, int] | None = None) -> dict[str, list[str]]:
-    """The violations of the package at ``root``, by rule: ``upward``, ``cycle``, ``local``.
-
-    Each violation is one line ``file:line -> target (why)``; cycles list every hop.
-    """
-    layers = LAYERS if layers is None else layers
-    imports = collect_imports(root)
-    packages = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
-    heavy = _heavy_modules(root)
-    out: dict[str, list[str]] = {"upward": [], "cycle": [], "local": []}
-    for imp in imports:
-        where = f"{imp.file}:{imp.line} -> {imp.target}"
-        src, dst = layer_of(imp.source, packages), layer_of(imp.target, packages)
-        if src not in layers or dst not in layers:
-            out["upward"].append(f"{where} (unknown layer {src if src not in layers else dst!r})")
-        elif layers[dst] > layers[src]:
-            out["upward"].append(f"{where} ({src or 'top'} imports the higher layer {dst})")
-        elif src != dst and layers[dst] == layers[src] and (src, dst) not in ALLOWED_PEER_EDGES:
-            out["upward"].append(f"{where} ({src} imports its peer {dst})")
-        if (imp.local and imp.target not in heavy
-                and f"{imp.file}:{imp.target}" not in ALLOWED_LOCAL):
-            out["local"].append(f"{where} (function-local import of an embedprobe module)")
-
-    # Runtime edges: every import except the package's own parents (importing
-    # "embedprobe.x.y" runs embedprobe/__init__ and embedprobe/x/__init__ first,
-    # which is not a dependency a module chooses).
-    module_edges: dict[str, dict[str, Import]] = {}
-    package_edges: dict[str, dict[str, Import]] = {}
-    for imp in imports:
-        if imp.source.startswith(imp.target + ".") or imp.source == imp.target:
-            continue
-        module_edges.setdefault(imp.source, {}).setdefault(imp.target, imp)
-        src, dst = layer_of(imp.source, packages), layer_of(imp.target, packages)
-        if src != dst:
-            package_edges.setdefault(src or "top", {}).setdefault(dst or "top", imp)
-    for path in _find_cycles(package_edges):
-        out["cycle"].append("between packages: " + _describe_cycle(path, package_edges))
-    for path in _find_cycles(module_edges):
-        out["cycle"].append("between modules: " + _describe_cycle(path, module_edges))
-    return out
-
-
-def violation_key(message: str) -> str:
-    """A violation without line numbers, as ``KNOWN_VIOLATIONS`` lists it.
-
-    ``"a/b.py:12 -> embedprobe.x (why)"`` -> ``"a/b.py -> embedprobe.x"``;
-    ``"between modules: cycle: m1 -> m2 (f:1) ; m2 -> m1 (g:2)"`` -> ``"cycle: m1 -> m2 -> m1"``.
-    """
-    if " cycle: " in message:
-        hops = [h.split(" (")[0].split(" -> ") for h in message.split("cycle: ", 1)[1].split(" ; ")]
-        return "cycle: " + " -> ".join([hops[0][0]] + [b for _, b in hops])
-    where, target = message.split(" -> ", 1)
-    return f"{where.rsplit(':', 1)[0]} -> {target.split(' (')[0]}"
-
-
 def _unexpected(found: list[str]) -> list[str]:
     return [v for v in found if violation_key(v) not in KNOWN_VIOLATIONS]
 
 
 @pytest.fixture(scope="module")
 def violations() -> dict[str, list[str]]:
-    return check(PACKAGE_DIR)
+    return check(PACKAGE_DIR, LAYERS, heavy=HEAVY, allowed_peer_edges=ALLOWED_PEER_EDGES,
+                 allowed_local=ALLOWED_LOCAL)
 
 
 def test_no_upward_imports(violations):
@@ -436,7 +229,7 @@ def test_checker_passes_a_clean_tree(tmp_path):
             "cli/main.py": "from ..eval.runner import f\n",
         },
     )
-    assert check(pkg) == {"upward": [], "cycle": [], "local": []}
+    assert check(pkg, LAYERS) == {"upward": [], "cycle": [], "local": []}
 
 
 def test_checker_catches_an_upward_import(tmp_path):
@@ -449,7 +242,7 @@ def test_checker_catches_an_upward_import(tmp_path):
             "extractors/base.py": "",
         },
     )
-    found = check(pkg)
+    found = check(pkg, LAYERS)
     assert found["upward"] == [
         "embedprobe/corpora/emodb.py:1 -> embedprobe.extractors.base (corpora imports its peer extractors)",
         "embedprobe/probes/base.py:1 -> embedprobe.eval.metrics (probes imports the higher layer eval)",
@@ -465,7 +258,7 @@ def test_checker_catches_cycles_and_local_imports(tmp_path):
             "eval/c.py": "import embedprobe.eval.a\n",
         },
     )
-    found = check(pkg)
+    found = check(pkg, LAYERS)
     assert found["local"] == [
         "embedprobe/eval/b.py:2 -> embedprobe.eval.c (function-local import of an embedprobe module)"
     ]
@@ -484,8 +277,23 @@ def test_checker_catches_a_package_cycle(tmp_path):
             "eval/metrics.py": "def f():\n    from embedprobe.probes.base import P\n",
         },
     )
-    cycles = check(pkg)["cycle"]
+    cycles = check(pkg, LAYERS)["cycle"]
     assert cycles[0] == (
         "between packages: cycle: eval -> probes (embedprobe/eval/metrics.py:2)"
         " ; probes -> eval (embedprobe/probes/base.py:1)"
     )
+
+
+def test_checker_allows_deferring_a_torch_module(tmp_path):
+    pkg = _write_tree(
+        tmp_path,
+        {
+            "probes/nets.py": "import torch\n",
+            "probes/base.py": "def fit():\n    from embedprobe.probes.nets import Net\n",
+            "probes/plain.py": "def f():\n    from embedprobe.probes import base\n",
+        },
+    )
+    assert len(check(pkg, LAYERS)["local"]) == 2  # without a list of heavy packages
+    assert check(pkg, LAYERS, heavy=HEAVY)["local"] == [
+        "embedprobe/probes/plain.py:2 -> embedprobe.probes.base (function-local import of an embedprobe module)"
+    ]
