@@ -13,11 +13,16 @@ is one line saying what is wrong and, where there is one, the fix. Benign facts 
 was stereo, it was resampled) are *notes*, not errors: see :meth:`AudioInfo.notes_for`.
 
 Example:
+    >>> import numpy as np, soundfile as sf
+    >>> t = np.arange(44100) / 44100                     # 1 s of a 220 Hz tone, stereo, 44.1 kHz
+    >>> sf.write("clip.wav", np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), 44100)
     >>> cfg = AudioConfig(sample_rate=16000)
-    >>> wav = load("clip.wav", cfg)                      # doctest: +SKIP
-    >>> for i, item in decode_iter(paths, cfg):          # doctest: +SKIP
-    ...     if isinstance(item, AudioError): log(item); continue
-    ...     embed(item.wav())
+    >>> load("clip.wav", cfg).shape                      # mono, resampled
+    (16000,)
+    >>> for i, item in decode_iter(["clip.wav", "gone.wav"], cfg):
+    ...     print(i, item.reason if isinstance(item, AudioError) else item.wav().shape)
+    0 (16000,)
+    1 file not found (check the corpus root and the manifest path)
 """
 
 from __future__ import annotations
@@ -82,6 +87,14 @@ class AudioConfig:
     def chunk_samples(self) -> int:
         """Output samples in every chunk except the last."""
         return max(1, round(self.max_chunk_s * self.sample_rate))
+
+    def decode_or_error(self, item: Item, max_eager_s: float) -> Decoded | AudioError:
+        """``item`` decoded with this config, or the ``AudioError`` that says why not.
+
+        Worker processes (``embedprobe.common.replicas``, a layer below this one) decode
+        through the config they are handed.
+        """
+        return _decode_or_error(item, self, max_eager_s)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from embedprobe.augment.blind import c50_from_t60, t60_blind, wada_snr
+from embedprobe.augment.dnsmos import dnsmos
 from embedprobe.errors import BadValueError, MissingDependencyError
 
 MEASURES: tuple[str, ...] = ("mos_sig", "mos_bak", "mos_ovrl", "t60", "c50", "snr", "loudness")
@@ -102,8 +103,6 @@ def measure(
         raise BadValueError("waveform shape", x.shape, fix="Pass one mono clip as a 1-D array.")
     out: dict[str, float] = {}
     if any(n.startswith("mos_") for n in names):
-        from embedprobe.augment.dnsmos import dnsmos
-
         out.update(dnsmos(x, sr, threads=threads))
     if "t60" in names or "c50" in names:
         t60 = t60_blind(x, sr)

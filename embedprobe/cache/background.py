@@ -28,6 +28,7 @@ class AsyncWriter:
     so resuming re-extracts them.
 
     Example:
+        >>> # SKIP: needs an extractor and a cache writer (see pipeline/extract.py)
         >>> with CacheWriter(path, **kw) as w, AsyncWriter(w) as aw:   # doctest: +SKIP
         ...     for batch in batches:
         ...         aw.write(embed(batch))

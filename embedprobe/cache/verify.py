@@ -6,8 +6,9 @@ metadata checksum of every segment is checked when it is opened. Parts the journ
 that are gone, damaged parts, and segments written before checksums existed are reported too.
 
 Example:
+    >>> # SKIP: needs an extracted cache (tests/cache/test_cache_integrity.py builds small ones)
     >>> report = verify_cache("cache/emodb__wavlm-large.h5")   # doctest: +SKIP
-    >>> report.ok, report.lines()
+    >>> report.ok, report.lines()                               # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from embedprobe.cli.common import console, csv_list, friendly, out, parse_options
+from embedprobe.pipeline.acoustics import compare, load_profiles, medians, profile, read_meta
 
 
 def register(app: typer.Typer) -> None:
@@ -32,14 +33,6 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Measure MOS, T60, C50, SNR and loudness per clip (resumable), then compare every profile in --out."""
-        from embedprobe.pipeline.acoustics import (
-            compare,
-            load_profiles,
-            medians,
-            profile,
-            read_meta,
-        )
-
         try:
             path = profile(corpus, root, out_dir=out_dir, augment=augment, copies=copies, seed=seed,
                            max_clips=max_clips, subset_seed=subset_seed, which=csv_list(measures),

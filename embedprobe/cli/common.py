@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from embedprobe.errors import EmbedprobeError
+from embedprobe.errors import BadValueError, EmbedprobeError
+from embedprobe.extractors.safeload import UntrustedPickleWarning
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
@@ -45,8 +46,6 @@ def friendly(fn: F) -> F:
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
     """``["seed=3", "excited_as_happy=true"]`` -> ``{"seed": 3, "excited_as_happy": True}``."""
-    from embedprobe.errors import BadValueError
-
     opts: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -70,8 +69,6 @@ def csv_list(text: str | None) -> tuple[str, ...] | None:
 def warnings_as_lines() -> Iterator[None]:
     """Show embedprobe's own warnings (e.g. ``--trust-pickle`` ran untrusted code) as one yellow
     line each; other warnings keep Python's format."""
-    from embedprobe.extractors.safeload import UntrustedPickleWarning
-
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001

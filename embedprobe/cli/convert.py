@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from embedprobe.cli.common import console, friendly, warnings_as_lines
+from embedprobe.extractors.conversion import convert_to_safetensors
 
 
 def register(app: typer.Typer) -> None:
@@ -24,8 +25,6 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     ) -> None:
         """Convert a checkpoint to safetensors once (loaded under the safe-unpickling rules), so it is never unpickled again."""
-        from embedprobe.extractors.conversion import convert_to_safetensors
-
         with warnings_as_lines():
             done = convert_to_safetensors(source, output, trust_pickle=trust_pickle, overwrite=overwrite)
         entry = f" from its '{done.entry}' entry" if done.entry else ""

@@ -9,6 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from embedprobe.cache import merge as merge_shards
+from embedprobe.cache import open_cache
 from embedprobe.cli.common import friendly, out
 
 
@@ -20,8 +22,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Clips, errors, layers, dims, completeness and provenance of a cache."""
-        from embedprobe.cache import open_cache
-
         with open_cache(cache) as reader:
             data = reader.info()
             data["errors"] = reader.errors
@@ -52,10 +52,7 @@ def register(app: typer.Typer) -> None:
     @friendly
     def merge(cache: Path = typer.Argument(..., help="Cache file (.h5) whose shards to merge.")) -> None:
         """Merge the shards written by `extract --shard K/N` workers into one cache file."""
-        from embedprobe.cache import merge as run
-        from embedprobe.cache import open_cache
-
-        path = run(cache)
+        path = merge_shards(cache)
         with open_cache(path) as reader:
             out.print(f"merged: {escape(str(path))} - {reader.n_clips} clips, {len(reader.errors)} errors, "
                       f"complete={reader.complete}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from embedprobe.cache.verify import verify_cache
 from embedprobe.cli.common import friendly, out
 
 
@@ -15,8 +16,6 @@ def register(app: typer.Typer) -> None:
     @friendly
     def verify(cache: Path = typer.Argument(..., help="Cache file (.h5).")) -> None:
         """Check a whole cache: exit 0 when clean, 1 with one line per problem otherwise."""
-        from embedprobe.cache.verify import verify_cache
-
         rep = verify_cache(cache)
         for line in rep.problems:
             out.print(f"[red]problem[/] {escape(line)}")

@@ -1,2 +1,2 @@
-"""What several layers share at run time: user-value checks, thread choice, worker processes and
-model replicas, progress bars."""
+"""What several layers share at run time: user-value checks, classification metrics, thread
+choice, worker processes and model replicas, progress bars."""

@@ -122,10 +122,9 @@ def _main_hidden() -> Iterator[None]:
 
 
 def _work(job: tuple[Any, str, list[str], Any, float]) -> Any:
-    from embedprobe.audio import decode as audio
-
+    # ``audio_cfg`` (an ``embedprobe.audio.decode.AudioConfig``) decodes: this layer is below audio.
     clip, path, targets, audio_cfg, max_eager_s = job
-    decoded = audio._decode_or_error(path, audio_cfg, max_eager_s)
+    decoded = audio_cfg.decode_or_error(path, max_eager_s)
     return _EMBEDDER.run(clip, path, decoded, targets)
 
 

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from embedprobe.common.metrics import METRICS, metrics_batch
 from embedprobe.errors import BadValueError
-from embedprobe.eval.metrics import METRICS, metrics_batch
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def bootstrap_ci(
     Args:
         y_true: ``(N,)`` integer labels.
         proba: ``(N, K)`` scores, columns in class order.
-        metrics: names from :data:`embedprobe.eval.metrics.METRICS`.
+        metrics: names from :data:`embedprobe.common.metrics.METRICS`.
         n_resamples: number of resamples.
         level: coverage of the interval, e.g. 0.95.
         random_state: seed of the resampling (the same seed gives the same interval).

@@ -15,6 +15,7 @@ import numpy as np
 
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.errors import BadValueError
+from embedprobe.probes.features import FrameSet
 
 SCRAMBLE_MAP: dict[str, str] = {"angry": "happy", "happy": "angry", "neutral": "sad", "sad": "neutral"}
 """The paper's Figure 3 label confusion: Happy <-> Angry and Neutral <-> Sad."""
@@ -91,8 +92,6 @@ def concat_features(parts: list[Any]) -> Any:
     """Concatenate pooled arrays or ``FrameSet``s (all of one kind)."""
     if all(isinstance(p, np.ndarray) for p in parts):
         return np.concatenate(parts, axis=0)
-    from embedprobe.probes.features import FrameSet
-
     if all(isinstance(p, FrameSet) for p in parts):
         return FrameSet.concat(parts)
     raise BadValueError("feature kinds", sorted({type(p).__name__ for p in parts}), None,

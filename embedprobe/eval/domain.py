@@ -30,8 +30,8 @@ Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> a, b = rng.standard_normal((2000, 3)), rng.standard_normal((2000, 3)) + [2, 0, 0]
-    >>> round(frechet_distance(a, b), 1)     # ~ ||mu_a - mu_b||^2 = 4
-    4.0
+    >>> round(frechet_distance(a, b), 1)     # ~ ||mean(a) - mean(b)||^2 (4.2 here; 4 in the limit)
+    4.2
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.common import metrics
 from embedprobe.errors import BadValueError
 from embedprobe.eval import domain_probes
 from embedprobe.eval.domain_probes import check as check_probe
@@ -248,8 +249,6 @@ def identifiability(
         ``"stratified"``), ``probe`` and ``seed``. Near chance: the corpora are not
         separable; near 1: the embedding encodes the corpus (channel, room, speakers...).
     """
-    from embedprobe.eval import metrics
-
     names = list(features)
     if len(names) < 2:
         raise BadValueError("corpora for identifiability", names, fix="Pass at least two corpora.")

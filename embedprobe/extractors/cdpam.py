@@ -86,9 +86,10 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
             0.99999 to fp32 on the real weights).
 
     Example:
+        >>> # SKIP: loads the CDPAM model (over a minute on a small CPU; tests/extractors/test_cdpam.py runs it)
         >>> from embedprobe.extractors import create
-        >>> ext = create("cdpam").load()
-        >>> ext.embed(np.zeros(22050, np.float32))["content"].shape
+        >>> ext = create("cdpam").load()                                # doctest: +SKIP
+        >>> ext.embed(np.zeros(22050, np.float32))["content"].shape    # doctest: +SKIP
         (1, 512)
     """
 

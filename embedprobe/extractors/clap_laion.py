@@ -47,6 +47,7 @@ class ClapAudio(HFExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
+        >>> # SKIP: needs the LAION-CLAP weights (downloaded, ~2 GB)
         >>> ext = create("clap-laion").load()                                 # doctest: +SKIP
         >>> ext.embed(np.zeros(48000 * 12, np.float32))["embedding"].shape   # doctest: +SKIP
         (2, 512)

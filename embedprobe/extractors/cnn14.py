@@ -64,6 +64,7 @@ class Cnn14Extractor(CheckpointExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
+        >>> # SKIP: needs the CNN14 checkpoint (downloaded, ~300 MB)
         >>> ext = create("cnn14-16k", weights="~/models/Cnn14_16k_mAP=0.438.pth").load()  # doctest: +SKIP
         >>> out = ext.embed(np.zeros(32000, np.float32))  # doctest: +SKIP
         >>> out["embedding"].shape  # doctest: +SKIP

@@ -51,6 +51,7 @@ class CodecLatent(HFExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
+        >>> # SKIP: needs the EnCodec weights (downloaded)
         >>> ext = create("encodec-24k").load()                        # doctest: +SKIP
         >>> ext.embed(np.zeros(24000, np.float32))["latent"].shape   # doctest: +SKIP
         (75, 128)

@@ -6,6 +6,7 @@ sha256 goes into the file's metadata (``source_sha256``), so a converted copy ke
 source's weights revision. ``embedprobe convert-weights`` is the CLI over it.
 
 Example:
+    >>> # SKIP: needs the CNN14 checkpoint (downloaded, ~300 MB)
     >>> convert_to_safetensors("Cnn14_16k_mAP=0.438.pth").path.name  # doctest: +SKIP
     'Cnn14_16k_mAP=0.438.safetensors'
 """

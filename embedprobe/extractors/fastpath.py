@@ -38,6 +38,7 @@ Every choice is recorded: extractors expose ``precision`` and ``runtime_config()
 extraction pipeline writes that dict into the cache's provenance.
 
 Example:
+    >>> # SKIP: needs a loaded torch model
     >>> precision = resolve_precision("auto", "cpu")  # doctest: +SKIP
     >>> info = prepare(model, precision, "cpu")        # doctest: +SKIP
     >>> with autocast(precision, "cpu"):               # doctest: +SKIP

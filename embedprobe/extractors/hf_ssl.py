@@ -105,6 +105,7 @@ class HFSpeechEncoder(HFExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
+        >>> # SKIP: needs the WavLM-large weights (downloaded, ~1.2 GB)
         >>> ext = create("wavlm-large", weights="/models/wavlm-large").load()  # doctest: +SKIP
         >>> out = ext.embed(np.zeros(16000, np.float32))                       # doctest: +SKIP
         >>> out["layer24"].shape                                               # doctest: +SKIP

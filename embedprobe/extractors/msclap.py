@@ -68,6 +68,7 @@ class ClapAudioExtractor(CheckpointExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
+        >>> # SKIP: needs the CLAP checkpoint (downloaded, ~700 MB)
         >>> ext = create("clap-2023", weights="~/models/CLAP_weights_2023.pth").load()  # doctest: +SKIP
         >>> ext.embed(np.zeros(44100 * 3, np.float32))["embedding"].shape  # doctest: +SKIP
         (1, 1024)

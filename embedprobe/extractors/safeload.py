@@ -26,6 +26,7 @@ Every refusal is one sentence naming the file, the offending globals and the fix
 checkpoint under the same rules once and writes its tensors as ``.safetensors``.
 
 Example:
+    >>> # SKIP: needs checkpoint files on disk (tests/extractors/test_safeload.py makes some)
     >>> state = load_torch_checkpoint("Cnn14_16k_mAP=0.438.pth")  # doctest: +SKIP
     >>> sorted(pickle_globals("evil.pth"))  # doctest: +SKIP
     ['collections.OrderedDict', 'posix.system', 'torch._utils._rebuild_tensor_v2']

@@ -52,6 +52,7 @@ class VGGishExtractor(CheckpointExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
+        >>> # SKIP: needs the VGGish weights (downloaded)
         >>> ext = create("vggish").load()  # doctest: +SKIP
         >>> ext.embed(np.zeros(32000, np.float32))["embedding"].shape  # doctest: +SKIP
         (2, 128)

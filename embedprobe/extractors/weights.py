@@ -27,6 +27,7 @@ Loading never runs code from a pickle (``safeload``: ``load_torch_checkpoint``, 
 Example:
     >>> path = resolve_file("Cnn14_16k_mAP=0.438.pth", what="CNN14",
     ...                     source="https://zenodo.org/record/3987831")  # doctest: +SKIP
+    >>> # SKIP: downloads the CNN14 checkpoint (network, ~300 MB)
     >>> state = load_torch_checkpoint(path)["model"]  # doctest: +SKIP
 """
 

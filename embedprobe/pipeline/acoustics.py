@@ -40,9 +40,23 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.audio import decode as audio
+from embedprobe.augment import acoustics
+from embedprobe.augment import augment as run_augment
+from embedprobe.augment.acoustics import MEASURES, distribution_distances
+from embedprobe.augment.base import resolve
+from embedprobe.augment.plots import plot_distributions
+from embedprobe.cache.locks import FileLock, describe_holders
 from embedprobe.common import checks
 from embedprobe.common.progress import Progress
-from embedprobe.errors import BadValueError, CacheError, CacheLockedError
+from embedprobe.corpora import scan
+from embedprobe.errors import (
+    AudioError,
+    BadValueError,
+    CacheError,
+    CacheLockedError,
+    MissingDependencyError,
+)
 from embedprobe.pipeline.acoustics_store import (
     append_rows,
     done_pairs,
@@ -126,10 +140,6 @@ def profile(
         MissingDependencyError: a measure or augmentation needs an optional extra.
         KeyboardInterrupt: re-raised after the rows measured so far are saved.
     """
-    from embedprobe.augment import acoustics
-    from embedprobe.cache.locks import FileLock, describe_holders
-    from embedprobe.corpora import scan
-
     measures = tuple(acoustics.available()) if which is None else acoustics._check_which(which)
     _check_measures_installed(measures)
     spec = _augment_spec(augment)
@@ -208,10 +218,6 @@ def profile(
 
 def _measure_clip(task: tuple) -> list[dict[str, Any]]:
     """Decode one clip, augment each missing copy, measure; one row per copy (errors too)."""
-    from embedprobe.audio import decode as audio
-    from embedprobe.augment import acoustics
-    from embedprobe.errors import AudioError, MissingDependencyError
-
     path, clip_id, speaker, label, native, copies, augment, seed, measures, threads = task
     base = {"id": clip_id, "speaker": speaker, "label": label, "native_label": native}
     try:
@@ -224,8 +230,6 @@ def _measure_clip(task: tuple) -> list[dict[str, Any]]:
         x, params = wav, ""
         try:
             if augment:
-                from embedprobe.augment import augment as run_augment
-
                 out = run_augment(wav, SAMPLE_RATE, augment, seed=seed, clip_id=clip_id, copy=k)
                 x, params = out.wav, json.dumps(out.params, separators=(",", ":"))
             values = acoustics.measure(x, SAMPLE_RATE, which=measures, threads=threads)
@@ -279,15 +283,10 @@ def _run(tasks: list[tuple], workers: int):
 def _augment_spec(name: str | None):
     if not name:
         return None
-    from embedprobe.augment.base import resolve
-
     return resolve(name)
 
 
 def _check_measures_installed(measures: tuple[str, ...]) -> None:
-    from embedprobe.augment import acoustics
-    from embedprobe.errors import MissingDependencyError
-
     have = set(acoustics.available())
     for m in measures:
         if m not in have:
@@ -315,8 +314,6 @@ def load_profiles(paths: str | Path | Iterable[str | Path], *, paired: bool = Fa
     every one of them measured, so a raw profile of all clips and an augmented one of a
     ``max_clips`` subset are compared on the same clips.
     """
-    from embedprobe.augment.acoustics import MEASURES
-
     if isinstance(paths, (str, Path)) and Path(paths).is_dir():
         files = sorted(Path(paths).glob("acoustics__*.csv"))
         if not files:
@@ -373,9 +370,6 @@ def compare(paths: str | Path | Iterable[str | Path], *, figure: str | Path | No
         :func:`~embedprobe.augment.acoustics.distribution_distances` between all profiles
         (``corpus_a``/``corpus_b`` are profile labels, e.g. ``emodb`` and ``emodb+paper``).
     """
-    from embedprobe.augment.acoustics import distribution_distances
-    from embedprobe.augment.plots import plot_distributions
-
     profiles = load_profiles(paths, paired=paired)
     values = {label: p["values"] for label, p in profiles.items()}
     ms = list(measures) if measures is not None else None

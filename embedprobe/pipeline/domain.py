@@ -8,6 +8,7 @@ computes the Fréchet distance of every corpus pair and the corpus-identifiabili
 ``<out>/domain__<model>.md`` (two small tables to put next to the emotion matrices).
 
 Example:
+    >>> # SKIP: needs caches of several corpora (tests/pipeline/test_domain_report.py builds them)
     >>> rec = domain_gap_for("logmel-128", "cache", out="results")   # doctest: +SKIP
     >>> rec["frechet"][0]["frechet_norm"], rec["identifiability"]["mel"]["balanced_accuracy"]  # doctest: +SKIP
 """

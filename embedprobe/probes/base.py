@@ -18,9 +18,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
+from embedprobe.common.metrics import METRICS
 from embedprobe.common.threads import check_threads, choose_threads, limit_threads
 from embedprobe.errors import BadValueError
-from embedprobe.eval.metrics import METRICS
 from embedprobe.probes.augment import check_switches, refuse_frame_augment
 from embedprobe.probes.features import POOLINGS, FrameSet
 from embedprobe.probes.sampling import BALANCES, stratified_holdout

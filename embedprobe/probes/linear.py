@@ -5,7 +5,7 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(-1, 1, (60, 4)), rng.normal(1, 1, (60, 4))]
     >>> y = np.repeat(["sad", "happy"], 60)
-    >>> probe = LinearProbe(max_steps=300, random_state=0).fit(X, y)
+    >>> probe = LinearProbe(max_steps=100, random_state=0).fit(X, y)
     >>> probe.classes_.tolist(), probe.predict_proba(X[:2]).shape
     (['happy', 'sad'], (2, 2))
 """

@@ -8,7 +8,7 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(-1, 1, (60, 4)), rng.normal(1, 1, (60, 4))]
     >>> y = np.repeat([0, 1], 60)
-    >>> MLPProbe(max_steps=300, random_state=0).fit(X, y).score(X, y) > 0.8
+    >>> MLPProbe(max_steps=100, random_state=0).fit(X, y).score(X, y) > 0.8
     True
 """
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedprobe.eval.metrics import METRICS
+from embedprobe.common.metrics import METRICS
 
 
 def write_results(record: dict[str, Any], out_dir: Path, name: str) -> Path:

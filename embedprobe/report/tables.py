@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from embedprobe.report.escape import md
+
 
 @dataclass
 class Matrix:
@@ -51,8 +53,6 @@ def relative_from(record: dict[str, Any], metric: str = "wf1") -> Matrix:
 
 def to_markdown(m: Matrix, digits: int = 2) -> str:
     """A GitHub Markdown table; cells read ``0.81 [0.75, 0.86]``; corpus names are escaped."""
-    from embedprobe.report.escape import md
-
     head = "| train \\ test | " + " | ".join(md(c) for c in m.cols) + " |"
     sep = "|---|" + "---|" * len(m.cols)
     lines = [head, sep]

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from embedprobe.common import metrics as M
 from embedprobe.errors import BadValueError
 from embedprobe.eval import confidence as C
-from embedprobe.eval import metrics as M
 
 
 def _history():
@@ -103,8 +103,8 @@ def test_fold_bootstrap_brackets_the_fold_mean():
     """Folds whose scores differ: the interval is around their mean, not around the pooled score."""
     import numpy as np
 
+    from embedprobe.common.metrics import auroc
     from embedprobe.eval.confidence import bootstrap_ci, fold_bootstrap_ci
-    from embedprobe.eval.metrics import auroc
 
     rng = np.random.default_rng(0)
     folds = []

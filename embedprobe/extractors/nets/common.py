@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from embedprobe.errors import BadValueError
+from embedprobe.extractors._mel import mel_filterbank
 
 
 def dft_basis(n_fft: int, win_length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +91,6 @@ class LogmelFilterBank(nn.Module):
         self.init_derived()
 
     def init_derived(self) -> None:
-        from embedprobe.extractors._mel import mel_filterbank
-
         mel = np.array(mel_filterbank(*self.config), dtype=np.float32)
         with torch.no_grad():
             self.melW.copy_(torch.from_numpy(np.ascontiguousarray(mel.T)))

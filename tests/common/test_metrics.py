@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from embedprobe.common import metrics as M
 from embedprobe.errors import BadValueError
-from embedprobe.eval import metrics as M
 
 # Golden case, worked by hand (see the comments): 3 classes, 6 clips, one tie per class.
 Y = np.array([0, 0, 1, 1, 2, 2])
