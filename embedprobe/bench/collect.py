@@ -25,7 +25,6 @@ import csv
 import io
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from embedprobe.bench.config import rate_label
 from embedprobe.bench.grid import Job, group_id
 from embedprobe.eval.metrics import METRICS
 from embedprobe.eval.runner import fragmentation
-from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.provenance import artifact_header, atomic_write_json, atomic_write_text, to_jsonable
 
 SUMMARY_FORMAT = 1
 
@@ -45,9 +44,8 @@ def write_outputs(run: Any) -> dict[str, Path]:
 
     summary = summarize(run)
     out = Path(run.out)
-    run.json = _atomic(out / "bench.json", json.dumps(_finite(summary), indent=1, default=str,
-                                                      allow_nan=False))
-    run.csv = _atomic(out / "bench.csv", bench_csv(summary))
+    run.json = atomic_write_json(out / "bench.json", summary)
+    run.csv = atomic_write_text(out / "bench.csv", bench_csv(summary))
     acoustic = (extras.load_acoustics(out, [c.key for c in run.config.corpora])
                 if run.config.acoustics.enabled else None)
     run.report = write_html(summary, out / "report.html", acoustics=acoustic)
@@ -67,19 +65,13 @@ def summarize(run: Any) -> dict[str, Any]:
     metric, stat = cfg.report.metric, cfg.report.statistic
     groups = _groups(run.jobs, records, metric, stat)
     return {
-        "format": SUMMARY_FORMAT,
-        "kind": "embedprobe.bench",
+        **artifact_header("embedprobe.bench", SUMMARY_FORMAT, cfg, seconds=run.seconds),
         "name": cfg.name,
         "source": cfg.source,
         "out": str(Path(run.out).resolve()),
-        "created_unix": time.time(),
-        "seconds": round(run.seconds, 3),
         "phase_seconds": dict(run.phases),
         "job_seconds": round(sum(float(r.get("seconds") or 0) for r in records.values()), 3),
         "jobs_setting": run.config.jobs,
-        "code_version": code_version(),
-        "versions": package_versions(),
-        "config": to_jsonable(cfg),
         "report": {"metric": metric, "statistic": stat},
         "corpora": _corpora(run),
         "counts": {s: sum(r.status == s for r in run.results.values())
@@ -338,15 +330,3 @@ def bench_csv(summary: dict[str, Any]) -> str:
                             ci[0], ci[1], rel, pap])
     return buf.getvalue()
 
-
-def _finite(obj: Any) -> Any:
-    from embedprobe.bench.extras import _finite as finite
-
-    return finite(obj)
-
-
-def _atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path

@@ -31,7 +31,7 @@ from embedprobe.eval.runner import (
     run_matrix,
     set_name,
 )
-from embedprobe.provenance import code_version, fingerprint, package_versions, to_jsonable
+from embedprobe.provenance import artifact_header, fingerprint
 
 RESULTS_FORMAT = 1
 
@@ -297,18 +297,12 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     with Progress(progress, n_trainings(data, spec), "probe") as tick:
         cells = run_matrix(data, spec, on_training=tick)
     record = {
-        "format": RESULTS_FORMAT,
-        "kind": "embedprobe.probe",
-        "config": to_jsonable(cfg),
+        **artifact_header("embedprobe.probe", RESULTS_FORMAT, cfg, started=t0),
         "resolved": {"train_sets": [list(t) for t in train_sets], "tests": tests,
                      "probe_params": params, "tuned": tuned},
         "classes": list(CANONICAL_LABELS),
         "seeds": list(cfg.seeds),
         "caches": caches,
-        "versions": package_versions(),
-        "code_version": code_version(),
-        "created_unix": time.time(),
-        "seconds": round(time.perf_counter() - t0, 3),
         "cells": cells,
         "threads": thread_record | _threads_used(cells),
         "relative_wf1": relative_matrix(cells, "wf1"),

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from embedprobe.provenance import atomic_write_text
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1b1f24;margin:0;background:#fafafa}
 main{max-width:1400px;margin:0 auto;padding:18px 28px 60px}
@@ -46,14 +48,7 @@ _METRIC_NAMES = {"auroc": "AUROC", "acc": "ACC", "uacc": "uACC", "f1": "F1", "wf
 def write_html(summary: dict[str, Any], path: str | Path, *,
                acoustics: dict[str, Any] | None = None) -> Path:
     """Write the report of ``summary`` to ``path`` (atomically); returns ``path``."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(render_html(summary, acoustics=acoustics), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, render_html(summary, acoustics=acoustics))
 
 
 def render_html(summary: dict[str, Any], *, acoustics: dict[str, Any] | None = None) -> str:
