@@ -77,16 +77,16 @@ class ProbeConfig:
     cache_dir: str
     train: tuple[str, ...]
     test: tuple[str, ...] = ("all",)
-    probe: str = "mlp"
+    probe: str = MatrixSpec.probe  # the runner's defaults, written once there
     layer: str | None = None
     pooling: str = "mean"
     frames: bool = False
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = MatrixSpec.seeds
     scramble: tuple[str, ...] = ()
     protocols: dict[str, str] = field(default_factory=dict)
     baselines: bool = True
     probe_params: dict[str, Any] = field(default_factory=dict)
-    n_bootstrap: int = 1000
+    n_bootstrap: int = MatrixSpec.n_bootstrap
     max_folds: int | None = None
     tune: bool = False
     out: str = "results"
