@@ -28,7 +28,7 @@ from typing import Any
 from embedprobe.bench.config import BenchConfig
 from embedprobe.cache.naming import safe_model
 from embedprobe.errors import BadValueError, EmbedprobeError
-from embedprobe.provenance import atomic_write_json, fingerprint, json_safe, to_jsonable
+from embedprobe.provenance import atomic_write_json, fingerprint, to_jsonable
 
 MODULES = {"acoustics": "embedprobe.pipeline.acoustics", "domain": "embedprobe.pipeline.domain"}
 
@@ -94,7 +94,7 @@ def run_domain(task: dict[str, Any]) -> dict[str, Any]:
     s = task["spec"]
     result = mod.domain_gap_for(s["model"], task["cache_dir"], layers=s["layers"], corpora=s["corpora"],
                                 out=task["out_dir"], seed=s["seed"], **s["extra"])
-    _write_marker(task, {"result": json_safe(result)})
+    _write_marker(task, {"result": result})  # made JSON-safe by atomic_write_json
     return {"path": task["marker"]}
 
 
