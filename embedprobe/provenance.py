@@ -183,9 +183,9 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
 
     Example:
         >>> import tempfile
-        >>> p = atomic_write_text(Path(tempfile.mkdtemp()) / "sub" / "a.txt", "hi\\n")
+        >>> p = atomic_write_text(Path(tempfile.mkdtemp()) / "sub" / "a.txt", "hi")
         >>> p.read_text()
-        'hi\\n'
+        'hi'
     """
     path = Path(path)
     with atomic_path(path) as tmp:
