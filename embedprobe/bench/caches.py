@@ -19,7 +19,7 @@ from typing import Any
 from embedprobe.bench.config import BenchConfig
 from embedprobe.cache.naming import cache_file
 from embedprobe.errors import CacheError, EmbedprobeError
-from embedprobe.provenance import to_jsonable
+from embedprobe.provenance import atomic_write_json, to_jsonable
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
             shutil.rmtree(folder, ignore_errors=True)
             path = write_corpus(c.synthetic, folder, **c.synth)
             done = {"params": params, "path": os.path.relpath(path, folder)}
-            marker.write_text(json.dumps(done))
+            atomic_write_json(marker, done)
         roots[c.key] = folder / done["path"]
     return roots
 

@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from embedprobe.bench.numbers import COMPLETE_FORMAT, acoustic_numbers, job_coun
 from embedprobe.bench.spec import rate_label
 from embedprobe.eval.metrics import METRICS
 from embedprobe.eval.runner import fragmentation
-from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.provenance import artifact_header, atomic_write_json, atomic_write_text, to_jsonable
 from embedprobe.report.html import write_html
 
 SUMMARY_FORMAT = 2  # 2: every number of the report is in the summary (bench.numbers)
@@ -48,9 +47,8 @@ def write_outputs(run: Any) -> dict[str, Path]:
     acoustic = (load_acoustics(out, [c.key for c in run.config.corpora])
                 if run.config.acoustics.enabled else None)
     summary = summarize(run, acoustics=acoustic)
-    run.json = _atomic(out / "bench.json", json.dumps(_finite(summary), indent=1, default=str,
-                                                      allow_nan=False))
-    run.csv = _atomic(out / "bench.csv", bench_csv(summary))
+    run.json = atomic_write_json(out / "bench.json", summary)
+    run.csv = atomic_write_text(out / "bench.csv", bench_csv(summary))
     run.report = write_html(summary, out / "report.html", acoustics=acoustic)
     return {"json": run.json, "csv": run.csv, "report": run.report}
 
@@ -93,19 +91,13 @@ def summarize(run: Any, *, acoustics: dict[str, Any] | None = None) -> dict[str,
     metric, stat = cfg.report.metric, cfg.report.statistic
     groups = _groups(run.jobs, records, metric, stat)
     summary = {
-        "format": SUMMARY_FORMAT,
-        "kind": "embedprobe.bench",
+        **artifact_header("embedprobe.bench", SUMMARY_FORMAT, cfg, seconds=run.seconds),
         "name": cfg.name,
         "source": cfg.source,
         "out": str(Path(run.out).resolve()),
-        "created_unix": time.time(),
-        "seconds": round(run.seconds, 3),
         "phase_seconds": dict(run.phases),
         "job_seconds": round(sum(float(r.get("seconds") or 0) for r in records.values()), 3),
         "jobs_setting": run.config.jobs,
-        "code_version": code_version(),
-        "versions": package_versions(),
-        "config": to_jsonable(cfg),
         "report": {"metric": metric, "statistic": stat},
         "corpora": _corpora(run),
         "counts": {s: sum(r.status == s for r in run.results.values())
@@ -366,15 +358,3 @@ def bench_csv(summary: dict[str, Any]) -> str:
                             ci[0], ci[1], rel, pap])
     return buf.getvalue()
 
-
-def _finite(obj: Any) -> Any:
-    from embedprobe.bench.extras import _finite as finite
-
-    return finite(obj)
-
-
-def _atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path

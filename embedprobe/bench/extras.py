@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from embedprobe.cache.naming import safe_model
 from embedprobe.errors import BadValueError
 from embedprobe.pipeline.acoustics import load_profile, profile
 from embedprobe.pipeline.domain import domain_gap_for
-from embedprobe.provenance import fingerprint, to_jsonable
+from embedprobe.provenance import atomic_write_json, fingerprint, to_jsonable
 
 #: The function behind each section, and the parameters the bench sets itself.
 SECTION_CALLS = {
@@ -91,7 +90,7 @@ def run_domain(task: dict[str, Any]) -> dict[str, Any]:
     s = task["spec"]
     result = domain_gap_for(s["model"], task["cache_dir"], layers=s["layers"], corpora=s["corpora"],
                                 out=task["out_dir"], seed=s["seed"], **s["extra"])
-    _write_marker(task, {"result": _finite(to_jsonable(result))})
+    _write_marker(task, {"result": result})  # made JSON-safe by atomic_write_json
     return {"path": task["marker"]}
 
 
@@ -108,31 +107,7 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
 
 
 def _write_marker(task: dict[str, Any], body: dict[str, Any]) -> None:
-    import os
-
-    path = Path(task["marker"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"fingerprint": task["fingerprint"], "spec": task["spec"], **body},
-                              indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def _summary(obj: Any) -> Any:
-    """A JSON-able view of a return value (paths and small dicts kept, big arrays dropped)."""
-    obj = to_jsonable(obj)
-    blob = json.dumps(obj, default=str)
-    return _finite(json.loads(blob)) if len(blob) < 200_000 else {"repr": repr(obj)[:2000]}
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+    atomic_write_json(task["marker"], {"fingerprint": task["fingerprint"], "spec": task["spec"], **body})
 
 
 # ------------------------------------------------------------------------------- for the report

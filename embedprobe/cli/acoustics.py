@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from embedprobe.cli.common import console, csv_list, friendly, out, parse_options
+from embedprobe.cli.common import console, csv_list, default, friendly, out, parse_options
 from embedprobe.pipeline.acoustics import compare, load_profiles, medians, profile, read_meta
+
+_D = profile  # the defaults below are profile's (but --out and --workers, which only the command has)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,16 +20,16 @@ def register(app: typer.Typer) -> None:
         corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus reader (embedprobe list corpora)."),
         root: Path = typer.Option(..., "--root", "-r", help="Corpus root folder."),
         augment: str = typer.Option(None, "--augment", "-a", help="Augmentation to profile, e.g. paper."),
-        copies: int = typer.Option(1, "--copies", help="Augmented copies per clip."),
-        seed: int = typer.Option(0, "--seed", help="Augmentation seed."),
+        copies: int = typer.Option(default(_D, "copies"), "--copies", help="Augmented copies per clip."),
+        seed: int = typer.Option(default(_D, "seed"), "--seed", help="Augmentation seed."),
         max_clips: int = typer.Option(None, "--max-clips", help="Measure a seeded subset of N clips."),
-        subset_seed: int = typer.Option(0, "--subset-seed", help="Seed of the --max-clips subset."),
+        subset_seed: int = typer.Option(default(_D, "subset_seed"), "--subset-seed", help="Seed of the --max-clips subset."),
         measures: str = typer.Option(None, "--measures", help="Comma-separated measures (default: all installed)."),
-        labelled_only: bool = typer.Option(False, "--labelled-only", help="Only clips of the 4-class set."),
+        labelled_only: bool = typer.Option(default(_D, "labelled_only"), "--labelled-only", help="Only clips of the 4-class set."),
         out_dir: Path = typer.Option(Path("acoustics"), "--out", "-o", help="Folder of profiles and the figure."),
         workers: int = typer.Option(2, "--workers", help="Processes measuring clips in parallel."),
         option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Start this profile over."),
+        overwrite: bool = typer.Option(default(_D, "overwrite"), "--overwrite", help="Start this profile over."),
         unpaired: bool = typer.Option(False, "--unpaired", help="Compare all rows of each profile, not only "
                                       "the clips every profile of that corpus measured."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import inspect
 import json
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -20,6 +23,43 @@ console = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CACHE_DIR = Path("cache")  # where extract writes caches and probe/domain read them by default
+
+
+def default(source: Any, name: str) -> Any:
+    """The default of field ``name`` of a config dataclass (or parameter ``name`` of a function).
+
+    Options read their defaults from the config they fill, so each default is written once
+    and ``--help`` shows the value the library would use.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Cfg:
+        ...     probe: str = "mlp"
+        ...     seeds: tuple = dataclasses.field(default_factory=lambda: (0,))
+        >>> default(Cfg, "probe"), default(Cfg, "seeds")
+        ('mlp', (0,))
+        >>> def run(*, seed: int = 3) -> None: ...
+        >>> default(run, "seed")
+        3
+    """
+    if dataclasses.is_dataclass(source):
+        fields = {f.name: f for f in dataclasses.fields(source)}
+        if name not in fields:
+            raise KeyError(f"{source.__name__} has no field {name!r}; fields: {sorted(fields)}")
+        f = fields[name]
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+    else:
+        params = inspect.signature(source).parameters
+        if name not in params:
+            raise KeyError(f"{source.__name__} has no parameter {name!r}; parameters: {sorted(params)}")
+        if params[name].default is not inspect.Parameter.empty:
+            return params[name].default
+    raise KeyError(f"{name!r} of {source.__name__} has no default; the option must be required")
 
 
 def friendly(fn: F) -> F:

@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from embedprobe.cli.common import console, csv_list, friendly, out
+from embedprobe.cli.common import CACHE_DIR, console, csv_list, default, friendly, out
+from embedprobe.pipeline.domain import domain_gap_for
+
+_D = domain_gap_for  # every default below is domain_gap_for's
 
 
 def register(app: typer.Typer) -> None:
@@ -15,21 +18,19 @@ def register(app: typer.Typer) -> None:
     @friendly
     def domain(
         model: str = typer.Option(..., "--model", "-m", help="Extractor whose caches are compared."),
-        cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of caches."),
+        cache_dir: Path = typer.Option(CACHE_DIR, "--cache-dir", help="Folder of caches."),
         layer: str = typer.Option(None, "--layer", help="Comma-separated layers (default: all shared)."),
         corpora: str = typer.Option(None, "--corpora", help="Comma-separated corpora (default: all cached)."),
-        probe: str = typer.Option("logistic", "--probe", help="Identifiability probe (embedprobe list domain-probes; every probe works too)."),
-        shrinkage: str = typer.Option("auto", "--shrinkage", help="auto, ledoit-wolf, none or a float in [0, 1]."),
-        seed: int = typer.Option(0, "--seed", help="Identifiability split and probe seed."),
-        out_dir: Path = typer.Option(Path("results"), "--out", "-o", help="Folder of domain__<model>.json/.md."),
-        allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+        probe: str = typer.Option(default(_D, "probe"), "--probe", help="Identifiability probe (embedprobe list domain-probes; every probe works too)."),
+        shrinkage: str = typer.Option(default(_D, "shrinkage"), "--shrinkage", help="auto, ledoit-wolf, none or a float in [0, 1]."),
+        seed: int = typer.Option(default(_D, "seed"), "--seed", help="Identifiability split and probe seed."),
+        out_dir: Path = typer.Option(Path(default(_D, "out")), "--out", "-o", help="Folder of domain__<model>.json/.md."),
+        allow_incomplete: bool = typer.Option(default(_D, "allow_incomplete"), "--allow-incomplete",
                                               help="Use caches that miss clips (recorded in the results)."),
         threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen per step)."),
     ) -> None:
         """How far apart are the corpora in embedding space, and can a probe tell them apart?"""
         from rich.table import Table
-
-        from embedprobe.pipeline.domain import domain_gap_for
 
         try:
             shrink: str | float = float(shrinkage)

@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from embedprobe.cli.common import console, csv_list, friendly, parse_options, warnings_as_lines
+from embedprobe.cli.common import (
+    CACHE_DIR,
+    console,
+    csv_list,
+    default,
+    friendly,
+    parse_options,
+    warnings_as_lines,
+)
+from embedprobe.pipeline.extract import ExtractConfig
+
+_D = ExtractConfig  # every default below is ExtractConfig's
 
 
 def register(app: typer.Typer) -> None:
@@ -17,42 +28,41 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", "-m", help="Extractor name (embedprobe list extractors)."),
         corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus reader (embedprobe list corpora)."),
         root: Path = typer.Option(..., "--root", "-r", help="Corpus root folder."),
-        out: Path = typer.Option(Path("cache"), "--out", "-o", help="Cache folder."),
+        out: Path = typer.Option(CACHE_DIR, "--out", "-o", help="Cache folder."),
         layers: str = typer.Option(None, "--layers", help="Comma-separated layers to cache (default all)."),
-        frames: bool = typer.Option(False, "--frames", help="Also store frame-level features."),
+        frames: bool = typer.Option(default(_D, "frames"), "--frames", help="Also store frame-level features."),
         frame_hop: float = typer.Option(None, "--frame-hop", help="Hop of stored frames in seconds."),
         frame_layers: str = typer.Option(None, "--frame-layers", help="Layers whose frames are stored."),
-        float16: bool = typer.Option(False, "--float16", help="Store features as float16."),
+        float16: bool = typer.Option(default(_D, "dtype") == "float16", "--float16", help="Store features as float16."),
         weights: Path = typer.Option(None, "--weights", help="Local checkpoint file or folder."),
         trust_pickle: bool = typer.Option(
-            False, "--trust-pickle",
+            default(_D, "trust_pickle"), "--trust-pickle",
             help="Load weights that pickle Python classes beyond the safe allow-list (their code "
                  "runs: only for files you trust; pickles naming functions are refused even then). "
                  "Recorded in the cache. Better: embedprobe convert-weights once."),
-        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
-        precision: str = typer.Option("auto", "--precision",
+        device: str = typer.Option(default(_D, "device"), "--device", help="torch device, e.g. cpu or cuda:0."),
+        precision: str = typer.Option(default(_D, "precision"), "--precision",
                                       help="auto, fp32, fp32-onednn, bf16 or fp16 (recorded in the cache)."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Clips per committed batch."),
-        workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+        batch_size: int = typer.Option(default(_D, "batch_size"), "--batch-size", help="Clips per committed batch."),
+        workers: int = typer.Option(default(_D, "workers"), "--workers", help="Decoding threads."),
         procs: int = typer.Option(None, "--procs",
                                   help="Model replicas in worker processes (default: auto, one per core "
                                        "up to 4 for single-threaded extractors such as egemaps "
                                        "and ge2e on 200+ clips; 1 = none)."),
         threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads of each embedding process "
                                     "(default: this process's cores, shared among --procs)."),
-        chunk: float = typer.Option(30.0, "--chunk", help="Long files are processed in chunks of this many seconds."),
+        chunk: float = typer.Option(default(_D, "chunk_s"), "--chunk", help="Long files are processed in chunks of this many seconds."),
         option: list[str] = typer.Option(None, "--option", help="Corpus option KEY=VALUE (repeatable)."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Start the cache over."),
+        overwrite: bool = typer.Option(default(_D, "overwrite"), "--overwrite", help="Start the cache over."),
         shard: str = typer.Option(None, "--shard", help="K/N: write only shard K of N (0-based)."),
         tag: str = typer.Option(None, "--tag", help="Suffix naming a cache variant."),
         augment: str = typer.Option(None, "--augment",
                                     help="Cache augmented copies instead (e.g. paper: the paper's 7 augmentations)."),
-        copies: int = typer.Option(1, "--copies", help="Augmented copies per clip."),
-        augment_seed: int = typer.Option(0, "--augment-seed", help="Seed of the augmentation parameters."),
+        copies: int = typer.Option(default(_D, "copies"), "--copies", help="Augmented copies per clip."),
+        augment_seed: int = typer.Option(default(_D, "augment_seed"), "--augment-seed", help="Seed of the augmentation parameters."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
-        from embedprobe.pipeline.extract import ExtractConfig
         from embedprobe.pipeline.extract import extract as run
 
         k, n = _shard(shard)

@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from embedprobe.cli.common import console, csv_list, friendly, parse_options
+from embedprobe.cli.common import CACHE_DIR, console, csv_list, default, friendly, parse_options
+from embedprobe.pipeline.probe import ProbeConfig
+
+_D = ProbeConfig  # every default below is ProbeConfig's
 
 
 def register(app: typer.Typer) -> None:
@@ -15,32 +18,32 @@ def register(app: typer.Typer) -> None:
     @friendly
     def probe(
         model: str = typer.Option(..., "--model", "-m", help="Extractor whose caches are probed."),
-        cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of caches."),
+        cache_dir: Path = typer.Option(CACHE_DIR, "--cache-dir", help="Folder of caches."),
         train: list[str] = typer.Option(..., "--train", help="Corpus or union (a,b) to train on; repeatable."),
-        test: str = typer.Option("all", "--test", help="Comma-separated corpora to test on, or all."),
-        probe_name: str = typer.Option("mlp", "--probe", help="linear or mlp."),
+        test: str = typer.Option(",".join(default(_D, "test")), "--test", help="Comma-separated corpora to test on, or all."),
+        probe_name: str = typer.Option(default(_D, "probe"), "--probe", help="linear or mlp."),
         layer: str = typer.Option(None, "--layer", help="Cache layer (default: the last)."),
-        pooling: str = typer.Option("mean", "--pooling", help="mean or meanstd."),
-        frames: bool = typer.Option(False, "--frames", help="Train on frame-level features."),
+        pooling: str = typer.Option(default(_D, "pooling"), "--pooling", help="mean or meanstd."),
+        frames: bool = typer.Option(default(_D, "frames"), "--frames", help="Train on frame-level features."),
         frame_mask: float = typer.Option(None, "--frame-mask", help="Share of frames masked before pooling."),
         mix: float = typer.Option(None, "--mix", help="Probability of same-label feature mixing."),
         noise: float = typer.Option(None, "--noise", help="Gaussian noise std on standardised features."),
-        seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..N-1)."),
+        seeds: int = typer.Option(len(default(_D, "seeds")), "--seeds", help="Number of seeds (0..N-1)."),
         scramble: str = typer.Option(None, "--scramble", help="Corpora whose labels are scrambled."),
         protocol: list[str] = typer.Option(None, "--protocol", help="CORPUS=PROTOCOL (repeatable)."),
         param: list[str] = typer.Option(None, "--param", help="Probe parameter KEY=VALUE (repeatable)."),
-        augment_rate: float = typer.Option(0.0, "--augment-rate",
+        augment_rate: float = typer.Option(default(_D, "augment_rate"), "--augment-rate",
                                            help="Share of training draws replaced by augmented copies (0-1)."),
-        augment: str = typer.Option("paper", "--augment", help="Augmented caches to read (with --augment-rate)."),
-        augment_seed: int = typer.Option(0, "--augment-seed", help="Seed of those augmented caches."),
-        no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not train test corpora alone."),
-        bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per cell (0: none)."),
+        augment: str = typer.Option(default(_D, "augment"), "--augment", help="Augmented caches to read (with --augment-rate)."),
+        augment_seed: int = typer.Option(default(_D, "augment_seed"), "--augment-seed", help="Seed of those augmented caches."),
+        no_baselines: bool = typer.Option(not default(_D, "baselines"), "--no-baselines", help="Do not train test corpora alone."),
+        bootstrap: int = typer.Option(default(_D, "n_bootstrap"), "--bootstrap", help="Bootstrap resamples per cell (0: none)."),
         max_folds: int = typer.Option(None, "--max-folds", help="Use at most this many folds."),
-        tune: bool = typer.Option(False, "--tune", help="Validation-only search of lr and batch size."),
-        out: Path = typer.Option(Path("results"), "--out", "-o", help="Results folder."),
+        tune: bool = typer.Option(default(_D, "tune"), "--tune", help="Validation-only search of lr and batch size."),
+        out: Path = typer.Option(Path(default(_D, "out")), "--out", "-o", help="Results folder."),
         tag: str = typer.Option(None, "--tag", help="Results file name suffix."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-        allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+        allow_incomplete: bool = typer.Option(default(_D, "allow_incomplete"), "--allow-incomplete",
                                               help="Probe caches that miss clips (recorded in the results)."),
         threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen from the "
                                     "work size, 1 for small probes)."),
@@ -48,7 +51,7 @@ def register(app: typer.Typer) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
         from embedprobe.common.checks import count
         from embedprobe.pipeline.domain import domain_gap_for
-        from embedprobe.pipeline.probe import ProbeConfig, load_results
+        from embedprobe.pipeline.probe import load_results
         from embedprobe.pipeline.probe import probe as run
         from embedprobe.report.results import add_section
 

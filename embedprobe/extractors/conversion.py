@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from embedprobe.errors import BadValueError
 from embedprobe.extractors.safeload import hf_pickle_files, is_safetensors, load_torch_checkpoint
+from embedprobe.provenance import atomic_path
 
 _META_SOURCE = "embedprobe.source"
 _META_SHA = "embedprobe.source_sha256"
@@ -141,13 +141,8 @@ def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, *, tr
         raise BadValueError("checkpoint", str(source), None, fix="It holds no tensors to convert")
     meta = {"format": "pt", _META_SOURCE: source.name, _META_SHA: _sha256(source),
             "embedprobe.entry": entry, "embedprobe.dropped": json.dumps(dropped)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
+    with atomic_path(out) as tmp:
         save_file(_storable(tensors), str(tmp), metadata=meta)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return Converted(out, len(tensors), entry, tuple(dropped))
 
 

@@ -65,9 +65,8 @@ from embedprobe.pipeline.acoustics_store import (
     profile_path,
     read_meta,
     sidecar_path,
-    write_json,
 )
-from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.provenance import atomic_write_json, code_version, made_by, to_jsonable
 
 SAMPLE_RATE = 16000  # DNSMOS' rate; T60 analyses at 8 kHz, loudness at any rate
 
@@ -176,7 +175,7 @@ def profile(
         run = {"started_unix": time.time(), "code_version": code_version(), "n_selected": len(clips),
                "copies": copies, "max_clips": max_clips, "subset_seed": subset_seed, "workers": workers,
                "threads": threads, "labelled_only": labelled_only, "n_done_before": len(done)}
-        meta.update(identity=identity, versions=package_versions(), code_version=code_version(),
+        meta.update(identity=identity, **made_by(),
                     augmentation=None if spec is None else {"name": augment, "seed": int(seed),
                                                             "config": spec.config()})
         t0 = time.perf_counter()
@@ -206,7 +205,7 @@ def profile(
         meta.setdefault("runs", []).append(run)
         n_rows = len(done_pairs(path))
         meta.update(n_rows=n_rows, complete=not interrupted and n_new == total)
-        write_json(sidecar_path(path), meta)
+        atomic_write_json(sidecar_path(path), meta)
     finally:
         lock.release(clear_info=True)
     if interrupted:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import CacheError, CacheMismatchError
-from embedprobe.provenance import to_jsonable
+from embedprobe.provenance import artifact_header, atomic_write_json
 
 PROFILE_FORMAT = 1
 META_COLUMNS = ("id", "copy", "speaker", "label", "native_label", "duration_s")
@@ -61,8 +61,8 @@ def open_profile(path: Path, identity: dict[str, Any], measures: tuple[str, ...]
     side = sidecar_path(path)
     if overwrite or not path.exists():
         path.write_text(",".join(columns(measures)) + "\n")
-        meta: dict[str, Any] = {"format": PROFILE_FORMAT, "kind": "embedprobe.acoustics", "runs": []}
-        write_json(side, meta | {"identity": identity})
+        meta: dict[str, Any] = {**artifact_header("embedprobe.acoustics", PROFILE_FORMAT), "runs": []}
+        atomic_write_json(side, meta | {"identity": identity})
         return meta
     meta = json.loads(side.read_text()) if side.exists() else {"format": PROFILE_FORMAT,
                                                                "kind": "embedprobe.acoustics"}
@@ -98,13 +98,6 @@ def append_rows(f, rows: list[dict[str, Any]], measures: tuple[str, ...]) -> Non
     f.write(buf.getvalue())  # one write per batch, then to disk
     f.flush()
     os.fsync(f.fileno())
-
-
-def write_json(path: Path, blob: dict[str, Any]) -> None:
-    """Write ``blob`` as JSON atomically (temporary file, then rename)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_jsonable(blob), indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:

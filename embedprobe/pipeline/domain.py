@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -30,7 +29,7 @@ from embedprobe.common.threads import check_threads, choose_threads, describe, l
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.eval.domain import SHRINKAGE, check_probe, domain_gap, identifiability
 from embedprobe.pipeline.corpus_data import available_corpora, read_corpus
-from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.provenance import artifact_header, atomic_write_json, atomic_write_text
 from embedprobe.report.domain import markdown
 
 DOMAIN_FORMAT = 1
@@ -138,29 +137,23 @@ def domain_gap_for(
                                                probe=probe, threads=threads)
             thread_record["frechet"].append(n)
             thread_record["identifiability"].append(m)
+    config = {"cache_dir": str(cache_dir), "seed": seed, "probe": probe, "shrinkage": shrinkage,
+              "speaker_disjoint": speaker_disjoint, "pooling": "mean", "clips": "4-class",
+              "allow_incomplete": allow_incomplete}
     record = {
-        "format": DOMAIN_FORMAT,
-        "kind": "embedprobe.domain",
+        **artifact_header("embedprobe.domain", DOMAIN_FORMAT, config, started=t0),
         "model": model,
         "corpora": names,
         "layers": use,
-        "config": {"cache_dir": str(cache_dir), "seed": seed, "probe": probe, "shrinkage": shrinkage,
-                   "speaker_disjoint": speaker_disjoint, "pooling": "mean", "clips": "4-class",
-                   "allow_incomplete": allow_incomplete},
         "caches": caches,
         "threads": thread_record,
         "frechet": frechet,
         "identifiability": ident,
-        "versions": package_versions(),
-        "code_version": code_version(),
-        "created_unix": time.time(),
-        "seconds": round(time.perf_counter() - t0, 3),
     }
     if out is not None:
         folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
         jpath, mpath = folder / f"domain__{_name(model)}.json", folder / f"domain__{_name(model)}.md"
-        jpath.write_text(json.dumps(to_jsonable(record), indent=1))
-        mpath.write_text(markdown(record))
+        atomic_write_json(jpath, record)
+        atomic_write_text(mpath, markdown(record))
         record["files"] = {"json": str(jpath), "markdown": str(mpath)}
     return record

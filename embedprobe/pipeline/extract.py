@@ -33,7 +33,7 @@ from embedprobe.errors import BadValueError
 from embedprobe.extractors import create, precision_check
 from embedprobe.extractors.base import Extractor
 from embedprobe.pipeline.clip_embedder import ClipEmbedder, Outcome
-from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.provenance import made_by, to_jsonable
 
 DTYPES = ("float32", "float16")
 # Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
@@ -195,8 +195,7 @@ def extract(
         provenance = {
             "identity": identity,
             "config": to_jsonable(cfg),
-            "versions": package_versions(),
-            "code_version": code_version(),
+            **made_by(),
             "runtime": runtime | {"procs": procs, "threads_per_proc": threads if procs > 1 else None,
                                   "threads": threads},
         }

@@ -41,7 +41,7 @@ from embedprobe.pipeline.corpus_data import (
 )
 from embedprobe.probes import create, tune
 from embedprobe.probes.registry import PROBES
-from embedprobe.provenance import code_version, package_versions, to_jsonable
+from embedprobe.provenance import artifact_header
 from embedprobe.report.results import write_results
 
 RESULTS_FORMAT = 1
@@ -93,16 +93,16 @@ class ProbeConfig:
     cache_dir: str
     train: tuple[str, ...]
     test: tuple[str, ...] = ("all",)
-    probe: str = "mlp"
+    probe: str = MatrixSpec.probe  # the runner's defaults, written once there
     layer: str | None = None
     pooling: str = "mean"
     frames: bool = False
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = MatrixSpec.seeds
     scramble: tuple[str, ...] = ()
     protocols: dict[str, str] = field(default_factory=dict)
     baselines: bool = True
     probe_params: dict[str, Any] = field(default_factory=dict)
-    n_bootstrap: int = 1000
+    n_bootstrap: int = MatrixSpec.n_bootstrap
     max_folds: int | None = None
     tune: bool = False
     out: str = "results"
@@ -228,18 +228,12 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     with Progress(progress, n_trainings(data, spec), "probe") as tick:
         cells = run_matrix(data, spec, on_training=tick)
     record = {
-        "format": RESULTS_FORMAT,
-        "kind": "embedprobe.probe",
-        "config": to_jsonable(cfg),
+        **artifact_header("embedprobe.probe", RESULTS_FORMAT, cfg, started=t0),
         "resolved": {"train_sets": [list(t) for t in train_sets], "tests": tests,
                      "probe_params": params, "tuned": tuned},
         "classes": list(CANONICAL_LABELS),
         "seeds": list(cfg.seeds),
         "caches": caches,
-        "versions": package_versions(),
-        "code_version": code_version(),
-        "created_unix": time.time(),
-        "seconds": round(time.perf_counter() - t0, 3),
         "cells": cells,
         "threads": thread_record | _threads_used(cells),
         "relative_wf1": relative_matrix(cells, "wf1"),

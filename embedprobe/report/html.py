@@ -18,11 +18,11 @@ it shows is in the summary, computed by the bench. Sections beyond the matrices 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from embedprobe.provenance import atomic_write_text
 from embedprobe.report.html_sections import acoustics_section, domain_section, provenance_section
 from embedprobe.report.htmlkit import (
     CSS,
@@ -43,12 +43,7 @@ from embedprobe.report.tables import metric_matrix, relative_from
 def write_html(summary: dict[str, Any], path: str | Path, *,
                acoustics: dict[str, Any] | None = None) -> Path:
     """Write the report of ``summary`` to ``path`` (atomically); returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(render_html(summary, acoustics=acoustics), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, render_html(summary, acoustics=acoustics))
 
 
 def render_html(summary: dict[str, Any], *, acoustics: dict[str, Any] | None = None) -> str:

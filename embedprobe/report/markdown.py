@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from embedprobe.errors import EmbedprobeError
+from embedprobe.provenance import atomic_write_text
 from embedprobe.report.domain import domain_sections
 from embedprobe.report.escape import md, md_code
 from embedprobe.report.heatmap import save_heatmap
@@ -31,7 +32,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     for path, rec in runs:
         parts += _section(path, rec, figs, out.parent)
     parts += domain_sections(results_dir)
-    out.write_text("\n".join(parts) + "\n")
+    atomic_write_text(out, "\n".join(parts) + "\n")
     return out
 
 

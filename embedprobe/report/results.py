@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import os
 from pathlib import Path
 from typing import Any
 
 from embedprobe.common.metrics import METRICS
+from embedprobe.provenance import atomic_write_json, atomic_write_text
 
 
 def write_results(record: dict[str, Any], out_dir: Path, name: str) -> Path:
     """Write ``<out_dir>/<name>.json`` and ``<name>.csv`` atomically; returns the JSON path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    _atomic_write(path, json.dumps(_finite(record), indent=1, default=str, allow_nan=False))
-    _atomic_write(out_dir / f"{name}.csv", tidy_csv(record))
+    atomic_write_json(path, record)
+    atomic_write_text(out_dir / f"{name}.csv", tidy_csv(record))
     return path
 
 
@@ -30,7 +29,7 @@ def add_section(path: str | Path, key: str, value: Any) -> Path:
     path = Path(path)
     record = json.loads(path.read_text())
     record[key] = value
-    _atomic_write(path, json.dumps(_finite(record), indent=1, default=str, allow_nan=False))
+    atomic_write_json(path, record)
     return path
 
 
@@ -70,19 +69,3 @@ def read_results(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
             out.append((p, rec))
     return out
 
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities become ``None`` (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
