@@ -30,7 +30,7 @@ class HFExtractor(RuntimeMixin, Extractor):
         spec: the variant; ``weights_id`` is the hub repo, ``weights_revision`` the pinned revision.
         device: torch device.
         weights: a local model folder (``save_pretrained`` output), overriding the hub repo.
-        precision: see ``fastpath.PRECISIONS``.
+        precision: see ``precision.PRECISIONS``.
         _random_config: a transformers config to build a random-init model from (tests only).
     """
 

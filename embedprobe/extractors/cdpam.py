@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.precision import inference, to_device
 from embedprobe.extractors.registry import register
-from embedprobe.extractors.runtime import RuntimeMixin
+from embedprobe.extractors.runtime import RuntimeMixin, versions
 
 SAMPLE_RATE = 22050
 CHECKPOINT = "CDPAM_trained/scratchJNDdefault_best_model.pth"
@@ -82,7 +82,7 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
     Args:
         spec, device: see ``Extractor``.
         weights: a CDPAM checkpoint file (or its folder); default: the one inside the wheel.
-        precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs, cosine
+        precision: see ``precision.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs, cosine
             0.99999 to fp32 on the real weights).
 
     Example:
@@ -151,7 +151,7 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
         self.precision_ = self._resolve_precision()
         info = self._prepare_model(self.model, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": source, "revision": self._revision,
-                         "input_scale": 32768.0, **fastpath.versions()}
+                         "input_scale": 32768.0, **versions()}
 
     def n_frames(self, n_samples: int) -> int:
         return 1
@@ -159,8 +159,8 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
         self.load()
         wav = np.round(as_mono_float32(wav) * np.float32(32768.0))  # cdpam.load_audio's 16-bit scale
-        x = fastpath.to_device(wav, self.device)[None, None]
-        with fastpath.inference(self.precision_, self.device):
+        x = to_device(wav, self.device)[None, None]
+        with inference(self.precision_, self.device):
             _, acoustic, content = self.model(x)
         return {"content": content.float().cpu().numpy(), "acoustic": acoustic.float().cpu().numpy()}
 
