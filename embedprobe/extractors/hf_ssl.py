@@ -37,6 +37,10 @@ Batching: on CPU one clip per forward pass (padded batches measured slower there
 ``embed_batch`` sorts clips by length and pads buckets of at most ``batch_seconds`` of padded
 audio with attention masks; only the layer-norm ("large") models batch, because GroupNorm in
 the base models' first convolution normalises over the padded time axis.
+
+Fast path: the family's inference rewrites (WavLM attention as one fused projection + SDPA,
+the LayerNorm CNN front end as GEMMs) live next to it in ``hf_ssl_patches``;
+``rewrites.prepare`` applies them for the resolved precision.
 """
 
 from __future__ import annotations
