@@ -69,6 +69,9 @@ class Extractor(ABC):
             per core in worker processes by default (``--procs``). False for the models that
             thread well in one process (measured on 2 cores, WavLM-Large bf16: 7.9 audio-s/s
             in one process, 8.0 with two single-threaded workers at steady state).
+        takes_precision: the class takes ``precision=`` (one of ``precision.PRECISIONS``): the
+            torch families with a fast path (``runtime.RuntimeMixin`` sets it). ``extract``
+            passes ``--precision`` to these and refuses a reduced precision for the others.
         trust_pickle: its weights may load with the full unpickler when they pickle data classes
             beyond the safe allow-list (``create(..., trust_pickle=True)``, ``--trust-pickle``);
             ``False`` by default, and never for pickles that name functions (``safeload``, ``pickle_scan``).
@@ -87,6 +90,7 @@ class Extractor(ABC):
         self._loaded_keys: frozenset[str] = frozenset()
 
     replicate_on_cpu: bool = False
+    takes_precision: bool = False
     trust_pickle: bool = False
     #: Seconds of audio (before, after) that a long clip's chunk is embedded with, so that its
     #: frames see what they would see in the whole clip (``embedprobe.audio.chunking``): at least the

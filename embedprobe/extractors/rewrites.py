@@ -1,7 +1,7 @@
 """``prepare``: the module rewrites that a resolved precision calls for, and what they did.
 
 For every precision: weight norms folded into plain weights, WavLM attention fused
-(``hf_ssl_patches``). bf16/fp16: matmul/conv weights stored in that dtype once (under autocast
+(``hf_ssl_patches``; ``fuse_attention=False`` for the other families). bf16/fp16: matmul/conv weights stored in that dtype once (under autocast
 they would be cast on every call: 13 % of a WavLM-Large CPU forward), except in the submodules
 kept in fp32, and on CPU the LayerNorm CNN front ends run as GEMMs. CPU bf16: **prepacked bf16
 linears** (every ``nn.Linear`` calls oneDNN with its weight reordered once into the kernel's
@@ -94,7 +94,7 @@ def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = T
 
     All: weight norms folded into plain weights (same numbers, computed once), WavLM
     attention fused into one projection + SDPA. bf16/fp16: matmul/conv weights stored in that
-    dtype (run the model under ``inference(precision, device)`` only) and, on CPU, LayerNorm
+    dtype (run the model under ``precision.inference(precision, device)`` only) and, on CPU, LayerNorm
     CNN front ends run as GEMMs (``patch_conv_feature_encoder``). fp32-onednn: linears
     through oneDNN.
 

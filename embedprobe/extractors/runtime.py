@@ -43,6 +43,7 @@ class RuntimeMixin:
             ``False`` trusts the kernels, e.g. for kernel benchmarks).
     """
 
+    takes_precision = True  # the Extractor capability: __init__ takes ``precision=``
     requested_precision: str = "auto"
     precision_: str = ""
     verify_precision: bool = True
