@@ -59,7 +59,7 @@ class RuntimeMixin:
     def _resolve_precision(self) -> str:
         """The concrete precision to load with (fp32 after a failed check on this machine)."""
         return resolve_precision(self._forced_precision or self.requested_precision,
-                                          self.device)  # type: ignore[attr-defined]
+                                 self.device)  # type: ignore[attr-defined]
 
     def _prepare_model(self, model: Any, **options: Any) -> dict[str, Any]:
         """``rewrites.prepare(model, self.precision_, ...)``, deferred for a fast precision until checked."""
