@@ -37,6 +37,8 @@ from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.precision import inference, to_device
 from embedprobe.extractors.registry import register
 from embedprobe.extractors.runtime import RuntimeMixin, versions
+from embedprobe.extractors.safeload import load_torch_checkpoint
+from embedprobe.extractors.weights import checkpoint_revision
 
 SAMPLE_RATE = 22050
 CHECKPOINT = "CDPAM_trained/scratchJNDdefault_best_model.pth"
@@ -71,8 +73,6 @@ def load_checkpoint(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
     The wheel's legacy file names only tensor / OrderedDict rebuilders, so it loads although
     torch's weights-only unpickler lacks its old opcodes; a ``.safetensors`` copy loads too.
     """
-    from embedprobe.extractors.weights import load_torch_checkpoint
-
     return load_torch_checkpoint(path, trust_pickle=trust_pickle)
 
 
@@ -130,8 +130,6 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
                                           nefilters=self._random_config["nefilters"])
             source = self._revision = "random-init"
         else:
-            from embedprobe.extractors.weights import checkpoint_revision
-
             path = self._checkpoint()
             if not path.is_file():
                 raise MissingWeightsError(f"CDPAM weights '{CHECKPOINT}' are missing from the cdpam "
