@@ -47,7 +47,7 @@ def build(name: str, real: bool, precision: str):
             return None
     else:
         ext = entry.cls.for_tests(entry.spec)
-    if hasattr(ext, "requested_precision"):
+    if ext.takes_precision:
         ext.requested_precision = precision
     return ext
 

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     from embedprobe.extractors import EXTRACTORS
-    from embedprobe.extractors.fastpath import cpu_bf16_supported
+    from embedprobe.extractors.precision import cpu_bf16_supported
 
     builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k}
     dev = args.device

@@ -15,8 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from embedprobe.extractors import EXTRACTORS, fastpath, precision_check  # noqa: E402
+from embedprobe.extractors import EXTRACTORS, precision_check  # noqa: E402
 from embedprobe.extractors.hf_ssl import WAVLM_LARGE, HFSpeechEncoder, layer_names  # noqa: E402
+from embedprobe.extractors.precision import cosine, to_device  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 COS = precision_check.THRESHOLD
@@ -42,7 +43,7 @@ def test_cuda_autocast_matches_cpu_fp32_and_records_the_check():
     assert report["min_layer_cosine"] >= COS
     for wav in _clips(3):
         a, b = gpu.embed(wav), cpu.embed(wav)
-        assert min(fastpath.cosine(a[k], b[k]) for k in a) >= COS
+        assert min(cosine(a[k], b[k]) for k in a) >= COS
 
 
 def test_padded_batches_equal_one_by_one():
@@ -54,11 +55,11 @@ def test_padded_batches_equal_one_by_one():
         want = single.embed(wav)
         for k in want:
             assert g[k].shape == want[k].shape == (batched.n_frames(wav.shape[0]), 128)
-            assert fastpath.cosine(g[k], want[k]) >= COS
+            assert cosine(g[k], want[k]) >= COS
 
 
 def test_pinned_copy_reaches_the_device():
-    x = fastpath.to_device(np.arange(10, dtype=np.float32), "cuda")
+    x = to_device(np.arange(10, dtype=np.float32), "cuda")
     assert x.device.type == "cuda"
     np.testing.assert_array_equal(x.cpu().numpy(), np.arange(10, dtype=np.float32))
 
@@ -69,7 +70,7 @@ def test_cnn14_on_cuda_matches_cpu_fp32():
     cpu = entry.cls.random_init(entry.spec, seed=0, precision="fp32")
     for wav in _clips(2, seed=2):
         a, b = gpu.embed(wav), cpu.embed(wav)
-        assert min(fastpath.cosine(a[k], b[k]) for k in a) >= COS
+        assert min(cosine(a[k], b[k]) for k in a) >= COS
 
 
 def test_extraction_on_cuda(tmp_path):
@@ -89,4 +90,4 @@ def test_extraction_on_cuda(tmp_path):
             ids = reader.ids
     for layer, values in out["cpu"].items():
         for i in range(len(ids)):
-            assert fastpath.cosine(out["cuda"][layer][i], values[i]) >= COS
+            assert cosine(out["cuda"][layer][i], values[i]) >= COS

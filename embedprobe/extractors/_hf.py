@@ -19,6 +19,7 @@ from typing import Any
 from embedprobe.errors import MissingDependencyError
 from embedprobe.extractors.base import Extractor, ExtractorSpec
 from embedprobe.extractors.runtime import RuntimeMixin
+from embedprobe.extractors.weights import hf_weights_present, resolve_hf, sha256_prefix
 
 RANDOM_INIT = "random-init"
 
@@ -30,7 +31,7 @@ class HFExtractor(RuntimeMixin, Extractor):
         spec: the variant; ``weights_id`` is the hub repo, ``weights_revision`` the pinned revision.
         device: torch device.
         weights: a local model folder (``save_pretrained`` output), overriding the hub repo.
-        precision: see ``fastpath.PRECISIONS``.
+        precision: see ``precision.PRECISIONS``.
         _random_config: a transformers config to build a random-init model from (tests only).
     """
 
@@ -50,8 +51,6 @@ class HFExtractor(RuntimeMixin, Extractor):
     def weights_present(self) -> bool | None:
         if self._random_config is not None:
             return True
-        from embedprobe.extractors.weights import hf_weights_present
-
         return hf_weights_present(str(self.spec.weights_id), self.spec.weights_revision,
                                   explicit=self._local_folder())
 
@@ -60,8 +59,6 @@ class HFExtractor(RuntimeMixin, Extractor):
 
     def _resolve(self) -> Any:
         """Where ``from_pretrained`` loads from (a ``weights.HFSource``); ``MissingWeightsError`` if nowhere."""
-        from embedprobe.extractors.weights import resolve_hf
-
         return resolve_hf(str(self.spec.weights_id), revision=self.spec.weights_revision,
                           what=self.spec.name, explicit=self._local_folder())
 
@@ -69,8 +66,6 @@ class HFExtractor(RuntimeMixin, Extractor):
     def loaded_revision(src: Any, model: Any = None) -> str | None:
         """The revision ``src`` holds: a cache snapshot's commit, a local folder's weight hash, else
         the commit transformers reports for ``model`` (if given) or the pinned revision."""
-        from embedprobe.extractors.weights import sha256_prefix
-
         folder = Path(src.path_or_id)
         if src.local and folder.parent.name == "snapshots":
             return folder.name

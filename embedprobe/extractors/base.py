@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.errors import BadValueError
+from embedprobe.extractors.pickle_scan import refusal_from_unpickler
+
 
 @dataclass(frozen=True)
 class ExtractorSpec:
@@ -66,9 +69,12 @@ class Extractor(ABC):
             per core in worker processes by default (``--procs``). False for the models that
             thread well in one process (measured on 2 cores, WavLM-Large bf16: 7.9 audio-s/s
             in one process, 8.0 with two single-threaded workers at steady state).
+        takes_precision: the class takes ``precision=`` (one of ``precision.PRECISIONS``): the
+            torch families with a fast path (``runtime.RuntimeMixin`` sets it). ``extract``
+            passes ``--precision`` to these and refuses a reduced precision for the others.
         trust_pickle: its weights may load with the full unpickler when they pickle data classes
             beyond the safe allow-list (``create(..., trust_pickle=True)``, ``--trust-pickle``);
-            ``False`` by default, and never for pickles that name functions (``safeload``).
+            ``False`` by default, and never for pickles that name functions (``safeload``, ``pickle_scan``).
 
     Args:
         spec: the variant to build.
@@ -84,6 +90,7 @@ class Extractor(ABC):
         self._loaded_keys: frozenset[str] = frozenset()
 
     replicate_on_cpu: bool = False
+    takes_precision: bool = False
     trust_pickle: bool = False
     #: Seconds of audio (before, after) that a long clip's chunk is embedded with, so that its
     #: frames see what they would see in the whole clip (``embedprobe.audio.chunking``): at least the
@@ -105,8 +112,6 @@ class Extractor(ABC):
             try:
                 self._load()
             except pickle.UnpicklingError as err:  # a library's own torch.load refused a pickle
-                from embedprobe.extractors.safeload import refusal_from_unpickler
-
                 raise refusal_from_unpickler(None, str(err), label=f"the weights of {self.spec.name}") from None
             self._loaded_keys = frozenset(set(self.__dict__) - before)
             self._loaded = True
@@ -198,8 +203,6 @@ def as_mono_float32(wav: np.ndarray, what: str = "waveform") -> np.ndarray:
     Raises:
         BadValueError: ``wav`` is not 1-D or is empty.
     """
-    from embedprobe.errors import BadValueError
-
     arr = np.asarray(wav)
     if arr.ndim != 1 or arr.size == 0:
         raise BadValueError(

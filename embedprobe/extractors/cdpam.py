@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.precision import inference, to_device
 from embedprobe.extractors.registry import register
-from embedprobe.extractors.runtime import RuntimeMixin
+from embedprobe.extractors.runtime import RuntimeMixin, versions
+from embedprobe.extractors.safeload import load_torch_checkpoint
+from embedprobe.extractors.weights import checkpoint_revision
 
 SAMPLE_RATE = 22050
 CHECKPOINT = "CDPAM_trained/scratchJNDdefault_best_model.pth"
@@ -71,8 +73,6 @@ def load_checkpoint(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
     The wheel's legacy file names only tensor / OrderedDict rebuilders, so it loads although
     torch's weights-only unpickler lacks its old opcodes; a ``.safetensors`` copy loads too.
     """
-    from embedprobe.extractors.weights import load_torch_checkpoint
-
     return load_torch_checkpoint(path, trust_pickle=trust_pickle)
 
 
@@ -82,7 +82,7 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
     Args:
         spec, device: see ``Extractor``.
         weights: a CDPAM checkpoint file (or its folder); default: the one inside the wheel.
-        precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs, cosine
+        precision: see ``precision.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs, cosine
             0.99999 to fp32 on the real weights).
 
     Example:
@@ -131,8 +131,6 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
                                           nefilters=self._random_config["nefilters"])
             source = self._revision = "random-init"
         else:
-            from embedprobe.extractors.weights import checkpoint_revision
-
             path = self._checkpoint()
             if not path.is_file():
                 raise MissingWeightsError(f"CDPAM weights '{CHECKPOINT}' are missing from the cdpam "
@@ -152,7 +150,7 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
         self.precision_ = self._resolve_precision()
         info = self._prepare_model(self.model, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": source, "revision": self._revision,
-                         "input_scale": 32768.0, **fastpath.versions()}
+                         "input_scale": 32768.0, **versions()}
 
     def n_frames(self, n_samples: int) -> int:
         return 1
@@ -160,8 +158,8 @@ class CDPAMEncoder(RuntimeMixin, Extractor):
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
         self.load()
         wav = np.round(as_mono_float32(wav) * np.float32(32768.0))  # cdpam.load_audio's 16-bit scale
-        x = fastpath.to_device(wav, self.device)[None, None]
-        with fastpath.inference(self.precision_, self.device):
+        x = to_device(wav, self.device)[None, None]
+        with inference(self.precision_, self.device):
             _, acoustic, content = self.model(x)
         return {"content": content.float().cpu().numpy(), "acoustic": acoustic.float().cpu().numpy()}
 

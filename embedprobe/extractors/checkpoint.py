@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import Extractor, ExtractorSpec
+from embedprobe.extractors.precision import inference
 from embedprobe.extractors.runtime import RuntimeMixin
 from embedprobe.extractors.weights import (
     checkpoint_revision,
@@ -48,7 +48,7 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
         weights: the checkpoint file or its folder (``--weights``).
         precision: ``"auto"`` (bf16 autocast on CPUs with native bf16 and on CUDA, else fp32
             with oneDNN linears), ``"fp32"``, ``"fp32-onednn"``, ``"bf16"`` or ``"fp16"``
-            (CUDA); see ``fastpath``. The precision used is ``precision`` / ``runtime_config()``.
+            (CUDA); see ``extractors.precision``. The precision used is ``precision`` / ``runtime_config()``.
     """
 
     what: str = "model"
@@ -143,7 +143,7 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
 
     @abstractmethod
     def _fast_modules(self) -> tuple[Any, tuple[Any, ...]]:
-        """``(network, parts kept in fp32)`` for ``fastpath.prepare`` (called after ``_build``).
+        """``(network, parts kept in fp32)`` for ``rewrites.prepare`` (called after ``_build``).
 
         The network is what runs under ``self._inference()``; the parts kept in fp32 are its
         submodules that must not lose precision (STFT / log-mel front ends).
@@ -151,7 +151,7 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
 
     def _inference(self) -> Any:
         """``torch.inference_mode()`` plus the autocast of the resolved precision."""
-        return fastpath.inference(self.precision_, self.device)
+        return inference(self.precision_, self.device)
 
     def _checkpoint(self, path: Path, mmap: bool = False) -> Any:
         """Load a checkpoint (``.pth`` or ``.safetensors``) without running pickled code; data

@@ -28,10 +28,11 @@ from dataclasses import replace
 import numpy as np
 
 from embedprobe.errors import BadValueError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.precision import inference
 from embedprobe.extractors.registry import register
+from embedprobe.extractors.runtime import versions
 
 SAMPLE_RATE = 48000
 WINDOW_S = 10.0
@@ -43,7 +44,7 @@ class ClapAudio(HFExtractor):
     Args:
         spec, device, weights: see ``Extractor`` (``weights``: a ``save_pretrained`` folder of
             ``ClapModel`` or ``ClapAudioModelWithProjection``).
-        precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
+        precision: see ``precision.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
 
     Example:
         >>> from embedprobe.extractors import create
@@ -82,7 +83,7 @@ class ClapAudio(HFExtractor):
         info = self._prepare_model(self.model, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": str(source),
                          "revision": self._revision, "window_s": self._window / fe.sampling_rate,
-                         "truncation": self._truncation, "padding": "repeatpad", **fastpath.versions()}
+                         "truncation": self._truncation, "padding": "repeatpad", **versions()}
 
     def n_frames(self, n_samples: int) -> int:
         return max(1, math.ceil(int(n_samples) / int(WINDOW_S * self.spec.sample_rate)))
@@ -98,7 +99,7 @@ class ClapAudio(HFExtractor):
             feats = self.fe(window, sampling_rate=self.fe.sampling_rate, return_tensors="pt",
                             truncation=self._truncation, padding="repeatpad")
             feats = {k: v.to(self.device) for k, v in feats.items()}
-            with fastpath.inference(self.precision_, self.device):
+            with inference(self.precision_, self.device):
                 emb = self.model(**feats).audio_embeds
             out.append(F.normalize(emb.float(), dim=-1)[0].cpu().numpy())
         return {"embedding": np.stack(out).astype(np.float32)}

@@ -29,12 +29,12 @@ What embedprobe computes:
     exists. Clips of equal length are batched in ``embed_batch``; different lengths run one
     by one (a CNN has no padding mask, so padding would change the numbers).
 
-Precision (``precision=``, default ``"auto"``, see ``fastpath``): on CPUs with native bf16 the
+Precision (``precision=``, default ``"auto"``, see ``extractors.precision``): on CPUs with native bf16 the
 conv blocks and ``fc1`` run under bf16 autocast with bf16 weights (embeddings and frames at
 cosine 0.99999 to fp32 on EmoDB speech, ~2x faster); the STFT and mel projection always run
 in fp32 (bf16 put the log-mel off by up to 13 dB in quiet bins). In every precision the big
 convolutions of the last blocks run as one matrix multiply on the short clips' small maps
-(``fastpath.use_matmul_convs``: the same fp32 numbers to ~1e-6, 1.5x faster in fp32).
+(``conv_gemm.use_matmul_convs``: the same fp32 numbers to ~1e-6, 1.5x faster in fp32).
 ``precision="fp32"`` is the reference the golden tests use.
 
 Weights are looked up by ``embedprobe.extractors.weights`` (``--weights``, ``$EMBEDPROBE_WEIGHTS``,
@@ -49,9 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
 from embedprobe.extractors.checkpoint import CheckpointExtractor
+from embedprobe.extractors.precision import to_device
 from embedprobe.extractors.registry import register
 from embedprobe.extractors.weights import extract_state_dict
 
@@ -113,7 +113,7 @@ class Cnn14Extractor(CheckpointExtractor):
 
     def _forward(self, batch: np.ndarray) -> list[dict[str, np.ndarray]]:
         with self._inference():
-            out = self._net(fastpath.to_device(batch, self.device))
+            out = self._net(to_device(batch, self.device))
         got = {"embedding": out["embedding"][:, None], "frames": out["frames"]}
         arrays = {layer: got[layer].float().cpu().numpy() for layer in self.spec.layers}
         return [{layer: np.ascontiguousarray(a[i]) for layer, a in arrays.items()}

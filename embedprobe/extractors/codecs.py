@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.precision import inference, to_device
 from embedprobe.extractors.registry import register
+from embedprobe.extractors.runtime import versions
 
 LAYERS = ("latent", "quantized")
 
@@ -45,7 +46,7 @@ class CodecLatent(HFExtractor):
 
     Args:
         spec, device, weights: see ``Extractor`` (``weights``: a ``save_pretrained`` folder).
-        precision: see ``fastpath.PRECISIONS``. Default ``"fp32"``: bf16 keeps ``latent`` at
+        precision: see ``precision.PRECISIONS``. Default ``"fp32"``: bf16 keeps ``latent`` at
             cosine 0.9999 but moves ``quantized`` frames to neighbouring codes (cosine ~0.98),
             and the codecs are cheap enough in fp32.
 
@@ -91,7 +92,7 @@ class CodecLatent(HFExtractor):
         # only the encoder runs under autocast; the codebook search stays fp32 (no argmin flips)
         info = self._prepare_model(self.model.encoder, fuse_attention=False)
         self._runtime = {**info, "device": str(self.device), "weights": str(source),
-                         "revision": self._revision, **fastpath.versions()}
+                         "revision": self._revision, **versions()}
 
     def n_frames(self, n_samples: int) -> int:
         return max(1, math.ceil(int(n_samples) / int(self.spec.param("hop"))))
@@ -102,14 +103,14 @@ class CodecLatent(HFExtractor):
         hop = int(self.spec.param("hop"))
         if self.spec.param("kind") == "dac":  # DacFeatureExtractor pads to a whole number of hops
             wav = np.pad(wav, (0, -wav.shape[0] % hop))
-        x = fastpath.to_device(wav, self.device)[None, None]
+        x = to_device(wav, self.device)[None, None]
         encodec = self.spec.param("kind") == "encodec"
         cfg = self.model.config
         if encodec and cfg.normalize:
             x = x / (x.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8)
-        with fastpath.inference(self.precision_, self.device):
+        with inference(self.precision_, self.device):
             latent = self.model.encoder(x)
-        with fastpath.inference("fp32", self.device):
+        with inference("fp32", self.device):
             latent = latent.float()
             if encodec:
                 codes = self.model.quantizer.encode(latent, max(cfg.target_bandwidths))

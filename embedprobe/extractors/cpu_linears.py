@@ -9,7 +9,7 @@
   without native bf16: about 1.4-1.6x torch's default fp32 path.
 
 Both skip the ``q/k/v_proj`` of a fused WavLM attention (unused views of ``qkv_fused``) and
-record nothing themselves: ``fastpath.prepare`` puts their counts in ``runtime_config()``.
+record nothing themselves: ``rewrites.prepare`` puts their counts in ``runtime_config()``.
 """
 
 from __future__ import annotations

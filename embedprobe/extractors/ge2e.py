@@ -40,7 +40,9 @@ import numpy as np
 from embedprobe.errors import MissingDependencyError, MissingWeightsError
 from embedprobe.extractors._mel import mel_spectrogram
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.pickle_scan import UnsafePickleError
 from embedprobe.extractors.registry import register
+from embedprobe.extractors.safeload import load_torch_checkpoint
 
 WEIGHTS_FILE = "pretrained.pt"
 WEIGHTS_SHA256_12 = "39373b86598f"  # resemblyzer 0.1.4's pretrained.pt
@@ -146,8 +148,6 @@ class GE2E(Extractor):
                 f"GE2E checkpoint not found at {path}: run pip install 'embedprobe[ge2e]' "
                 "(the weights ship inside the resemblyzer wheel) or pass weights=path/to/pretrained.pt"
             )
-        from embedprobe.extractors.weights import UnsafePickleError, load_torch_checkpoint
-
         try:
             ckpt = load_torch_checkpoint(path, trust_pickle=self.trust_pickle)
         except UnsafePickleError:

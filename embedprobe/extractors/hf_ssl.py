@@ -37,6 +37,10 @@ Batching: on CPU one clip per forward pass (padded batches measured slower there
 ``embed_batch`` sorts clips by length and pads buckets of at most ``batch_seconds`` of padded
 audio with attention masks; only the layer-norm ("large") models batch, because GroupNorm in
 the base models' first convolution normalises over the padded time axis.
+
+Fast path: the family's inference rewrites (WavLM attention as one fused projection + SDPA,
+the LayerNorm CNN front end as GEMMs) live next to it in ``hf_ssl_patches``;
+``rewrites.prepare`` applies them for the resolved precision.
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
+from embedprobe.extractors.precision import inference, to_device
 from embedprobe.extractors.registry import ExtractorEntry, register, register_prefix
+from embedprobe.extractors.runtime import versions
 
 SAMPLE_RATE = 16000
 CONV = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))  # (kernel, stride) of the CNN
@@ -99,7 +104,7 @@ class HFSpeechEncoder(HFExtractor):
         device: torch device.
         weights: a local model folder (``save_pretrained`` output: config.json + model.safetensors).
         precision: ``"auto"`` (bf16 on AVX-512-BF16 CPUs / CUDA), ``"fp32"``, ``"fp32-onednn"``,
-            ``"bf16"`` or ``"fp16"`` (CUDA); see ``fastpath``.
+            ``"bf16"`` or ``"fp16"`` (CUDA); see ``extractors.precision``.
         batch_seconds: padded audio per batched forward in ``embed_batch``; default 0 (one clip
             per pass) on CPU, 120 s on CUDA.
 
@@ -184,7 +189,7 @@ class HFSpeechEncoder(HFExtractor):
             **info, "device": str(self.device), "do_normalize": do_normalize,
             "batch_seconds": self._batch_s, "weights": str(source), "revision": self._revision,
             "attn_implementation": getattr(model.config, "_attn_implementation", None),
-            **fastpath.versions(),
+            **versions(),
         }
 
     def _install_hooks(self, model: Any) -> None:
@@ -220,7 +225,7 @@ class HFSpeechEncoder(HFExtractor):
 
     def _forward(self, x: Any, mask: Any = None) -> list[Any]:
         self._cap[:] = [None] * len(self._cap)
-        with fastpath.inference(self.precision_, self.device):
+        with inference(self.precision_, self.device):
             out = self.model(x, attention_mask=mask)
         states = list(self._cap)
         if self._final:
@@ -232,7 +237,7 @@ class HFSpeechEncoder(HFExtractor):
 
     def embed_part(self, wav: np.ndarray, stats: Any) -> dict[str, np.ndarray]:
         self.load()
-        x = fastpath.to_device(self._prepare(wav, stats), self.device)[None]
+        x = to_device(self._prepare(wav, stats), self.device)[None]
         states = self._forward(x)
         return {name: h[0].float().cpu().numpy() for name, h in zip(self.spec.layers, states, strict=True)}
 
@@ -257,7 +262,7 @@ class HFSpeechEncoder(HFExtractor):
                 for row, j in enumerate(bucket):
                     x[row, :prepared[j].shape[0]] = prepared[j]
                     mask[row, :prepared[j].shape[0]] = 1
-                states = self._forward(fastpath.to_device(x, self.device),
+                states = self._forward(to_device(x, self.device),
                                        torch.from_numpy(mask).to(self.device))
                 for row, j in enumerate(bucket):
                     t = self.n_frames(prepared[j].shape[0])

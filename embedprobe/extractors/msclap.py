@@ -24,7 +24,7 @@ What embedprobe computes (``nets/htsat.py``, checked against msclap on identical
     Mean-pool the frames for a clip vector. ``embed_batch`` runs all windows of all clips
     together (every window has the same length, so nothing is padded).
 
-Precision (``precision=``, default ``"auto"``, see ``fastpath``): on CPUs with native bf16 the
+Precision (``precision=``, default ``"auto"``, see ``extractors.precision``): on CPUs with native bf16 the
 HTS-AT and the projection run under bf16 autocast (cosine 0.99996 to fp32 on EmoDB speech,
 ~1.5x faster); the STFT and mel projection stay fp32: in bf16 the log-mel of 16 kHz speech
 fed at 44.1 kHz was 6 dB off on average (its top bands hold little but rounding noise).
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
 from embedprobe.extractors.checkpoint import CheckpointExtractor
+from embedprobe.extractors.precision import to_device
 from embedprobe.extractors.registry import register
 from embedprobe.extractors.weights import extract_state_dict
 
@@ -111,7 +111,7 @@ class ClapAudioExtractor(CheckpointExtractor):
         out = []
         with self._inference():
             for s in range(0, len(wins), _BATCH):
-                x = fastpath.to_device(wins[s:s + _BATCH], self.device)
+                x = to_device(wins[s:s + _BATCH], self.device)
                 out.append(self._net(x)["embedding"].float().cpu().numpy())
         return np.concatenate(out)
 

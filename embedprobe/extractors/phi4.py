@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from embedprobe.errors import BadValueError, MissingWeightsError
-from embedprobe.extractors import fastpath
 from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.hf_ssl import layer_names
+from embedprobe.extractors.precision import inference
 from embedprobe.extractors.registry import register
+from embedprobe.extractors.runtime import versions
 
 SAMPLE_RATE = 16000
 WIN, HOP, REDUCTION = 400, 160, 8
@@ -124,7 +125,7 @@ class Phi4Audio(HFExtractor):
 
     Args:
         spec, device, weights: see ``Extractor`` (``weights``: one of the folder layouts above).
-        precision: see ``fastpath.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
+        precision: see ``precision.PRECISIONS`` (``"auto"``: bf16 autocast on bf16 CPUs).
     """
     # the encoder attends within blocks of 500 frames (40 s) from the input's start; chunks are
     # whole blocks, and only each block's first frames (conv front end) can differ from the whole
@@ -179,7 +180,7 @@ class Phi4Audio(HFExtractor):
             block.register_forward_hook(lambda _m, _a, out, i=i: self._cap.__setitem__(i + 1, out))
         self._runtime = {**info, "device": str(self.device), "weights": source, "revision": self._revision,
                          "attn_implementation": getattr(cfg, "_attn_implementation", None),
-                         **fastpath.versions()}
+                         **versions()}
 
     def n_frames(self, n_samples: int) -> int:
         n = int(n_samples)
@@ -194,7 +195,7 @@ class Phi4Audio(HFExtractor):
                                 fix=f"{self.spec.name} needs at least {WIN} samples (25 ms)")
         feats = self.fe(wav, sampling_rate=SAMPLE_RATE, return_tensors="pt")["audio_input_features"]
         self._cap[:] = [None] * len(self._cap)
-        with fastpath.inference(self.precision_, self.device):
+        with inference(self.precision_, self.device):
             self.model(feats.to(self.device), None)
         # blocks see (n_blocks_of_500, 500, D) for long input: unfold back and trim the padding
         return {name: h.reshape(-1, h.shape[-1])[:t].float().cpu().numpy()

@@ -1,7 +1,8 @@
-"""``RuntimeMixin``: precision, runtime record and the load-time precision check of the torch families.
+"""``RuntimeMixin``: precision, runtime record and the load-time precision check of the torch families;
+``versions()`` for that record.
 
 A family's ``_load`` builds its fp32 network, sets ``self.precision_ = self._resolve_precision()``
-and calls ``self._prepare_model(network, **options)`` (the arguments of ``fastpath.prepare``). For a
+and calls ``self._prepare_model(network, **options)`` (the arguments of ``rewrites.prepare``). For a
 fast precision (``precision_check.FAST_PRECISIONS``) that call only applies the fp32 rewrites and
 remembers the rest; ``load()`` then, once the family's ``_load`` has finished (hooks installed,
 ``embed`` usable):
@@ -23,7 +24,9 @@ import time
 from typing import Any
 
 from embedprobe.errors import BadValueError
-from embedprobe.extractors import fastpath, precision_check
+from embedprobe.extractors import precision_check
+from embedprobe.extractors.precision import PRECISIONS, resolve_precision
+from embedprobe.extractors.rewrites import prepare
 
 _FIRST_PASS_KEYS = ("fp32_modules", "weight_norms_baked")
 
@@ -40,6 +43,7 @@ class RuntimeMixin:
             ``False`` trusts the kernels, e.g. for kernel benchmarks).
     """
 
+    takes_precision = True  # the Extractor capability: __init__ takes ``precision=``
     requested_precision: str = "auto"
     precision_: str = ""
     verify_precision: bool = True
@@ -48,23 +52,23 @@ class RuntimeMixin:
 
     @staticmethod
     def check_precision(precision: str) -> str:
-        if precision not in fastpath.PRECISIONS:
-            raise BadValueError("precision", precision, fastpath.PRECISIONS)
+        if precision not in PRECISIONS:
+            raise BadValueError("precision", precision, PRECISIONS)
         return precision
 
     def _resolve_precision(self) -> str:
         """The concrete precision to load with (fp32 after a failed check on this machine)."""
-        return fastpath.resolve_precision(self._forced_precision or self.requested_precision,
-                                          self.device)  # type: ignore[attr-defined]
+        return resolve_precision(self._forced_precision or self.requested_precision,
+                                 self.device)  # type: ignore[attr-defined]
 
     def _prepare_model(self, model: Any, **options: Any) -> dict[str, Any]:
-        """``fastpath.prepare(model, self.precision_, ...)``, deferred for a fast precision until checked."""
+        """``rewrites.prepare(model, self.precision_, ...)``, deferred for a fast precision until checked."""
         precision, device = self.precision_, self.device  # type: ignore[attr-defined]
         if self.verify_precision and precision in precision_check.FAST_PRECISIONS:
             self._pending = (model, precision, options)
             self.precision_ = "fp32"  # embed() runs fp32 until load() has checked the candidate
-            return fastpath.prepare(model, "fp32", device, **options)
-        return fastpath.prepare(model, precision, device, **options)
+            return prepare(model, "fp32", device, **options)
+        return prepare(model, precision, device, **options)
 
     def load(self) -> Any:
         if self._loaded:  # type: ignore[attr-defined]
@@ -91,7 +95,7 @@ class RuntimeMixin:
             keep = keep + tuple(screen.modules())
         else:
             ref = self.embed(signal)  # type: ignore[attr-defined]
-        info = fastpath.prepare(model, candidate, self.device, **{**options, "keep_fp32": keep})  # type: ignore[attr-defined]
+        info = prepare(model, candidate, self.device, **{**options, "keep_fp32": keep})  # type: ignore[attr-defined]
         self.precision_ = candidate
         got = self.embed(signal)  # type: ignore[attr-defined]
         layers = precision_check.layer_agreement(got, ref)
@@ -126,3 +130,17 @@ class RuntimeMixin:
         """How this run computes (precision, kernels, revision, versions, the precision check)."""
         self.load()
         return dict(self._runtime)
+
+
+def versions() -> dict[str, str]:
+    """torch and (if installed) transformers versions, for ``runtime_config()``."""
+    import torch
+
+    out = {"torch": torch.__version__}
+    try:
+        import transformers
+
+        out["transformers"] = transformers.__version__
+    except ImportError:
+        pass
+    return out

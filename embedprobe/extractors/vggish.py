@@ -21,7 +21,7 @@ What embedprobe computes (``nets/vggish.py``, checked against torchvggish on ide
     Inputs shorter than one example (0.975 s) are zero-padded to one. ``embed_batch`` runs
     all examples of all clips in one pass (examples are independent, so no padding enters).
 
-Precision (``precision=``, default ``"auto"``, see ``fastpath``): on CPUs with native bf16 only
+Precision (``precision=``, default ``"auto"``, see ``extractors.precision``): on CPUs with native bf16 only
 the VGG runs under bf16 autocast (``embedding`` at cosine 0.999998, ``pre_pca`` 0.99998 to fp32
 on EmoDB speech, ~1.9x faster); the float64 log-mel front end and the PCA stay as they are.
 
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from embedprobe.extractors import fastpath
 from embedprobe.extractors.base import ExtractorSpec, as_mono_float32
 from embedprobe.extractors.checkpoint import CheckpointExtractor
+from embedprobe.extractors.precision import to_device
 from embedprobe.extractors.registry import register
 from embedprobe.extractors.weights import extract_state_dict, torch_hub_checkpoints
 
@@ -112,7 +112,7 @@ class VGGishExtractor(CheckpointExtractor):
         wav = as_mono_float32(wav)
         if wav.shape[0] < _MIN_SAMPLES:
             wav = np.pad(wav, (0, _MIN_SAMPLES - wav.shape[0]))
-        return self._front(fastpath.to_device(wav, self.device))
+        return self._front(to_device(wav, self.device))
 
     def _run(self, examples) -> tuple[np.ndarray, np.ndarray]:
         with self._inference():

@@ -47,9 +47,8 @@ from urllib.parse import urlparse
 
 from embedprobe.errors import MissingWeightsError
 from embedprobe.extractors.conversion import convert_to_safetensors, source_sha256  # noqa: F401
+from embedprobe.extractors.pickle_scan import UnsafePickleError, UntrustedPickleWarning  # noqa: F401
 from embedprobe.extractors.safeload import (  # noqa: F401  (safe loading lives there; re-exported)
-    UnsafePickleError,
-    UntrustedPickleWarning,
     check_hf_folder,
     extract_state_dict,
     load_torch_checkpoint,

@@ -32,6 +32,7 @@ from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError
 from embedprobe.extractors import create, precision_check
 from embedprobe.extractors.base import Extractor
+from embedprobe.extractors.registry import get_entry
 from embedprobe.pipeline.clip_embedder import ClipEmbedder, Outcome
 from embedprobe.provenance import made_by, to_jsonable
 
@@ -307,7 +308,7 @@ def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, fr
 def _procs(cfg: ExtractConfig, ext: Extractor, embedder: ClipEmbedder, n_clips: int) -> int:
     """Worker processes for this run (see ``replicas.resolve_procs``); 1 if the run cannot be pickled."""
     procs = replicas.resolve_procs(cfg.procs, device=cfg.device, n_todo=n_clips,
-                                   replicate=getattr(ext, "replicate_on_cpu", False))
+                                   replicate=ext.replicate_on_cpu)
     if procs > 1:
         why = replicas.picklable(embedder)
         if why is not None:
@@ -383,13 +384,9 @@ def _stored_ids(clip_id: str, cfg: ExtractConfig, aug) -> list[str]:
 
 def _create(cfg: ExtractConfig) -> Extractor:
     """Build the extractor; ``precision`` goes to families that have a fast path."""
-    import inspect
-
-    from embedprobe.extractors.registry import get_entry
-
     cls = get_entry(cfg.model, weights=cfg.weights).cls
     common = {"device": cfg.device, "weights": cfg.weights, "trust_pickle": cfg.trust_pickle}
-    if "precision" in inspect.signature(cls.__init__).parameters:
+    if cls.takes_precision:
         return create(cfg.model, precision=cfg.precision, **common)
     if cfg.precision not in ("auto", "fp32"):
         raise BadValueError(f"precision for {cfg.model}", cfg.precision, ("auto", "fp32"),

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from embedprobe.errors import BadValueError, MissingDependencyError  # noqa: E402
 from embedprobe.extractors import create, get_spec  # noqa: E402
 from embedprobe.extractors.cdpam import REVISION, load_checkpoint, models_module  # noqa: E402
-from embedprobe.extractors.fastpath import cosine  # noqa: E402
+from embedprobe.extractors.precision import cosine  # noqa: E402
 
 torch.set_num_threads(1)
 CLIPS = ("03a01Fa", "03a01Wa", "16b10Td")  # speaker 03 happy / angry, speaker 16 sad

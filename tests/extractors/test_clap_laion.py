@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 from embedprobe.extractors import get_spec  # noqa: E402
 from embedprobe.extractors.clap_laion import CLAP_LAION, ClapAudio  # noqa: E402
-from embedprobe.extractors.fastpath import cosine  # noqa: E402
+from embedprobe.extractors.precision import cosine  # noqa: E402
 
 torch.set_num_threads(1)
 SR = 48000

@@ -11,7 +11,7 @@ from embedprobe.extractors.cpu_linears import (
     use_onednn_linears,
     use_prepacked_linears,
 )
-from embedprobe.extractors.fastpath import cpu_bf16_supported
+from embedprobe.extractors.precision import cpu_bf16_supported
 
 needs_prepacked = pytest.mark.skipif(not prepacked_supported(), reason="this torch has no prepacked oneDNN linears")
 

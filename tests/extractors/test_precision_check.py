@@ -14,8 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from embedprobe.extractors import fastpath, precision_check  # noqa: E402
+from embedprobe.extractors import precision_check  # noqa: E402
 from embedprobe.extractors.hf_ssl import WAVLM_LARGE, HFSpeechEncoder  # noqa: E402
+from embedprobe.extractors.precision import cosine  # noqa: E402
 
 TINY = HFSpeechEncoder.for_tests(WAVLM_LARGE)
 
@@ -78,7 +79,7 @@ def test_module_wrong_in_bf16_is_kept_in_fp32_and_recorded():
     assert ext.model.encoder.pos_conv_embed.conv.weight.dtype == torch.float32
     ref = _make(HFSpeechEncoder, precision="fp32")
     a, b = ext.embed(_wav()), ref.embed(_wav())
-    assert min(fastpath.cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
+    assert min(cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
     note = _note(ext)
     assert note is not None and "encoder.pos_conv_embed.conv" in note and "fp32" in note
 
@@ -144,7 +145,7 @@ def test_accuracy_at_real_checkpoint_group_shapes():
     fast = HFSpeechEncoder(spec, precision="auto", _random_config=cfg)
     ref = HFSpeechEncoder(spec, precision="fp32", _random_config=cfg)
     a, b = fast.embed(_wav(7, 40000)), ref.embed(_wav(7, 40000))
-    assert min(fastpath.cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
+    assert min(cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
 
 
 def test_screen_flags_only_the_wrong_module():
@@ -188,7 +189,7 @@ def test_simulated_amx_grouped_conv_kernel_is_caught(monkeypatch):
     assert ext.precision == "bf16" and list(report["fp32_modules"]) == ["encoder.pos_conv_embed.conv"]
     ref = _make(HFSpeechEncoder, precision="fp32")
     a, b = ext.embed(_wav()), ref.embed(_wav())
-    assert min(fastpath.cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
+    assert min(cosine(a[k], b[k]) for k in a) >= precision_check.THRESHOLD
 
 
 def test_extraction_records_the_check_and_says_what_fell_back(tmp_path):

@@ -28,7 +28,7 @@ from typer.testing import CliRunner  # noqa: E402
 from embedprobe.cli.main import app  # noqa: E402
 from embedprobe.errors import BadValueError  # noqa: E402
 from embedprobe.extractors import create, get_spec  # noqa: E402
-from embedprobe.extractors import safeload as S  # noqa: E402
+from embedprobe.extractors import pickle_scan as P  # noqa: E402
 from embedprobe.extractors import weights as W  # noqa: E402
 from embedprobe.extractors.cnn14 import Cnn14Extractor  # noqa: E402
 from embedprobe.extractors.hf_ssl import WAVLM_BASE, HFSpeechEncoder  # noqa: E402
@@ -184,7 +184,7 @@ def test_a_malicious_pickle_never_runs(route, env, monkeypatch):
 def test_exec_payload_is_named_and_never_runs(tmp_path, fmt):
     sentinel = tmp_path / "SENTINEL"
     path = save({"x": Exec(f"open({str(sentinel)!r}, 'w')")}, tmp_path / "exec.pth", fmt)
-    with pytest.raises(S.UnsafePickleError, match=r"names builtins\.exec, which can run code") as info:
+    with pytest.raises(P.UnsafePickleError, match=r"names builtins\.exec, which can run code") as info:
         W.load_torch_checkpoint(path, trust_pickle=True)
     assert not info.value.trustable and info.value.offending == ["builtins.exec"]
     assert not sentinel.exists()
@@ -194,26 +194,26 @@ def test_exec_payload_is_named_and_never_runs(tmp_path, fmt):
 def test_scan_reads_global_and_stack_global_without_running_anything(tmp_path):
     for protocol in (2, 4, 5):
         data = pickle.dumps({"a": [System("true"), argparse.Namespace(lr=1)]}, protocol=protocol)
-        assert S._scan_one(data) == {"posix.system", "argparse.Namespace"}, protocol
+        assert P._scan_one(data) == {"posix.system", "argparse.Namespace"}, protocol
     # py2 names are mapped as the unpickler maps them
-    assert S._scan_one(b"c__builtin__\nset\n.") == {"builtins.set"}
+    assert P._scan_one(b"c__builtin__\nset\n.") == {"builtins.set"}
     # a STACK_GLOBAL whose strings are not plain pushes is reported, not guessed
     tricky = b"\x80\x04\x8c\x05posix\x94\x8c\x06system\x94\x93."  # memoised strings: resolved
-    assert S._scan_one(tricky) == {"posix.system"}
+    assert P._scan_one(tricky) == {"posix.system"}
     dup = b"\x80\x04\x8c\x05posix\x94)\x85R\x8c\x06system\x93."  # the module is not a string there
-    assert S._scan_one(dup) == {S.UNRESOLVED}
-    assert S.classify({S.UNRESOLVED}) == ([S.UNRESOLVED], False)
+    assert P._scan_one(dup) == {P.UNRESOLVED}
+    assert P.classify({P.UNRESOLVED}) == ([P.UNRESOLVED], False)
 
 
 def test_classify_separates_allow_list_data_classes_and_code():
-    assert S.classify(["collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
+    assert P.classify(["collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
                        "numpy.core.multiarray._reconstruct", "numpy.dtype"]) == ([], True)
-    assert S.classify(["argparse.Namespace", "torch.nn.modules.conv.Conv2d"]) == (
+    assert P.classify(["argparse.Namespace", "torch.nn.modules.conv.Conv2d"]) == (
         ["argparse.Namespace", "torch.nn.modules.conv.Conv2d"], True)
     for code in ("posix.system", "nt.system", "subprocess.Popen", "builtins.eval", "builtins.getattr",
                  "torch.storage._load_from_bytes", "numpy.load", "functools.partial", "os.system",
                  "runpy._run_code", "webbrowser.open", "torch.jit.load", "__main__.__reduce__"):
-        extra, trustable = S.classify(["argparse.Namespace", code])
+        extra, trustable = P.classify(["argparse.Namespace", code])
         assert extra[0] == code and not trustable, code
 
 
@@ -226,7 +226,7 @@ def test_legacy_files_beyond_the_weights_only_opcodes_still_load(tmp_path):
         pytest.skip("cdpam is not installed")
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
-    assert S.classify(S.pickle_globals(path)) == ([], True)
+    assert P.classify(P.pickle_globals(path)) == ([], True)
     assert set(W.load_torch_checkpoint(path)) == {"epochs", "optim", "state"}
 
 
@@ -234,14 +234,14 @@ def test_legacy_files_beyond_the_weights_only_opcodes_still_load(tmp_path):
 def test_data_classes_load_only_with_trust_pickle(tmp_path, tiny_cnn14, env):
     path = save({"model": tiny_cnn14._net.state_dict(), "args": argparse.Namespace(lr=1e-3)},
                 tmp_path / "ep" / "weights" / CNN14_FILE)
-    with pytest.raises(S.UnsafePickleError) as info:
+    with pytest.raises(P.UnsafePickleError) as info:
         Cnn14Extractor(tiny_cnn14.spec).load()
     msg = str(info.value)
     assert "argparse.Namespace" in msg and "--trust-pickle" in msg and "convert-weights" in msg
     assert msg.count(". ") == 0 and "\n" not in msg
     ext = Cnn14Extractor(tiny_cnn14.spec, weights=path)
     ext.trust_pickle = True
-    with pytest.warns(S.UntrustedPickleWarning, match="untrusted code paths"):
+    with pytest.warns(P.UntrustedPickleWarning, match="untrusted code paths"):
         ext.load()
     wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     np.testing.assert_allclose(ext.embed(wav)["embedding"], tiny_cnn14.embed(wav)["embedding"], rtol=1e-6)
@@ -252,7 +252,7 @@ def test_hf_folder_with_data_classes_names_the_conversion(tmp_path):
     """transformers reads pytorch_model.bin weights-only: the way for data classes is converting once."""
     folder, _ = hf_folder(tmp_path, {"args": argparse.Namespace(lr=1)})
     for trust in (False, True):
-        with pytest.raises(S.UnsafePickleError) as info:
+        with pytest.raises(P.UnsafePickleError) as info:
             create(f"hf:{folder}", trust_pickle=trust).load()
         msg = str(info.value)
         assert "argparse.Namespace" in msg and f"convert-weights '{folder}' --trust-pickle" in msg
@@ -402,7 +402,7 @@ def test_a_duplicated_zip_entry_cannot_hide_the_payload(tmp_path, evil_first):
     except BadValueError as err:
         assert "posix.system" in str(err), err
     assert not sentinel.exists()
-    assert "posix.system" in S.pickle_globals(out)
+    assert "posix.system" in P.pickle_globals(out)
 
 
 def test_bytes_hidden_after_stop_inside_a_frame_are_refused(tmp_path):
@@ -423,7 +423,7 @@ def test_bytes_hidden_after_stop_inside_a_frame_are_refused(tmp_path):
     with pytest.raises(BadValueError) as info:
         W.load_torch_checkpoint(path, trust_pickle=True)
     assert not sentinel.exists()
-    assert S.UNRESOLVED in str(info.value) or "posix.system" in str(info.value)
+    assert P.UNRESOLVED in str(info.value) or "posix.system" in str(info.value)
 
 
 def test_a_library_s_own_refusal_becomes_one_sentence():
@@ -440,7 +440,7 @@ def test_a_library_s_own_refusal_becomes_one_sentence():
         def embed(self, wav):
             return {}
 
-    with pytest.raises(S.UnsafePickleError) as info:
+    with pytest.raises(P.UnsafePickleError) as info:
         Downloads(get_spec("logmel-128")).load()
     msg = str(info.value)
     assert msg.startswith("Refused the weights of logmel-128: its pickle names posix.system")

@@ -1,4 +1,4 @@
-"""The CPU fast path: precision choice, fused WavLM attention, bf16 / oneDNN accuracy against fp32."""
+"""The WavLM / HuBERT / wav2vec2 rewrites (fused attention, GEMM front end) and the precision choice: bf16 / oneDNN accuracy against fp32."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from embedprobe.errors import BadValueError  # noqa: E402
-from embedprobe.extractors import fastpath  # noqa: E402
 from embedprobe.extractors.hf_ssl import WAVLM_BASE, WAVLM_LARGE, HFSpeechEncoder  # noqa: E402
+from embedprobe.extractors.hf_ssl_patches import patch_conv_feature_encoder, patch_wavlm_attention  # noqa: E402
+from embedprobe.extractors.precision import autocast, cosine, cpu_bf16_supported, resolve_precision  # noqa: E402
+from embedprobe.extractors.rewrites import bake_weight_norm, prepare  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -36,21 +38,21 @@ def batch(seed: int = 0):
 
 
 def test_precision_choice():
-    auto = fastpath.resolve_precision("auto", "cpu")
-    assert auto == ("bf16" if fastpath.cpu_bf16_supported() else "fp32-onednn")
-    assert fastpath.resolve_precision("fp32", "cpu") == "fp32"
+    auto = resolve_precision("auto", "cpu")
+    assert auto == ("bf16" if cpu_bf16_supported() else "fp32-onednn")
+    assert resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(BadValueError, match="fp16"):
-        fastpath.resolve_precision("fp16", "cpu")
+        resolve_precision("fp16", "cpu")
     with pytest.raises(BadValueError, match="expected one of"):
-        fastpath.resolve_precision("int8", "cpu")
+        resolve_precision("int8", "cpu")
 
 
 @pytest.mark.parametrize("large", [True, False])
 def test_fused_attention_matches_stock_wavlm(large):
     """Same maths as transformers' WavLMAttention incl. gated relative position bias and padding."""
     stock, fused = wavlm(large), wavlm(large)
-    assert fastpath.patch_wavlm_attention(fused) == 2
-    assert fastpath.patch_wavlm_attention(fused) == 2  # idempotent
+    assert patch_wavlm_attention(fused) == 2
+    assert patch_wavlm_attention(fused) == 2  # idempotent
     x, mask = batch()
     with torch.inference_mode():
         a = stock(x, attention_mask=mask, output_hidden_states=True)
@@ -67,12 +69,12 @@ def test_fused_attention_matches_stock_wavlm(large):
 def _cosines(model_fp32, model_fast, precision, x, mask=None):
     with torch.inference_mode():
         ref = model_fp32(x, attention_mask=mask, output_hidden_states=True).hidden_states
-        with fastpath.autocast(precision, "cpu"):
+        with autocast(precision, "cpu"):
             got = model_fast(x, attention_mask=mask, output_hidden_states=True).hidden_states
-    return [fastpath.cosine(g.float().numpy(), r.numpy()) for g, r in zip(got, ref, strict=True)]
+    return [cosine(g.float().numpy(), r.numpy()) for g, r in zip(got, ref, strict=True)]
 
 
-@pytest.mark.skipif(not fastpath.cpu_bf16_supported(), reason="this CPU has no native bf16")
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bf16")
 @pytest.mark.parametrize("n_layers,dim", [(2, 128), (24, 128)])
 def test_bf16_fast_path_stays_close_to_fp32(n_layers, dim):
     """Every layer at cosine >= 0.999 to fp32, also through a full-size layer count (24).
@@ -83,7 +85,7 @@ def test_bf16_fast_path_stays_close_to_fp32(n_layers, dim):
     load-time check catches (tests/extractors/test_precision_check.py).
     """
     ref, fast = wavlm(True, n_layers, dim, dim // 64), wavlm(True, n_layers, dim, dim // 64)
-    info = fastpath.prepare(fast, "bf16", "cpu")
+    info = prepare(fast, "bf16", "cpu")
     assert info["attention"] == "fused-qkv-sdpa" and info["precision"] == "bf16"
     assert info["gemm_feature_encoder"] == 1
     x, mask = batch(1)
@@ -96,7 +98,7 @@ def test_bf16_fast_path_stays_close_to_fp32(n_layers, dim):
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
 def test_onednn_linears_equal_fp32():
     ref, fast = wavlm(True), wavlm(True)
-    info = fastpath.prepare(fast, "fp32-onednn", "cpu")
+    info = prepare(fast, "fp32-onednn", "cpu")
     assert info["onednn_linears"] > 0
     left = [n for n, m in fast.named_modules() if type(m) is torch.nn.Linear]
     assert left and all(n.endswith(("q_proj", "k_proj", "v_proj")) for n in left)  # unused views of qkv_fused
@@ -111,8 +113,8 @@ def test_onednn_linears_equal_fp32():
 def test_gemm_feature_encoder_equals_stock_conv_stack(n_samples):
     """The channels-last GEMM front end is the stock CNN's maths (fp32, odd lengths, batch 2)."""
     ref, fast = wavlm(True), wavlm(True)
-    assert fastpath.patch_conv_feature_encoder(fast) == 1
-    assert fastpath.patch_conv_feature_encoder(fast) == 1  # idempotent
+    assert patch_conv_feature_encoder(fast) == 1
+    assert patch_conv_feature_encoder(fast) == 1  # idempotent
     x = torch.from_numpy(np.random.default_rng(5).standard_normal((2, n_samples)).astype(np.float32))
     with torch.inference_mode():
         want = ref.feature_extractor(x)
@@ -124,13 +126,13 @@ def test_gemm_feature_encoder_equals_stock_conv_stack(n_samples):
 
 def test_gemm_feature_encoder_leaves_group_norm_front_ends():
     base = wavlm(False)
-    assert fastpath.patch_conv_feature_encoder(base) == 0
-    assert fastpath.prepare(base, "bf16", "cpu")["gemm_feature_encoder"] == 0
+    assert patch_conv_feature_encoder(base) == 0
+    assert prepare(base, "bf16", "cpu")["gemm_feature_encoder"] == 0
 
 
 def test_weight_norm_baking_keeps_outputs():
     ref, baked = wavlm(True), wavlm(True)
-    assert fastpath.bake_weight_norm(baked) == 1  # the positional convolution
+    assert bake_weight_norm(baked) == 1  # the positional convolution
     x, _ = batch(3)
     with torch.inference_mode():
         torch.testing.assert_close(baked(x[:1]).last_hidden_state, ref(x[:1]).last_hidden_state)
@@ -143,9 +145,9 @@ def test_extractor_records_its_precision():
     rc = fp32.runtime_config()
     assert rc["precision"] == "fp32" and rc["attention"] == "fused-qkv-sdpa"
     assert rc["weights_dtype"] == "float32" and rc["revision"] == "random-init"
-    assert ext.precision == fastpath.resolve_precision("auto", "cpu")
+    assert ext.precision == resolve_precision("auto", "cpu")
     wav = np.random.default_rng(4).standard_normal(16000).astype(np.float32)
     a, b = ext.embed(wav), fp32.embed(wav)
-    assert min(fastpath.cosine(a[k], b[k]) for k in a) >= 0.999
+    assert min(cosine(a[k], b[k]) for k in a) >= 0.999
     with pytest.raises(BadValueError, match="precision"):
         HFSpeechEncoder(WAVLM_LARGE, precision="half")

@@ -13,9 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from embedprobe.errors import BadValueError  # noqa: E402
-from embedprobe.extractors import create, fastpath, get_spec  # noqa: E402
+from embedprobe.extractors import create, get_spec  # noqa: E402
 from embedprobe.extractors.cnn14 import Cnn14Extractor  # noqa: E402
+from embedprobe.extractors.conv_gemm import use_matmul_convs  # noqa: E402
 from embedprobe.extractors.msclap import ClapAudioExtractor  # noqa: E402
+from embedprobe.extractors.precision import autocast, cosine, cpu_bf16_supported, resolve_precision  # noqa: E402
 from embedprobe.extractors.vggish import VGGishExtractor  # noqa: E402
 
 torch.set_num_threads(1)
@@ -43,7 +45,7 @@ def at_rate(wav: np.ndarray, sr: int) -> np.ndarray:
     return soxr.resample(wav, 16000, sr).astype(np.float32)
 
 
-@pytest.mark.skipif(not fastpath.cpu_bf16_supported(), reason=NO_BF16)
+@pytest.mark.skipif(not cpu_bf16_supported(), reason=NO_BF16)
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_bf16_embeddings_stay_at_cosine_0999_to_fp32(name, speech):
     cls = FAMILIES[name]
@@ -56,10 +58,10 @@ def test_bf16_embeddings_stay_at_cosine_0999_to_fp32(name, speech):
     for layer in spec.layers:
         assert b[layer].dtype == np.float32 and b[layer].shape == a[layer].shape
         assert not np.array_equal(a[layer], b[layer]), "bf16 must actually run in bf16"
-        cos = fastpath.cosine(b[layer], a[layer])
+        cos = cosine(b[layer], a[layer])
         assert cos >= 0.999, (name, layer, cos)
         for row_a, row_b in zip(a[layer], b[layer], strict=True):  # every frame, not just the whole
-            assert fastpath.cosine(row_b, row_a) >= 0.999, (name, layer)
+            assert cosine(row_b, row_a) >= 0.999, (name, layer)
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -67,7 +69,7 @@ def test_runtime_config_reports_the_precision_used(name):
     cls = FAMILIES[name]
     tiny = cls.for_tests(get_spec(name))  # default precision: auto
     assert tiny.requested_precision == "auto"
-    auto = fastpath.resolve_precision("auto", "cpu")
+    auto = resolve_precision("auto", "cpu")
     assert tiny.precision == auto  # loads the model
     rt = tiny.runtime_config()
     assert rt["precision"] == auto and rt["device"] == "cpu"
@@ -82,7 +84,7 @@ def test_runtime_config_reports_the_precision_used(name):
         cls.random_init(tiny.spec, precision="fp16").load()  # CUDA only
 
 
-@pytest.mark.skipif(not fastpath.cpu_bf16_supported(), reason=NO_BF16)
+@pytest.mark.skipif(not cpu_bf16_supported(), reason=NO_BF16)
 @pytest.mark.parametrize("name", ["cnn14-16k", "clap-2023"])
 def test_log_mel_front_end_stays_fp32_under_bf16(name, speech):
     """bf16 rounding of the STFT input/kernels costs ~0.15 dB on average and up to 13 dB in quiet bins."""
@@ -113,16 +115,16 @@ def test_matmul_convs_equal_direct_convolution():
         x = torch.randn(shape)
         with torch.inference_mode():
             want = conv(x)
-            assert fastpath.use_matmul_convs(conv) == 1
-            assert fastpath.use_matmul_convs(conv) == 1  # idempotent
+            assert use_matmul_convs(conv) == 1
+            assert use_matmul_convs(conv) == 1  # idempotent
             got = conv(x)
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-            if fastpath.cpu_bf16_supported():
-                with fastpath.autocast("bf16", "cpu"):
+            if cpu_bf16_supported():
+                with autocast("bf16", "cpu"):
                     low = conv(x).float()
-                assert fastpath.cosine(low.numpy(), want.numpy()) > 0.999
+                assert cosine(low.numpy(), want.numpy()) > 0.999
     grouped = torch.nn.Conv2d(8, 8, 3, groups=2)
-    assert fastpath.use_matmul_convs(grouped) == 0
+    assert use_matmul_convs(grouped) == 0
 
 
 def test_cnn14_runs_its_last_block_as_gemm_and_keeps_fp32_equal():
