@@ -22,8 +22,6 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft as sfft
-from scipy.signal import lfilter
 
 
 @dataclass(frozen=True)
@@ -135,6 +133,8 @@ def _formant_filter(f1f2f3: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray
 
 def voice(prosody: Prosody, speaker: Speaker, duration_s: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A dry utterance (float32, RMS set by ``prosody.level_db + speaker.level_db``)."""
+    from scipy.signal import lfilter  # scipy.signal costs ~1 s of import: only when synthesising
+
     n = max(int(duration_s * sr), sr // 10)
     rate = prosody.rate * speaker.rate_scale * np.exp(rng.normal(0, 0.08))
     n_syl = max(1, int(round(duration_s * rate)))
@@ -202,6 +202,8 @@ def _eq_gain(channel: Channel, nfft: int, sr: int) -> np.ndarray:
 
 def apply_channel(x: np.ndarray, channel: Channel, sr: int, rng: np.random.Generator) -> np.ndarray:
     """EQ + band limits + reverb in one FFT pass, then the noise floor (float32, clipped to [-1, 1])."""
+    import scipy.fft as sfft  # scipy.signal costs ~1 s of import: only when synthesising
+    from scipy.signal import lfilter
     n = len(x)
     ir_len = int(min(channel.rt60_s, 1.0) * sr)
     nfft = sfft.next_fast_len(n + ir_len + 1, real=True)

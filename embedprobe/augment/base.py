@@ -137,9 +137,7 @@ def resolve(spec: AugmentSpec | str) -> AugmentSpec:
     """A spec, or the registered spec of that name (unknown names list the valid ones)."""
     if isinstance(spec, AugmentSpec):
         return spec
-    from embedprobe import augment  # noqa: F401  (registers the built-in specs)
-
-    return AUGMENTATIONS.get(spec)
+    return AUGMENTATIONS.get(spec)  # discovery imports the built-in augmentation modules
 
 
 def augment(

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from embedprobe.bench.config import BenchConfig
+from embedprobe.cache import open_cache
 from embedprobe.cache.naming import cache_file
+from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import CacheError, EmbedprobeError
+from embedprobe.pipeline.extract import ExtractConfig
 from embedprobe.provenance import atomic_write_json, to_jsonable
 
 
@@ -38,8 +41,6 @@ class CacheInfo:
 
 def corpus_roots(cfg: BenchConfig) -> dict[str, Path]:
     """Each corpus key -> the path to scan; synthetic corpora are written first (once)."""
-    from embedprobe.corpora.synthetic import write_corpus
-
     roots = {}
     for c in cfg.corpora:
         if c.synthetic is None:
@@ -67,8 +68,6 @@ def cache_path(cfg: BenchConfig, key: str, model: str) -> Path:
 
 
 def extract_config(cfg: BenchConfig, key: str, model: str, root: Path, augmented: bool = False) -> Any:
-    from embedprobe.pipeline.extract import ExtractConfig
-
     c = cfg.corpus(key)
     out = Path(cfg.extract.cache_dir)
     if c.reader != key:
@@ -101,8 +100,6 @@ def link_alias(cfg: BenchConfig, key: str, model: str) -> None:
 
 
 def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
-    from embedprobe.cache import open_cache
-
     path = cache_path(cfg, key, model)
     with open_cache(path) as r:
         m = r.manifest
@@ -132,8 +129,6 @@ def is_finished(ecfg: Any) -> bool:
     a new session in the cache); anything else goes to ``extract``, which resumes, or refuses a
     cache made with other settings naming the differing fields.
     """
-    from embedprobe.cache import open_cache
-
     path = ecfg.cache_path()
     if not path.exists():
         return False

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from embedprobe.bench import load_config, plan_summary, run_bench
 from embedprobe.cli.common import console, friendly, out
 
 
@@ -29,8 +30,6 @@ def register(app: typer.Typer) -> None:
         Writes OUT/report.html (self-contained), OUT/bench.csv and OUT/bench.json. Killed or
         interrupted? Run the same command again: finished jobs are kept.
         """
-        from embedprobe.bench import load_config, plan_summary, run_bench
-
         overrides = [*(set_ or []), *(["probe.allow_incomplete=true"] if allow_incomplete else [])]
         cfg = load_config(config, overrides=overrides, models=model or None,
                           out=str(out_dir) if out_dir else None, jobs=jobs)

@@ -16,7 +16,10 @@ from embedprobe.cli.common import (
     parse_options,
     warnings_as_lines,
 )
+from embedprobe.corpora import describe
+from embedprobe.errors import BadValueError
 from embedprobe.pipeline.extract import ExtractConfig
+from embedprobe.pipeline.extract import extract as run
 
 _D = ExtractConfig  # every default below is ExtractConfig's
 
@@ -63,8 +66,6 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
-        from embedprobe.pipeline.extract import extract as run
-
         k, n = _shard(shard)
         cfg = ExtractConfig(
             model=model, corpus=corpus, root=str(root), out=str(out), layers=csv_list(layers),
@@ -79,8 +80,6 @@ def register(app: typer.Typer) -> None:
         )
 
         def show(manifest) -> None:
-            from embedprobe.corpora import describe
-
             if not quiet:
                 console.print(escape(describe(manifest)))
             excl = manifest.excluded_counts()
@@ -110,8 +109,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _shard(text: str | None) -> tuple[int | None, int | None]:
-    from embedprobe.errors import BadValueError
-
     if not text:
         return None, None
     try:

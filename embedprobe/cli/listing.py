@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from embedprobe.cli.catalog import rows as catalog_rows
 from embedprobe.cli.common import friendly, out
 
 
@@ -22,8 +23,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List what is registered: extractors (with dims, rate, layers, licence, weights), name prefixes,
         corpora, probes, augmentations and every other plugin kind; without KIND, the kinds."""
-        from embedprobe.cli.catalog import rows as catalog_rows
-
         rows = catalog_rows(kind)
         if as_json:
             out.print_json(json.dumps(rows))

@@ -8,7 +8,11 @@ import typer
 from rich.markup import escape
 
 from embedprobe.cli.common import CACHE_DIR, console, csv_list, default, friendly, parse_options
-from embedprobe.pipeline.probe import ProbeConfig
+from embedprobe.common.checks import count
+from embedprobe.pipeline.domain import domain_gap_for
+from embedprobe.pipeline.probe import ProbeConfig, load_results
+from embedprobe.pipeline.probe import probe as run
+from embedprobe.report.results import add_section
 
 _D = ProbeConfig  # every default below is ProbeConfig's
 
@@ -49,12 +53,6 @@ def register(app: typer.Typer) -> None:
                                     "work size, 1 for small probes)."),
     ) -> None:
         """Train probes on one corpus (or a union) and test them on every requested corpus."""
-        from embedprobe.common.checks import count
-        from embedprobe.pipeline.domain import domain_gap_for
-        from embedprobe.pipeline.probe import load_results
-        from embedprobe.pipeline.probe import probe as run
-        from embedprobe.report.results import add_section
-
         count("number of seeds", seeds, option="--seeds")
         params = parse_options(param)
         for key, value in (("frame_mask", frame_mask), ("mix_prob", mix), ("noise_std", noise)):

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from embedprobe.cli.common import console, friendly
+from embedprobe.report.markdown import write_report
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +19,5 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="Report file (default RESULTS/report.md)."),
     ) -> None:
         """Write a Markdown report with AUROC, wF1 and relative-wF1 matrices and heatmaps."""
-        from embedprobe.report.markdown import write_report
-
         path = write_report(results, out)
         console.print(f"[green]report[/]: {escape(str(path))}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from embedprobe.audio import decode as audio
 from embedprobe.audio.chunking import ChunkPlan, ClipStats, Window
+from embedprobe.augment import augment
 from embedprobe.augment.copies import split_copy_id
 from embedprobe.cache import ClipResult, LayerResult
 from embedprobe.corpora.base import Clip
@@ -93,8 +94,6 @@ class ClipEmbedder:
         if copy is None:
             yield from decoded.chunks
             return
-        from embedprobe.augment import augment
-
         for j, chunk in enumerate(decoded.chunks):
             key = clip.id if j == 0 else f"{clip.id}#chunk{j}"
             out = augment(chunk, self.audio_cfg.sample_rate, self.augment, seed=self.augment_seed,

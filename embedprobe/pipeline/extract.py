@@ -20,11 +20,12 @@ from typing import Any
 
 from embedprobe.audio import chunking
 from embedprobe.audio import decode as audio
+from embedprobe.augment.base import resolve
 from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.cache.naming import cache_file
 from embedprobe.cache.sharding import check_shard
-from embedprobe.common import replicas
+from embedprobe.common import checks, replicas
 from embedprobe.common.progress import Progress
 from embedprobe.common.threads import check_threads, limit_threads
 from embedprobe.corpora import scan
@@ -258,8 +259,6 @@ def check_config(cfg: ExtractConfig) -> None:
 
     The model, corpus, layers, precision and augmentation are checked where they are resolved.
     """
-    from embedprobe.common import checks
-
     checks.choice("dtype", cfg.dtype, DTYPES)
     checks.device(cfg.device)
     checks.count("batch size", cfg.batch_size, option="--batch-size")
@@ -373,7 +372,6 @@ def _augmentation(cfg: ExtractConfig):
         return None
     if cfg.copies < 1:
         raise BadValueError("copies", cfg.copies, None, fix="Use 1 or more augmented copies per clip.")
-    from embedprobe.augment.base import resolve
 
     return resolve(cfg.augment)
 

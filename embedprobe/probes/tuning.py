@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sklearn.base import clone
-
 from embedprobe.errors import BadValueError
 
 LRS: tuple[float, ...] = (1e-4, 5e-4, 2e-3, 1e-2)
@@ -83,6 +81,8 @@ def tune(
     Returns:
         :class:`TuneResult`.
     """
+    from sklearn.base import clone  # scikit-learn loads on first use, not at `embedprobe --help`
+
     if not lrs or not batch_sizes:
         raise BadValueError("tuning grid", {"lrs": list(lrs), "batch_sizes": list(batch_sizes)},
                             fix="Give at least one learning rate and one batch size.")
