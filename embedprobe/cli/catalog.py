@@ -7,28 +7,12 @@ their registries, and every registry they create is a KIND.
 
 from __future__ import annotations
 
-import inspect
-
 # Importing these packages creates their registries (extractors, prefixes, corpora, probes,
 # augmentations, domain-probes); their plugins are discovered on the first lookup.
 from embedprobe import augment, corpora, extractors, probes  # noqa: F401
-from embedprobe.corpora import CORPORA
 from embedprobe.errors import BadValueError
 from embedprobe.eval import domain_probes  # noqa: F401
-from embedprobe.registry import REGISTRIES, Row, describe_by_doc
-
-
-def describe_corpus(name: str, cls: type) -> Row:
-    """One ``embedprobe list corpora`` row (until the corpora package gives CORPORA its own)."""
-    module = inspect.getmodule(cls)
-    doc = (module.__doc__ or cls.__doc__ or "").strip().splitlines()
-    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "about": doc[0] if doc else ""}
-
-
-if CORPORA.describe is describe_by_doc:
-    CORPORA.describe = describe_corpus
-if not CORPORA.about:
-    CORPORA.about = "corpus readers (--corpus NAME)"
+from embedprobe.registry import REGISTRIES, Row
 
 
 def kinds() -> list[Row]:

@@ -13,6 +13,7 @@ time it is asked for a name, so a new corpus is one new module.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 from abc import ABC, abstractmethod
@@ -173,7 +174,15 @@ class Corpus(ABC):
 
 #: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``); looking a name up
 #: imports every module of ``embedprobe.corpora`` (and the external plugins) once.
-CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora", package="embedprobe.corpora")
+def describe_corpus(name: str, cls: type) -> dict[str, str]:
+    """One ``embedprobe list corpora`` row: name, default protocol, the module's first doc line."""
+    module = inspect.getmodule(cls)
+    doc = (module.__doc__ or cls.__doc__ or "").strip().splitlines()
+    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "about": doc[0] if doc else ""}
+
+
+CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora", package="embedprobe.corpora",
+                                           describe=describe_corpus, about="corpus readers (--corpus NAME)")
 
 
 def register(cls: type[Corpus]) -> type[Corpus]:
