@@ -21,7 +21,7 @@ from embedprobe.cache import open_cache
 from embedprobe.cache.naming import cache_file
 from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import CacheError, EmbedprobeError
-from embedprobe.pipeline.extract import ExtractConfig
+from embedprobe.pipeline.extract_config import ExtractConfig
 from embedprobe.provenance import atomic_write_json, to_jsonable
 
 

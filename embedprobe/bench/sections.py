@@ -25,7 +25,7 @@ from embedprobe.corpora.synthetic import DEFAULTS
 from embedprobe.errors import BadValueError
 from embedprobe.eval.metrics import METRICS
 from embedprobe.extractors import EXTRACTORS
-from embedprobe.pipeline.extract import ExtractConfig, check_config
+from embedprobe.pipeline.extract_config import ExtractConfig, check_config
 from embedprobe.probes import PROBES
 from embedprobe.probes.registry import get_class
 

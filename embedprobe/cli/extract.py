@@ -18,8 +18,8 @@ from embedprobe.cli.common import (
 )
 from embedprobe.corpora import describe
 from embedprobe.errors import BadValueError
-from embedprobe.pipeline.extract import ExtractConfig
 from embedprobe.pipeline.extract import extract as run
+from embedprobe.pipeline.extract_config import ExtractConfig
 
 _D = ExtractConfig  # every default below is ExtractConfig's
 

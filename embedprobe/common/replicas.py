@@ -121,11 +121,9 @@ def _main_hidden() -> Iterator[None]:
             main.__file__ = saved
 
 
-def _work(job: tuple[Any, str, list[str], Any, float]) -> Any:
-    # ``audio_cfg`` (an ``embedprobe.audio.decode.AudioConfig``) decodes: this layer is below audio.
-    clip, path, targets, audio_cfg, max_eager_s = job
-    decoded = audio_cfg.decode_or_error(path, max_eager_s)
-    return _EMBEDDER.run(clip, path, decoded, targets)
+def _work(job: tuple[Any, str, list[str], float]) -> Any:
+    clip, path, targets, max_eager_s = job
+    return _EMBEDDER.run_path(clip, path, targets, max_eager_s)  # the embedder decodes with its own config
 
 
 class ReplicaPool:
@@ -180,8 +178,8 @@ class ReplicaPool:
                 proc.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, jobs: Iterable[tuple[Any, str, list[str], Any, float]]) -> Iterator[Any]:
-        """Run ``jobs`` (clip, path, stored ids, audio config, max eager seconds), at most
+    def map(self, jobs: Iterable[tuple[Any, str, list[str], float]]) -> Iterator[Any]:
+        """Run ``jobs`` (clip, path, stored ids, max eager seconds), at most
         two per worker in flight (bounded memory), yielding results as they complete."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool

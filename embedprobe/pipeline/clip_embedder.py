@@ -18,6 +18,7 @@ import numpy as np
 
 from embedprobe.audio import decode as audio
 from embedprobe.audio.chunking import ChunkPlan, ClipStats, Window
+from embedprobe.audio.prefetch import Decoded, decode_or_error
 from embedprobe.augment import augment
 from embedprobe.augment.copies import split_copy_id
 from embedprobe.cache import ClipResult, LayerResult
@@ -67,7 +68,11 @@ class ClipEmbedder:
     augment: Any = None
     augment_seed: int = 0
 
-    def run(self, clip: Clip, path: str, decoded: audio.Decoded | AudioError,
+    def run_path(self, clip: Clip, path: str, targets: list[str], max_eager_s: float) -> Outcome:
+        """Decode ``path`` with this run's audio config, then :meth:`run` (what a worker process does)."""
+        return self.run(clip, path, decode_or_error(path, self.audio_cfg, max_eager_s), targets)
+
+    def run(self, clip: Clip, path: str, decoded: Decoded | AudioError,
             targets: list[str]) -> Outcome:
         """Embed ``clip`` once per stored id in ``targets`` (``clip.id`` or its ``@k`` copies)."""
         out = Outcome()
@@ -89,7 +94,7 @@ class ClipEmbedder:
                 out.results.append(result)
         return out
 
-    def _chunks(self, clip: Clip, decoded: audio.Decoded, copy: int | None, records: list[dict]):
+    def _chunks(self, clip: Clip, decoded: Decoded, copy: int | None, records: list[dict]):
         """The clip's chunks, augmented as copy ``copy`` when augmenting (each chunk seeded apart)."""
         if copy is None:
             yield from decoded.chunks
@@ -101,7 +106,7 @@ class ClipEmbedder:
             records.append(out.record | {"chunk": j})
             yield out.wav
 
-    def _embed(self, clip: Clip, cid: str, decoded: audio.Decoded, copy: int | None,
+    def _embed(self, clip: Clip, cid: str, decoded: Decoded, copy: int | None,
                records: list[dict]) -> ClipResult:
         stats = None
         if self.ext.uses_clip_stats and (decoded.lazy or len(decoded.chunks) > 1):

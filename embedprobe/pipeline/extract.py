@@ -14,18 +14,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from embedprobe.audio import chunking
 from embedprobe.audio import decode as audio
+from embedprobe.audio.prefetch import decode_iter
 from embedprobe.augment.base import resolve
-from embedprobe.augment.copies import append_records, augmented_tag, copy_id, expand_manifest
+from embedprobe.augment.copies import append_records, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
-from embedprobe.cache.naming import cache_file
-from embedprobe.cache.sharding import check_shard
-from embedprobe.common import checks, replicas
+from embedprobe.common import replicas
 from embedprobe.common.progress import Progress
 from embedprobe.common.threads import check_threads, limit_threads
 from embedprobe.corpora import scan
@@ -35,91 +34,12 @@ from embedprobe.extractors import create, precision_check
 from embedprobe.extractors.base import Extractor
 from embedprobe.extractors.registry import get_entry
 from embedprobe.pipeline.clip_embedder import ClipEmbedder, Outcome
+from embedprobe.pipeline.extract_config import (
+    RUNTIME_NOT_IDENTITY,
+    ExtractConfig,
+    check_config,
+)
 from embedprobe.provenance import made_by, to_jsonable
-
-DTYPES = ("float32", "float16")
-# Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
-# sit, which device and batch size ran, package versions and kernel choices that give the same
-# values (prepacked linears) may differ between the shards of one cache or between a run and its
-# resume; the weights revision and the precision may not.
-RUNTIME_NOT_IDENTITY = frozenset({"weights", "device", "batch_seconds", "torch", "transformers",
-                                  "prepacked_linears", "precision_check"})
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """One extraction run. Fields marked *identity* decide which cache file a run may reuse.
-
-    Args:
-        model: extractor name (``embedprobe list extractors``). *identity*
-        corpus: corpus reader name (``embedprobe list corpora``). *identity*
-        root: corpus root folder.
-        out: cache folder; the file is ``<out>/<corpus>__<model>[__<tag>].h5``.
-        layers: layers to cache (default: all of the model's). *identity*
-        frames: also store frame-level features. *identity*
-        frame_hop_s: hop of stored frames, a multiple of the model's hop (default: native). *identity*
-        frame_layers: layers whose frames are stored (default: all cached layers). *identity*
-        dtype: storage dtype, ``float32`` or ``float16``. *identity*
-        chunk_s: long files are processed in chunks of this many seconds. *identity*
-        min_duration_s: shorter clips are errors. *identity*
-        corpus_options: options of the corpus reader (seed, label mapping ...). *identity*
-        weights: local checkpoint overriding the model's default weights.
-        trust_pickle: let weights that pickle data classes beyond the safe allow-list load with
-            the full unpickler (their code runs; never for pickles naming functions). Recorded
-            in the cache's provenance, not identity.
-        device: torch device.
-        precision: ``auto`` (the family's fast path: bf16 on CPUs with native bf16, autocast on
-            GPUs), ``fp32``, ``fp32-onednn``, ``bf16`` or ``fp16``; recorded in the cache. *identity*
-        batch_size: clips per committed batch.
-        workers: decoding threads (when embedding in the extracting process).
-        procs: model replicas in worker processes, each decoding and embedding clips on
-            ``cores // procs`` torch threads; ``None`` = auto (one per core, at most 4, on CPU
-            for runs of 200+ clips with single-threaded extractors such as eGeMAPS and GE2E;
-            else 1). Not identity.
-        threads: torch / BLAS threads of each embedding process (>= 1); None = this process's
-            cores (affinity and CPU quota), shared out among ``procs``. Recorded, not identity.
-        overwrite: start the cache over.
-        shard, n_shards: write only shard ``shard`` of ``n_shards`` (``embedprobe merge`` joins them).
-        tag: suffix that names a cache variant.
-        augment: cache augmented copies made with this augmentation (``paper`` = the paper's
-            seven augmentations) instead of the original clips; the cache is named
-            ``<corpus>__<model>__aug-<name>-s<seed>.h5``. *identity*
-        copies: augmented copies per clip (stored as ``<clip id>@<k>``). *identity*
-        augment_seed: seed of the augmentation parameters. *identity*
-    """
-
-    model: str
-    corpus: str
-    root: str
-    out: str
-    layers: tuple[str, ...] | None = None
-    frames: bool = False
-    frame_hop_s: float | None = None
-    frame_layers: tuple[str, ...] | None = None
-    dtype: str = "float32"
-    chunk_s: float = 30.0
-    min_duration_s: float = 0.1
-    corpus_options: dict[str, Any] = field(default_factory=dict)
-    weights: str | None = None
-    trust_pickle: bool = False
-    device: str = "cpu"
-    precision: str = "auto"
-    batch_size: int = 16
-    workers: int = 2
-    procs: int | None = None
-    threads: int | None = None
-    overwrite: bool = False
-    shard: int | None = None
-    n_shards: int | None = None
-    tag: str | None = None
-    augment: str | None = None
-    copies: int = 1
-    augment_seed: int = 0
-
-    def cache_path(self) -> Path:
-        aug = augmented_tag(self.augment, self.augment_seed) if self.augment else ""
-        return cache_file(self.out, self.corpus, self.model, aug, self.tag or "")
-
 
 
 @dataclass
@@ -253,37 +173,6 @@ def extract(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-def check_config(cfg: ExtractConfig) -> None:
-    """Refuse values that would otherwise run as something else (a count of 0 as 1, a bad device).
-
-    The model, corpus, layers, precision and augmentation are checked where they are resolved.
-    """
-    checks.choice("dtype", cfg.dtype, DTYPES)
-    checks.device(cfg.device)
-    checks.count("batch size", cfg.batch_size, option="--batch-size")
-    checks.count("number of decoding threads", cfg.workers, option="--workers")
-    if cfg.procs is not None:
-        checks.count("number of worker processes", cfg.procs, option="--procs")
-    checks.number("chunk length in seconds", cfg.chunk_s, low=0, low_open=True, option="--chunk")
-    if cfg.frame_hop_s is not None:
-        checks.number("frame hop in seconds", cfg.frame_hop_s, low=0, low_open=True, option="--frame-hop")
-    checks.number("minimum duration in seconds", cfg.min_duration_s, low=0)
-    checks.count("number of augmented copies", cfg.copies, option="--copies")
-    checks.count("augmentation seed", cfg.augment_seed, low=0, option="--augment-seed")
-    if cfg.tag:
-        checks.name_for_path("cache tag", cfg.tag)
-    check_shard(cfg.shard, cfg.n_shards)
-    unused = [opt for opt, given in (("--frame-hop", cfg.frame_hop_s is not None),
-                                     ("--frame-layers", cfg.frame_layers is not None)) if given and not cfg.frames]
-    unused += [opt for opt, given in (("--copies", cfg.copies != 1), ("--augment-seed", cfg.augment_seed != 0))
-               if given and not cfg.augment]
-    if unused:  # an option that would be ignored is a mistake the user should hear about
-        needs = "--frames" if unused[0] in ("--frame-hop", "--frame-layers") else "--augment NAME"
-        raise BadValueError("option without effect", unused[0], fix=f"{unused[0]} only applies with {needs}; "
-                            "add it or drop the option.")
-
-
 def _identity(cfg: ExtractConfig, spec, revision, runtime, audio_cfg, layers, frame_layers, factor,
               aug, chunks: dict[str, Any]) -> dict[str, Any]:
     """What a cache holds, as compared on resume (a difference names the field and refuses)."""
@@ -325,10 +214,10 @@ def _outcomes(embedder: ClipEmbedder, todo, targets, root: Path, audio_cfg, cfg:
     max_eager_s = 2 * cfg.chunk_s
     if pool is None:
         items = [root / c.path for c in todo]
-        for i, decoded in audio.decode_iter(items, audio_cfg, workers=cfg.workers, max_eager_s=max_eager_s):
+        for i, decoded in decode_iter(items, audio_cfg, workers=cfg.workers, max_eager_s=max_eager_s):
             yield embedder.run(todo[i], str(root / todo[i].path), decoded, targets[i])
         return
-    jobs = ((c, str(root / c.path), targets[i], audio_cfg, max_eager_s) for i, c in enumerate(todo))
+    jobs = ((c, str(root / c.path), targets[i], max_eager_s) for i, c in enumerate(todo))
     yield from pool.map(jobs)
 
 

@@ -17,6 +17,7 @@ from golden.signals import speechlike  # tests/golden/signals.py
 
 from embedprobe.audio import decode as audio
 from embedprobe.audio.chunking import ChunkPlan
+from embedprobe.audio.prefetch import Decoded
 from embedprobe.errors import MissingDependencyError
 from embedprobe.extractors import EXTRACTORS
 from embedprobe.extractors.base import Extractor
@@ -233,7 +234,7 @@ def test_whole_clip_normalisation_reaches_every_chunk(name: str) -> None:
         cfg = audio.AudioConfig(sample_rate=sr, max_chunk_s=chunk)
         cs = cfg.chunk_samples
         info = audio.AudioInfo("x.wav", len(wav), sr, 1, "WAV", "FLOAT")
-        decoded = audio.Decoded("x.wav", info, (), tuple(wav[i:i + cs] for i in range(0, len(wav), cs)))
+        decoded = Decoded("x.wav", info, (), tuple(wav[i:i + cs] for i in range(0, len(wav), cs)))
         embedder = ClipEmbedder(ext, ext.spec.layers, ext.spec.layers, 1, cfg)
         got = embedder.run(Clip("x", "x.wav", "s", "n", None), "x.wav", decoded, ["x"])
         assert not got.errors, got.errors

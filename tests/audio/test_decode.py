@@ -17,11 +17,12 @@ from embedprobe.audio import decode as audio
 from embedprobe.audio.decode import (
     AudioConfig,
     AudioStream,
-    decode_iter,
     load,
     probe_file,
     read_chunks,
 )
+from embedprobe.audio import prefetch
+from embedprobe.audio.prefetch import decode_iter
 from embedprobe.errors import AudioError, BadValueError
 
 SR = 16000
@@ -239,14 +240,14 @@ def test_decode_iter_is_bounded_and_closes(tmp_path, monkeypatch):
     p = write(tmp_path / "a.wav", tone(0.5))
     started = []
     lock = threading.Lock()
-    real = audio.decode
+    real = prefetch.decode
 
     def counting(item, cfg=None, **kw):
         with lock:
             started.append(item)
         return real(item, cfg, **kw)
 
-    monkeypatch.setattr(audio, "decode", counting)
+    monkeypatch.setattr(prefetch, "decode", counting)
     it = decode_iter([p] * 50, AudioConfig(), workers=2, prefetch=3)
     next(it)
     time.sleep(0.2)

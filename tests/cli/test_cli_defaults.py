@@ -15,7 +15,7 @@ from embedprobe.cli.main import app
 from embedprobe.eval.runner import MatrixSpec
 from embedprobe.pipeline.acoustics import profile
 from embedprobe.pipeline.domain import domain_gap_for
-from embedprobe.pipeline.extract import ExtractConfig
+from embedprobe.pipeline.extract_config import ExtractConfig
 from embedprobe.pipeline.probe import ProbeConfig
 
 # command -> {option parameter: the library default it must equal}
