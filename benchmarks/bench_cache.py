@@ -142,7 +142,7 @@ def _time_writer_phases() -> dict[str, float]:
     """Seconds CacheWriter.write spends per phase (wrapped in place; this script only):
     validating and stacking the batch, building the part file in memory, writing + fsync +
     rename, and merging small parts."""
-    import embedprobe.cache.store as s
+    import embedprobe.cache.durable as s
     import embedprobe.cache.writer as w
 
     spent = {"validate_stack": 0.0, "hdf5_image": 0.0, "write_fsync_rename": 0.0, "compaction": 0.0}

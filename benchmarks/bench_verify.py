@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from embedprobe.cache import CacheWriter, ClipResult, LayerResult, open_cache
+from embedprobe.cache import rangeio as rangeio_mod
 from embedprobe.cache import schema as schema_mod
-from embedprobe.cache import store as store_mod
 from embedprobe.corpora.base import Clip, Manifest
 
 
@@ -37,8 +37,8 @@ def no_checksums():
                (schema_mod, "clip_digests", lambda data, off: np.zeros(len(off) - 1, np.uint64)),
                (schema_mod, "seal", lambda f: None),
                (schema_mod, "SCHEME_ATTR", "bench_no_checksums"),
-               (store_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
-               (store_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64))]
+               (rangeio_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
+               (rangeio_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64))]
     saved = [(m, k, getattr(m, k)) for m, k, _ in patches]
     for m, k, v in patches:
         setattr(m, k, v)
@@ -73,7 +73,7 @@ class Timed:
 
     @contextlib.contextmanager
     def on(self):
-        saved = store_mod.row_digests, store_mod.combine_ranges
+        saved = rangeio_mod.row_digests, rangeio_mod.combine_ranges
 
         def wrap(fn):
             def timed(*args):
@@ -84,11 +84,11 @@ class Timed:
                     self.s += time.perf_counter() - t
             return timed
 
-        store_mod.row_digests, store_mod.combine_ranges = wrap(saved[0]), wrap(saved[1])
+        rangeio_mod.row_digests, rangeio_mod.combine_ranges = wrap(saved[0]), wrap(saved[1])
         try:
             yield self
         finally:
-            store_mod.row_digests, store_mod.combine_ranges = saved
+            rangeio_mod.row_digests, rangeio_mod.combine_ranges = saved
 
 
 KINDS = ("pooled_all_layers", "frames_500_random", "frames_all")

@@ -17,10 +17,11 @@ from embedprobe.errors import CacheError, CacheLockedError, CacheMismatchError
 
 from .background import AsyncWriter
 from .identity import CacheProvenanceWarning
+from .maintenance import merge, remove_cache
 from .reader import CacheReader, open_cache
 from .schema import FORMAT_VERSION, ClipResult, LayerResult
 from .sharding import shard_ids, shard_of
-from .writer import CacheWriter, merge, remove_cache
+from .writer import CacheWriter
 
 __all__ = [
     "FORMAT_VERSION", "AsyncWriter", "CacheError", "CacheLockedError", "CacheMismatchError",

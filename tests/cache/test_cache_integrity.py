@@ -13,7 +13,8 @@ import pytest
 from cache_synth import LAYERS, fails, kwargs, make_manifest, result
 
 from embedprobe.cache import CacheError, CacheWriter, open_cache
-from embedprobe.cache.store import DamagedClipsError, Layout
+from embedprobe.cache.layout import Layout
+from embedprobe.cache.segment import DamagedClipsError
 from embedprobe.cache.verify import verify_cache
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "cache_v1_nochecksums.h5"
