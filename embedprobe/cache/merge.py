@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import interrupts, rangeio
-from .digest import DIGEST_DSET, columns, seal
+from .digest import DIGEST_DSET, columns, row_digests, seal
 from .rangeio import read_ranges, read_rows
 from .schema import Header, create_columns, write_meta, write_root_attrs
 from .segment import DamagedClipsError, Segment, damage_sentence, h5open
@@ -66,24 +66,7 @@ def write_merged(dst: Path, header: Header, segments: list[Segment], seg_idx: np
             f["clips/content_hash"][:] = ch
             f["clips/duration_s"][:] = dur
             f["clips/n_frames"][:] = nf
-        for layer, dim in header.layers.items():
-            block = max(1, rangeio.SPAN_BYTES // (dim * np.dtype(header.dtype).itemsize))
-            for stat in ("mean", "std"):
-                out = f[f"pooled/{layer}/{stat}"]
-                for a in range(0, n, block):
-                    interrupts.check_interrupt()
-                    b = min(n, a + block)
-                    buf = np.empty((b - a, dim), header.dtype)
-                    si, ri = seg_idx[a:b], rows[a:b]
-                    got = table[a:b, cols[(stat, layer)]]
-                    for u in np.unique(si).tolist():
-                        m = si == u
-                        d = np.empty(int(m.sum()), np.uint64)
-                        buf[m] = read_rows(segments[u].dset("pooled", layer, stat), ri[m], digests=d)
-                        got[m] = d
-                        _check(segments[u], ri[m], d, (stat, layer), damaged, u)
-                    table[a:b, cols[(stat, layer)]] = got
-                    out[a:b] = buf
+        _copy_pooled(f, header, segments, seg_idx, rows, table, cols, damaged)
         for layer in header.frame_layers:
             _copy_frames(f, layer, header, segments, seg_idx, rows, out_off[layer],
                          table[:, cols[("frames", layer)]], damaged)
@@ -135,6 +118,39 @@ def _check(seg: Segment, rows: np.ndarray, got: np.ndarray, key: tuple[str, str]
     bad = np.nonzero(seg.digests[rows, seg.columns[key]] != got)[0]
     for r in rows[bad].tolist():
         damaged.setdefault((u, int(r)), []).append(f"{key[1]} {key[0]}")
+
+
+def _copy_pooled(f: Any, header: Header, segments: list[Segment], seg_idx: np.ndarray, rows: np.ndarray,
+                 table: np.ndarray, cols: dict[tuple[str, str], int], damaged: dict[tuple[int, int], list[str]]) -> None:
+    """Copy every pooled array in blocks of rows (all layers of a block together, so a packed part
+    is read once per block); ``table`` receives each clip's digests."""
+    n = len(rows)
+    keys = [(stat, layer) for layer in header.layers for stat in ("mean", "std")]
+    outs = {k: f[f"pooled/{k[1]}/{k[0]}"] for k in keys}
+    row_bytes = sum(2 * d for d in header.layers.values()) * np.dtype(header.dtype).itemsize
+    block = max(1, 2 * rangeio.SPAN_BYTES // row_bytes)
+    for a in range(0, n, block):
+        interrupts.check_interrupt()
+        b = min(n, a + block)
+        bufs = {k: np.empty((b - a, header.layers[k[1]]), header.dtype) for k in keys}
+        si, ri = seg_idx[a:b], rows[a:b]
+        for u in np.unique(si).tolist():
+            m = np.nonzero(si == u)[0]
+            seg, r = segments[u], ri[m]
+            whole = read_rows(seg.packed, r) if seg.packed is not None else None
+            for k in keys:
+                if whole is not None:  # format 2: slice the packed rows, hash the slice
+                    c0, c1 = seg.dset("pooled", k[1], k[0]).start, seg.dset("pooled", k[1], k[0]).stop
+                    piece = whole[:, c0:c1]
+                    d = row_digests(piece)
+                else:
+                    d = np.empty(len(r), np.uint64)
+                    piece = read_rows(seg.dset("pooled", k[1], k[0]), r, digests=d)
+                bufs[k][m] = piece
+                table[a + m, cols[k]] = d
+                _check(seg, r, d, k, damaged, u)
+        for k in keys:
+            outs[k][a:b] = bufs[k]
 
 
 def _copy_frames(f: Any, layer: str, header: Header, segments: list[Segment], seg_idx: np.ndarray,

@@ -13,7 +13,7 @@ from embedprobe.errors import CacheError
 
 from .digest import DIGEST_DSET, META_ATTR, SCHEME, SCHEME_ATTR, columns, meta_digest, read_small
 from .layout import PartName
-from .schema import FORMAT_VERSION, Header
+from .schema import PACKED_DSET, READABLE_VERSIONS, Header, packed_columns
 
 
 class CorruptSegmentError(CacheError):
@@ -80,12 +80,13 @@ class Segment:
     def _load(self) -> None:
         f, a = self.f, self.f.attrs
         version = int(a["format_version"])
-        if version != FORMAT_VERSION:
-            newer = version > FORMAT_VERSION
+        if version not in READABLE_VERSIONS:
+            newer = version > max(READABLE_VERSIONS)
             raise CacheError(
-                f"{self.path} has cache format version {version}; this embedprobe reads version "
-                f"{FORMAT_VERSION}. Fix: " + ("upgrade embedprobe." if newer else
-                                             "re-extract with --overwrite (or use an older embedprobe)."))
+                f"{self.path} has cache format version {version}; this embedprobe reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. Fix: " + (
+                    "upgrade embedprobe." if newer else "re-extract with --overwrite (or use an older embedprobe)."))
+        self.packed: Any = None  # format 2: every pooled array in one dataset
         self.kind = str(a["kind"])
         self.dtype = str(a["dtype"])
         self.layers: dict[str, int] = json.loads(a["layers"])
@@ -115,6 +116,12 @@ class Segment:
         self.columns = columns(self.layers, self.frame_layers)
         if self.digests is not None and self.digests.shape != (n, len(self.columns)):
             raise ValueError(f"{DIGEST_DSET} has shape {self.digests.shape}")
+        if version == 2:
+            self.packed = f[PACKED_DSET]
+            self._packed_cols = packed_columns(self.layers)
+            width = sum(2 * d for d in self.layers.values())
+            if self.packed.shape != (n, width):
+                raise ValueError(f"{PACKED_DSET} has shape {self.packed.shape}")
         for layer, dim in self.layers.items():
             for stat in ("mean", "std"):
                 shape = self.dset("pooled", layer, stat).shape
@@ -148,6 +155,8 @@ class Segment:
 
     def dset(self, group: str, layer: str, name: str) -> Any:
         key = f"{group}/{layer}/{name}"
+        if key not in self._dsets and self.packed is not None and group == "pooled":
+            self._dsets[key] = PackedColumns(self.packed, *self._packed_cols[(name, layer)])
         if key not in self._dsets:  # opened through the low-level API: 3-5x cheaper than f[key],
             from h5py import Dataset, h5d  # which a merge of many parts does thousands of times
 
@@ -159,11 +168,23 @@ class Segment:
         close_all([self])
 
 
+class PackedColumns:
+    """The columns ``start:stop`` of a ``pooled/packed`` dataset, read like a ``(N, D)`` dataset."""
+
+    def __init__(self, base: Any, start: int, stop: int):
+        self.base, self.start, self.stop = base, start, stop
+        self.shape = (base.shape[0], stop - start)
+        self.dtype = base.dtype
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.base[rows, self.start:self.stop]
+
+
 def close_all(segments: list[Segment]) -> None:
     """Close segments, dropping every cached dataset handle first: h5py's ``File.close`` walks
     all open HDF5 objects of the process, so closing one by one is quadratic."""
     for seg in segments:
-        seg._dsets = {}
+        seg._dsets, seg.packed = {}, None
     for seg in segments:
         with contextlib.suppress(Exception):
             seg.f.close()

@@ -53,6 +53,7 @@ from .layout import Layout, PartName
 from .locks import FileLock, describe_holders
 from .schema import (
     DTYPES,
+    PACKED_VERSION,
     Block,
     ClipResult,
     Header,
@@ -211,7 +212,8 @@ class CacheWriter(Compaction):
         else:
             try:
                 stored = snap.header
-                check_compatible(self.path, stored, self.header)
+                longest = max((float(s.duration_s.max()) for s in snap.segments if len(s.ids)), default=0.0)
+                check_compatible(self.path, stored, self.header, longest_s=longest)
                 cleanup(snap, tag=None if self._exclusive else self.tag)
                 self._forget_lost(snap)
                 self._done = set(snap.where)
@@ -223,6 +225,9 @@ class CacheWriter(Compaction):
             if not self.layout.header_json.exists():
                 write_text_if_absent(self.layout.header_json, stored.to_json())
         self.header.manifest_json = stored.manifest_json  # keep the stored corpus root
+        # Accepted differences (identity fields added later) keep the stored identity, so that
+        # new parts carry the cache's fingerprint; this run's identity is in its session.
+        self.header.identity = stored.identity
         self._own: list[PartName] = own
 
     def _forget_lost(self, snap: Snapshot) -> None:
@@ -318,16 +323,17 @@ class CacheWriter(Compaction):
         """
         def fill(f: Any) -> None:
             write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
-                             n_errors=n_errors, extra={"level": 0})
-            write_block(f, self.header, block)
-            write_meta(f, sessions=[self._session_info], sources=[])
+                             n_errors=n_errors,
+                             extra={"level": 0, "format_version": PACKED_VERSION})
+            small = write_block(f, self.header, block)
+            write_meta(f, sessions=[self._session_info], sources=[], small=small)
 
         nbytes = _nbytes(block)
         doing = f"committing a batch of {size_text(nbytes)}"
         with disk_errors(self.layout.parts_dir, doing, lambda: self._space_to_finish(nbytes, len(block.ids)),
                          _FINISH_WHY):
             if nbytes <= IMAGE_BYTES:
-                durable.commit_bytes(durable.file_image(fill), tmp, final)
+                durable.commit_bytes(durable.file_image(fill, nbytes), tmp, final)
             else:
                 check_free(self.layout.parts_dir, nbytes, doing)
                 with h5open(tmp, "w") as f:
