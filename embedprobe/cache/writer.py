@@ -3,7 +3,9 @@
 How crash safety works:
     HDF5 files are not safe to kill while they are being written, so a cache never writes
     into a file that a reader may open. Each ``write()`` call (one batch) becomes its own
-    small part file in ``X.h5.parts/``: it is written under a temporary name, fsynced,
+    small part file in ``X.h5.parts/`` (format 2: every pooled layer in one packed dataset, so
+    the file has 14 HDF5 objects, not 2 per layer; built in memory and written with one
+    ``write``): it is written under a temporary name, fsynced,
     renamed to its final ``part.*.h5`` name (an atomic step) and the directory is fsynced.
     Readers see the main file ``X.h5`` plus every committed part, de-duplicated by clip id,
     and ignore temporary files, so a ``kill -9`` at any moment loses at most the batch in
@@ -44,6 +46,7 @@ from typing import Any
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
 from . import durable
+from .batch import Block
 from .compaction import Compaction
 from .diskerrors import check_free, disk_errors, size_text
 from .durable import commit, unlink_quiet, write_text_if_absent
@@ -54,7 +57,6 @@ from .locks import FileLock, describe_holders
 from .schema import (
     DTYPES,
     PACKED_VERSION,
-    Block,
     ClipResult,
     Header,
     validate_layers,
