@@ -92,19 +92,21 @@ def main() -> None:
               frames=[frame_layer], dtype="float16")
     # The two are interleaved batch by batch (which goes first alternating), so that a machine
     # shared with other work slows both alike.
-    t_durable = t_write = 0.0
+    t_durable = t_write = c_durable = c_write = 0.0
     with CacheWriter(path, **kw) as w:
         pairs = list(zip(ids, lengths.tolist(), strict=True))
         for k, s in enumerate(range(0, a.clips, a.batch)):
             batch = batch_results(pairs[s:s + a.batch])
             for which in (("durable", "writer") if k % 2 == 0 else ("writer", "durable")):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 if which == "durable":
                     durable_batch(s)
                     t_durable += time.perf_counter() - t
+                    c_durable += time.thread_time() - c
                 else:
                     w.write(batch)
                     t_write += time.perf_counter() - t
+                    c_write += time.thread_time() - c
         n_parts = len(list(path.with_name(path.name + ".parts").glob("part.*")))
         final_phases = _time_finalize_phases()
         t = time.perf_counter()
@@ -138,6 +140,10 @@ def main() -> None:
         "cachewriter_ms_per_batch": {k: round(v * 1000 / n_batches, 1) for k, v in phases.items()}
         | {"total": round(t_write * 1000 / n_batches, 1)},
         "durable_baseline_ms_per_batch": round(t_durable * 1000 / n_batches, 1),
+        "cpu_ms_per_batch": {k: round(CPU[k] * 1000 / n_batches, 1) for k in phases}
+        | {"cachewriter_total": round(c_write * 1000 / n_batches, 1),
+           "durable_baseline_total": round(c_durable * 1000 / n_batches, 1)},
+        "finalize_cpu_s": {k: round(CPU[k], 2) for k in final_phases},
         "parts_before_finalize": n_parts,
         "finalize_s": round(t_final, 2),
         "finalize_phases_s": {k: round(v, 2) for k, v in final_phases.items()}
@@ -152,13 +158,19 @@ def main() -> None:
     os.sync()
 
 
+CPU: dict[str, float] = {}  # CPU seconds of this thread per phase (robust to a busy machine)
+
+
 def _timer(spent: dict[str, float], key: str, fn):
+    CPU.setdefault(key, 0.0)
+
     def run(*args, **kwargs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
             spent[key] += time.perf_counter() - t
+            CPU[key] += time.thread_time() - c
     return run
 
 
