@@ -4,8 +4,9 @@
 
 Compares CacheWriter (one part file per batch, fsync, compaction, finalize) with a plain h5py
 baseline writing the same bytes into one ragged dataset (not crash-safe) and with a "durable"
-baseline (one fsynced file per batch, nothing else), then times the reader. Prints where
-CacheWriter.write spends its time per batch (validation, HDF5 image, write + fsync, compaction).
+baseline (one fsynced file per batch, nothing else; interleaved batch by batch with the
+writer), then times the reader. Prints where CacheWriter.write spends its time per batch
+(validation, HDF5 image, write + fsync, compaction) and where finalize spends it.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ def main() -> None:
             data[pos:pos + ln.sum()] = np.concatenate([frames[:n] for n in ln])
             pooled[s:s + len(ln)] = np.broadcast_to(vec, (len(ln), a.layers * 2, a.dim)).astype(np.float16)
             pos += int(ln.sum())
+        f.flush()
+        os.fsync(f.id.get_vfd_handle())  # its dirty pages must not slow down what follows
     t_base = time.perf_counter() - t
-    # durable baseline: the minimum cost of "a returned batch survives kill -9": one file per
-    # batch holding the same bytes, fsync, rename, fsync the directory
     (root / "durable").mkdir()
-    t = time.perf_counter()
-    for s in range(0, a.clips, a.batch):
+
+    def durable_batch(s):
+        """The durable baseline, the minimum cost of "a returned batch survives kill -9": one file
+        per batch holding the same bytes, fsync, rename, fsync the directory."""
         ln = lengths[s:s + a.batch]
         tmp, final = root / "durable" / f".tmp{s}", root / "durable" / f"b{s}.h5"
         with h5py.File(tmp, "w") as f:
@@ -82,19 +85,30 @@ def main() -> None:
         fd = os.open(final.parent, os.O_RDONLY)
         os.fsync(fd)
         os.close(fd)
-    t_durable = time.perf_counter() - t
 
     path = root / "cache.h5"
     phases = _time_writer_phases()
     kw = dict(provenance={}, identity={}, manifest_json=manifest.to_json(), layers=layers,
               frames=[frame_layer], dtype="float16")
-    t = time.perf_counter()
+    # The two are interleaved batch by batch (which goes first alternating), so that a machine
+    # shared with other work slows both alike.
+    t_durable = t_write = c_durable = c_write = 0.0
     with CacheWriter(path, **kw) as w:
         pairs = list(zip(ids, lengths.tolist(), strict=True))
-        for s in range(0, a.clips, a.batch):
-            w.write(batch_results(pairs[s:s + a.batch]))
-        t_write = time.perf_counter() - t
+        for k, s in enumerate(range(0, a.clips, a.batch)):
+            batch = batch_results(pairs[s:s + a.batch])
+            for which in (("durable", "writer") if k % 2 == 0 else ("writer", "durable")):
+                t, c = time.perf_counter(), time.thread_time()
+                if which == "durable":
+                    durable_batch(s)
+                    t_durable += time.perf_counter() - t
+                    c_durable += time.thread_time() - c
+                else:
+                    w.write(batch)
+                    t_write += time.perf_counter() - t
+                    c_write += time.thread_time() - c
         n_parts = len(list(path.with_name(path.name + ".parts").glob("part.*")))
+        final_phases = _time_finalize_phases()
         t = time.perf_counter()
         w.finalize()
         t_final = time.perf_counter() - t
@@ -126,8 +140,14 @@ def main() -> None:
         "cachewriter_ms_per_batch": {k: round(v * 1000 / n_batches, 1) for k, v in phases.items()}
         | {"total": round(t_write * 1000 / n_batches, 1)},
         "durable_baseline_ms_per_batch": round(t_durable * 1000 / n_batches, 1),
+        "cpu_ms_per_batch": {k: round(CPU[k] * 1000 / n_batches, 1) for k in phases}
+        | {"cachewriter_total": round(c_write * 1000 / n_batches, 1),
+           "durable_baseline_total": round(c_durable * 1000 / n_batches, 1)},
+        "finalize_cpu_s": {k: round(CPU[k], 2) for k in final_phases},
         "parts_before_finalize": n_parts,
         "finalize_s": round(t_final, 2),
+        "finalize_phases_s": {k: round(v, 2) for k, v in final_phases.items()}
+        | {"other": round(t_final - sum(final_phases.values()), 2)},
         "finalize_GB_per_s": round(gb / t_final, 2),
         "pooled_all_layers_meanstd_s": round(t_pooled, 3),
         "frames_500_random_clips_one_call_s": round(t_many, 3),
@@ -138,28 +158,62 @@ def main() -> None:
     os.sync()
 
 
+CPU: dict[str, float] = {}  # CPU seconds of this thread per phase (robust to a busy machine)
+
+
+def _timer(spent: dict[str, float], key: str, fn):
+    CPU.setdefault(key, 0.0)
+
+    def run(*args, **kwargs):
+        t, c = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - t
+            CPU[key] += time.thread_time() - c
+    return run
+
+
+def _modules():
+    """The cache's internal modules (this script also times the code before the split of store.py)."""
+    import importlib
+
+    def find(*names):
+        for n in names:
+            try:
+                return importlib.import_module(f"embedprobe.cache.{n}")
+            except ImportError:
+                pass
+        raise ImportError(names)
+
+    return find("durable", "store"), find("merge", "store"), find("writer"), find("snapshot")
+
+
 def _time_writer_phases() -> dict[str, float]:
     """Seconds CacheWriter.write spends per phase (wrapped in place; this script only):
     validating and stacking the batch, building the part file in memory, writing + fsync +
     rename, and merging small parts."""
-    import embedprobe.cache.store as s
-    import embedprobe.cache.writer as w
-
+    durable, _, w, _ = _modules()
     spent = {"validate_stack": 0.0, "hdf5_image": 0.0, "write_fsync_rename": 0.0, "compaction": 0.0}
+    w.Block.from_results = _timer(spent, "validate_stack", w.Block.from_results)
+    durable.file_image = _timer(spent, "hdf5_image", durable.file_image)
+    durable.commit_bytes = _timer(spent, "write_fsync_rename", durable.commit_bytes)
+    w.CacheWriter._compact = _timer(spent, "compaction", w.CacheWriter._compact)
+    return spent
 
-    def timed(fn, key):
-        def run(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[key] += time.perf_counter() - t
-        return run
 
-    w.Block.from_results = timed(w.Block.from_results, "validate_stack")
-    s.file_image = timed(s.file_image, "hdf5_image")
-    s.commit_bytes = timed(s.commit_bytes, "write_fsync_rename")
-    w.CacheWriter._compact = timed(w.CacheWriter._compact, "compaction")
+def _time_finalize_phases() -> dict[str, float]:
+    """Seconds finalize spends opening the parts (snapshot), copying pooled vectors and frames
+    (read, hash, check, write), and making the new main file durable (fsync, rename)."""
+    durable, merge, _, snapshot = _modules()
+    spent = {"open_parts": 0.0, "copy_pooled": 0.0, "copy_frames": 0.0, "fsync_rename": 0.0}
+    snapshot.Snapshot.open = classmethod(_timer(spent, "open_parts", snapshot.Snapshot.open.__func__))
+    if hasattr(merge, "_copy_pooled"):
+        merge._copy_pooled = _timer(spent, "copy_pooled", merge._copy_pooled)
+    else:
+        spent.pop("copy_pooled")  # before: inline in write_merged (counted in "other")
+    merge._copy_frames = _timer(spent, "copy_frames", merge._copy_frames)
+    snapshot.commit = _timer(spent, "fsync_rename", snapshot.commit)
     return spent
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import shutil
 import tempfile
@@ -25,20 +26,35 @@ import numpy as np
 
 from embedprobe.cache import CacheWriter, ClipResult, LayerResult, open_cache
 from embedprobe.cache import schema as schema_mod
-from embedprobe.cache import store as store_mod
 from embedprobe.corpora.base import Clip, Manifest
+
+
+def _module(*names):
+    """The first of the cache's internal modules ``names`` that exists (this script also measures
+    the code before ``store.py`` was split)."""
+    for n in names:
+        try:
+            return importlib.import_module(f"embedprobe.cache.{n}")
+        except ImportError:
+            pass
+    raise ImportError(names)
+
+
+reads_mod = _module("rangeio", "store")  # the coalesced hashed reads
 
 
 @contextlib.contextmanager
 def no_checksums():
     """Replace the checksum work of the writer by no-ops (the cost baseline; never in real use):
     segments are written as by an embedprobe before checksums, and merges hash nothing."""
-    patches = [(schema_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
-               (schema_mod, "clip_digests", lambda data, off: np.zeros(len(off) - 1, np.uint64)),
-               (schema_mod, "seal", lambda f: None),
+    batch_mod = _module("batch", "schema")  # where Block.from_results lives (schema before the split)
+    patches = [(batch_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
+               (batch_mod, "clip_digests", lambda data, off: np.zeros(len(off) - 1, np.uint64)),
+               (schema_mod, "seal", lambda f, small=None: None),
                (schema_mod, "SCHEME_ATTR", "bench_no_checksums"),
-               (store_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
-               (store_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64))]
+               (reads_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
+               (reads_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64)),
+               (_module("merge", "store"), "row_digests", lambda a: np.zeros(len(a), np.uint64))]
     saved = [(m, k, getattr(m, k)) for m, k, _ in patches]
     for m, k, v in patches:
         setattr(m, k, v)
@@ -73,7 +89,7 @@ class Timed:
 
     @contextlib.contextmanager
     def on(self):
-        saved = store_mod.row_digests, store_mod.combine_ranges
+        saved = reads_mod.row_digests, reads_mod.combine_ranges
 
         def wrap(fn):
             def timed(*args):
@@ -84,11 +100,11 @@ class Timed:
                     self.s += time.perf_counter() - t
             return timed
 
-        store_mod.row_digests, store_mod.combine_ranges = wrap(saved[0]), wrap(saved[1])
+        reads_mod.row_digests, reads_mod.combine_ranges = wrap(saved[0]), wrap(saved[1])
         try:
             yield self
         finally:
-            store_mod.row_digests, store_mod.combine_ranges = saved
+            reads_mod.row_digests, reads_mod.combine_ranges = saved
 
 
 KINDS = ("pooled_all_layers", "frames_500_random", "frames_all")

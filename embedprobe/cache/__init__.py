@@ -8,7 +8,11 @@ Public API:
     - ``shard_of`` / ``shard_ids``: which clips belong to shard k of N.
     - ``remove_cache(path)``: delete a cache no writer holds.
 
-See ``schema.py`` for the file layout and ``writer.py`` for how crash safety works.
+See ``schema.py`` for the file layout and ``writer.py`` for how crash safety works. Modules, lowest
+first: ``schema``/``digest`` (format, checksums), ``layout`` (file names, journal), ``durable``
+(fsync, atomic commits), ``segment`` (one open file), ``rangeio`` (coalesced hashed reads),
+``merge`` (streaming checked merges), ``snapshot`` (a consistent view; final merge),
+``verify``, ``compaction`` + ``writer``, ``maintenance`` (merge shards, remove), ``reader``.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from embedprobe.errors import CacheError, CacheLockedError, CacheMismatchError
 
 from .background import AsyncWriter
 from .identity import CacheProvenanceWarning
+from .maintenance import merge, remove_cache
 from .reader import CacheReader, open_cache
 from .schema import FORMAT_VERSION, ClipResult, LayerResult
 from .sharding import shard_ids, shard_of
-from .writer import CacheWriter, merge, remove_cache
+from .writer import CacheWriter
 
 __all__ = [
     "FORMAT_VERSION", "AsyncWriter", "CacheError", "CacheLockedError", "CacheMismatchError",

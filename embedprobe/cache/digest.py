@@ -155,6 +155,12 @@ def read_small(f: Any, frame_layers: tuple[str, ...] | list[str]) -> dict[str, A
     return out
 
 
-def seal(f: Any) -> None:
-    """Write the ``meta_digest`` attribute of a segment whose content is complete."""
-    f.attrs[META_ATTR] = meta_digest(dict(f.attrs), read_small(f, json.loads(f.attrs["frame_layers"])))
+def seal(f: Any, small: Mapping[str, Any] | None = None) -> None:
+    """Write the ``meta_digest`` attribute of a segment whose content is complete.
+
+    ``small``: the small datasets just written, as ``read_small`` would return them (saves
+    reading them back; a batch's part file is sealed this way); ``None`` reads them.
+    """
+    if small is None:
+        small = read_small(f, json.loads(f.attrs["frame_layers"]))
+    f.attrs[META_ATTR] = meta_digest(dict(f.attrs), small)

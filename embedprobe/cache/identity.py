@@ -81,9 +81,28 @@ def manifest_diff(old_json: str, new_json: str) -> list[tuple[str, Any, Any]]:
     return out
 
 
-def check_compatible(path: Path, stored: Header, new: Header) -> None:
-    """Raise ``CacheMismatchError`` naming every differing identity field; warn on other changes."""
+def chunking_added_later(diffs: list[tuple[str, Any, Any]], stored: Header, longest_s: float | None) -> bool:
+    """Whether the only differences are the ``chunking`` identity field, absent from a cache made
+    before it was recorded, and no stored clip was long enough to be chunked.
+
+    Sound because a clip no longer than one chunk (``audio.max_chunk_s``) was embedded whole
+    under the chunking rule before the field existed and under every rule since: the stored
+    vectors are what this run would make. A cache holding a longer clip is refused as before.
+    """
+    if not diffs or any(not k.startswith("identity.chunking") or a != _ABSENT for k, a, _ in diffs):
+        return False
+    chunk = (stored.identity.get("audio") or {}).get("max_chunk_s") if isinstance(stored.identity, dict) else None
+    return isinstance(chunk, (int, float)) and longest_s is not None and longest_s <= chunk
+
+
+def check_compatible(path: Path, stored: Header, new: Header, longest_s: float | None = None) -> None:
+    """Raise ``CacheMismatchError`` naming every differing identity field; warn on other changes.
+
+    ``longest_s``: the longest stored clip's duration (see ``chunking_added_later``).
+    """
     diffs = diff(stored.comparable(), new.comparable())
+    if chunking_added_later(diffs, stored, longest_s):
+        diffs = []
     diffs += manifest_diff(stored.manifest_json, new.manifest_json)
     if diffs:
         lines = [f"  {k}: cache has {_show(a)}, this run has {_show(b)}" for k, a, b in diffs]

@@ -23,10 +23,12 @@ import numpy as np
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.provenance import fingerprint
 
+from .layout import Layout
 from .naming import not_a_cache
+from .rangeio import read_ranges, read_rows
 from .schema import STATS
+from .segment import DamagedClipsError
 from .snapshot import Snapshot
-from .store import DamagedClipsError, Layout, read_ranges, read_rows
 
 
 def open_cache(path: str | Path) -> CacheReader:

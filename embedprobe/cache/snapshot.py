@@ -14,19 +14,12 @@ import numpy as np
 from embedprobe.errors import CacheError
 
 from .diskerrors import MARGIN, check_free, disk_errors
+from .durable import commit, unlink_quiet
 from .interrupts import deferred_interrupts
+from .layout import Layout
+from .merge import set_attrs, union_sessions, write_merged_checked
 from .schema import Header
-from .store import (
-    CorruptSegmentError,
-    Layout,
-    Segment,
-    close_all,
-    commit,
-    set_attrs,
-    union_sessions,
-    unlink_quiet,
-    write_merged_checked,
-)
+from .segment import CorruptSegmentError, Segment, close_all
 
 
 class _Changed(Exception):

@@ -20,8 +20,10 @@ import numpy as np
 
 from embedprobe.errors import CacheError
 
+from .layout import Layout
+from .rangeio import SPAN_BYTES, read_ranges, read_rows
+from .segment import Segment
 from .snapshot import Snapshot
-from .store import SPAN_BYTES, Layout, Segment, read_ranges, read_rows
 
 
 def scan_segment(seg: Segment) -> list[tuple[int, str]]:

@@ -3,7 +3,9 @@
 How crash safety works:
     HDF5 files are not safe to kill while they are being written, so a cache never writes
     into a file that a reader may open. Each ``write()`` call (one batch) becomes its own
-    small part file in ``X.h5.parts/``: it is written under a temporary name, fsynced,
+    small part file in ``X.h5.parts/`` (format 2: every pooled layer in one packed dataset, so
+    the file has 14 HDF5 objects, not 2 per layer; built in memory and written with one
+    ``write``): it is written under a temporary name, fsynced,
     renamed to its final ``part.*.h5`` name (an atomic step) and the directory is fsynced.
     Readers see the main file ``X.h5`` plus every committed part, de-duplicated by clip id,
     and ignore temporary files, so a ``kill -9`` at any moment loses at most the batch in
@@ -41,19 +43,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
-from . import store
-from .diskerrors import FULL, CacheDiskFullError, check_free, disk_errors, size_text
+from . import durable
+from .batch import Block
+from .compaction import Compaction
+from .diskerrors import check_free, disk_errors, size_text
+from .durable import commit, unlink_quiet, write_text_if_absent
 from .identity import check_compatible
 from .interrupts import check_interrupt, deferred_interrupts
+from .layout import Layout, PartName
 from .locks import FileLock, describe_holders
-from .naming import not_a_cache
 from .schema import (
     DTYPES,
-    Block,
+    PACKED_VERSION,
     ClipResult,
     Header,
     validate_layers,
@@ -61,22 +64,9 @@ from .schema import (
     write_meta,
     write_root_attrs,
 )
+from .segment import damage_sentence, h5open
 from .sharding import check_shard, shard_of, shard_tag
 from .snapshot import Snapshot, cleanup, consolidate
-from .store import (
-    Layout,
-    PartName,
-    Segment,
-    close_all,
-    commit,
-    damage_sentence,
-    h5open,
-    now_ns,
-    union_sessions,
-    unlink_quiet,
-    write_merged_checked,
-    write_text_if_absent,
-)
 from .verify import scan
 
 _FINISH_WHY = (" for the remaining clips and the final merge (it writes a full copy of the cache "
@@ -93,7 +83,7 @@ def _nbytes(block: Block) -> int:
     return sum(a.nbytes for a in arrays)
 
 
-class CacheWriter:
+class CacheWriter(Compaction):
     """Adds batches of clips to the cache at ``path``; see the module docstring for the design.
 
     Args:
@@ -224,7 +214,8 @@ class CacheWriter:
         else:
             try:
                 stored = snap.header
-                check_compatible(self.path, stored, self.header)
+                longest = max((float(s.duration_s.max()) for s in snap.segments if len(s.ids)), default=0.0)
+                check_compatible(self.path, stored, self.header, longest_s=longest)
                 cleanup(snap, tag=None if self._exclusive else self.tag)
                 self._forget_lost(snap)
                 self._done = set(snap.where)
@@ -236,6 +227,9 @@ class CacheWriter:
             if not self.layout.header_json.exists():
                 write_text_if_absent(self.layout.header_json, stored.to_json())
         self.header.manifest_json = stored.manifest_json  # keep the stored corpus root
+        # Accepted differences (identity fields added later) keep the stored identity, so that
+        # new parts carry the cache's fingerprint; this run's identity is in its session.
+        self.header.identity = stored.identity
         self._own: list[PartName] = own
 
     def _forget_lost(self, snap: Snapshot) -> None:
@@ -331,16 +325,17 @@ class CacheWriter:
         """
         def fill(f: Any) -> None:
             write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
-                             n_errors=n_errors, extra={"level": 0})
-            write_block(f, self.header, block)
-            write_meta(f, sessions=[self._session_info], sources=[])
+                             n_errors=n_errors,
+                             extra={"level": 0, "format_version": PACKED_VERSION})
+            small = write_block(f, self.header, block)
+            write_meta(f, sessions=[self._session_info], sources=[], small=small)
 
         nbytes = _nbytes(block)
         doing = f"committing a batch of {size_text(nbytes)}"
         with disk_errors(self.layout.parts_dir, doing, lambda: self._space_to_finish(nbytes, len(block.ids)),
                          _FINISH_WHY):
             if nbytes <= IMAGE_BYTES:
-                store.commit_bytes(store.file_image(fill), tmp, final)
+                durable.commit_bytes(durable.file_image(fill, nbytes), tmp, final)
             else:
                 check_free(self.layout.parts_dir, nbytes, doing)
                 with h5open(tmp, "w") as f:
@@ -355,77 +350,6 @@ class CacheWriter:
         done = len(self.done_ids)
         per_clip = size / done if done else batch_bytes / max(1, batch_clips)
         return int(per_clip * (len(self.pending_ids()) + len(self.manifest.ids)))
-
-    def _new_part_name(self, level: int, order: int | None = None) -> PartName:
-        self._seq += 1
-        return PartName(order=order if order is not None else now_ns(), session=self.session,
-                        seq=self._seq, tag=self.tag, level=level)
-
-    def _compact(self) -> None:
-        """Merge every level that has ``compact_every`` parts into one part of the next level."""
-        level = 0
-        while True:
-            sizes = {p: self._size(p) for p in self._own}
-            seal = max(self.seal_bytes, sum(sizes.values()) // self.max_parts)
-            small = [p for p in self._own if sizes[p] < seal]
-            at = [p for p in small if p.level == level]
-            if not at and not any(p.level > level for p in small):
-                return
-            if len(at) >= self.compact_every:
-                try:  # merging is optional: with too little space the parts stay as they are
-                    check_free(self.layout.parts_dir, sum(sizes[p] for p in at), "merging parts")
-                    self._merge_parts(at, level + 1)
-                except CacheDiskFullError:
-                    return
-                except OSError as e:
-                    if e.errno in FULL:  # the next batch reports the full disk, with what to do
-                        return
-                    raise
-            level += 1
-
-    def _size(self, part: PartName) -> int:
-        if part.name not in self._sizes:
-            try:
-                self._sizes[part.name] = self.layout.part_path(part).stat().st_size
-            except FileNotFoundError:
-                self._sizes[part.name] = 0
-        return self._sizes[part.name]
-
-    def _merge_parts(self, parts: list[PartName], level: int) -> None:
-        segs = [Segment(self.layout.part_path(p), p) for p in sorted(parts)]
-        try:
-            where: dict[str, tuple[int, int]] = {}
-            for s, seg in enumerate(segs):
-                for r, cid in enumerate(seg.ids):
-                    where.setdefault(cid, (s, r))
-            errs: dict[str, tuple[str, str, str, float]] = {}
-            for seg in segs:
-                e = seg.errors
-                for row in zip(e["id"], e["path"], e["reason"], e["time"], strict=True):
-                    if row[0] not in where and (row[0] not in errs or row[3] >= errs[row[0]][3]):
-                        errs[row[0]] = row
-            pairs = np.array(list(where.values()), np.int64).reshape(-1, 2)
-            out = self._new_part_name(level, order=max(p.order for p in parts))
-            sources = sorted({p.name for p in parts}.union(*(s.sources for s in segs)))
-            tmp = self.layout.tmp_part(self.tag, self.session, out.seq)
-            try:
-                lost = write_merged_checked(tmp, self.header, segs, pairs[:, 0], pairs[:, 1], list(errs.values()),
-                                            kind="part", attrs={"level": level}, sessions=union_sessions(segs),
-                                            sources=sources)
-                commit(tmp, self.layout.part_path(out))
-            except BaseException:
-                unlink_quiet(tmp)
-                raise
-            with self._mutex:  # damaged clips left out: extracted again on resume
-                self._done.difference_update(lost)
-        finally:
-            close_all(segs)
-        self.layout.journal_add(out.name, [p.name for p in parts])
-        for p in parts:
-            unlink_quiet(self.layout.part_path(p))
-        with self._mutex:
-            self._own = [p for p in self._own if p not in parts] + [out]
-            self._sizes[out.name] = self.layout.part_path(out).stat().st_size
 
     # -- finishing -----------------------------------------------------------------------------
     def finalize(self) -> Path:
@@ -466,60 +390,3 @@ class CacheWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def merge(path: str | Path) -> Path:
-    """Merge the parts of every shard of the cache at ``path`` into one main file.
-
-    Raises:
-        CacheLockedError: a writer is still running.
-        CacheError: there is no cache at ``path``.
-    """
-    from embedprobe.corpora.base import Manifest
-
-    layout = Layout(path)
-    if (problem := not_a_cache(layout.main)) is not None:
-        raise CacheError(problem)
-    if not layout.main.exists() and not layout.parts_dir.exists():  # checked before a lock file is made
-        raise CacheError(f"There is no cache at {layout.main}. Fix: check the path (--out of the extraction).")
-    lock = FileLock(layout.lock)
-    if not lock.acquire(shared=False):
-        raise CacheLockedError(
-            f"Cannot merge {layout.main}: writers are still running: "
-            f"{describe_holders([layout.lock, *layout.shard_locks()])}. Fix: wait for them to finish.")
-    try:
-        lock.write_info("merge")
-        snap = Snapshot.open(layout)
-        if snap is None:
-            raise CacheError(f"There is no cache at {layout.main}. Fix: check the path (--out of the extraction).")
-        manifest_json = snap.header.manifest_json
-        snap.close()
-        consolidate(layout, manifest_ids=Manifest.from_json(manifest_json).ids)
-        for p in layout.shard_locks():
-            unlink_quiet(p)
-        return layout.main
-    finally:
-        lock.release(clear_info=True)
-
-
-def remove_cache(path: str | Path) -> None:
-    """Delete the cache at ``path`` (main file, parts, shard locks) once no writer holds it."""
-    layout = Layout(path)
-    lock = FileLock(layout.lock)
-    if not lock.acquire(shared=False):
-        raise CacheLockedError(f"Cannot remove {layout.main}: it is being written by "
-                               f"{describe_holders([layout.lock, *layout.shard_locks()])}.")
-    try:
-        unlink_quiet(layout.main)
-        for p in layout.main_tmps():
-            unlink_quiet(p)
-        if layout.parts_dir.is_dir():
-            for p in sorted(layout.parts_dir.iterdir()):
-                if p != layout.header_json:
-                    unlink_quiet(p)
-            unlink_quiet(layout.header_json)
-            layout.parts_dir.rmdir()
-        for p in layout.shard_locks():
-            unlink_quiet(p)
-    finally:
-        lock.release(clear_info=True)

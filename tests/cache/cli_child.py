@@ -11,10 +11,10 @@ import os
 import time
 
 import embedprobe.cache.interrupts as interrupts
+import embedprobe.cache.rangeio as rangeio
 import embedprobe.cache.snapshot as snapshot
-import embedprobe.cache.store as store
 
-store.SPAN_BYTES = 64 << 10
+rangeio.SPAN_BYTES = 64 << 10
 _check, _consolidate = interrupts.check_interrupt, snapshot._consolidate
 _merging = []
 

@@ -17,8 +17,8 @@ import pytest
 from cache_synth import IDENTITY, content_hash_of, fails, frames_of, kwargs, make_manifest, result
 from fault_report import cache_state, tail
 
+import embedprobe.cache.compaction as compaction_mod
 import embedprobe.cache.snapshot as snapshot_mod
-import embedprobe.cache.writer as writer_mod
 from embedprobe.cache import CacheError, CacheWriter, open_cache
 
 HERE = Path(__file__).resolve().parent
@@ -136,7 +136,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
 def test_interrupted_compaction_and_finalize_leave_readable_duplicates(tmp_path, monkeypatch):
     m = make_manifest(24)
     path = tmp_path / "c.h5"
-    monkeypatch.setattr(writer_mod, "unlink_quiet", lambda p: None)  # die after merge commits, before deletes
+    monkeypatch.setattr(compaction_mod, "unlink_quiet", lambda p: None)  # die after merge commits, before deletes
     with CacheWriter(path, **kwargs(m), compact_every=2) as w:
         for k in range(0, 16, 4):
             w.write([result(c) for c in m.ids[k:k + 4]])

@@ -26,8 +26,9 @@ from fault_report import cache_state, tail
 from test_cache_crash import check_values
 
 import embedprobe.cache.diskerrors as diskerrors_mod
+import embedprobe.cache.durable as durable_mod
+import embedprobe.cache.rangeio as rangeio_mod
 import embedprobe.cache.snapshot as snapshot_mod
-import embedprobe.cache.store as store_mod
 from embedprobe.cache import AsyncWriter, CacheWriter, open_cache
 from embedprobe.cache.diskerrors import CacheDiskFullError, CacheReadOnlyError
 from embedprobe.cache.locks import FileLock
@@ -68,7 +69,7 @@ def _resume_to_complete(path, m, pending):
 def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, monkeypatch):
     m = make_manifest(24)
     path = tmp_path / "c.h5"
-    real, calls = store_mod.commit_bytes, []
+    real, calls = durable_mod.commit_bytes, []
 
     def fills_up(data, tmp, final):
         calls.append(tmp)
@@ -77,7 +78,7 @@ def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, 
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
         return real(data, tmp, final)
 
-    monkeypatch.setattr(store_mod, "commit_bytes", fills_up)
+    monkeypatch.setattr(durable_mod, "commit_bytes", fills_up)
     with CacheWriter(path, **kwargs(m)) as w:
         w.write([result(c) for c in m.ids[:4]])
         w.write([result(c) for c in m.ids[4:8]])
@@ -341,7 +342,7 @@ def test_sigint_in_a_library_merge_is_raised_after_cleaning_up(tmp_path, monkeyp
 
     m = make_manifest(40)
     path = tmp_path / "c.h5"
-    monkeypatch.setattr(store_mod, "SPAN_BYTES", 256)
+    monkeypatch.setattr(rangeio_mod, "SPAN_BYTES", 256)
     real, calls = interrupts_mod.check_interrupt, []
 
     def poke():

@@ -13,7 +13,8 @@ import pytest
 from cache_synth import LAYERS, fails, kwargs, make_manifest, result
 
 from embedprobe.cache import CacheError, CacheWriter, open_cache
-from embedprobe.cache.store import DamagedClipsError, Layout
+from embedprobe.cache.layout import Layout
+from embedprobe.cache.segment import DamagedClipsError
 from embedprobe.cache.verify import verify_cache
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "cache_v1_nochecksums.h5"
@@ -67,11 +68,15 @@ def vector_regions(path):
     with h5py.File(path, "r") as f:
         ids = f["clips/id"].asstr()[()].tolist()
         for layer in f["pooled"]:
-            for stat in ("mean", "std"):
+            for stat in ("mean", "std") if layer != "packed" else ():
                 d = f[f"pooled/{layer}/{stat}"]
                 rb = d.dtype.itemsize * d.shape[1]
                 out.append((d.name, d.id.get_offset(), d.id.get_storage_size(),
                             lambda pos, rb=rb: ids[pos // rb]))
+        if "pooled/packed" in f:  # format 2 (a batch's part file): every layer's mean and std in one row
+            d = f["pooled/packed"]
+            rb = d.dtype.itemsize * d.shape[1]
+            out.append((d.name, d.id.get_offset(), d.id.get_storage_size(), lambda pos, rb=rb: ids[pos // rb]))
         for layer in f.get("frames", {}):
             d = f[f"frames/{layer}/data"]
             rb = d.dtype.itemsize * d.shape[1]
@@ -152,8 +157,11 @@ def test_byte_flips_in_a_part_file_of_an_unfinished_cache(tmp_path, seed):
     saw = f"flipped clips {sorted(hit)} of {part.name}; verify said {rep.lines()}"
     assert {cid for _, cid, _ in rep.damaged} == hit and not rep.ok, saw
     assert any("incomplete: 10 of 30" in n for n in rep.notes), saw
-    with open_cache(path) as r, pytest.raises(DamagedClipsError):
-        r.pooled("layer_0", "mean")
+    with open_cache(path) as r, pytest.raises(DamagedClipsError):  # wherever the flips landed
+        for layer in r.layers:
+            r.pooled(layer, "meanstd")
+        for layer in r.frame_layers:
+            r.frames(layer)
     said, pending = resume(path, m)
     missing = {c for c in m.ids[20:]} | {c for c in m.ids if fails(c)}
     assert set(pending) == hit | missing, f"{saw}; resume re-extracted {pending}; {said}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
+import h5py
 import numpy as np
 import pytest
 from cache_synth import (
@@ -22,8 +24,10 @@ from embedprobe.cache import (
     CacheMismatchError,
     CacheProvenanceWarning,
     CacheWriter,
+    ClipResult,
     open_cache,
 )
+from embedprobe.cache.schema import Header
 from embedprobe.errors import BadValueError
 
 
@@ -176,3 +180,41 @@ def test_identity_field_added_later_with_none_is_not_a_mismatch():
     assert diff({"a": 1, "augment": None}, {"a": 1}) == []
     assert diff({"a": 1}, {"a": 1, "augment": {"name": "paper"}}) == [("augment.name", "<absent>", "paper")]
     assert diff({"a": [1]}, {"a": [2]}) == [("a", [1], [2])]
+
+
+def _drop_chunking(path):
+    """Make ``path`` look like a cache written before the identity recorded the chunking rule."""
+    from embedprobe.cache.digest import seal
+
+    with h5py.File(path, "r+") as f:
+        ident = json.loads(f.attrs["identity"])
+        ident.pop("chunking")
+        f.attrs["identity"] = json.dumps(ident)
+        header = Header(provenance={}, identity=ident, manifest_json="", layers=json.loads(f.attrs["layers"]),
+                        frame_layers=tuple(json.loads(f.attrs["frame_layers"])), dtype=str(f.attrs["dtype"]))
+        f.attrs["identity_fingerprint"] = header.identity_fingerprint
+        seal(f)
+
+
+@pytest.mark.parametrize("longest_s, resumes", [(3.0, True), (3.5, False)])
+def test_cache_from_before_the_chunking_field_resumes_when_no_clip_was_chunked(tmp_path, longest_s, resumes):
+    m = make_manifest(8)
+    path = tmp_path / "c.h5"
+    ident = {"model": "x", "audio": {"max_chunk_s": 3.0},
+             "chunking": {"rule": "framed model: ...", "context_s": [1.0, 1.0]}}
+    kw = kwargs(m) | {"identity": ident}
+    with CacheWriter(path, **kw) as w:
+        w.write([ClipResult(r.id, r.content_hash, longest_s if i == 0 else 1.0, r.layers)
+                 for i, r in enumerate(result(c) for c in m.ids[:4])])
+        w.finalize()
+    _drop_chunking(path)
+    if not resumes:  # a clip longer than one chunk may have been cut by the older rule
+        with pytest.raises(CacheMismatchError, match="chunking"):
+            CacheWriter(path, **kw)
+        return
+    with CacheWriter(path, **kw) as w:
+        assert w.pending_ids() == m.ids[4:]
+        w.write([result(c) for c in m.ids[4:]])
+        w.finalize()
+    with open_cache(path) as r:
+        assert r.ids == m.ids and r.complete and "chunking" not in r.identity

@@ -18,7 +18,7 @@ from cache_synth import (
 )
 
 from embedprobe.cache import CacheError, CacheWriter, open_cache
-from embedprobe.cache.store import read_ranges, read_rows
+from embedprobe.cache.rangeio import read_ranges, read_rows
 from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError
 

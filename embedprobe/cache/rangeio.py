@@ -1,0 +1,114 @@
+"""Coalesced reads of many rows or row ranges of a dataset, hashing what they read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .convert import convert_into, converted
+from .digest import combine_ranges, row_digests
+
+SPAN_BYTES = 16 << 20  # largest single read / write while copying
+GAP_BYTES = 256 << 10  # read through gaps smaller than this instead of issuing a new read
+
+
+def _spans(starts: list[int], stops: list[int], max_gap: int, max_span: int) -> list[tuple[int, int, int, int]]:
+    """Group sorted ranges into ``(i, j, lo, hi)`` read spans (gaps <= max_gap, length <= max_span)."""
+    out, i0, lo, hi = [], 0, starts[0], stops[0]
+    for i in range(1, len(starts)):
+        s, e = starts[i], stops[i]
+        if s - hi <= max_gap and max(hi, e) - lo <= max_span:
+            hi = max(hi, e)
+        else:
+            out.append((i0, i, lo, hi))
+            i0, lo, hi = i, s, e
+    out.append((i0, len(starts), lo, hi))
+    return out
+
+
+def _row_bytes(dset: Any) -> int:
+    return max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
+
+
+def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None, digests: np.ndarray | None = None) -> np.ndarray:
+    """``dset[rows]`` for rows in any order (repeats allowed), with few large reads.
+
+    ``digests`` (uint64, one per row asked) receives the checksum of each row's stored bytes.
+    """
+    rows = np.asarray(rows, np.int64)
+    out = np.empty((len(rows),) + tuple(dset.shape[1:]), dtype or dset.dtype)
+    if not len(rows):
+        return out
+    order = np.argsort(rows, kind="stable")
+    srt = rows[order]
+    rb = _row_bytes(dset)
+    s = srt.tolist()
+    for i, j, lo, hi in _spans(s, [x + 1 for x in s], max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
+        buf = dset[lo:hi]
+        if not (hi - lo == j - i and s[i] == lo):  # not one run of consecutive rows
+            buf = buf[srt[i:j] - lo]
+        in_order = np.array_equal(order[i:j], np.arange(i, j))
+        if digests is not None:
+            digests[order[i:j]], buf = hash_convert(buf, out.dtype, out[i:j] if in_order else None)
+            if not in_order:
+                out[order[i:j]] = buf
+        elif in_order:
+            convert_into(out[i:j], buf)  # already in the asked order: no scatter
+        else:
+            out[order[i:j]] = converted(buf, out.dtype)
+    return out
+
+
+def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = None,
+                digests: np.ndarray | None = None) -> list[np.ndarray]:
+    """``[dset[a:b] for a, b in zip(starts, stops)]`` with neighbouring ranges read together.
+
+    ``digests`` (uint64, one per range) receives the checksum of each range's stored rows.
+    """
+    n = len(starts)
+    res: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+    if not n:
+        return res
+    starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order].tolist(), stops[order].tolist()
+    rb = _row_bytes(dset)
+    rowd: list[np.ndarray] = []  # row digests of every span, combined per range once at the end
+    shift = np.zeros(n, np.int64)  # sorted range k starts at s[k] + shift[k] in the joined row digests
+    seen = 0
+    for i, j, lo, hi in _spans(s, e, max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
+        buf = dset[lo:hi]
+        if digests is not None:
+            shift[i:j] = seen - lo
+            seen += hi - lo
+            d, buf = hash_convert(buf, dtype)
+            rowd.append(d)
+        elif dtype is not None:
+            buf = converted(buf, dtype)
+        for k in range(i, j):
+            res[order[k]] = buf[s[k] - lo:e[k] - lo]
+    if digests is not None:
+        digests[order] = combine_ranges(np.concatenate(rowd), np.array(s) + shift, np.array(e) + shift)
+    return res
+
+
+HASH_BLOCK_BYTES = 1 << 20
+
+
+def hash_convert(buf: np.ndarray, dtype: Any = None, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row digests of ``buf`` and ``buf`` as ``dtype`` (into ``out`` if given), in blocks that stay
+    in the CPU cache between hashing and converting (one pass over memory instead of two)."""
+    if out is None and (dtype is None or np.dtype(dtype) == buf.dtype):
+        return row_digests(buf), buf
+    out = np.empty(buf.shape, dtype) if out is None else out
+    if buf.nbytes <= HASH_BLOCK_BYTES:  # one block: no loop
+        d = row_digests(buf)
+        convert_into(out, buf)
+        return d, out
+    step = max(1, HASH_BLOCK_BYTES * len(buf) // buf.nbytes)
+    d = np.empty(len(buf), np.uint64)
+    for a in range(0, len(buf), step):
+        d[a:a + step] = row_digests(buf[a:a + step])
+        convert_into(out[a:a + step], buf[a:a + step])
+    return d, out
