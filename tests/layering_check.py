@@ -22,6 +22,7 @@ class Import:
     file: str  # path relative to the package's parent folder
     line: int
     local: bool  # inside a function (or method)
+    type_only: bool = False  # under ``if TYPE_CHECKING:``: never runs, so it cannot close a cycle
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -52,6 +53,18 @@ def _walk(node: ast.AST, local: bool = False) -> Iterator[tuple[ast.Import | ast
         yield from _walk(child, inner)
 
 
+def _type_checking_lines(tree: ast.AST) -> set[int]:
+    """Line numbers of the statements under ``if TYPE_CHECKING:`` (``typing.TYPE_CHECKING`` too)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and (
+                isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                or isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"):
+            for stmt in node.body:
+                lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    return lines
+
+
 def collect_imports(root: Path) -> list[Import]:
     """Every import of a module of the package at ``root`` (a folder with ``__init__.py``)."""
     package = root.name
@@ -62,6 +75,7 @@ def collect_imports(root: Path) -> list[Import]:
         source = module_name(path, root)
         rel = str(path.relative_to(root.parent))
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        typing_only = _type_checking_lines(tree)
         for node, local in _walk(tree):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -72,7 +86,8 @@ def collect_imports(root: Path) -> list[Import]:
                            for a in node.names]
             for target in dict.fromkeys(targets):
                 if target == package or target.startswith(package + "."):
-                    found.append(Import(source, target, rel, node.lineno, local))
+                    found.append(Import(source, target, rel, node.lineno, local,
+                                        type_only=node.lineno in typing_only))
     return found
 
 
@@ -206,7 +221,7 @@ def check(root: Path, layers: dict[str, int], *, heavy: frozenset[str] = frozens
     module_edges: dict[str, dict[str, Import]] = {}
     package_edges: dict[str, dict[str, Import]] = {}
     for imp in imports:
-        if imp.source.startswith(imp.target + ".") or imp.source == imp.target:
+        if imp.source.startswith(imp.target + ".") or imp.source == imp.target or imp.type_only:
             continue
         module_edges.setdefault(imp.source, {}).setdefault(imp.target, imp)
         src, dst = layer_of(imp.source, packages), layer_of(imp.target, packages)

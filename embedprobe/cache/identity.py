@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from embedprobe.corpora.base import Manifest
 from embedprobe.errors import CacheMismatchError
 from embedprobe.provenance import to_jsonable
 
@@ -49,8 +50,6 @@ def diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
 
 def manifest_diff(old_json: str, new_json: str) -> list[tuple[str, Any, Any]]:
     """Differences between two stored manifests (the corpus root is not compared: data may move)."""
-    from embedprobe.corpora.base import Manifest
-
     if old_json == new_json:
         return []
     old, new = Manifest.from_json(old_json), Manifest.from_json(new_json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from embedprobe.corpora.base import Manifest
 from embedprobe.errors import CacheError, CacheLockedError
 
 from .durable import unlink_quiet
@@ -20,8 +21,6 @@ def merge(path: str | Path) -> Path:
         CacheLockedError: a writer is still running.
         CacheError: there is no cache at ``path``.
     """
-    from embedprobe.corpora.base import Manifest
-
     layout = Layout(path)
     if (problem := not_a_cache(layout.main)) is not None:
         raise CacheError(problem)

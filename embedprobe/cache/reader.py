@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError, CacheError
 from embedprobe.provenance import fingerprint
 
@@ -58,8 +59,6 @@ class CacheReader:
     """
 
     def __init__(self, path: str | Path):
-        from embedprobe.corpora.base import Manifest
-
         self.path = Path(path)
         if (problem := not_a_cache(self.path)) is not None:
             raise CacheError(problem)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedprobe.corpora.base import Manifest
 from embedprobe.errors import CacheError
 
 from .layout import Layout
@@ -90,8 +91,6 @@ def verify_cache(path: str | Path) -> VerifyReport:
     Raises:
         CacheError: there is no cache at ``path``.
     """
-    from embedprobe.corpora.base import Manifest
-
     layout = Layout(path)
     rep = VerifyReport(Path(path))
     try:

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
 from . import durable
@@ -118,8 +119,6 @@ class CacheWriter(Compaction):
                  dtype: str = "float32", overwrite: bool = False, shard: int | None = None,
                  n_shards: int | None = None, compact_every: int = COMPACT_EVERY,
                  seal_bytes: int = SEAL_BYTES, max_parts: int = MAX_PARTS):
-        from embedprobe.corpora.base import Manifest
-
         if dtype not in DTYPES:
             raise BadValueError("cache dtype", dtype, DTYPES, "bfloat16 cannot be stored in HDF5")
         check_shard(shard, n_shards)

@@ -14,6 +14,7 @@ import soundfile as sf
 import soxr
 
 from embedprobe.audio import decode as audio
+from embedprobe.audio import prefetch
 from embedprobe.audio.decode import (
     AudioConfig,
     AudioStream,
@@ -21,7 +22,6 @@ from embedprobe.audio.decode import (
     probe_file,
     read_chunks,
 )
-from embedprobe.audio import prefetch
 from embedprobe.audio.prefetch import decode_iter
 from embedprobe.errors import AudioError, BadValueError
 
