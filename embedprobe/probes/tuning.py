@@ -81,7 +81,7 @@ def tune(
     Returns:
         :class:`TuneResult`.
     """
-    from sklearn.base import clone  # scikit-learn loads on first use, not at `embedprobe --help`
+    from sklearn.base import clone  # scikit-learn loads on first use, not when the CLI starts
 
     if not lrs or not batch_sizes:
         raise BadValueError("tuning grid", {"lrs": list(lrs), "batch_sizes": list(batch_sizes)},
