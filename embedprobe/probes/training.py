@@ -3,11 +3,20 @@
 One step = one class-balanced batch drawn afresh (no epochs), augmented, one AdamW step.
 Evaluations every ``eval_every`` steps feed early stopping (on the validation set only) and the
 history from which the last-20% confidence figures are computed.
+
+:func:`train_jobs` trains any number of probes together: those with the same network shape and
+schedule (e.g. the folds x seeds of one protocol) become one stacked model
+(:mod:`embedprobe.probes.stacked`), so each step's Python and torch overhead is paid once for
+all of them. Each probe keeps its own data, standardisation, sampler and random streams (batch
+indices, augmentations and initial weights come from its ``random_state`` alone), learning-rate
+schedule and early stopping; a probe that stops leaves the stack. Dropout masks and noise are
+drawn for the whole stack from one generator seeded by all the stacked seeds.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +27,7 @@ from embedprobe.eval.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
 from embedprobe.probes.features import FrameSet, _as_tensor
 from embedprobe.probes.sampling import BalancedSampler, SameClass
+from embedprobe.probes.stacked import StackedAdamW, StackedNet
 
 
 def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,16 +56,8 @@ def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> t
     return mean, std.float()
 
 
-def _optimizer(net: torch.nn.Module, lr: float, weight_decay: float, dev: torch.device) -> torch.optim.Optimizer:
-    """AdamW, fused where this torch build supports it (~1.4x faster steps on CPU)."""
-    try:
-        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):  # device or dtype without a fused kernel
-        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-
-
-def _score(probe: Any, x_std: torch.Tensor, y: np.ndarray) -> dict[str, float]:
-    proba = probe._proba_std(x_std)
+def _score(probe: Any, proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Every metric of ``proba`` (columns ``classes_``) against encoded labels ``y``."""
     extra = len(probe.eval_classes_) - proba.shape[1]
     if extra:  # labels unseen in training: probability 0 (see TorchProbe._encode)
         proba = np.pad(proba, ((0, 0), (0, extra)))
@@ -75,6 +77,21 @@ def _substitute(xb: torch.Tensor, aug: tuple[list[torch.Tensor], float], clips: 
         rows = hit[which == k]
         xb[torch.from_numpy(rows).to(dev)] = copies[k].index_select(0, torch.from_numpy(clips[rows])).to(dev)
     return xb
+
+
+@dataclass
+class FitJob:
+    """One probe's training, prepared by ``TorchProbe._fit_job`` (see :func:`train` for the fields)."""
+
+    probe: Any
+    X: Any
+    y: np.ndarray
+    train_idx: np.ndarray
+    groups: np.ndarray | None
+    val: tuple[torch.Tensor, np.ndarray] | None
+    sets: dict[str, tuple[torch.Tensor, np.ndarray]]
+    seed: int
+    aug: tuple[list[torch.Tensor], float] | None = None
 
 
 def train(
@@ -103,102 +120,222 @@ def train(
             ``X``; each clip drawn into a batch is replaced by a random copy with probability
             ``rate`` (after any frame augmentation of the originals).
     """
-    p = probe
-    rng = np.random.default_rng([seed, 2])
-    gen = torch.Generator().manual_seed(seed)
-    dev = torch.device(p.device)
-    is_frames = isinstance(X, FrameSet)
-    y_tr = y[train_idx]
+    train_jobs([FitJob(probe, X, y, train_idx, groups, val, sets, seed, aug)])
 
-    frame_aug = is_frames and (p.frame_mask > 0 or p.mix_prob > 0)
-    if is_frames:  # pooled once; with frame augmentations only for the standardisation
-        src, rows = X.pool(p.pooling, train_idx), np.arange(train_idx.size)
-    else:  # the caller's array itself (no copy when float32): batches are gathered from it
-        src = _as_tensor(X)
-        src, rows = (src if src.dtype == torch.float32 else src.to(torch.float32)), train_idx
-    full = rows.size == src.shape[0] and np.array_equal(rows, np.arange(src.shape[0]))
-    mean, scale = _moments(src, None if full else rows)
-    p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
-    p._mean_t, p._scale_t = mean, scale
-    same_class = SameClass(y, train_idx) if frame_aug and p.mix_prob > 0 else None  # never a held-out clip
-    if frame_aug:
-        src = None
-    else:
-        src = src.to(dev)
-    mean_d, scale_d = mean.to(dev), scale.to(dev)
-    y_all = torch.from_numpy(y_tr).to(dev)
-    std_sets = {name: ((x - mean) / scale, yy) for name, (x, yy) in sets.items()}
-    x_val = None if val is None else ((val[0] - mean) / scale, val[1])
 
-    p.net_ = p._make_net(p.n_features_in_, len(p.classes_), gen).to(dev)
-    opt = _optimizer(p.net_, p.lr, p.weight_decay, dev)
-    sampler = BalancedSampler(y_tr, groups=None if groups is None else groups[train_idx],
-                              balance=p.balance, rng=rng)
-    lr = float(p.lr)
-    best, best_step, best_state, bad, drops = -np.inf, 0, None, 0, 0
-    history: list[dict] = []
-    loss_sum, loss_n, stopped, step = torch.zeros((), device=dev), 0, False, 0
-    max_steps, eval_every, batch_size = int(p.max_steps), int(p.eval_every), int(p.batch_size)
-    net = p.net_
-    net.train()
-    for step in range(1, max_steps + 1):
-        idx = sampler.draw(batch_size)
-        if src is None:
-            xb = frame_batch(X, train_idx[idx], y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
-                             pooling=p.pooling, rng=rng, same_class=same_class).to(dev)
+def train_jobs(jobs: Sequence[FitJob]) -> None:
+    """Fit every job's probe in place, stacking the jobs whose network and schedule match."""
+    stacks: dict[tuple, list[_Run]] = {}
+    for job in jobs:
+        run = _Run(job)
+        stacks.setdefault(run.key, []).append(run)
+    for runs in stacks.values():
+        _train_stack(runs)
+
+
+class _Run:
+    """One probe's data, standardisation, sampler, random streams and early-stopping state."""
+
+    def __init__(self, job: FitJob):
+        p, X, y, train_idx = job.probe, job.X, job.y, job.train_idx
+        self.job, self.p = job, p
+        self.rng = np.random.default_rng([job.seed, 2])
+        self.dev = dev = torch.device(p.device)
+        is_frames = isinstance(X, FrameSet)
+        self.y_tr = y[train_idx]
+        self.frame_aug = is_frames and (p.frame_mask > 0 or p.mix_prob > 0)
+        if is_frames:  # pooled once; with frame augmentations only for the standardisation
+            src, rows = X.pool(p.pooling, train_idx), np.arange(train_idx.size)
+        else:  # the caller's array itself (no copy when float32): batches are gathered from it
+            src = _as_tensor(X)
+            src, rows = (src if src.dtype == torch.float32 else src.to(torch.float32)), train_idx
+        full = rows.size == src.shape[0] and np.array_equal(rows, np.arange(src.shape[0]))
+        mean, scale = _moments(src, None if full else rows)
+        p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
+        p._mean_t, p._scale_t = mean, scale
+        self.same_class = SameClass(y, train_idx) if self.frame_aug and p.mix_prob > 0 else None
+        self.src, self.rows = (None if self.frame_aug else src), rows
+        self.mean_d, self.scale_d = mean.to(dev), scale.to(dev)
+        self.sets = {name: (((x - mean) / scale).to(dev), yy) for name, (x, yy) in job.sets.items()}
+        if job.val is not None:
+            self.sets = {"val": (((job.val[0] - mean) / scale).to(dev), job.val[1])} | self.sets
+        self.has_val = job.val is not None
+        self.net = p._make_net(p.n_features_in_, len(p.classes_), torch.Generator().manual_seed(job.seed)).to(dev)
+        self.sampler = BalancedSampler(self.y_tr, groups=None if job.groups is None else job.groups[train_idx],
+                                       balance=p.balance, rng=self.rng)
+        self.simple = self.src is not None and job.aug is None  # batches gathered with the whole stack's
+        dims = tuple((lin.in_features, lin.out_features) for lin in self.net.linears())
+        self.key = (str(dev), int(p.batch_size), int(p.max_steps), int(p.eval_every), dims,
+                    float(getattr(self.net, "dropout", 0.0)))
+        self.lr = float(p.lr)
+        self.best, self.best_step, self.best_row, self.bad, self.drops = -np.inf, 0, None, 0, 0
+        self.history: list[dict] = []
+        self.stopped, self.n_steps = False, 0
+
+    def batch(self, idx: np.ndarray) -> torch.Tensor:
+        """The standardised ``(B, D)`` batch of training rows ``idx`` (augmented as configured)."""
+        p, job, dev = self.p, self.job, self.dev
+        if self.src is None:
+            xb = frame_batch(job.X, job.train_idx[idx], job.y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
+                             pooling=p.pooling, rng=self.rng, same_class=self.same_class).to(dev)
         else:
-            xb = src.index_select(0, torch.from_numpy(rows[idx]).to(dev))
-        if aug is not None:
-            xb = _substitute(xb, aug, train_idx[idx], rng, dev)
-        xb = xb.sub_(mean_d).div_(scale_d)
-        if p.noise_std > 0:
-            xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev), alpha=p.noise_std)
-        loss = F.cross_entropy(net(xb, gen), y_all.index_select(0, torch.from_numpy(idx).to(dev)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
-        loss_n += 1
-        if step % eval_every and step != max_steps:
-            continue
-        entry: dict[str, Any] = {"step": step, "loss": float(loss_sum) / loss_n, "lr": lr, "metrics": {}}
-        loss_sum, loss_n = torch.zeros((), device=dev), 0
-        if x_val is not None:
-            entry["metrics"]["val"] = _score(p, x_val[0], x_val[1])
-        for name, (xs, ys) in std_sets.items():
-            entry["metrics"][name] = _score(p, xs, ys)
-        history.append(entry)
-        net.train()  # scoring switched to eval mode
+            xb = self.src.index_select(0, torch.from_numpy(self.rows[idx])).to(dev)
+        if job.aug is not None:
+            xb = _substitute(xb, job.aug, job.train_idx[idx], self.rng, dev)
+        return xb.sub_(self.mean_d).div_(self.scale_d)
+
+    def evaluate(self, stack: StackedNet, row: int, step: int, loss: float) -> bool:
+        """Record one evaluation; returns True when this probe stops (early-stopping rule)."""
+        p = self.p
+        entry: dict[str, Any] = {"step": step, "loss": loss, "lr": self.lr, "metrics": {}}
+        for name, (xs, ys) in self.sets.items():
+            proba = torch.softmax(stack.logits_of(row, xs).double(), dim=1).cpu().numpy()
+            entry["metrics"][name] = _score(p, proba / proba.sum(axis=1, keepdims=True), ys)
+        self.history.append(entry)
         if p.verbose:
             shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in entry["metrics"].items())
-            print(f"[{type(p).__name__}] step {step} loss {entry['loss']:.4f} lr {lr:.2e} {shown}")
-        if x_val is None or step < p.min_steps:
-            continue
+            print(f"[{type(p).__name__}] step {step} loss {loss:.4f} lr {self.lr:.2e} {shown}")
+        if not self.has_val or step < p.min_steps:
+            return False
         score = entry["metrics"]["val"][p.monitor]
-        if score > best + p.min_delta:
-            best, best_step, bad = score, step, 0
-            best_state = copy.deepcopy(p.net_.state_dict())
+        if score > self.best + p.min_delta:
+            self.best, self.best_step, self.bad = score, step, 0
+            self.best_row = stack.flat[row].detach().clone()
         else:
-            bad += 1
-        if bad >= p.patience:
-            if drops < p.n_lr_drops:
-                drops, bad, lr = drops + 1, 0, lr * p.lr_decay
-                for group in opt.param_groups:
-                    group["lr"] = lr
+            self.bad += 1
+        if self.bad >= p.patience:
+            if self.drops < p.n_lr_drops:
+                self.drops, self.bad, self.lr = self.drops + 1, 0, self.lr * p.lr_decay
             else:
-                stopped = True
-                break
-    if best_state is not None:
-        p.net_.load_state_dict(best_state)
-    else:  # no validation, or training ended before min_steps: the last weights are kept
-        best_step = step
-        best = history[-1]["metrics"]["val"][p.monitor] if x_val is not None and history else float("nan")
-    p.net_.eval()
-    p.history_ = history
-    p.best_step_ = int(best_step)
-    p.best_score_ = float(best) if np.isfinite(best) else float("nan")
-    p.n_steps_ = int(step)
-    p.stopped_early_ = bool(stopped)
-    p.n_lr_drops_ = int(drops)
-    p.n_train_ = int(train_idx.size)
-    p.n_val_ = 0 if val is None else int(val[1].size)
+                self.stopped = True
+        return self.stopped
+
+    def finish(self, stack: StackedNet, row: int) -> None:
+        """Load the kept weights into the probe's net and set its learned attributes."""
+        p = self.p
+        if self.best_row is None:  # no validation, or training ended before min_steps: the last weights
+            self.best_step = self.n_steps
+            self.best = (self.history[-1]["metrics"]["val"][p.monitor]
+                         if self.has_val and self.history else float("nan"))
+            self.best_row = stack.flat[row].detach()
+        p.net_ = stack.load_into(self.net, self.best_row)
+        p.net_.eval()
+        p.history_ = self.history
+        p.best_step_ = int(self.best_step)
+        p.best_score_ = float(self.best) if np.isfinite(self.best) else float("nan")
+        p.n_steps_ = int(self.n_steps)
+        p.stopped_early_ = bool(self.stopped)
+        p.n_lr_drops_ = int(self.drops)
+        p.n_train_ = int(self.job.train_idx.size)
+        p.n_val_ = 0 if self.job.val is None else int(self.job.val[1].size)
+
+
+class _Gather:
+    """Batches of the stack's simple runs (pooled input, no augmented copies) with one gather.
+
+    The runs' training features are concatenated once (runs sharing one array share its copy;
+    a single run uses its array itself); a step's batch is one ``index_select`` of ``P x B``
+    rows, standardised per run by broadcasting.
+    """
+
+    def __init__(self, runs: list[_Run]):
+        self.dev = runs[0].dev
+        if len(runs) == 1:
+            r = runs[0]
+            self.data, self.y = r.src.to(self.dev), torch.from_numpy(r.y_tr).to(self.dev)
+            self.rows = [r.rows]
+        else:
+            uniq: dict[int, int] = {}
+            parts, at = [], 0
+            self.rows = []
+            for r in runs:
+                key = id(r.src)
+                if key not in uniq:
+                    used = np.unique(r.rows)
+                    uniq[key] = len(parts)
+                    parts.append((r.src, used, at))
+                    at += used.size
+                _, used, off = parts[uniq[key]]
+                self.rows.append(off + np.searchsorted(used, r.rows))
+            self.data = torch.cat([s.index_select(0, torch.from_numpy(u)) for s, u, _ in parts]).to(self.dev)
+            self.y = torch.from_numpy(np.concatenate([r.y_tr for r in runs])).to(self.dev)
+        self.y_off = np.cumsum([0] + [r.y_tr.size for r in runs])[:-1]
+        self.mean = torch.stack([r.mean_d for r in runs])[:, None, :]
+        self.scale = torch.stack([r.scale_d for r in runs])[:, None, :]
+
+    def keep(self, rows: list[int]) -> None:
+        self.rows = [self.rows[i] for i in rows]
+        self.y_off = self.y_off[rows]
+        sel = torch.tensor(rows, device=self.mean.device)
+        self.mean, self.scale = self.mean[sel], self.scale[sel]
+
+    def indices(self, idx: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-run ``(n_steps, B)`` draws -> ``(n_steps, P*B)`` feature rows and label rows."""
+        feats = np.stack([rows[i] for rows, i in zip(self.rows, idx, strict=True)], axis=1)
+        labels = np.stack([off + i for off, i in zip(self.y_off, idx, strict=True)], axis=1)
+        n = feats.shape[0]
+        return (torch.from_numpy(feats.reshape(n, -1)).to(self.dev),
+                torch.from_numpy(labels.reshape(n, -1)).to(self.dev))
+
+    def batch(self, rows: torch.Tensor, n_runs: int) -> torch.Tensor:
+        xb = self.data.index_select(0, rows).view(n_runs, -1, self.data.shape[1])
+        return xb.sub_(self.mean).div_(self.scale)
+
+
+def _train_stack(runs: list[_Run]) -> None:
+    """Train runs of one key together until each stops or reaches ``max_steps``."""
+    p0, dev = runs[0].p, runs[0].dev
+    batch_size, max_steps, every = int(p0.batch_size), int(p0.max_steps), int(p0.eval_every)
+    stack = StackedNet([r.net for r in runs], dev)
+    n_classes = stack.dims[-1][1]
+    opt = StackedAdamW(len(runs), stack.n_params, [r.lr for r in runs], [float(r.p.weight_decay) for r in runs], dev)
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([r.job.seed for r in runs]).generate_state(1)[0]))
+    noise = torch.tensor([float(r.p.noise_std) for r in runs], device=dev)[:, None, None]
+    any_noise = bool((noise > 0).any())
+    gather = _Gather(runs) if all(r.simple for r in runs) else None
+    labels = [torch.from_numpy(r.y_tr).to(dev) for r in runs]
+    active, step = list(runs), 0
+    loss_sum = torch.zeros(len(runs), device=dev)
+    while active and step < max_steps:
+        n = min(every - step % every, max_steps - step)  # steps up to the next evaluation
+        draws = [r.sampler.draw(n * batch_size).reshape(n, batch_size) for r in active]
+        if gather is not None:
+            feat_rows, label_rows = gather.indices(draws)
+        for s in range(n):
+            if gather is not None:
+                xb = gather.batch(feat_rows[s], len(active))
+                yb = gather.y.index_select(0, label_rows[s])
+            else:
+                xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
+                yb = torch.cat([y.index_select(0, torch.from_numpy(d[s]).to(dev))
+                                for y, d in zip(labels, draws, strict=True)])
+            if any_noise:
+                xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
+            logits = stack.forward(xb, gen, train=True)
+            losses = F.cross_entropy(logits.reshape(-1, n_classes), yb, reduction="none").view(len(active), -1).mean(1)
+            losses.sum().backward()
+            opt.step(stack.flat)
+            loss_sum += losses.detach()
+        step += n
+        mean_loss = (loss_sum / n).tolist()
+        loss_sum.zero_()
+        stopped = []
+        for i, r in enumerate(active):
+            r.n_steps = step
+            if r.evaluate(stack, i, step, mean_loss[i]):
+                stopped.append(i)
+            opt.set_lr(i, r.lr)
+        if stopped:
+            for i in stopped:
+                active[i].finish(stack, i)
+            keep = [i for i in range(len(active)) if i not in stopped]
+            sel = torch.tensor(keep, dtype=torch.long, device=dev)
+            stack.keep(sel)
+            opt.keep(sel)
+            noise, loss_sum = noise[sel], loss_sum[sel]
+            labels = [labels[i] for i in keep]
+            if gather is not None and keep:
+                gather.keep(keep)
+            active = [active[i] for i in keep]
+    for i, r in enumerate(active):
+        r.finish(stack, i)
