@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from embedprobe.eval.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
@@ -56,13 +55,21 @@ def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> t
     return mean, std.float()
 
 
-def _score(probe: Any, proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Every metric of ``proba`` (columns ``classes_``) against encoded labels ``y``."""
-    extra = len(probe.eval_classes_) - proba.shape[1]
-    if extra:  # labels unseen in training: probability 0 (see TorchProbe._encode)
-        proba = np.pad(proba, ((0, 0), (0, extra)))
-    vals = metrics_batch(y, proba, np.ones((1, y.shape[0])), METRICS)
-    return {m: float(v[0]) for m, v in vals.items()}
+def _scores(probes: Sequence[Any], probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    """Every metric of each probe's ``probas[i]`` (columns ``classes_``) against encoded labels ``ys[i]``.
+
+    One :func:`metrics_batch` call for all: the probes' rows are stacked and probe ``i`` is the
+    ``i``-th weighting (ones on its rows, zeros elsewhere), which gives exactly its own metrics.
+    Labels unseen in training get probability 0 (see ``TorchProbe._encode``).
+    """
+    k = max(len(p.eval_classes_) for p in probes)
+    proba = np.concatenate([np.pad(q, ((0, 0), (0, k - q.shape[1]))) for q in probas])
+    sizes = [y.shape[0] for y in ys]
+    weights = np.zeros((len(ys), proba.shape[0]))
+    for i, (a, n) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True)):
+        weights[i, a:a + n] = 1.0
+    vals = metrics_batch(np.concatenate(ys), proba, weights, METRICS)
+    return [{m: float(v[i]) for m, v in vals.items()} for i in range(len(ys))]
 
 
 def _substitute(xb: torch.Tensor, aug: tuple[list[torch.Tensor], float], clips: np.ndarray,
@@ -184,20 +191,21 @@ class _Run:
             xb = _substitute(xb, job.aug, job.train_idx[idx], self.rng, dev)
         return xb.sub_(self.mean_d).div_(self.scale_d)
 
-    def evaluate(self, stack: StackedNet, row: int, step: int, loss: float) -> bool:
+    def proba(self, stack: StackedNet, row: int, name: str) -> np.ndarray:
+        """Class probabilities (float64, columns ``classes_``) of eval set ``name``."""
+        p = torch.softmax(stack.logits_of(row, self.sets[name][0]).double(), dim=1).cpu().numpy()
+        return p / p.sum(axis=1, keepdims=True)
+
+    def record(self, stack: StackedNet, row: int, step: int, loss: float, metrics: dict[str, dict]) -> bool:
         """Record one evaluation; returns True when this probe stops (early-stopping rule)."""
         p = self.p
-        entry: dict[str, Any] = {"step": step, "loss": loss, "lr": self.lr, "metrics": {}}
-        for name, (xs, ys) in self.sets.items():
-            proba = torch.softmax(stack.logits_of(row, xs).double(), dim=1).cpu().numpy()
-            entry["metrics"][name] = _score(p, proba / proba.sum(axis=1, keepdims=True), ys)
-        self.history.append(entry)
+        self.history.append({"step": step, "loss": loss, "lr": self.lr, "metrics": metrics})
         if p.verbose:
-            shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in entry["metrics"].items())
+            shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in metrics.items())
             print(f"[{type(p).__name__}] step {step} loss {loss:.4f} lr {self.lr:.2e} {shown}")
         if not self.has_val or step < p.min_steps:
             return False
-        score = entry["metrics"]["val"][p.monitor]
+        score = metrics["val"][p.monitor]
         if score > self.best + p.min_delta:
             self.best, self.best_step, self.bad = score, step, 0
             self.best_row = stack.flat[row].detach().clone()
@@ -233,41 +241,38 @@ class _Run:
 class _Gather:
     """Batches of the stack's simple runs (pooled input, no augmented copies) with one gather.
 
-    The runs' training features are concatenated once (runs sharing one array share its copy;
-    a single run uses its array itself); a step's batch is one ``index_select`` of ``P x B``
-    rows, standardised per run by broadcasting.
+    Several runs: their standardised training features are concatenated once (runs with the same
+    array, rows and standardisation - the seeds of one fold - share one copy), so a step's batch
+    is one ``index_select`` of ``P x B`` rows. A single run gathers from its own array (no copy)
+    and standardises each batch, as large training sets need.
     """
 
     def __init__(self, runs: list[_Run]):
         self.dev = runs[0].dev
+        self.y = torch.from_numpy(np.concatenate([r.y_tr for r in runs])).to(self.dev)
+        self.y_off = np.cumsum([0] + [r.y_tr.size for r in runs])[:-1]
+        self.std = None
         if len(runs) == 1:
             r = runs[0]
-            self.data, self.y = r.src.to(self.dev), torch.from_numpy(r.y_tr).to(self.dev)
-            self.rows = [r.rows]
-        else:
-            uniq: dict[int, int] = {}
-            parts, at = [], 0
-            self.rows = []
-            for r in runs:
-                key = id(r.src)
-                if key not in uniq:
-                    used = np.unique(r.rows)
-                    uniq[key] = len(parts)
-                    parts.append((r.src, used, at))
-                    at += used.size
-                _, used, off = parts[uniq[key]]
-                self.rows.append(off + np.searchsorted(used, r.rows))
-            self.data = torch.cat([s.index_select(0, torch.from_numpy(u)) for s, u, _ in parts]).to(self.dev)
-            self.y = torch.from_numpy(np.concatenate([r.y_tr for r in runs])).to(self.dev)
-        self.y_off = np.cumsum([0] + [r.y_tr.size for r in runs])[:-1]
-        self.mean = torch.stack([r.mean_d for r in runs])[:, None, :]
-        self.scale = torch.stack([r.scale_d for r in runs])[:, None, :]
+            self.data, self.rows, self.std = r.src.to(self.dev), [r.rows], (r.mean_d, r.scale_d)
+            return
+        parts: list[tuple[_Run, np.ndarray, int]] = []
+        at, self.rows = 0, []
+        for r in runs:
+            same = next((q for q in parts if q[0].src is r.src and np.array_equal(q[0].rows, r.rows)
+                         and torch.equal(q[0].mean_d, r.mean_d) and torch.equal(q[0].scale_d, r.scale_d)), None)
+            if same is None:
+                used = np.unique(r.rows)
+                same = (r, used, at)
+                parts.append(same)
+                at += used.size
+            self.rows.append(same[2] + np.searchsorted(same[1], r.rows))
+        self.data = torch.cat([(q.src.index_select(0, torch.from_numpy(u)).to(self.dev) - q.mean_d) / q.scale_d
+                               for q, u, _ in parts])
 
     def keep(self, rows: list[int]) -> None:
         self.rows = [self.rows[i] for i in rows]
         self.y_off = self.y_off[rows]
-        sel = torch.tensor(rows, device=self.mean.device)
-        self.mean, self.scale = self.mean[sel], self.scale[sel]
 
     def indices(self, idx: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-run ``(n_steps, B)`` draws -> ``(n_steps, P*B)`` feature rows and label rows."""
@@ -278,8 +283,9 @@ class _Gather:
                 torch.from_numpy(labels.reshape(n, -1)).to(self.dev))
 
     def batch(self, rows: torch.Tensor, n_runs: int) -> torch.Tensor:
+        """The standardised ``[P, B, D]`` batch of feature rows ``rows``."""
         xb = self.data.index_select(0, rows).view(n_runs, -1, self.data.shape[1])
-        return xb.sub_(self.mean).div_(self.scale)
+        return xb if self.std is None else xb.sub_(self.std[0]).div_(self.std[1])
 
 
 def _train_stack(runs: list[_Run]) -> None:
@@ -287,7 +293,6 @@ def _train_stack(runs: list[_Run]) -> None:
     p0, dev = runs[0].p, runs[0].dev
     batch_size, max_steps, every = int(p0.batch_size), int(p0.max_steps), int(p0.eval_every)
     stack = StackedNet([r.net for r in runs], dev)
-    n_classes = stack.dims[-1][1]
     opt = StackedAdamW(len(runs), stack.n_params, [r.lr for r in runs], [float(r.p.weight_decay) for r in runs], dev)
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([r.job.seed for r in runs]).generate_state(1)[0]))
     noise = torch.tensor([float(r.p.noise_std) for r in runs], device=dev)[:, None, None]
@@ -311,18 +316,19 @@ def _train_stack(runs: list[_Run]) -> None:
                                 for y, d in zip(labels, draws, strict=True)])
             if any_noise:
                 xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
-            logits = stack.forward(xb, gen, train=True)
-            losses = F.cross_entropy(logits.reshape(-1, n_classes), yb, reduction="none").view(len(active), -1).mean(1)
+            logits = stack.forward(xb.transpose(1, 2), gen, train=True)  # [P, C, B]
+            losses = -torch.log_softmax(logits, 1).gather(1, yb.view(len(active), 1, -1)).mean((1, 2))
             losses.sum().backward()
             opt.step(stack.flat)
             loss_sum += losses.detach()
         step += n
         mean_loss = (loss_sum / n).tolist()
         loss_sum.zero_()
+        metrics = _evaluate(active, stack)
         stopped = []
         for i, r in enumerate(active):
             r.n_steps = step
-            if r.evaluate(stack, i, step, mean_loss[i]):
+            if r.record(stack, i, step, mean_loss[i], metrics[i]):
                 stopped.append(i)
             opt.set_lr(i, r.lr)
         if stopped:
@@ -339,3 +345,15 @@ def _train_stack(runs: list[_Run]) -> None:
             active = [active[i] for i in keep]
     for i, r in enumerate(active):
         r.finish(stack, i)
+
+
+def _evaluate(active: list[_Run], stack: StackedNet) -> list[dict[str, dict[str, float]]]:
+    """``{set: {metric: value}}`` of every active run (its validation set first, then its eval sets)."""
+    out: list[dict[str, dict[str, float]]] = [{} for _ in active]
+    for name in dict.fromkeys(n for r in active for n in r.sets):
+        rows = [i for i, r in enumerate(active) if name in r.sets]
+        probas = [active[i].proba(stack, i, name) for i in rows]
+        scores = _scores([active[i].p for i in rows], probas, [active[i].sets[name][1] for i in rows])
+        for i, sc in zip(rows, scores, strict=True):
+            out[i][name] = sc
+    return [{n: m[n] for n in r.sets} for r, m in zip(active, out, strict=True)]
