@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -43,7 +44,7 @@ class StackedNet:
             at += d_in * d_out + d_out
         with torch.no_grad():
             rows = [torch.cat([t for lin in ls for t in (lin.weight.reshape(-1), lin.bias)]) for ls in layers]
-            self.flat = torch.stack(rows).to(dev).requires_grad_(True)
+            self.flat = torch.stack(rows).to(dev)
 
     @property
     def n_params(self) -> int:
@@ -57,21 +58,62 @@ class StackedNet:
         """``[P, D, B]`` standardised features -> ``[P, C, B]`` logits (dropout when ``train``)."""
         return _forward(self._layers(self.flat), x, self.dropout if train else 0.0, gen)
 
+    def loss_grad(self, x: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step's forward and backward by hand (no autograd: half the torch calls).
+
+        Args:
+            x: ``[P, D, B]`` standardised features.
+            target: ``[P, C, B]`` one-hot labels divided by ``B``.
+            gen: generator of the dropout masks.
+
+        Returns:
+            ``(grad, loss)``: the ``[P, n]`` gradient of every probe's mean cross-entropy
+            (dropout while training) and the ``[P]`` losses.
+        """
+        p = self.dropout
+        layers = [(W.contiguous(), b) for W, b in self._layers(self.flat)]  # batched kernels want dense batches
+        acts, h = [], x
+        for i, (W, b) in enumerate(layers):
+            acts.append(h)
+            h = torch.baddbmm(b, W, h)
+            if i < len(layers) - 1:
+                h = torch.relu(h)
+                if p > 0:
+                    h = h * (torch.rand(h.shape, generator=gen) >= p).to(h.device) / (1.0 - p)
+        logp = torch.log_softmax(h, 1)
+        loss = (logp * target).sum((1, 2)).neg_()
+        g = logp.exp_().div_(x.shape[2]).sub_(target)  # d(mean CE)/d logits: (softmax - onehot) / B
+        grads: list[torch.Tensor] = []
+        for i in range(len(layers) - 1, -1, -1):
+            grads += [g.sum(2), torch.bmm(g, acts[i].transpose(1, 2)).flatten(1)]
+            if i:  # through the dropout and ReLU that made acts[i]: zero where it is zero, else the dropout scale
+                g = torch.bmm(layers[i][0].transpose(1, 2), g).mul_((acts[i] > 0) / (1.0 - p))
+        return torch.cat(grads[::-1], dim=1), loss
+
     def logits_of(self, p: int, x: torch.Tensor) -> torch.Tensor:
-        """Eval-mode logits ``[N, C]`` of probe ``p`` for ``[N, D]`` features (no gradient)."""
+        """Eval-mode logits ``[N, C]`` of probe ``p`` for ``[N, D]`` features (no gradient).
+
+        Computed as the probe's own ``nn.Linear`` layers compute them (``F.linear``), so the
+        history's scores equal those of ``predict_proba`` with the same weights.
+        """
+        layers = [(W[0], b[0, :, 0]) for W, b in self._layers(self.flat[p:p + 1])]
         with torch.no_grad():
-            return _forward(self._layers(self.flat[p:p + 1]), x.t()[None], 0.0, None)[0].t()
+            for i, (W, b) in enumerate(layers):
+                x = F.linear(x, W, b)
+                if i < len(layers) - 1:
+                    x = torch.relu(x)
+            return x
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop the probes not in ``rows`` (indices into the current rows)."""
-        self.flat = self.flat.detach()[rows].requires_grad_(True)
+        self.flat = self.flat[rows]
 
     def load_into(self, net: nn.Module, row: torch.Tensor) -> nn.Module:
         """Copy one row of weights (``[n]``) into ``net``'s layers; returns ``net``."""
         with torch.no_grad():
             for lin, (W, b) in zip(net.linears(), self._layers(row[None].to(lin_device(net))), strict=True):
                 lin.weight.copy_(W[0])
-                lin.bias.copy_(b[0, 0])
+                lin.bias.copy_(b[0, :, 0])
         return net
 
 
@@ -112,13 +154,15 @@ class StackedAdamW:
         self.m, self.v, self.lr, self.wd = self.m[rows], self.v[rows], self.lr[rows], self.wd[rows]
 
     @torch.no_grad()
-    def step(self, param: torch.Tensor) -> None:
+    def step(self, param: torch.Tensor, grad: torch.Tensor | None = None) -> None:
+        """One update of ``param`` in place from ``grad`` (default: ``param.grad``, then cleared)."""
         b1, b2 = self.betas
         self.t += 1
-        grad = param.grad
+        grad = param.grad if grad is None else grad
         param.mul_(1.0 - self.lr * self.wd)
         self.m.lerp_(grad, 1.0 - b1)
         self.v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
         denom = (self.v.sqrt() / math.sqrt(1.0 - b2 ** self.t)).add_(self.eps)
         param.sub_(self.m / denom * (self.lr / (1.0 - b1 ** self.t)))
-        param.grad = None
+        if param.grad is not None:
+            param.grad = None

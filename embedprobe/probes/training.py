@@ -249,8 +249,6 @@ class _Gather:
 
     def __init__(self, runs: list[_Run]):
         self.dev = runs[0].dev
-        self.y = torch.from_numpy(np.concatenate([r.y_tr for r in runs])).to(self.dev)
-        self.y_off = np.cumsum([0] + [r.y_tr.size for r in runs])[:-1]
         self.std = None
         if len(runs) == 1:
             r = runs[0]
@@ -272,15 +270,11 @@ class _Gather:
 
     def keep(self, rows: list[int]) -> None:
         self.rows = [self.rows[i] for i in rows]
-        self.y_off = self.y_off[rows]
 
-    def indices(self, idx: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-run ``(n_steps, B)`` draws -> ``(n_steps, P*B)`` feature rows and label rows."""
+    def indices(self, idx: list[np.ndarray]) -> torch.Tensor:
+        """Per-run ``(n_steps, B)`` draws -> ``(n_steps, P*B)`` feature rows."""
         feats = np.stack([rows[i] for rows, i in zip(self.rows, idx, strict=True)], axis=1)
-        labels = np.stack([off + i for off, i in zip(self.y_off, idx, strict=True)], axis=1)
-        n = feats.shape[0]
-        return (torch.from_numpy(feats.reshape(n, -1)).to(self.dev),
-                torch.from_numpy(labels.reshape(n, -1)).to(self.dev))
+        return torch.from_numpy(feats.reshape(feats.shape[0], -1)).to(self.dev)
 
     def batch(self, rows: torch.Tensor, n_runs: int) -> torch.Tensor:
         """The standardised ``[P, B, D]`` batch of feature rows ``rows``."""
@@ -293,34 +287,32 @@ def _train_stack(runs: list[_Run]) -> None:
     p0, dev = runs[0].p, runs[0].dev
     batch_size, max_steps, every = int(p0.batch_size), int(p0.max_steps), int(p0.eval_every)
     stack = StackedNet([r.net for r in runs], dev)
+    n_classes = stack.dims[-1][1]
     opt = StackedAdamW(len(runs), stack.n_params, [r.lr for r in runs], [float(r.p.weight_decay) for r in runs], dev)
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([r.job.seed for r in runs]).generate_state(1)[0]))
     noise = torch.tensor([float(r.p.noise_std) for r in runs], device=dev)[:, None, None]
     any_noise = bool((noise > 0).any())
     gather = _Gather(runs) if all(r.simple for r in runs) else None
-    labels = [torch.from_numpy(r.y_tr).to(dev) for r in runs]
     active, step = list(runs), 0
     loss_sum = torch.zeros(len(runs), device=dev)
     while active and step < max_steps:
         n = min(every - step % every, max_steps - step)  # steps up to the next evaluation
         draws = [r.sampler.draw(n * batch_size).reshape(n, batch_size) for r in active]
+        labels = torch.from_numpy(np.stack([r.y_tr[d] for r, d in zip(active, draws, strict=True)], axis=1))
+        target = torch.zeros((n, len(active), n_classes, batch_size), device=dev)
+        target.scatter_(2, labels[:, :, None, :].to(dev), 1.0 / batch_size)  # one-hot / B: [n, P, C, B]
         if gather is not None:
-            feat_rows, label_rows = gather.indices(draws)
+            feat_rows = gather.indices(draws)
         for s in range(n):
             if gather is not None:
                 xb = gather.batch(feat_rows[s], len(active))
-                yb = gather.y.index_select(0, label_rows[s])
             else:
                 xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
-                yb = torch.cat([y.index_select(0, torch.from_numpy(d[s]).to(dev))
-                                for y, d in zip(labels, draws, strict=True)])
             if any_noise:
                 xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
-            logits = stack.forward(xb.transpose(1, 2), gen, train=True)  # [P, C, B]
-            losses = -torch.log_softmax(logits, 1).gather(1, yb.view(len(active), 1, -1)).mean((1, 2))
-            losses.sum().backward()
-            opt.step(stack.flat)
-            loss_sum += losses.detach()
+            grad, losses = stack.loss_grad(xb.transpose(1, 2), target[s], gen)
+            opt.step(stack.flat, grad)
+            loss_sum += losses
         step += n
         mean_loss = (loss_sum / n).tolist()
         loss_sum.zero_()
@@ -339,7 +331,6 @@ def _train_stack(runs: list[_Run]) -> None:
             stack.keep(sel)
             opt.keep(sel)
             noise, loss_sum = noise[sel], loss_sum[sel]
-            labels = [labels[i] for i in keep]
             if gather is not None and keep:
                 gather.keep(keep)
             active = [active[i] for i in keep]

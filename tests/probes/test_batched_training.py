@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from embedprobe.probes import FrameSet, create, fit_together
+from embedprobe.probes.nets import MLPNet
 from embedprobe.probes.stacked import StackedAdamW, StackedNet
 
 
@@ -78,6 +79,7 @@ def test_stacked_adamw_matches_torch_adamw():
     for net in nets:
         net.linears = lambda net=net: [net]  # the net contract StackedNet reads
     stack = StackedNet(nets, torch.device("cpu"))
+    stack.flat.requires_grad_(True)
     opt = StackedAdamW(2, stack.n_params, [1e-2, 3e-3], [1e-2, 0.0], torch.device("cpu"))
     refs = [torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd) for net, lr, wd in
             zip(nets, (1e-2, 3e-3), (1e-2, 0.0), strict=True)]
@@ -91,3 +93,20 @@ def test_stacked_adamw_matches_torch_adamw():
             ref.zero_grad()
             torch.testing.assert_close(stack.flat[i].detach(),
                                        torch.cat([net.weight.detach().reshape(-1), net.bias.detach()]))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_hand_written_backward_matches_autograd(dropout):
+    gen = torch.Generator().manual_seed(0)
+    nets = [MLPNet(5, 3, (7, 4), dropout, gen) for _ in range(2)]
+    stack = StackedNet(nets, torch.device("cpu"))
+    x = torch.randn(2, 5, 9, generator=gen)
+    y = torch.randint(0, 3, (2, 9), generator=gen)
+    target = torch.nn.functional.one_hot(y, 3).permute(0, 2, 1).float() / 9
+    grad, loss = stack.loss_grad(x, target, torch.Generator().manual_seed(1))
+    stack.flat.requires_grad_(True)
+    logits = stack.forward(x, torch.Generator().manual_seed(1), train=True)
+    ref = torch.stack([torch.nn.functional.cross_entropy(logits[i].t(), y[i]) for i in range(2)])
+    ref.sum().backward()
+    torch.testing.assert_close(loss, ref.detach())
+    torch.testing.assert_close(grad, stack.flat.grad)
