@@ -25,7 +25,9 @@ real eGeMAPS cache when ``--emodb-cache DIR`` (holding ``emodb__egemaps.h5``) or
 same shapes and folds. Timed with embedprobe's own thread choice (no thread setting here):
 
 * the whole protocol (30 trainings, each scoring its test fold while training, plus the test
-  prediction) for ``LinearProbe`` and ``MLPProbe``, and ``LogisticRegression`` (lbfgs,
+  prediction) for ``LinearProbe`` and ``MLPProbe``, trained together as the matrix runner does
+  (``fit_together``: one stacked model; ``--emodb-runs linear-single,mlp-single`` times one
+  ``fit`` after the other as well), and ``LogisticRegression`` (lbfgs,
   StandardScaler, fitted on train+validation, one BLAS thread) on the same 30 fold x seed runs;
 * ``run_matrix``, i.e. the same plus metrics and 1,000 bootstrap resamples (what ``embedprobe
   probe`` runs);
@@ -119,9 +121,10 @@ def main() -> None:
     ap.add_argument("--emodb-root", help="emodb part: EmoDB folder, extracted with egemaps first")
     ap.add_argument("--busy", type=int, default=3, help="emodb part: competing busy processes")
     ap.add_argument("--emodb-runs", default="linear,mlp,matrix,all-cores",
-                    help="emodb part: which protocols to time (linear, mlp, matrix = linear with metrics and "
-                         "bootstrap), and all-cores (linear forced onto every core beside the busy processes); "
-                         "LogisticRegression always runs")
+                    help="emodb part: which protocols to time (linear, mlp: the 30 probes trained together, "
+                         "as the matrix runner does; linear-single, mlp-single: one fit after the other; "
+                         "matrix = linear with metrics and bootstrap), and all-cores (linear forced onto every "
+                         "core beside the busy processes); LogisticRegression always runs")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - {"large", "emodb", "crossover"}
@@ -308,7 +311,7 @@ def emodb(args) -> dict:
     from embedprobe.common.threads import cpu_cores, limit_threads
     from embedprobe.eval.data import test_index, training_split
     from embedprobe.eval.runner import MatrixSpec, run_matrix
-    from embedprobe.probes import create
+    from embedprobe.probes import create, fit_together
 
     wanted = {w.strip() for w in args.emodb_runs.split(",")}
     data, source = emodb_data(args)
@@ -318,14 +321,24 @@ def emodb(args) -> dict:
     print(f"emodb part: {len(data)} clips x {data.X.shape[1]} dims, {len(splits)} folds x {len(seeds)} seeds; "
           f"{source}; {cpu_cores()} cores, load {os.getloadavg()[0]:.2f}")
 
-    def protocol(probe: str, **params) -> float:
-        """Seconds for 30 trainings as the matrix runner does them (test fold scored while training)."""
+    def protocol(probe: str, together: bool = True, **params) -> float:
+        """Seconds for 30 trainings as the matrix runner does them (test fold scored while training):
+        all together as one stacked model (``fit_together``), or one ``fit`` after the other."""
         t = time.perf_counter()
+        probes, fits, held_out = [], [], []
         for split, (Xt, yt) in zip(splits, tests, strict=True):
             for seed in seeds:
-                m = create(probe, random_state=seed, **params)
-                m.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val, eval_sets={"test:emodb": (Xt, yt)})
-                m.predict_proba(Xt)
+                probes.append(create(probe, random_state=seed, **params))
+                fits.append({"X": split.X, "y": split.y, "X_val": split.X_val, "y_val": split.y_val,
+                             "eval_sets": {"test:emodb": (Xt, yt)}})
+                held_out.append(Xt)
+        if together:
+            fit_together(probes, fits)
+        else:
+            for m, fit in zip(probes, fits, strict=True):
+                m.fit(**fit)
+        for m, Xt in zip(probes, held_out, strict=True):
+            m.predict_proba(Xt)
         return time.perf_counter() - t
 
     def logreg() -> float:
@@ -351,9 +364,13 @@ def emodb(args) -> dict:
     def measure(tag: str, forced: bool) -> dict:
         r: dict = {}
         runs = [("linear", lambda: protocol("linear")), ("mlp", lambda: protocol("mlp")), ("logreg", logreg),
-                ("linear_matrix_with_bootstrap", matrix)]
+                ("linear_matrix_with_bootstrap", matrix),
+                ("linear_one_by_one", lambda: protocol("linear", together=False)),
+                ("mlp_one_by_one", lambda: protocol("mlp", together=False))]
+        names = {"linear_matrix_with_bootstrap": "matrix", "linear_one_by_one": "linear-single",
+                 "mlp_one_by_one": "mlp-single"}
         for key, fn in runs:
-            if key != "logreg" and key.replace("linear_matrix_with_bootstrap", "matrix") not in wanted:
+            if key != "logreg" and names.get(key, key) not in wanted:
                 continue
             c = time.process_time()
             r[f"{key}_s"] = fn()
@@ -378,7 +395,7 @@ def emodb(args) -> dict:
                 "linear_vs_logreg_quiet_cpu": quiet["linear_cpu_s"] / quiet["logreg_cpu_s"],
                 "linear_vs_logreg_busy": busy["linear_s"] / busy["logreg_s"],
                 "linear_busy_vs_quiet": busy["linear_s"] / quiet["linear_s"]}
-    for key in ("mlp", "logreg", "linear_matrix_with_bootstrap"):
+    for key in ("mlp", "logreg", "linear_matrix_with_bootstrap", "linear_one_by_one", "mlp_one_by_one"):
         if f"{key}_s" in busy:
             out[f"{key}_busy_vs_quiet"] = busy[f"{key}_s"] / quiet[f"{key}_s"]
     base = quiet.get("linear_s")

@@ -6,7 +6,9 @@ Protocol, per training set ``T`` (one corpus or a union):
 
 * ``T`` has as many folds as its member with the most folds (IEMOCAP's speaker protocol: 10;
   an official split: 1); a member with fewer folds reuses its last one.
-* For every fold and every seed one probe is trained on the union of the members' train parts,
+* For every fold and every seed one probe is trained on the union of the members' train parts
+  (a training set's fold x seed probes at once, as one stacked model: ``fit_together``; folds
+  of large pooled arrays, or of frames, a fold at a time: ``STACK_BYTES``),
   early-stopped on the union of their validation parts (class-balanced sampling over the union),
   and scored on every test corpus: a corpus in ``T`` on the fold's test part (in-domain: the
   cell is the mean over folds, e.g. IEMOCAP's 10 speaker folds), any other corpus on all of its
@@ -108,36 +110,56 @@ def _n_folds(train: list[CorpusData], spec: MatrixSpec) -> int:
     return min(n, spec.max_folds) if spec.max_folds else n
 
 
+STACK_BYTES = 256 * 2**20
+"""Folds are trained together while their pooled training arrays add up to at most this; frame
+input (or a larger fold) is trained one fold at a time, its seeds together."""
+
+
 def _run_train_set(data, corpora, spec, on_training, n_metrics) -> list[dict[str, Any]]:
-    from embedprobe.probes import create
+    """The fold x seed probes of one training set, trained together (one stacked model), then tested."""
+    from embedprobe.probes import create, fit_together
 
     train = [data[c] for c in corpora]
     n_folds = _n_folds(train, spec)
     acc = {t: _CellAccumulator(data[t], t in corpora) for t in spec.tests}
+    pending: list[tuple] = []
+    held = 0
     for fold in range(n_folds):
         split = training_split(train, fold)
         tests = {t: test_index(data[t], fold, t in corpora) for t in spec.tests}
         eval_sets = {f"test:{t}": data[t].take(idx) for t, idx in tests.items() if idx.size}
+        size = split.X.nbytes if isinstance(split.X, np.ndarray) else STACK_BYTES
+        if pending and held + size > STACK_BYTES:
+            _fit_and_test(pending, data, acc, spec, on_training, fit_together, f"{set_name(corpora)}", n_folds)
+            pending, held = [], 0
+        held += size
         for seed in spec.seeds:
             params = spec.probe_params | ({"n_threads": spec.threads} if spec.threads else {})
-            probe = create(spec.probe, random_state=seed, **params)
-            probe.fit(split.X, split.y, X_val=split.X_val, y_val=split.y_val,
-                      groups=split.groups if len(train) > 1 else None, eval_sets=eval_sets,
-                      X_aug=split.X_aug if spec.aug_rate > 0 else None, aug_rate=spec.aug_rate)
-            for t, idx in tests.items():
-                if idx.size == 0:
-                    continue
-                X, y = data[t].take(idx)
-                proba = _full_proba(probe, X)
-                tail = last_fraction(probe.history_, split=f"test:{t}", fraction=spec.last_fraction)
-                acc[t].add(fold, seed, idx, y, proba, tail, probe)
-                acc[t].threads["predict"].add(int(probe.prediction_threads(len(idx))))
-            if on_training is not None:  # called once per finished training
-                on_training(f"{set_name(corpora)} fold {fold + 1}/{n_folds} seed {seed}")
+            fit = {"X": split.X, "y": split.y, "X_val": split.X_val, "y_val": split.y_val,
+                   "groups": split.groups if len(train) > 1 else None, "eval_sets": eval_sets,
+                   "X_aug": split.X_aug if spec.aug_rate > 0 else None, "aug_rate": spec.aug_rate}
+            pending.append((fold, seed, tests, create(spec.probe, random_state=seed, **params), fit))
+    _fit_and_test(pending, data, acc, spec, on_training, fit_together, f"{set_name(corpora)}", n_folds)
     cells = [a.result(corpora, t, spec) for t, a in acc.items()]
     for c, a in zip(cells, acc.values(), strict=True):
         c["threads"] = {k: sorted(v) for k, v in a.threads.items()} | {"metrics": int(n_metrics)}
     return cells
+
+
+def _fit_and_test(pending, data, acc, spec, on_training, fit_together, name, n_folds) -> None:
+    """Fit the pending (fold, seed) probes together, then score each on its fold's test parts."""
+    fit_together([r[3] for r in pending], [r[4] for r in pending])
+    for fold, seed, tests, probe, _ in pending:
+        for t, idx in tests.items():
+            if idx.size == 0:
+                continue
+            X, y = data[t].take(idx)
+            proba = _full_proba(probe, X)
+            tail = last_fraction(probe.history_, split=f"test:{t}", fraction=spec.last_fraction)
+            acc[t].add(fold, seed, idx, y, proba, tail, probe)
+            acc[t].threads["predict"].add(int(probe.prediction_threads(len(idx))))
+        if on_training is not None:  # called once per finished training
+            on_training(f"{name} fold {fold + 1}/{n_folds} seed {seed}")
 
 
 def _full_proba(probe: Any, X: Any) -> np.ndarray:

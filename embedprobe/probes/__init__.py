@@ -18,6 +18,7 @@ _LAZY = {
     "LinearProbe": "embedprobe.probes.linear",
     "MLPProbe": "embedprobe.probes.mlp",
     "TorchProbe": "embedprobe.probes.base",
+    "fit_together": "embedprobe.probes.base",
     "FrameSet": "embedprobe.probes.features",
     "POSTER_AUGMENT": "embedprobe.probes.augment",
     "tune": "embedprobe.probes.tuning",

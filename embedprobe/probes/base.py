@@ -208,9 +208,20 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         Returns:
             self
         """
-        from embedprobe.probes.training import train
-
         t0 = time.perf_counter()
+        job = self._fit_job(X, y, X_val=X_val, y_val=y_val, groups=groups, eval_sets=eval_sets,
+                            X_aug=X_aug, aug_rate=aug_rate)
+        # one training step: forward + backward (~3x forward) over one batch
+        self.n_threads_ = choose_threads(6.0 * self.batch_size * self._macs(), requested=self.n_threads)
+        with limit_threads(self.n_threads_):
+            _train_jobs([(self, job)])
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def _fit_job(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, groups: Any = None,
+                 eval_sets: Mapping[str, tuple[Any, Any]] | None = None, X_aug: Sequence[Any] | None = None,
+                 aug_rate: float = 0.0) -> tuple:
+        """Check the parameters and inputs of :meth:`fit` and prepare its training (no training)."""
         self._check_params()
         self.frame_dim_ = None
         X, y = self._input(X, y, reset=True)
@@ -255,12 +266,7 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
             Xe = self._input(Xe, None, reset=False)[0]
             sets[str(name)] = (self._raw_pooled(Xe), self._encode(ye, f"eval_sets[{name!r}]"))
         aug = self._augmented(X, X_aug, aug_rate)
-        # one training step: forward + backward (~3x forward) over one batch
-        self.n_threads_ = choose_threads(6.0 * self.batch_size * self._macs(), requested=self.n_threads)
-        with limit_threads(self.n_threads_):
-            train(self, X, y_enc, tr, groups, val, sets, seed, aug=aug)
-        self.fit_time_ = time.perf_counter() - t0
-        return self
+        return X, y_enc, tr, groups, val, sets, seed, aug
 
     def _augmented(self, X: Any, X_aug: Sequence[Any] | None, rate: float) -> tuple[list, float] | None:
         """Pooled float32 tensors of the augmented copies (``None`` when not augmenting)."""
@@ -340,3 +346,47 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
 
             self._mean_t = torch.as_tensor(self.mean_, dtype=torch.float32)
             self._scale_t = torch.as_tensor(self.scale_, dtype=torch.float32)
+
+
+def _train_jobs(jobs: Sequence[tuple[TorchProbe, tuple]]) -> None:
+    """Train prepared ``(probe, TorchProbe._fit_job(...))`` pairs together (torch loads here)."""
+    from embedprobe.probes.training import FitJob, train_jobs
+
+    train_jobs([FitJob(probe, *job) for probe, job in jobs])
+
+
+def fit_together(probes: Sequence[Any], fits: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Fit ``probes[i]`` as ``probes[i].fit(**fits[i])`` would, training the torch probes together.
+
+    The torch probes whose network shape and schedule match (e.g. the folds x seeds of one
+    protocol) are trained as one stacked model (:func:`embedprobe.probes.training.train_jobs`):
+    each keeps its own data, standardisation, batches, initial weights, learning-rate schedule
+    and early stopping, but a step's overhead is paid once for all of them. Any other estimator
+    is fitted on its own. ``fit_time_`` of a torch probe is its share of the joint training time.
+
+    Example:
+        >>> import numpy as np
+        >>> from embedprobe.probes import create
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(80, 3)) + np.repeat([[0], [2]], 40, axis=0), np.repeat([0, 1], 40)
+        >>> probes = [create("linear", random_state=s, max_steps=100) for s in (0, 1)]
+        >>> [p.n_steps_ for p in fit_together(probes, [{"X": X, "y": y}] * 2)]
+        [100, 100]
+    """
+    if len(probes) != len(fits):
+        raise BadValueError("number of fits", len(fits), [len(probes)], fix="Pass one fit() argument dict per probe.")
+    t0 = time.perf_counter()
+    torch_probes = [(p, f) for p, f in zip(probes, fits, strict=True) if isinstance(p, TorchProbe)]
+    for p, f in zip(probes, fits, strict=True):
+        if not isinstance(p, TorchProbe):
+            p.fit(**f)
+    if torch_probes:
+        jobs = [(p, p._fit_job(**f)) for p, f in torch_probes]
+        work = 6.0 * sum(p.batch_size * p._macs() for p, _ in torch_probes)
+        n_threads = choose_threads(work, requested=torch_probes[0][0].n_threads)
+        with limit_threads(n_threads):
+            _train_jobs(jobs)
+        took = (time.perf_counter() - t0) / len(torch_probes)
+        for p, _ in torch_probes:
+            p.n_threads_, p.fit_time_ = n_threads, took
+    return list(probes)

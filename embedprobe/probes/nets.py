@@ -2,6 +2,10 @@
 
 Initialisation and dropout draw from an explicit ``torch.Generator`` so a probe is
 deterministic given its ``random_state`` and never touches torch's global random state.
+
+Every net is a chain of ``nn.Linear`` layers with ReLU (then dropout while training) between
+them, listed by ``linears()`` with the dropout probability in ``dropout``: the contract
+:class:`embedprobe.probes.stacked.StackedNet` relies on to train many probes as one model.
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ def _linear(d_in: int, d_out: int, gen: torch.Generator) -> nn.Linear:
 class LinearNet(nn.Module):
     """One linear layer: logits = x W^T + b."""
 
+    dropout = 0.0
+
     def __init__(self, d_in: int, n_classes: int, gen: torch.Generator):
         super().__init__()
         self.fc = _linear(d_in, n_classes, gen)
 
     def forward(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         return self.fc(x)
+
+    def linears(self) -> list[nn.Linear]:
+        """The layers in order (ReLU and dropout between them): how the stacked trainer sees the net."""
+        return [self.fc]
 
 
 class MLPNet(nn.Module):
@@ -54,3 +64,7 @@ class MLPNet(nn.Module):
                 keep = torch.rand(x.shape, generator=gen) >= p
                 x = x * keep / (1.0 - p)
         return self.out(x)
+
+    def linears(self) -> list[nn.Linear]:
+        """The layers in order (ReLU and dropout between them): how the stacked trainer sees the net."""
+        return [*self.hidden, self.out]

@@ -3,21 +3,30 @@
 One step = one class-balanced batch drawn afresh (no epochs), augmented, one AdamW step.
 Evaluations every ``eval_every`` steps feed early stopping (on the validation set only) and the
 history from which the last-20% confidence figures are computed.
+
+:func:`train_jobs` trains any number of probes together: those with the same network shape and
+schedule (e.g. the folds x seeds of one protocol) become one stacked model
+(:mod:`embedprobe.probes.stacked`), so each step's Python and torch overhead is paid once for
+all of them. Each probe keeps its own data, standardisation, sampler and random streams (batch
+indices, augmentations and initial weights come from its ``random_state`` alone), learning-rate
+schedule and early stopping; a probe that stops leaves the stack. Dropout masks and noise are
+drawn for the whole stack from one generator seeded by all the stacked seeds.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from embedprobe.eval.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
 from embedprobe.probes.features import FrameSet, _as_tensor
 from embedprobe.probes.sampling import BalancedSampler, SameClass
+from embedprobe.probes.stacked import StackedAdamW, StackedNet
 
 
 def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,21 +55,21 @@ def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> t
     return mean, std.float()
 
 
-def _optimizer(net: torch.nn.Module, lr: float, weight_decay: float, dev: torch.device) -> torch.optim.Optimizer:
-    """AdamW, fused where this torch build supports it (~1.4x faster steps on CPU)."""
-    try:
-        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):  # device or dtype without a fused kernel
-        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+def _scores(probes: Sequence[Any], probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    """Every metric of each probe's ``probas[i]`` (columns ``classes_``) against encoded labels ``ys[i]``.
 
-
-def _score(probe: Any, x_std: torch.Tensor, y: np.ndarray) -> dict[str, float]:
-    proba = probe._proba_std(x_std)
-    extra = len(probe.eval_classes_) - proba.shape[1]
-    if extra:  # labels unseen in training: probability 0 (see TorchProbe._encode)
-        proba = np.pad(proba, ((0, 0), (0, extra)))
-    vals = metrics_batch(y, proba, np.ones((1, y.shape[0])), METRICS)
-    return {m: float(v[0]) for m, v in vals.items()}
+    One :func:`metrics_batch` call for all: the probes' rows are stacked and probe ``i`` is the
+    ``i``-th weighting (ones on its rows, zeros elsewhere), which gives exactly its own metrics.
+    Labels unseen in training get probability 0 (see ``TorchProbe._encode``).
+    """
+    k = max(len(p.eval_classes_) for p in probes)
+    proba = np.concatenate([np.pad(q, ((0, 0), (0, k - q.shape[1]))) for q in probas])
+    sizes = [y.shape[0] for y in ys]
+    weights = np.zeros((len(ys), proba.shape[0]))
+    for i, (a, n) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True)):
+        weights[i, a:a + n] = 1.0
+    vals = metrics_batch(np.concatenate(ys), proba, weights, METRICS)
+    return [{m: float(v[i]) for m, v in vals.items()} for i in range(len(ys))]
 
 
 def _substitute(xb: torch.Tensor, aug: tuple[list[torch.Tensor], float], clips: np.ndarray,
@@ -75,6 +84,21 @@ def _substitute(xb: torch.Tensor, aug: tuple[list[torch.Tensor], float], clips: 
         rows = hit[which == k]
         xb[torch.from_numpy(rows).to(dev)] = copies[k].index_select(0, torch.from_numpy(clips[rows])).to(dev)
     return xb
+
+
+@dataclass
+class FitJob:
+    """One probe's training, prepared by ``TorchProbe._fit_job`` (see :func:`train` for the fields)."""
+
+    probe: Any
+    X: Any
+    y: np.ndarray
+    train_idx: np.ndarray
+    groups: np.ndarray | None
+    val: tuple[torch.Tensor, np.ndarray] | None
+    sets: dict[str, tuple[torch.Tensor, np.ndarray]]
+    seed: int
+    aug: tuple[list[torch.Tensor], float] | None = None
 
 
 def train(
@@ -103,102 +127,224 @@ def train(
             ``X``; each clip drawn into a batch is replaced by a random copy with probability
             ``rate`` (after any frame augmentation of the originals).
     """
-    p = probe
-    rng = np.random.default_rng([seed, 2])
-    gen = torch.Generator().manual_seed(seed)
-    dev = torch.device(p.device)
-    is_frames = isinstance(X, FrameSet)
-    y_tr = y[train_idx]
+    train_jobs([FitJob(probe, X, y, train_idx, groups, val, sets, seed, aug)])
 
-    frame_aug = is_frames and (p.frame_mask > 0 or p.mix_prob > 0)
-    if is_frames:  # pooled once; with frame augmentations only for the standardisation
-        src, rows = X.pool(p.pooling, train_idx), np.arange(train_idx.size)
-    else:  # the caller's array itself (no copy when float32): batches are gathered from it
-        src = _as_tensor(X)
-        src, rows = (src if src.dtype == torch.float32 else src.to(torch.float32)), train_idx
-    full = rows.size == src.shape[0] and np.array_equal(rows, np.arange(src.shape[0]))
-    mean, scale = _moments(src, None if full else rows)
-    p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
-    p._mean_t, p._scale_t = mean, scale
-    same_class = SameClass(y, train_idx) if frame_aug and p.mix_prob > 0 else None  # never a held-out clip
-    if frame_aug:
-        src = None
-    else:
-        src = src.to(dev)
-    mean_d, scale_d = mean.to(dev), scale.to(dev)
-    y_all = torch.from_numpy(y_tr).to(dev)
-    std_sets = {name: ((x - mean) / scale, yy) for name, (x, yy) in sets.items()}
-    x_val = None if val is None else ((val[0] - mean) / scale, val[1])
 
-    p.net_ = p._make_net(p.n_features_in_, len(p.classes_), gen).to(dev)
-    opt = _optimizer(p.net_, p.lr, p.weight_decay, dev)
-    sampler = BalancedSampler(y_tr, groups=None if groups is None else groups[train_idx],
-                              balance=p.balance, rng=rng)
-    lr = float(p.lr)
-    best, best_step, best_state, bad, drops = -np.inf, 0, None, 0, 0
-    history: list[dict] = []
-    loss_sum, loss_n, stopped, step = torch.zeros((), device=dev), 0, False, 0
-    max_steps, eval_every, batch_size = int(p.max_steps), int(p.eval_every), int(p.batch_size)
-    net = p.net_
-    net.train()
-    for step in range(1, max_steps + 1):
-        idx = sampler.draw(batch_size)
-        if src is None:
-            xb = frame_batch(X, train_idx[idx], y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
-                             pooling=p.pooling, rng=rng, same_class=same_class).to(dev)
+def train_jobs(jobs: Sequence[FitJob]) -> None:
+    """Fit every job's probe in place, stacking the jobs whose network and schedule match."""
+    stacks: dict[tuple, list[_Run]] = {}
+    for job in jobs:
+        run = _Run(job)
+        stacks.setdefault(run.key, []).append(run)
+    for runs in stacks.values():
+        _train_stack(runs)
+
+
+class _Run:
+    """One probe's data, standardisation, sampler, random streams and early-stopping state."""
+
+    def __init__(self, job: FitJob):
+        p, X, y, train_idx = job.probe, job.X, job.y, job.train_idx
+        self.job, self.p = job, p
+        self.rng = np.random.default_rng([job.seed, 2])
+        self.dev = dev = torch.device(p.device)
+        is_frames = isinstance(X, FrameSet)
+        self.y_tr = y[train_idx]
+        self.frame_aug = is_frames and (p.frame_mask > 0 or p.mix_prob > 0)
+        if is_frames:  # pooled once; with frame augmentations only for the standardisation
+            src, rows = X.pool(p.pooling, train_idx), np.arange(train_idx.size)
+        else:  # the caller's array itself (no copy when float32): batches are gathered from it
+            src = _as_tensor(X)
+            src, rows = (src if src.dtype == torch.float32 else src.to(torch.float32)), train_idx
+        full = rows.size == src.shape[0] and np.array_equal(rows, np.arange(src.shape[0]))
+        mean, scale = _moments(src, None if full else rows)
+        p.mean_, p.scale_ = mean.numpy().astype(np.float64), scale.numpy().astype(np.float64)
+        p._mean_t, p._scale_t = mean, scale
+        self.same_class = SameClass(y, train_idx) if self.frame_aug and p.mix_prob > 0 else None
+        self.src, self.rows = (None if self.frame_aug else src), rows
+        self.mean_d, self.scale_d = mean.to(dev), scale.to(dev)
+        self.sets = {name: (((x - mean) / scale).to(dev), yy) for name, (x, yy) in job.sets.items()}
+        if job.val is not None:
+            self.sets = {"val": (((job.val[0] - mean) / scale).to(dev), job.val[1])} | self.sets
+        self.has_val = job.val is not None
+        self.net = p._make_net(p.n_features_in_, len(p.classes_), torch.Generator().manual_seed(job.seed)).to(dev)
+        self.sampler = BalancedSampler(self.y_tr, groups=None if job.groups is None else job.groups[train_idx],
+                                       balance=p.balance, rng=self.rng)
+        self.simple = self.src is not None and job.aug is None  # batches gathered with the whole stack's
+        dims = tuple((lin.in_features, lin.out_features) for lin in self.net.linears())
+        self.key = (str(dev), int(p.batch_size), int(p.max_steps), int(p.eval_every), dims,
+                    float(getattr(self.net, "dropout", 0.0)))
+        self.lr = float(p.lr)
+        self.best, self.best_step, self.best_row, self.bad, self.drops = -np.inf, 0, None, 0, 0
+        self.history: list[dict] = []
+        self.stopped, self.n_steps = False, 0
+
+    def batch(self, idx: np.ndarray) -> torch.Tensor:
+        """The standardised ``(B, D)`` batch of training rows ``idx`` (augmented as configured)."""
+        p, job, dev = self.p, self.job, self.dev
+        if self.src is None:
+            xb = frame_batch(job.X, job.train_idx[idx], job.y, frame_mask=p.frame_mask, mix_prob=p.mix_prob,
+                             pooling=p.pooling, rng=self.rng, same_class=self.same_class).to(dev)
         else:
-            xb = src.index_select(0, torch.from_numpy(rows[idx]).to(dev))
-        if aug is not None:
-            xb = _substitute(xb, aug, train_idx[idx], rng, dev)
-        xb = xb.sub_(mean_d).div_(scale_d)
-        if p.noise_std > 0:
-            xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev), alpha=p.noise_std)
-        loss = F.cross_entropy(net(xb, gen), y_all.index_select(0, torch.from_numpy(idx).to(dev)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
-        loss_n += 1
-        if step % eval_every and step != max_steps:
-            continue
-        entry: dict[str, Any] = {"step": step, "loss": float(loss_sum) / loss_n, "lr": lr, "metrics": {}}
-        loss_sum, loss_n = torch.zeros((), device=dev), 0
-        if x_val is not None:
-            entry["metrics"]["val"] = _score(p, x_val[0], x_val[1])
-        for name, (xs, ys) in std_sets.items():
-            entry["metrics"][name] = _score(p, xs, ys)
-        history.append(entry)
-        net.train()  # scoring switched to eval mode
+            xb = self.src.index_select(0, torch.from_numpy(self.rows[idx])).to(dev)
+        if job.aug is not None:
+            xb = _substitute(xb, job.aug, job.train_idx[idx], self.rng, dev)
+        return xb.sub_(self.mean_d).div_(self.scale_d)
+
+    def proba(self, stack: StackedNet, row: int, name: str) -> np.ndarray:
+        """Class probabilities (float64, columns ``classes_``) of eval set ``name``."""
+        p = torch.softmax(stack.logits_of(row, self.sets[name][0]).double(), dim=1).cpu().numpy()
+        return p / p.sum(axis=1, keepdims=True)
+
+    def record(self, stack: StackedNet, row: int, step: int, loss: float, metrics: dict[str, dict]) -> bool:
+        """Record one evaluation; returns True when this probe stops (early-stopping rule)."""
+        p = self.p
+        self.history.append({"step": step, "loss": loss, "lr": self.lr, "metrics": metrics})
         if p.verbose:
-            shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in entry["metrics"].items())
-            print(f"[{type(p).__name__}] step {step} loss {entry['loss']:.4f} lr {lr:.2e} {shown}")
-        if x_val is None or step < p.min_steps:
-            continue
-        score = entry["metrics"]["val"][p.monitor]
-        if score > best + p.min_delta:
-            best, best_step, bad = score, step, 0
-            best_state = copy.deepcopy(p.net_.state_dict())
+            shown = " ".join(f"{s}:{m[p.monitor]:.4f}" for s, m in metrics.items())
+            print(f"[{type(p).__name__}] step {step} loss {loss:.4f} lr {self.lr:.2e} {shown}")
+        if not self.has_val or step < p.min_steps:
+            return False
+        score = metrics["val"][p.monitor]
+        if score > self.best + p.min_delta:
+            self.best, self.best_step, self.bad = score, step, 0
+            self.best_row = stack.flat[row].detach().clone()
         else:
-            bad += 1
-        if bad >= p.patience:
-            if drops < p.n_lr_drops:
-                drops, bad, lr = drops + 1, 0, lr * p.lr_decay
-                for group in opt.param_groups:
-                    group["lr"] = lr
+            self.bad += 1
+        if self.bad >= p.patience:
+            if self.drops < p.n_lr_drops:
+                self.drops, self.bad, self.lr = self.drops + 1, 0, self.lr * p.lr_decay
             else:
-                stopped = True
-                break
-    if best_state is not None:
-        p.net_.load_state_dict(best_state)
-    else:  # no validation, or training ended before min_steps: the last weights are kept
-        best_step = step
-        best = history[-1]["metrics"]["val"][p.monitor] if x_val is not None and history else float("nan")
-    p.net_.eval()
-    p.history_ = history
-    p.best_step_ = int(best_step)
-    p.best_score_ = float(best) if np.isfinite(best) else float("nan")
-    p.n_steps_ = int(step)
-    p.stopped_early_ = bool(stopped)
-    p.n_lr_drops_ = int(drops)
-    p.n_train_ = int(train_idx.size)
-    p.n_val_ = 0 if val is None else int(val[1].size)
+                self.stopped = True
+        return self.stopped
+
+    def finish(self, stack: StackedNet, row: int) -> None:
+        """Load the kept weights into the probe's net and set its learned attributes."""
+        p = self.p
+        if self.best_row is None:  # no validation, or training ended before min_steps: the last weights
+            self.best_step = self.n_steps
+            self.best = (self.history[-1]["metrics"]["val"][p.monitor]
+                         if self.has_val and self.history else float("nan"))
+            self.best_row = stack.flat[row].detach()
+        p.net_ = stack.load_into(self.net, self.best_row)
+        p.net_.eval()
+        p.history_ = self.history
+        p.best_step_ = int(self.best_step)
+        p.best_score_ = float(self.best) if np.isfinite(self.best) else float("nan")
+        p.n_steps_ = int(self.n_steps)
+        p.stopped_early_ = bool(self.stopped)
+        p.n_lr_drops_ = int(self.drops)
+        p.n_train_ = int(self.job.train_idx.size)
+        p.n_val_ = 0 if self.job.val is None else int(self.job.val[1].size)
+
+
+class _Gather:
+    """Batches of the stack's simple runs (pooled input, no augmented copies) with one gather.
+
+    Several runs: their standardised training features are concatenated once (runs with the same
+    array, rows and standardisation - the seeds of one fold - share one copy), so a step's batch
+    is one ``index_select`` of ``P x B`` rows. A single run gathers from its own array (no copy)
+    and standardises each batch, as large training sets need.
+    """
+
+    def __init__(self, runs: list[_Run]):
+        self.dev = runs[0].dev
+        self.std = None
+        if len(runs) == 1:
+            r = runs[0]
+            self.data, self.rows, self.std = r.src.to(self.dev), [r.rows], (r.mean_d, r.scale_d)
+            return
+        parts: list[tuple[_Run, np.ndarray, int]] = []
+        at, self.rows = 0, []
+        for r in runs:
+            same = next((q for q in parts if q[0].src is r.src and np.array_equal(q[0].rows, r.rows)
+                         and torch.equal(q[0].mean_d, r.mean_d) and torch.equal(q[0].scale_d, r.scale_d)), None)
+            if same is None:
+                used = np.unique(r.rows)
+                same = (r, used, at)
+                parts.append(same)
+                at += used.size
+            self.rows.append(same[2] + np.searchsorted(same[1], r.rows))
+        self.data = torch.cat([(q.src.index_select(0, torch.from_numpy(u)).to(self.dev) - q.mean_d) / q.scale_d
+                               for q, u, _ in parts])
+
+    def keep(self, rows: list[int]) -> None:
+        self.rows = [self.rows[i] for i in rows]
+
+    def indices(self, idx: list[np.ndarray]) -> torch.Tensor:
+        """Per-run ``(n_steps, B)`` draws -> ``(n_steps, P*B)`` feature rows."""
+        feats = np.stack([rows[i] for rows, i in zip(self.rows, idx, strict=True)], axis=1)
+        return torch.from_numpy(feats.reshape(feats.shape[0], -1)).to(self.dev)
+
+    def batch(self, rows: torch.Tensor, n_runs: int) -> torch.Tensor:
+        """The standardised ``[P, B, D]`` batch of feature rows ``rows``."""
+        xb = self.data.index_select(0, rows).view(n_runs, -1, self.data.shape[1])
+        return xb if self.std is None else xb.sub_(self.std[0]).div_(self.std[1])
+
+
+def _train_stack(runs: list[_Run]) -> None:
+    """Train runs of one key together until each stops or reaches ``max_steps``."""
+    p0, dev = runs[0].p, runs[0].dev
+    batch_size, max_steps, every = int(p0.batch_size), int(p0.max_steps), int(p0.eval_every)
+    stack = StackedNet([r.net for r in runs], dev)
+    n_classes = stack.dims[-1][1]
+    opt = StackedAdamW(len(runs), stack.n_params, [r.lr for r in runs], [float(r.p.weight_decay) for r in runs], dev)
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([r.job.seed for r in runs]).generate_state(1)[0]))
+    noise = torch.tensor([float(r.p.noise_std) for r in runs], device=dev)[:, None, None]
+    any_noise = bool((noise > 0).any())
+    gather = _Gather(runs) if all(r.simple for r in runs) else None
+    active, step = list(runs), 0
+    loss_sum = torch.zeros(len(runs), device=dev)
+    while active and step < max_steps:
+        n = min(every - step % every, max_steps - step)  # steps up to the next evaluation
+        draws = [r.sampler.draw(n * batch_size).reshape(n, batch_size) for r in active]
+        labels = torch.from_numpy(np.stack([r.y_tr[d] for r, d in zip(active, draws, strict=True)], axis=1))
+        target = torch.zeros((n, len(active), n_classes, batch_size), device=dev)
+        target.scatter_(2, labels[:, :, None, :].to(dev), 1.0 / batch_size)  # one-hot / B: [n, P, C, B]
+        if gather is not None:
+            feat_rows = gather.indices(draws)
+        for s in range(n):
+            if gather is not None:
+                xb = gather.batch(feat_rows[s], len(active))
+            else:
+                xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
+            if any_noise:
+                xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
+            grad, losses = stack.loss_grad(xb.transpose(1, 2), target[s], gen)
+            opt.step(stack.flat, grad)
+            loss_sum += losses
+        step += n
+        mean_loss = (loss_sum / n).tolist()
+        loss_sum.zero_()
+        metrics = _evaluate(active, stack)
+        stopped = []
+        for i, r in enumerate(active):
+            r.n_steps = step
+            if r.record(stack, i, step, mean_loss[i], metrics[i]):
+                stopped.append(i)
+            opt.set_lr(i, r.lr)
+        if stopped:
+            for i in stopped:
+                active[i].finish(stack, i)
+            keep = [i for i in range(len(active)) if i not in stopped]
+            sel = torch.tensor(keep, dtype=torch.long, device=dev)
+            stack.keep(sel)
+            opt.keep(sel)
+            noise, loss_sum = noise[sel], loss_sum[sel]
+            if gather is not None and keep:
+                gather.keep(keep)
+            active = [active[i] for i in keep]
+    for i, r in enumerate(active):
+        r.finish(stack, i)
+
+
+def _evaluate(active: list[_Run], stack: StackedNet) -> list[dict[str, dict[str, float]]]:
+    """``{set: {metric: value}}`` of every active run (its validation set first, then its eval sets)."""
+    out: list[dict[str, dict[str, float]]] = [{} for _ in active]
+    for name in dict.fromkeys(n for r in active for n in r.sets):
+        rows = [i for i, r in enumerate(active) if name in r.sets]
+        probas = [active[i].proba(stack, i, name) for i in rows]
+        scores = _scores([active[i].p for i in rows], probas, [active[i].sets[name][1] for i in rows])
+        for i, sc in zip(rows, scores, strict=True):
+            out[i][name] = sc
+    return [{n: m[n] for n in r.sets} for r, m in zip(active, out, strict=True)]
