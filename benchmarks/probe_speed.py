@@ -149,7 +149,7 @@ def large(args) -> dict:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from embedprobe.eval.metrics import auroc
+    from embedprobe.common.metrics import auroc
     from embedprobe.probes.augment import POSTER_AUGMENT
     from embedprobe.probes.linear import LinearProbe
     from embedprobe.probes.mlp import MLPProbe

@@ -232,16 +232,3 @@ def check(root: Path, layers: dict[str, int], *, heavy: frozenset[str] = frozens
     for path in _find_cycles(module_edges):
         out["cycle"].append("between modules: " + _describe_cycle(path, module_edges))
     return out
-
-
-def violation_key(message: str) -> str:
-    """A violation without line numbers (the form a list of known violations uses).
-
-    ``"a/b.py:12 -> embedprobe.x (why)"`` -> ``"a/b.py -> embedprobe.x"``;
-    ``"between modules: cycle: m1 -> m2 (f:1) ; m2 -> m1 (g:2)"`` -> ``"cycle: m1 -> m2 -> m1"``.
-    """
-    if " cycle: " in message:
-        hops = [h.split(" (")[0].split(" -> ") for h in message.split("cycle: ", 1)[1].split(" ; ")]
-        return "cycle: " + " -> ".join([hops[0][0]] + [b for _, b in hops])
-    where, target = message.split(" -> ", 1)
-    return f"{where.rsplit(':', 1)[0]} -> {target.split(' (')[0]}"

@@ -33,7 +33,7 @@ from embedprobe.bench.extras import load_acoustics, load_marker
 from embedprobe.bench.grid import Job, group_id
 from embedprobe.bench.numbers import COMPLETE_FORMAT, acoustic_numbers, job_counts, upgrade_summary
 from embedprobe.bench.spec import rate_label
-from embedprobe.eval.metrics import METRICS
+from embedprobe.common.metrics import METRICS
 from embedprobe.eval.runner import fragmentation
 from embedprobe.provenance import artifact_header, atomic_write_json, atomic_write_text, to_jsonable
 from embedprobe.report.html import write_html

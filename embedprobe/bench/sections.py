@@ -20,10 +20,10 @@ from embedprobe.bench.spec import (
     ReportSpec,
 )
 from embedprobe.common.checks import name_for_path
+from embedprobe.common.metrics import METRICS
 from embedprobe.corpora import CORPORA
 from embedprobe.corpora.synthetic import DEFAULTS
 from embedprobe.errors import BadValueError
-from embedprobe.eval.metrics import METRICS
 from embedprobe.extractors import EXTRACTORS
 from embedprobe.pipeline.extract_config import ExtractConfig, check_config
 from embedprobe.probes import PROBES

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from embedprobe.common.metrics import METRICS, all_metrics
 from embedprobe.common.threads import choose_threads, limit_threads
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.eval.confidence import (
@@ -39,7 +40,7 @@ from embedprobe.eval.confidence import (
     summarize,
 )
 from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
-from embedprobe.eval.metrics import METRICS, all_metrics
+from embedprobe.probes.registry import create
 from embedprobe.provenance import to_jsonable
 
 K = len(CANONICAL_LABELS)
@@ -117,7 +118,9 @@ input (or a larger fold) is trained one fold at a time, its seeds together."""
 
 def _run_train_set(data, corpora, spec, on_training, n_metrics) -> list[dict[str, Any]]:
     """The fold x seed probes of one training set, trained together (one stacked model), then tested."""
-    from embedprobe.probes import create, fit_together
+    from embedprobe.probes.base import (
+        fit_together,  # scikit-learn and torch load when a matrix runs
+    )
 
     train = [data[c] for c in corpora]
     n_folds = _n_folds(train, spec)

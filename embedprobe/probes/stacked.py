@@ -117,6 +117,67 @@ class StackedNet:
         return net
 
 
+class ModuleNet:
+    """A probe network of any other shape, trained alone with autograd behind ``StackedNet``'s interface.
+
+    A plugin probe whose net is not a chain of ``linears()`` (a cosine classifier, attention
+    pooling ...) still gets the same sampler, schedule, early stopping and history: its
+    parameters are one ``[1, n]`` row, its forward is ``net(x, gen)`` on ``[B, D]`` features.
+    """
+
+    def __init__(self, net: nn.Module, dev: torch.device, n_classes: int):
+        self.net = net
+        self.names = [name for name, _ in net.named_parameters()]
+        self.shapes = [t.shape for _, t in net.named_parameters()]
+        self.dims = [(0, n_classes)]
+        with torch.no_grad():
+            self.flat = nn.utils.parameters_to_vector(net.parameters()).to(dev)[None].clone()
+
+    @property
+    def n_params(self) -> int:
+        return self.flat.shape[1]
+
+    def _params(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, at = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            n = shape.numel()
+            out[name] = row[at:at + n].view(shape)
+            at += n
+        return out
+
+    def loss_grad(self, x: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`StackedNet.loss_grad`, for the one net (``x``: ``[1, D, B]``)."""
+        row = self.flat[0].detach().requires_grad_(True)
+        self.net.train()
+        with torch.enable_grad():
+            logits = torch.func.functional_call(self.net, self._params(row), (x[0].T, gen))
+            loss = -(torch.log_softmax(logits, 1) * target[0].T).sum()
+            (grad,) = torch.autograd.grad(loss, row)
+        return grad[None], loss.detach()[None]
+
+    def logits_of(self, p: int, x: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        with torch.no_grad():
+            return torch.func.functional_call(self.net, self._params(self.flat[p]), (x,))
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.flat = self.flat[rows]
+
+    def load_into(self, net: nn.Module, row: torch.Tensor) -> nn.Module:
+        with torch.no_grad():
+            nn.utils.vector_to_parameters(row.to(lin_device(net)), net.parameters())
+        return net
+
+
+def stack_for(nets: list[nn.Module], dev: torch.device, n_classes: int) -> StackedNet | ModuleNet:
+    """A :class:`StackedNet` of ``nets`` (chains of ``linears()``), else a :class:`ModuleNet` of the one net."""
+    if all(callable(getattr(net, "linears", None)) for net in nets):
+        return StackedNet(nets, dev)
+    if len(nets) != 1:
+        raise ValueError("nets without linears() are trained one at a time")
+    return ModuleNet(nets[0], dev, n_classes)
+
+
 def lin_device(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 

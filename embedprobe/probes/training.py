@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedprobe.eval.metrics import METRICS, metrics_batch
+from embedprobe.common.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
 from embedprobe.probes.features import FrameSet, _as_tensor
 from embedprobe.probes.sampling import BalancedSampler, SameClass
-from embedprobe.probes.stacked import StackedAdamW, StackedNet
+from embedprobe.probes.stacked import StackedAdamW, StackedNet, stack_for
 
 
 def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +171,9 @@ class _Run:
         self.sampler = BalancedSampler(self.y_tr, groups=None if job.groups is None else job.groups[train_idx],
                                        balance=p.balance, rng=self.rng)
         self.simple = self.src is not None and job.aug is None  # batches gathered with the whole stack's
-        dims = tuple((lin.in_features, lin.out_features) for lin in self.net.linears())
+        stackable = callable(getattr(self.net, "linears", None))  # else trained alone (ModuleNet)
+        dims = (tuple((lin.in_features, lin.out_features) for lin in self.net.linears()) if stackable
+                else ("alone", id(self)))
         self.key = (str(dev), int(p.batch_size), int(p.max_steps), int(p.eval_every), dims,
                     float(getattr(self.net, "dropout", 0.0)))
         self.lr = float(p.lr)
@@ -286,7 +288,7 @@ def _train_stack(runs: list[_Run]) -> None:
     """Train runs of one key together until each stops or reaches ``max_steps``."""
     p0, dev = runs[0].p, runs[0].dev
     batch_size, max_steps, every = int(p0.batch_size), int(p0.max_steps), int(p0.eval_every)
-    stack = StackedNet([r.net for r in runs], dev)
+    stack = stack_for([r.net for r in runs], dev, len(p0.classes_))
     n_classes = stack.dims[-1][1]
     opt = StackedAdamW(len(runs), stack.n_params, [r.lr for r in runs], [float(r.p.weight_decay) for r in runs], dev)
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([r.job.seed for r in runs]).generate_state(1)[0]))

@@ -110,3 +110,31 @@ def test_hand_written_backward_matches_autograd(dropout):
     ref.sum().backward()
     torch.testing.assert_close(loss, ref.detach())
     torch.testing.assert_close(grad, stack.flat.grad)
+
+
+class _PlainMLP(torch.nn.Module):
+    """The same layers as an MLPNet without ``linears()``: trained through ModuleNet (autograd)."""
+
+    def __init__(self, net: MLPNet):
+        super().__init__()
+        self.inner = net
+
+    def forward(self, x, gen=None):
+        return self.inner(x, gen)
+
+
+def test_module_net_matches_the_stacked_net_on_the_same_weights():
+    from embedprobe.probes.stacked import ModuleNet, stack_for
+
+    net = MLPNet(6, 4, hidden=(8,), dropout=0.0, gen=torch.Generator().manual_seed(0))
+    stacked = stack_for([net], torch.device("cpu"), 4)
+    alone = stack_for([_PlainMLP(net)], torch.device("cpu"), 4)
+    assert isinstance(stacked, StackedNet) and isinstance(alone, ModuleNet)
+    x = torch.randn(1, 6, 16, generator=torch.Generator().manual_seed(1))
+    target = torch.nn.functional.one_hot(torch.arange(16) % 4, 4).T[None].float() / 16
+    g1, l1 = stacked.loss_grad(x, target, None)
+    g2, l2 = alone.loss_grad(x, target, None)
+    torch.testing.assert_close(l1, l2)
+    # same parameters, possibly in another order: compare the sorted gradients and the eval logits
+    torch.testing.assert_close(torch.sort(g1[0]).values, torch.sort(g2[0]).values)
+    torch.testing.assert_close(stacked.logits_of(0, x[0].T), alone.logits_of(0, x[0].T))

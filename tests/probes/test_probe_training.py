@@ -9,9 +9,9 @@ import pytest
 import torch
 from sklearn.base import clone
 
+from embedprobe.common.metrics import METRICS, auroc
 from embedprobe.errors import BadValueError
 from embedprobe.eval.confidence import last_fraction
-from embedprobe.eval.metrics import METRICS, auroc
 from embedprobe.probes import PROBES, FrameSet, create, get_class, tune
 from embedprobe.probes.linear import LinearProbe
 from embedprobe.probes.mlp import MLPProbe
@@ -205,7 +205,7 @@ def test_augmented_copies_replace_clips_at_the_given_rate():
     np.testing.assert_allclose(plain.predict_proba(X), zero.predict_proba(X))
     full = create("linear", **kw).fit(X, y, X_aug=[flipped], aug_rate=1.0)
     half = create("linear", **kw).fit(X, y, X_aug=[flipped, X], aug_rate=0.5)
-    from embedprobe.eval.metrics import auroc
+    from embedprobe.common.metrics import auroc
 
     # trained only on the copies, the probe is better on copy-like data than the plain one
     assert auroc(y, full.predict_proba(flipped)) > auroc(y, plain.predict_proba(flipped)) + 0.01
