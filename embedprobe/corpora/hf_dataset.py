@@ -43,7 +43,8 @@ Options:
     audio_column (str, "audio"), label_column (str, "label"; else "emotion"),
     speaker_column (str, "speaker"; else "speaker_id", "client_id"), split_column (str,
     "split"), id_column (str, "id"; else the audio file's stem, else the row number):
-        column names; a default that is absent falls back as listed, a name you give must exist.
+        column names; a default that is absent falls back as listed, a name you give must exist,
+        "" leaves an optional column (speaker, split, id) unused.
     label_map (dict or "a=b,c=d"): label overrides, see above.
     audio_dir (str, ""): where embedded audio bytes are written (default above).
     allow_missing (bool, False): leave out four-class rows whose audio file is missing.
@@ -196,6 +197,8 @@ class HFDataset(CorpusReader):
     # -- rows -> clips -------------------------------------------------------------------------
     def _column(self, opts: dict[str, Any], option: str, columns: list[str], required: bool) -> str | None:
         wanted = opts[option]
+        if not wanted and not required:  # "" turns an optional column off
+            return None
         if wanted in columns:
             return wanted
         if wanted == self.option_defaults[option]:  # a default that is absent falls back
