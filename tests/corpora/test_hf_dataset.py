@@ -151,3 +151,14 @@ def test_synthetic_layout_is_what_datasets_writes(tmp_path: Path) -> None:
     assert test.features["audio"].decode is False and test[0]["audio"]["bytes"][:4] == b"RIFF"
     m = scan("hf-dataset", root)
     assert len(m) == sum(len(v) for v in loaded.values()) and m.default_protocol == "given"
+
+
+def test_the_extra_is_declared_and_in_all() -> None:
+    import tomllib
+
+    from embedprobe.corpora.hf_dataset import EXTRA
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert any(r.startswith("datasets") for r in extras[EXTRA])
+    assert set(extras[EXTRA]) <= set(extras["all"])
