@@ -104,12 +104,17 @@ def read_saved(root: Path) -> list[Split]:
         folders = [("", root)]
     out = []
     for name, folder in folders:
-        state = json.loads((folder / "state.json").read_text())
-        info = json.loads((folder / "dataset_info.json").read_text()) if (folder / "dataset_info.json").is_file() else {}
-        tables = []
-        for entry in state["_data_files"]:
-            with pa.memory_map(str(folder / entry["filename"])) as source:
-                tables.append(pa.ipc.open_stream(source).read_all())
+        try:
+            state = json.loads((folder / "state.json").read_text())
+            info_file = folder / "dataset_info.json"
+            info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+            tables = []
+            for entry in state["_data_files"]:
+                with pa.memory_map(str(folder / entry["filename"])) as source:
+                    tables.append(pa.ipc.open_stream(source).read_all())
+        except (OSError, KeyError, TypeError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise CorpusError(f"hf-dataset: {str(folder)!r} is not a readable save_to_disk folder "
+                              f"({type(e).__name__}: {e}). Fix: save it again with save_to_disk.") from None
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         names = {k: v.get("names") for k, v in (info.get("features") or {}).items()
                  if isinstance(v, dict) and v.get("_type") == "ClassLabel"}

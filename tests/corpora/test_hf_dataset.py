@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from embedprobe.corpora import scan
+from embedprobe.corpora.hf_dataset import materialise
 from embedprobe.corpora.synthetic import write_corpus
 from embedprobe.errors import CorpusError, MissingDependencyError
 from embedprobe.pipeline.extract import ExtractConfig, extract
@@ -162,3 +163,20 @@ def test_the_extra_is_declared_and_in_all() -> None:
         "optional-dependencies"]
     assert any(r.startswith("datasets") for r in extras[EXTRA])
     assert set(extras[EXTRA]) <= set(extras["all"])
+
+
+def test_materialise_is_content_addressed_and_sniffs_the_format(tmp_path: Path) -> None:
+    wav = b"RIFF....WAVEfmt "
+    first = materialise(wav, "", tmp_path)
+    assert first == tmp_path / _sha(wav)[:2] / f"{_sha(wav)}.wav" and first.read_bytes() == wav
+    assert materialise(wav, "take 1.WAV", tmp_path) == first  # same bytes: the same file
+    assert materialise(b"fLaC....", None, tmp_path).suffix == ".flac"
+    assert materialise(b"\x00odd", "clip.mp3", tmp_path).suffix == ".mp3"  # the stored name wins
+
+
+def test_a_damaged_save_to_disk_folder_is_one_sentence(tmp_path: Path) -> None:
+    root = write_corpus("hf-dataset", tmp_path, n_speakers=3, clips_per_class=1, duration_s=(0.4, 0.5))
+    arrow = root / "test" / "data-00000-of-00001.arrow"
+    arrow.write_bytes(arrow.read_bytes()[:100])
+    with pytest.raises(CorpusError, match=r"hf-dataset: '.*test' is not a readable save_to_disk folder .*Fix:"):
+        scan("hf-dataset", root)
