@@ -18,6 +18,7 @@ PYTHON=${PYTHON:-python3}
 EMODB=$(cd "$REPO" && realpath -m "${EMODB:-../shared/data/emodb}")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/embedprobe-wheel.XXXXXX")
 if [ -n "${KEEP:-}" ]; then echo "wheel check: keeping $TMP"; else trap 'rm -rf "$TMP"' EXIT; fi
+trap 'exit 130' INT TERM  # interrupted: still remove the temp folder
 unset PYTHONPATH
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 export HF_HOME=$TMP/home/hf TORCH_HOME=$TMP/home/torch MPLCONFIGDIR=$TMP/home/mpl
@@ -28,9 +29,14 @@ pip_() { { "$@" 2>&1 1>&3 | { grep -v "is ignored: it is neither a file nor a di
 
 step "1. build the sdist and the wheel (from the sdist)"
 mkdir -p "$TMP/src"
-(cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
-  | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-  | tar --null -T - -cf -) | tar -xf - -C "$TMP/src"
+if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+    | tar --null -T - -cf -) | tar -xf - -C "$TMP/src"
+else  # not a git checkout (e.g. an unpacked sdist): everything but local build outputs
+  tar -C "$REPO" --exclude=./.venv --exclude=./out --exclude=./dist --exclude=./build \
+    --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -xf - -C "$TMP/src"
+fi
 "$PYTHON" -m venv "$TMP/build-venv"
 pip_ "$TMP/build-venv/bin/pip" install -q build
 "$TMP/build-venv/bin/python" -m build -o "$TMP/dist" "$TMP/src" >"$TMP/build.log" 2>&1 \
