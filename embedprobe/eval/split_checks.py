@@ -162,7 +162,7 @@ def random_fallback(corpus: str, speakers: np.ndarray, protocol: str,
 
 def check_folds(corpus: str, y: np.ndarray, speakers: np.ndarray, parts: Mapping[str, np.ndarray],
                 folds: Sequence[str], protocol: str = "", *, protocols: Sequence[str] | None = None,
-                trained: bool = True, pooled_test: bool = False) -> list[SplitIssue]:
+                used: Sequence[str] = ("train", "val", "test"), pooled_test: bool = False) -> list[SplitIssue]:
     """Every issue of one corpus: its ``folds`` (train/val/test parts) as used by a run.
 
     Args:
@@ -172,21 +172,24 @@ def check_folds(corpus: str, y: np.ndarray, speakers: np.ndarray, parts: Mapping
         parts: fold key -> ``"train"|"val"|"test"|""`` per clip.
         folds: the fold keys the run uses.
         protocol: the protocol's name; protocols: those the manifest offers (fallback check).
-        trained: a probe trains on the corpus, so each fold's train, val and test parts count;
-            an empty val part is allowed (the probe then validates without one).
-        pooled_test: the corpus is also tested by probes trained elsewhere, on the union of
-            the test parts of every fold (checked as fold ``"all test parts"``).
+        used: the parts of each fold the run uses (a corpus trained on: train and val, plus test
+            when it is also tested in-domain); an empty val part is allowed (the probe then
+            validates without one). Speaker confounding and the random fallback matter only to a
+            corpus trained on, so they are checked when ``"train"`` is used.
+        pooled_test: the corpus is tested only by probes trained elsewhere, on the union of the
+            test parts of every fold (checked as fold ``"all test parts"``).
     """
     classes = sorted(np.unique(y).tolist())
-    out = [i for i in (confounded(corpus, y, speakers, protocol or folds[0]),
-                       random_fallback(corpus, speakers, protocol, protocols)) if i]
-    if trained:
-        for f in folds:
-            for part in ("train", "val", "test"):
-                sel = parts[f] == part
-                if part == "val" and not sel.any():
-                    continue
-                out += check_part(corpus, f, part, y[sel], classes, protocol)
+    out: list[SplitIssue] = []
+    if "train" in used:
+        out += [i for i in (confounded(corpus, y, speakers, protocol or folds[0]),
+                            random_fallback(corpus, speakers, protocol, protocols)) if i]
+    for f in folds:
+        for part in used:
+            sel = parts[f] == part
+            if part == "val" and not sel.any():
+                continue
+            out += check_part(corpus, f, part, y[sel], classes, protocol)
     if pooled_test:
         sel = np.zeros(y.shape[0], dtype=bool)
         for f in parts:
@@ -199,16 +202,18 @@ def check_run(data: Mapping[str, CorpusData], train_sets: Sequence[Sequence[str]
               max_folds: int | None = None) -> list[SplitIssue]:
     """Every issue of a run that trains on ``train_sets`` and tests on ``tests``.
 
-    A corpus in a training set is checked on each fold the run uses (``max_folds`` first ones);
-    a corpus only tested, on the union of its test parts. ``CorpusData.meta["protocols"]`` (the
+    A corpus in a training set is checked on each fold the run uses (``max_folds`` first ones):
+    its train and val parts, and its test part when it is tested too; a corpus only tested, on
+    the union of its test parts (what probes trained elsewhere are scored on). ``CorpusData.meta["protocols"]`` (the
     protocols its manifest offers) enables the fallback check.
     """
     trained = {c for t in train_sets for c in t}
     out: list[SplitIssue] = []
     for name, d in data.items():
         folds = d.folds[:max_folds] if max_folds else d.folds
+        used = (("train", "val") + (("test",) if name in tests else ())) if name in trained else ()
         out += check_folds(name, d.y, d.speakers, {f: d.parts[f] for f in d.folds}, folds, d.protocol,
-                           protocols=d.meta.get("protocols"), trained=name in trained,
+                           protocols=d.meta.get("protocols"), used=used,
                            pooled_test=name in tests and name not in trained)
     return out
 
