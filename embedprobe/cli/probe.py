@@ -10,7 +10,7 @@ from rich.markup import escape
 from embedprobe.cli.common import CACHE_DIR, console, csv_list, default, friendly, parse_options
 from embedprobe.common.checks import count
 from embedprobe.pipeline.domain import domain_gap_for
-from embedprobe.pipeline.probe import ProbeConfig, load_results
+from embedprobe.pipeline.probe import ProbeConfig, load_results, quiet_numpy
 from embedprobe.pipeline.probe import probe as run
 from embedprobe.report.results import add_section
 
@@ -78,8 +78,10 @@ def register(app: typer.Typer) -> None:
         corpora = sorted(rec["caches"])
         if cfg.domain_gap and len(corpora) >= 2:  # the embedding-space gap of the same caches and layer
             layer_used = next(iter(rec["caches"].values()))["layer"]
-            gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer_used], corpora=corpora, out=cfg.out,
-                                 seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete, threads=cfg.threads)
+            with quiet_numpy():
+                gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer_used], corpora=corpora,
+                                     out=cfg.out, seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete,
+                                     threads=cfg.threads)
             add_section(path, "domain_gap", {"json": gap["files"]["json"], "frechet": gap["frechet"],
                                              "identifiability": gap["identifiability"]})
         console.print(f"[green]done[/]: {escape(str(path))} ({rec['seconds']:.0f} s)")

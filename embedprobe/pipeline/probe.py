@@ -49,7 +49,7 @@ from embedprobe.report.results import write_results
 
 RESULTS_FORMAT = 1
 
-__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "SplitWarning", "available_corpora", "cache_file", "check_config",
+__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "SplitWarning", "quiet_numpy", "available_corpora", "cache_file", "check_config",
            "completeness", "load_copies", "load_corpus", "load_results", "plan", "probe"]
 
 
@@ -241,14 +241,14 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         params["n_threads"] = cfg.threads
     tuned = None
     if cfg.tune:
-        with _quiet_numpy():
+        with quiet_numpy():
             tuned = _tune(cfg, data, train_sets[0], params)
         params.update(tuned["best_params"])
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
                       max_folds=cfg.max_folds, aug_rate=cfg.augment_rate, threads=cfg.threads)
     thread_record = describe(cfg.threads)
-    with Progress(progress, n_trainings(data, spec), "probe") as tick, _quiet_numpy():
+    with Progress(progress, n_trainings(data, spec), "probe") as tick, quiet_numpy():
         cells = run_matrix(data, spec, on_training=tick)
     record = {
         **artifact_header("embedprobe.probe", RESULTS_FORMAT, cfg, started=t0),
@@ -272,7 +272,7 @@ class SplitWarning(UserWarning):
 
 
 @contextlib.contextmanager
-def _quiet_numpy() -> Iterator[None]:
+def quiet_numpy() -> Iterator[None]:
     """Keep numpy's RuntimeWarnings (empty slices, 0/0 in degenerate cells) from the user."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
