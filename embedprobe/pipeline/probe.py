@@ -49,8 +49,9 @@ from embedprobe.report.results import write_results
 
 RESULTS_FORMAT = 1
 
-__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "SplitWarning", "quiet_numpy", "available_corpora", "cache_file", "check_config",
-           "completeness", "load_copies", "load_corpus", "load_results", "plan", "probe"]
+__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "SplitWarning", "available_corpora", "cache_file",
+           "check_config", "completeness", "load_copies", "load_corpus", "load_results", "plan", "probe",
+           "quiet_numpy"]
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     thread_record = describe(cfg.threads)
     with Progress(progress, n_trainings(data, spec), "probe") as tick, quiet_numpy():
         cells = run_matrix(data, spec, on_training=tick)
+        relative, frag = relative_matrix(cells, "wf1"), fragmentation(cells, tuple(cfg.scramble))
     record = {
         **artifact_header("embedprobe.probe", RESULTS_FORMAT, cfg, started=t0),
         "resolved": {"train_sets": [list(t) for t in train_sets], "tests": tests,
@@ -259,8 +261,8 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         "caches": caches,
         "cells": cells,
         "threads": thread_record | _threads_used(cells),
-        "relative_wf1": relative_matrix(cells, "wf1"),
-        "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
+        "relative_wf1": relative,
+        "fragmentation": frag,
         "incomplete_caches": incomplete,
         "split_checks": [i.record() for i in issues],
     }
