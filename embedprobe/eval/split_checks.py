@@ -156,8 +156,8 @@ def random_fallback(corpus: str, speakers: np.ndarray, protocol: str,
            else "clips without speaker ids")
     return SplitIssue(corpus, "random", "", "random-fallback", (
         f"Corpus '{corpus}' has {why}, so its reader fell back from a speaker-independent split to fold 'random': "
-        f"test speakers also train, and its in-domain figures are not speaker-independent. Fix: give at least 3 "
-        f"speakers with ids (a speaker column), or a split column of your own."))
+        f"test speakers also train, and its in-domain figures are not speaker-independent. Fix: probe it with at "
+        f"least 3 speakers with ids (a manifest's speaker column), or give a split of your own (its split column)."))
 
 
 def check_folds(corpus: str, y: np.ndarray, speakers: np.ndarray, parts: Mapping[str, np.ndarray],
