@@ -168,7 +168,9 @@ def job_fingerprint(cfg: BenchConfig, job: Job) -> str:
     Cache contents are checked separately (the results record carries each cache's fingerprint).
     """
     pc = to_jsonable(probe_config(cfg, job, "."))
-    for k in ("out", "cache_dir", "tag", "allow_incomplete"):  # an incomplete cache has its own fingerprint
+    # an incomplete cache has its own fingerprint; allow_degenerate decides whether a job runs, not its
+    # numbers (and leaving it out keeps the fingerprints of benches run before it existed)
+    for k in ("out", "cache_dir", "tag", "allow_incomplete", "allow_degenerate"):
         pc.pop(k, None)
     pc["augment_rate"] = job.augment_rate
     if job.augment_rate > 0:

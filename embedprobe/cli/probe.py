@@ -10,7 +10,7 @@ from rich.markup import escape
 from embedprobe.cli.common import CACHE_DIR, console, csv_list, default, friendly, parse_options
 from embedprobe.common.checks import count
 from embedprobe.pipeline.domain import domain_gap_for
-from embedprobe.pipeline.probe import ProbeConfig, load_results
+from embedprobe.pipeline.probe import ProbeConfig, load_results, quiet_numpy
 from embedprobe.pipeline.probe import probe as run
 from embedprobe.report.results import add_section
 
@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         allow_incomplete: bool = typer.Option(default(_D, "allow_incomplete"), "--allow-incomplete",
                                               help="Probe caches that miss clips (recorded in the results)."),
+        allow_degenerate: bool = typer.Option(default(_D, "allow_degenerate"), "--allow-degenerate",
+                                              help="Run even when a fold lacks a class or speakers and labels "
+                                              "are confounded (recorded in the results)."),
         threads: int = typer.Option(None, "--threads", help="Torch/BLAS threads (default: chosen from the "
                                     "work size, 1 for small probes)."),
     ) -> None:
@@ -66,15 +69,19 @@ def register(app: typer.Typer) -> None:
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
             max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
             augment=augment, augment_seed=augment_seed, allow_incomplete=allow_incomplete, threads=threads,
+            allow_degenerate=allow_degenerate,
         )
         path = run(cfg, progress=not quiet,
-                   on_note=lambda note: console.print(f"[yellow]incomplete[/] {escape(note)}"))
+                   on_note=lambda note: console.print(f"[yellow]incomplete[/] {escape(note)}"),
+                   on_split=lambda issue: console.print(f"[yellow]split[/] {escape(issue.message)}"))
         rec = load_results(path)
         corpora = sorted(rec["caches"])
         if cfg.domain_gap and len(corpora) >= 2:  # the embedding-space gap of the same caches and layer
             layer_used = next(iter(rec["caches"].values()))["layer"]
-            gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer_used], corpora=corpora, out=cfg.out,
-                                 seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete, threads=cfg.threads)
+            with quiet_numpy():
+                gap = domain_gap_for(cfg.model, cfg.cache_dir, layers=[layer_used], corpora=corpora,
+                                     out=cfg.out, seed=cfg.seeds[0], allow_incomplete=cfg.allow_incomplete,
+                                     threads=cfg.threads)
             add_section(path, "domain_gap", {"json": gap["files"]["json"], "frechet": gap["frechet"],
                                              "identifiability": gap["identifiability"]})
         console.print(f"[green]done[/]: {escape(str(path))} ({rec['seconds']:.0f} s)")

@@ -100,7 +100,7 @@ def read_corpus(r: CacheReader, *, layer: str | None, pooling: str, frames: bool
     data = CorpusData(
         name=m.corpus, ids=np.array(ids), y=np.array([CANONICAL_LABELS.index(c.label) for c in clips]),
         speakers=np.array([c.speaker for c in clips]), X=X, parts=parts, folds=list(folds),
-        protocol=proto, fingerprint=r.fingerprint,
+        protocol=proto, fingerprint=r.fingerprint, meta={"protocols": list(m.protocols)},
     )
     record = {
         "path": str(path), "fingerprint": r.fingerprint, "complete": r.complete,

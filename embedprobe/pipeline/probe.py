@@ -8,9 +8,11 @@ plus a tidy CSV into the results folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from embedprobe.eval.runner import (
     run_matrix,
     set_name,
 )
+from embedprobe.eval.split_checks import SplitIssue, check_run, raise_if_stopping
 from embedprobe.pipeline.corpus_data import (
     available_corpora,
     completeness,
@@ -46,8 +49,9 @@ from embedprobe.report.results import write_results
 
 RESULTS_FORMAT = 1
 
-__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "available_corpora", "cache_file", "check_config",
-           "completeness", "load_copies", "load_corpus", "load_results", "plan", "probe"]
+__all__ = ["POOLINGS", "RESULTS_FORMAT", "ProbeConfig", "SplitWarning", "available_corpora", "cache_file",
+           "check_config", "completeness", "load_copies", "load_corpus", "load_results", "plan", "probe",
+           "quiet_numpy"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ class ProbeConfig:
         threads: torch / BLAS threads for the probes, metrics and bootstrap (>= 1); None lets
             each choose from its work size: one thread for small probes (see
             :mod:`embedprobe.common.threads`). The counts used are recorded in the results.
+        allow_degenerate: run even when a fold cannot measure (a part lacks a class, speakers and
+            labels are confounded; :mod:`embedprobe.eval.split_checks`) instead of stopping with
+            one sentence; the problems are recorded in the results (``split_checks``) either way.
     """
 
     model: str
@@ -113,6 +120,7 @@ class ProbeConfig:
     augment_seed: int = 0
     allow_incomplete: bool = False
     threads: int | None = None
+    allow_degenerate: bool = False
 
 
 POOLINGS = ("mean", "meanstd")
@@ -187,10 +195,18 @@ def plan(cfg: ProbeConfig) -> tuple[list[tuple[str, ...]], list[str]]:
     return train_sets, tests
 
 
-def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], None] | None = None) -> Path:
+def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], None] | None = None,
+          on_split: Callable[[SplitIssue], None] | None = None) -> Path:
     """Run the cross-corpus matrix of ``cfg``; returns the path of the results JSON.
 
     ``on_note`` receives one sentence per incomplete cache used (with ``allow_incomplete``).
+    ``on_split`` receives each split problem found before training (once each; without it they
+    are issued as :class:`SplitWarning`). Numpy's RuntimeWarnings (means of empty slices in
+    degenerate cells) never reach the caller: such cells read as missing values.
+
+    Raises:
+        DegenerateSplitError: a fold cannot measure and ``allow_degenerate`` is false; nothing
+            is written.
     """
     t0 = time.perf_counter()
     check_config(cfg)
@@ -214,19 +230,28 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     for note in (i["note"] for i in incomplete.values()):
         if on_note:
             on_note(note)
+    issues = check_run(data, train_sets, tests, cfg.max_folds)
+    raise_if_stopping(issues, allow=cfg.allow_degenerate)
+    for issue in issues:
+        if on_split:
+            on_split(issue)
+        else:
+            warnings.warn(issue.message, SplitWarning, stacklevel=2)
     params = dict(cfg.probe_params)
     if cfg.threads is not None:
         params["n_threads"] = cfg.threads
     tuned = None
     if cfg.tune:
-        tuned = _tune(cfg, data, train_sets[0], params)
+        with quiet_numpy():
+            tuned = _tune(cfg, data, train_sets[0], params)
         params.update(tuned["best_params"])
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
                       max_folds=cfg.max_folds, aug_rate=cfg.augment_rate, threads=cfg.threads)
     thread_record = describe(cfg.threads)
-    with Progress(progress, n_trainings(data, spec), "probe") as tick:
+    with Progress(progress, n_trainings(data, spec), "probe") as tick, quiet_numpy():
         cells = run_matrix(data, spec, on_training=tick)
+        relative, frag = relative_matrix(cells, "wf1"), fragmentation(cells, tuple(cfg.scramble))
     record = {
         **artifact_header("embedprobe.probe", RESULTS_FORMAT, cfg, started=t0),
         "resolved": {"train_sets": [list(t) for t in train_sets], "tests": tests,
@@ -236,11 +261,24 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         "caches": caches,
         "cells": cells,
         "threads": thread_record | _threads_used(cells),
-        "relative_wf1": relative_matrix(cells, "wf1"),
-        "fragmentation": fragmentation(cells, tuple(cfg.scramble)),
+        "relative_wf1": relative,
+        "fragmentation": frag,
         "incomplete_caches": incomplete,
+        "split_checks": [i.record() for i in issues],
     }
     return write_results(record, Path(cfg.out), _run_name(cfg, train_sets))
+
+
+class SplitWarning(UserWarning):
+    """A fold that measures less than it seems to (few clips of a class, a random fallback split)."""
+
+
+@contextlib.contextmanager
+def quiet_numpy() -> Iterator[None]:
+    """Keep numpy's RuntimeWarnings (empty slices, 0/0 in degenerate cells) from the user."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def check_config(cfg: ProbeConfig) -> None:

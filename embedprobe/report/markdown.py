@@ -53,6 +53,7 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
         lines.append(f"| {md(name)} | {md(c['protocol'])} | {len(c['folds'])} | {c['n_4class']} "
                      f"| {md_code(c['fingerprint'])} |")
     lines.append("")
+    lines += _split_checks(rec)
     mats = [metric_matrix(rec["cells"], m, title) for m, title in MATRICES]
     mats.append(relative_from(rec, "wf1"))
     for key, m in zip(("auroc", "wf1", "relative-wf1"), mats, strict=False):
@@ -71,6 +72,20 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
                          f"| {_f(r['delta_wf1'], True)} | {_f(r['joint_auroc'])} | {_f(r['alone_auroc'])} |")
         lines.append("")
     return lines
+
+
+def _split_checks(rec: dict[str, Any]) -> list[str]:
+    """The split problems found before training (results written before the checks have none)."""
+    issues = rec.get("split_checks") or []
+    if not issues:
+        return []
+    lines = ["### Split checks", "",
+             "Problems found in the folds before training; a run with a stopping problem ran only with "
+             "`--allow-degenerate`, and its affected cells do not measure what they seem to.", ""]
+    for i in issues:
+        mark = "**stops without --allow-degenerate**" if i.get("stops") else "warning"
+        lines.append(f"- {mark} ({md(i.get('kind'))}): {md(i.get('message'))}")
+    return lines + [""]
 
 
 def _last20(rec: dict[str, Any]) -> list[str]:
