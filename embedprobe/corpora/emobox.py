@@ -99,6 +99,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 class EmoBox(CorpusReader):
     name = "emobox"
     default_protocol = "emobox"
+    nameable = True
     option_defaults: ClassVar[dict[str, Any]] = {
         "seed": 0, "val_fraction": 0.2, "audio_root": "", "use_label_map": True,
         "label_map": {}, "allow_missing": False,
