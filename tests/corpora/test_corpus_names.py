@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from embedprobe.cache import open_cache
 from embedprobe.cache.naming import cache_file
+from embedprobe.cli.main import app
 from embedprobe.corpora import CORPORA, Manifest, scan
 from embedprobe.corpora.common import check_corpus_name
 from embedprobe.corpora.synthetic import write_corpus
@@ -85,3 +87,18 @@ def test_two_named_manifests_in_one_matrix(tmp_path: Path) -> None:
     cells = {(c["train"], c["test"]) for c in rec["cells"]}
     assert cells == {(a, b) for a in ("alpha", "beta") for b in ("alpha", "beta")}
     assert set(rec["caches"]) == {"alpha", "beta"}
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--corpus", "ravdess", "--name", "mine"], "ravdess reads one fixed corpus"),
+    (["--corpus", "manifest", "--name", "a/b"], "corpus name (--name) 'a/b'"),
+    (["--corpus", "manifest", "--name", "a__b"], "'__' separates the corpus from the model"),
+])
+def test_cli_refuses_bad_names_in_one_sentence(args: list[str], needle: str, synth: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    corpus = args[1]
+    res = CliRunner().invoke(app, ["extract", "--model", "logmel-128", "--root", str(synth[corpus]),
+                                   "--out", str(tmp_path), *args], terminal_width=200)
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 2 and flat.count("error:") == 1 and needle in flat, flat
+    assert not list(tmp_path.iterdir())  # nothing written
