@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,17 @@ def test_cli_refuses_bad_names_in_one_sentence(args: list[str], needle: str, syn
     flat = " ".join(res.output.split())
     assert res.exit_code == 2 and flat.count("error:") == 1 and needle in flat, flat
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_cache_written_before_names_resumes_unchanged(tmp_path: Path) -> None:
+    """EmoDB's new ``gender`` option (None) leaves a cache of the old code comparable: resuming adds nothing."""
+    legacy = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_0c4168f" / "cache"
+    shutil.copytree(legacy, tmp_path / "cache")
+    root = write_corpus("emodb", tmp_path / "emodb", n_speakers=4, clips_per_class=2, extra_per_speaker=0)
+    with open_cache(tmp_path / "cache" / "emodb__logmel-128.h5") as r:
+        assert (r.manifest.corpus, r.manifest.reader_name) == ("emodb", "emodb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # other package versions than 0c4168f's: a recorded warning
+        s = extract(ExtractConfig(model="logmel-128", corpus="emodb", root=str(root), out=str(tmp_path / "cache"),
+                                  dtype="float16", workers=1), progress=False)
+    assert s.n_new == 0 and s.complete and s.cache.name == "emodb__logmel-128.h5"
