@@ -67,8 +67,8 @@ Split protocols (only four-class clips take part):
 Options:
     seed (int, 0); val_fraction (float, 0.2); audio_root (str, auto); use_label_map (bool,
     True); label_map (overrides); allow_missing (bool, False); dataset (str): one file of a
-    folder of per-corpus files (track2); fold_files ("", "fold_K" or "foldK"): which fold-file
-    set to read when a folder holds both ("" = ``fold_K`` if present).
+    folder of per-corpus files (track2); fold_files ("fold_K" or "foldK"): which fold-file
+    set to read when a folder holds both (default ``fold_K``).
 
 Name:
     ``--name NAME`` names what is read (a dataset, a track2 corpus): the cache is
@@ -100,8 +100,8 @@ from embedprobe.errors import BadValueError, CorpusError
 
 FOLD_FILE = re.compile(r"^(?P<ds>.+)_(?P<part>train|valid|test)_(?P<style>fold_?)(?P<fold>\d+)\.jsonl$")
 PARTS = {"train": TRAIN, "valid": VAL, "test": TEST}
-#: fold-file set name -> the separator in its file names; the first is taken when both are there
-FOLD_STYLES = {"fold_K": "fold_", "foldK": "fold"}
+#: fold-file sets (``..._fold_1.jsonl``, ``..._fold1.jsonl``); the first is taken when both are there
+FOLD_STYLES = ("fold_K", "foldK")
 #: record fields holding the audio path and the label, in the order they are tried
 PATH_FIELDS = ("wav", "audio", "wav_filename")
 LABEL_FIELDS = ("emo", "label")
@@ -253,7 +253,7 @@ class EmoBox(CorpusReader):
         for f in sorted({*folder.glob("fold*/*.jsonl"), *folder.glob("*.jsonl")}):
             m = FOLD_FILE.match(f.name)
             if m:
-                style = "fold_K" if m.group("style") == "fold_" else "foldK"
+                style = FOLD_STYLES[0] if m.group("style") == "fold_" else FOLD_STYLES[1]
                 found.setdefault(style, []).append((m.group("fold"), PARTS[m.group("part")], f))
         fold_files = self._fold_set(folder, found, opts)
         whole = [f for f in sorted(folder.glob("*.jsonl")) if not FOLD_FILE.match(f.name)]
