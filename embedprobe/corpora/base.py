@@ -195,10 +195,14 @@ class Corpus(ABC):
 #: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``); looking a name up
 #: imports every module of ``embedprobe.corpora`` (and the external plugins) once.
 def describe_corpus(name: str, cls: type) -> dict[str, str]:
-    """One ``embedprobe list corpora`` row: name, default protocol, the module's first doc line."""
+    """One ``embedprobe list corpora`` row: name, default protocol, whether ``--name`` applies (named), the
+    module's first doc line."""
     module = inspect.getmodule(cls)
     doc = (module.__doc__ or cls.__doc__ or "").strip().splitlines()
-    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "about": doc[0] if doc else ""}
+    nameable = getattr(cls, "nameable", False)
+    named = "yes" if nameable is True else (f"with --option {nameable}" if nameable else "no")
+    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "named": named,
+            "about": doc[0] if doc else ""}
 
 
 CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora", package="embedprobe.corpora",

@@ -118,3 +118,9 @@ def test_cache_written_before_names_resumes_unchanged(tmp_path: Path) -> None:
         s = extract(ExtractConfig(model="logmel-128", corpus="emodb", root=str(root), out=str(tmp_path / "cache"),
                                   dtype="float16", workers=1), progress=False)
     assert s.n_new == 0 and s.complete and s.cache.name == "emodb__logmel-128.h5"
+
+
+def test_list_corpora_says_which_readers_take_a_name() -> None:
+    named = {row["name"]: row["named"] for row in CORPORA.rows()}
+    assert named["manifest"] == named["emobox"] == "yes" and named["ravdess"] == "no"
+    assert named["emodb"] == "with --option gender"
