@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", "-m", help="Extractor name (embedprobe list extractors)."),
         corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus reader (embedprobe list corpora)."),
         root: Path = typer.Option(..., "--root", "-r", help="Corpus root folder."),
+        name: str = typer.Option(None, "--name", help="The corpus's own name, for readers that hold different "
+                                 "corpora (manifest, emobox; emodb with --option gender=f|m): names the "
+                                 "cache and the corpus in probe --train/--test and the report."),
         out: Path = typer.Option(CACHE_DIR, "--out", "-o", help="Cache folder."),
         layers: str = typer.Option(None, "--layers", help="Comma-separated layers to cache (default all)."),
         frames: bool = typer.Option(default(_D, "frames"), "--frames", help="Also store frame-level features."),
@@ -68,7 +71,7 @@ def register(app: typer.Typer) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
         k, n = _shard(shard)
         cfg = ExtractConfig(
-            model=model, corpus=corpus, root=str(root), out=str(out), layers=csv_list(layers),
+            model=model, corpus=corpus, root=str(root), out=str(out), name=name, layers=csv_list(layers),
             frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
             dtype="float16" if float16 else "float32", chunk_s=chunk,
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
             if not quiet:
                 console.print(escape(describe(manifest)))
             excl = manifest.excluded_counts()
-            console.print(f"{escape(corpus)}: {len(manifest)} clips, {len(manifest.labelled())} in the "
+            console.print(f"{escape(manifest.corpus)}: {len(manifest)} clips, {len(manifest.labelled())} in the "
                           "4-class set" + ("; excluded from 4-class work: "
                                           + ", ".join(f"{k} {v}" for k, v in excl.items()) if excl else ""))
 

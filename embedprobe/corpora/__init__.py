@@ -42,7 +42,7 @@ def get_corpus(name: str) -> Corpus:
     return CORPORA.get(name)()
 
 
-def scan(name: str, root: str | Path, **options: Any) -> Manifest:
+def scan(name: str, root: str | Path, *, corpus_name: str | None = None, **options: Any) -> Manifest:
     """Scan the corpus ``name`` at ``root`` and compute all its split protocols.
 
     Logs (logger ``embedprobe.corpora``, level INFO) a summary that includes how many clips
@@ -52,9 +52,13 @@ def scan(name: str, root: str | Path, **options: Any) -> Manifest:
     Args:
         name: registered corpus name (see ``CORPORA.names()``).
         root: corpus root as documented by the reader.
+        corpus_name: the corpus's own name (``--name``) for readers that can hold different
+            corpora (``manifest``, ``emobox``; see ``Corpus.nameable``); default: the reader's name.
         **options: reader options (``seed`` and the reader's own; strings are coerced).
 
     Returns:
         The manifest with ``splits``, ``protocols`` and ``default_protocol`` filled.
     """
+    if corpus_name:
+        return get_corpus(name).scan(root, corpus_name=corpus_name, **options)
     return get_corpus(name).scan(root, **options)

@@ -67,6 +67,7 @@ class Manifest:
     default_protocol: str = ""
     label_map: dict[str, str | None] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    reader: str = ""  # the reader that made it, when ``corpus`` is a user-given name (``--name``)
 
     # -- queries -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -101,9 +102,18 @@ class Manifest:
         return self.protocols[protocol]
 
     # -- serialisation ---------------------------------------------------------------------------
+    @property
+    def reader_name(self) -> str:
+        """The reader's registered name (``corpus`` itself unless the corpus was given a name)."""
+        return self.reader or self.corpus
+
     def header(self) -> dict[str, Any]:
-        """Everything except the per-clip table, as JSON-able data."""
-        return {
+        """Everything except the per-clip table, as JSON-able data.
+
+        ``reader`` is written only for a named corpus, so unnamed manifests serialise exactly
+        as before names existed (and their fingerprints stay the same).
+        """
+        out = {
             "corpus": self.corpus,
             "root": self.root,
             "protocols": self.protocols,
@@ -111,6 +121,9 @@ class Manifest:
             "label_map": self.label_map,
             "options": self.options,
         }
+        if self.reader and self.reader != self.corpus:
+            out["reader"] = self.reader
+        return out
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -166,19 +179,30 @@ class Corpus(ABC):
 
     name: str = ""
     default_protocol: str = ""
+    #: Whether ``--name`` may name what this reader reads: ``True`` for readers that can hold
+    #: different corpora (``manifest``, ``emobox``), ``False`` for readers of one fixed corpus,
+    #: or the name of the option that makes a subset worth its own name (``"gender"`` for EmoDB).
+    nameable: bool | str = False
 
     @abstractmethod
-    def scan(self, root: str | Path, **options: Any) -> Manifest:
-        """List the clips under ``root`` and compute every split protocol (deterministic, seeded)."""
+    def scan(self, root: str | Path, *, corpus_name: str | None = None, **options: Any) -> Manifest:
+        """List the clips under ``root`` and compute every split protocol (deterministic, seeded).
+
+        ``corpus_name`` names the corpus (its caches, matrices and results) instead of the reader.
+        """
 
 
 #: The one corpus registry (re-exported as ``embedprobe.corpora.CORPORA``); looking a name up
 #: imports every module of ``embedprobe.corpora`` (and the external plugins) once.
 def describe_corpus(name: str, cls: type) -> dict[str, str]:
-    """One ``embedprobe list corpora`` row: name, default protocol, the module's first doc line."""
+    """One ``embedprobe list corpora`` row: name, default protocol, whether ``--name`` applies (named), the
+    module's first doc line."""
     module = inspect.getmodule(cls)
     doc = (module.__doc__ or cls.__doc__ or "").strip().splitlines()
-    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "about": doc[0] if doc else ""}
+    nameable = getattr(cls, "nameable", False)
+    named = "yes" if nameable is True else (f"with --option {nameable}" if nameable else "no")
+    return {"name": name, "default_protocol": getattr(cls, "default_protocol", ""), "named": named,
+            "about": doc[0] if doc else ""}
 
 
 CORPORA: Registry[type[Corpus]] = Registry("corpus", "corpora", package="embedprobe.corpora",

@@ -14,13 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from embedprobe.common.checks import name_for_path
 from embedprobe.corpora.base import CANONICAL_LABELS, CORPORA, Clip, Corpus, Manifest, register
 from embedprobe.corpora.synthetic import SyntheticLayout, Writer
 from embedprobe.errors import BadValueError, CorpusError
 
 __all__ = [
-    "CORPORA", "LABEL_SYNONYMS", "CorpusReader", "canonical_label", "check_missing", "describe", "meta",
-    "parse_label_map", "register", "unique_ids",
+    "CORPORA", "LABEL_SYNONYMS", "CorpusReader", "canonical_label", "check_corpus_name", "check_missing",
+    "describe", "meta", "parse_label_map", "register", "unique_ids",
 ]
 
 log = logging.getLogger("embedprobe.corpora")
@@ -150,8 +151,10 @@ class CorpusReader(Corpus):
                 raise BadValueError(f"value for option {k!r} of corpus {self.name!r}", opts[k], allowed)
         return opts
 
-    def scan(self, root: str | Path, **options: Any) -> Manifest:
+    def scan(self, root: str | Path, *, corpus_name: str | None = None, **options: Any) -> Manifest:
         opts = self.resolve_options(options)
+        if corpus_name:
+            check_corpus_name(type(self), corpus_name, opts)
         path = Path(root).expanduser()
         if not path.exists():
             raise CorpusError(
@@ -159,6 +162,8 @@ class CorpusReader(Corpus):
                 f"Expected {self.expected_layout()}. Fix: pass the path that holds it."
             )
         manifest = self._scan(path.resolve(), opts)
+        if corpus_name and corpus_name != self.name:
+            manifest.corpus, manifest.reader = corpus_name, self.name
         log.info("%s", describe(manifest))
         return manifest
 
@@ -226,6 +231,35 @@ class CorpusReader(Corpus):
             label_map=dict(sorted(label_map.items())),
             options=dict(opts),
         )
+
+
+def check_corpus_name(reader: type[Corpus], name: str, options: Mapping[str, Any] | None = None) -> str:
+    """Check ``--name NAME`` for ``reader``: a safe file-name part, allowed by the reader, no clash.
+
+    The name becomes the cache file's first part (``<name>__<model>.h5``), the corpus's name in
+    ``probe --train/--test``, the matrices, the results and the report.
+
+    Raises:
+        BadValueError: the name cannot be a file name, holds ``__`` (the cache-name separator),
+            is another reader's name, or the reader reads one fixed corpus.
+    """
+    name_for_path("corpus name (--name)", name)
+    if "__" in name:
+        raise BadValueError("corpus name (--name)", name, fix="'__' separates the corpus from the model in "
+                            "cache file names; use a single '_' or '-' (e.g. 'emodb-women').")
+    if name == reader.name:
+        return name
+    allowed = reader.nameable
+    if isinstance(allowed, str) and not (options or {}).get(allowed):
+        raise BadValueError(f"--name for corpus {reader.name!r}", name, fix=f"{reader.name} is one fixed corpus; "
+                            f"a name is only for a subset chosen with --option {allowed}=VALUE.")
+    if not allowed:
+        raise BadValueError(f"--name for corpus {reader.name!r}", name, fix=f"{reader.name} reads one fixed corpus, "
+                            "which is always called by the reader's name; drop --name.")
+    if name in CORPORA.names():
+        raise BadValueError("corpus name (--name)", name, fix=f"{name!r} is the name of another corpus reader, whose "
+                            "caches it would mix with; choose another (e.g. 'my-" + name + "').")
+    return name
 
 
 def check_missing(name: str, root: Path, clips: list[Clip], allow_missing: bool) -> list[Clip]:

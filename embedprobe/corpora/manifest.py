@@ -37,6 +37,12 @@ Split protocols (only four-class clips take part):
     ``random``: one fold, seeded random 70/15/15 stratified by class (always offered; not
         speaker-independent).
 
+Name:
+    Every manifest corpus is called ``manifest`` unless ``--name NAME`` (``scan(...,
+    corpus_name=NAME)``) names it: the cache is then ``NAME__<model>.h5`` and ``probe --train
+    NAME`` finds it, so several custom corpora can stand in one matrix. Caches written without
+    a name keep opening as ``manifest``.
+
 Options:
     seed (int, 0): seed of ``speaker`` and ``random``.
     label_map (dict or "a=b,c=d"): label overrides, see above.
@@ -108,6 +114,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
 class ManifestCorpus(CorpusReader):
     name = "manifest"
     default_protocol = "given"
+    nameable = True
     option_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "label_map": {}, "allow_missing": False}
     layout_fix = "pass the manifest file itself (.csv, .tsv or .jsonl) or the folder that holds manifest.csv"
 

@@ -68,7 +68,7 @@ def extract(
     on_manifest: Callable[[Manifest], None] | None = None,
     extractor: Extractor | None = None,
 ) -> ExtractSummary:
-    """Extract every clip of ``cfg.corpus`` into its cache, resuming what is already there.
+    """Extract every clip of ``cfg.corpus`` (called ``cfg.name`` if given) into its cache, resuming.
 
     Args:
         cfg: the run's configuration.
@@ -81,7 +81,7 @@ def extract(
     """
     check_config(cfg)
     t0 = time.perf_counter()
-    manifest = scan(cfg.corpus, cfg.root, **cfg.corpus_options)
+    manifest = scan(cfg.corpus, cfg.root, corpus_name=cfg.name, **cfg.corpus_options)
     if on_manifest is not None:
         on_manifest(manifest)
     ext = extractor or _create(cfg)

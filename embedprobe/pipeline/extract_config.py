@@ -33,7 +33,10 @@ class ExtractConfig:
         model: extractor name (``embedprobe list extractors``). *identity*
         corpus: corpus reader name (``embedprobe list corpora``). *identity*
         root: corpus root folder.
-        out: cache folder; the file is ``<out>/<corpus>__<model>[__<tag>].h5``.
+        out: cache folder; the file is ``<out>/<name or corpus>__<model>[__<tag>].h5``.
+        name: the corpus's own name (``--name``) for readers that hold different corpora
+            (``manifest``, ``emobox``, a half of ``emodb``): it names the cache file and the
+            corpus in ``probe --train/--test``, the matrices and the report. Default: ``corpus``.
         layers: layers to cache (default: all of the model's). *identity*
         frames: also store frame-level features. *identity*
         frame_hop_s: hop of stored frames, a multiple of the model's hop (default: native). *identity*
@@ -71,6 +74,7 @@ class ExtractConfig:
     corpus: str
     root: str
     out: str
+    name: str | None = None
     layers: tuple[str, ...] | None = None
     frames: bool = False
     frame_hop_s: float | None = None
@@ -97,7 +101,12 @@ class ExtractConfig:
 
     def cache_path(self) -> Path:
         aug = augmented_tag(self.augment, self.augment_seed) if self.augment else ""
-        return cache_file(self.out, self.corpus, self.model, aug, self.tag or "")
+        return cache_file(self.out, self.corpus_name, self.model, aug, self.tag or "")
+
+    @property
+    def corpus_name(self) -> str:
+        """What the corpus is called: ``name`` when given, else the reader's name."""
+        return self.name or self.corpus
 
 
 def check_config(cfg: ExtractConfig) -> None:
@@ -119,6 +128,8 @@ def check_config(cfg: ExtractConfig) -> None:
     checks.count("augmentation seed", cfg.augment_seed, low=0, option="--augment-seed")
     if cfg.tag:
         checks.name_for_path("cache tag", cfg.tag)
+    if cfg.name:  # the reader checks that it may be named (embedprobe.corpora.common.check_corpus_name)
+        checks.name_for_path("corpus name (--name)", cfg.name)
     check_shard(cfg.shard, cfg.n_shards)
     unused = [opt for opt, given in (("--frame-hop", cfg.frame_hop_s is not None),
                                      ("--frame-layers", cfg.frame_layers is not None)) if given and not cfg.frames]

@@ -45,3 +45,15 @@ def test_speaker_folds(emodb: Manifest) -> None:
         assert not (spk["train"] & spk["test"]) and not (spk["train"] & spk["val"]) and not (spk["val"] & spk["test"])
         tested.update(c.id for c in emodb.part(fold, "test"))
     assert len(tested) == 339 and set(tested.values()) == {1}
+
+
+@pytest.mark.parametrize(("gender", "speakers", "n_4class"), [
+    ("f", {"08", "09", "13", "14", "16"}, 188), ("m", {"03", "10", "11", "12", "15"}, 151)])
+def test_halves_as_named_corpora(emodb_root: Path, gender: str, speakers: set[str], n_4class: int) -> None:
+    """The demo's two corpora: each half keeps 5 speaker-independent folds and every class in each test part."""
+    half = scan("emodb", emodb_root, gender=gender, corpus_name=f"emodb-{gender}")
+    assert half.corpus == f"emodb-{gender}" and {c.speaker for c in half.clips} == speakers
+    assert len(half.labelled()) == n_4class and len(half.folds()) == 5
+    for fold in half.folds():
+        assert {c.label for c in half.part(fold, "test")} == {"angry", "happy", "neutral", "sad"}
+        assert len({c.speaker for c in half.part(fold, "train")}) == 3
