@@ -174,6 +174,7 @@ def materialise(data: bytes, hint: str, folder: Path) -> Path:
 class HFDataset(CorpusReader):
     name = "hf-dataset"
     default_protocol = "given"
+    nameable = True  # any dataset: --name says which corpus it is
     option_defaults: ClassVar[dict[str, Any]] = {
         "seed": 0, "audio_column": "audio", "label_column": "label", "speaker_column": "speaker",
         "split_column": "split", "id_column": "id", "label_map": {}, "audio_dir": "", "allow_missing": False,
