@@ -2,8 +2,8 @@
 
 Example:
     >>> from embedprobe.corpora import CORPORA, scan
-    >>> sorted(CORPORA.names())
-    ['crema-d', 'emobox', 'emodb', 'iemocap', 'manifest', 'msp-podcast', 'ravdess']
+    >>> {'crema-d', 'emobox', 'emodb', 'iemocap', 'manifest', 'msp-podcast', 'ravdess'} <= set(CORPORA)
+    True
     >>> m = scan("emodb", "../shared/data/emodb")             # doctest: +SKIP
     >>> m.folds()[:2], len(m.part("speaker/03", "test"))      # doctest: +SKIP
     (['speaker/03', 'speaker/08'], 39)
