@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -218,7 +219,8 @@ def fold_bootstrap_ci(
     out: dict[str, Interval] = {}
     for m in metrics:
         stacked = np.vstack(boot[m])  # (folds, resamples)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # resamples where every fold is undefined
             vals = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
         vals = vals[np.isfinite(vals)]
         lo, hi = (np.quantile(vals, [alpha, 1.0 - alpha]) if vals.size else (np.nan, np.nan))
