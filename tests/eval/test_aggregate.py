@@ -15,7 +15,7 @@ from embedprobe.eval import runner
 from embedprobe.eval.confidence import pool, pooled_scores
 from embedprobe.eval.data import CorpusData
 from embedprobe.eval.runner import MatrixSpec, run_matrix
-from embedprobe.report.tables import run_choices
+from embedprobe.report.tables import cell_choices, run_choices
 
 # Three speakers, each one LOSO test fold; the "probe" predicts a fixed class per clip.
 #   a: true [0, 0, 1]    predicted [0, 0, 0]     fold uACC (1 + 0) / 2 = 0.5
@@ -111,3 +111,10 @@ def test_run_choices_names_protocols_and_aggregate() -> None:
     # results written before the aggregation was recorded
     assert run_choices({"caches": {"emodb": {"protocol": "speaker"}}, "resolved": {}}) == (
         "protocol emodb=speaker · aggregate mean")
+
+
+def test_cell_choices_for_the_bench_headings() -> None:
+    cells = [{"test": "emodb", "in_domain": True, "protocol": "loso", "aggregate": "pooled"},
+             {"test": "iemocap", "in_domain": False, "protocol": "session", "aggregate": "pooled"}]
+    assert cell_choices(cells) == "protocol emodb=loso · aggregate pooled"
+    assert cell_choices([{"test": "emodb", "in_domain": True}]) == ""  # cells written before they were recorded
