@@ -347,6 +347,8 @@ def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
         name += "__scrambled-" + "-".join(cfg.scramble)
     if cfg.augment_rate > 0:
         name += f"__aug{round(100 * cfg.augment_rate)}"
+    for corpus, protocol in sorted(cfg.protocols.items()):  # runs on other protocols keep their own files
+        name += f"__{corpus}-{protocol}"
     if cfg.aggregate != MatrixSpec.aggregate:
         name += f"__{cfg.aggregate}"
     if cfg.tag:

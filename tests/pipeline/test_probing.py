@@ -181,7 +181,9 @@ def test_loso_pooled_is_recorded_and_reported(caches: Path, tmp_path: Path) -> N
     cfg = ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), test=("emodb",), probe="linear",
                       protocols={"emodb": "loso"}, aggregate="pooled", n_bootstrap=20, out=str(tmp_path),
                       probe_params={"max_steps": 100, "min_steps": 0})
-    rec = json.loads(probe(cfg, progress=False).read_text())
+    path = probe(cfg, progress=False)
+    assert path.name == "logmel-128__linear__train-emodb__emodb-loso__pooled.json"
+    rec = json.loads(path.read_text())
     (cell,) = rec["cells"]
     assert cell["protocol"] == "loso" and cell["aggregate"] == "pooled" and cell["n_folds"] == 6
     folds = rec["caches"]["emodb"]["folds"]
