@@ -9,6 +9,7 @@ import pytest
 
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Clip, Manifest
+from embedprobe.corpora.common import describe
 from embedprobe.corpora.splits import LOSO, loso_folds, loso_speakers
 from embedprobe.errors import BadValueError
 
@@ -118,3 +119,8 @@ def test_every_reader_with_speakers_offers_loso(synth: dict[str, Path]) -> None:
             test = {c.speaker for c in d.part(key, "test")}
             assert len(test) == 1 and not test & {c.speaker for c in d.part(key, "train") + d.part(key, "val")}
     assert {"emodb", "iemocap", "ravdess", "crema-d"} <= set(offered)
+
+
+def test_describe_offers_loso(synth: dict[str, Path]) -> None:
+    text = describe(scan("emodb", synth["emodb"]))
+    assert "protocol loso: 10 fold(s), one per speaker (derived when probed: --protocol emodb=loso)" in text
