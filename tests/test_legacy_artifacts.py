@@ -64,3 +64,19 @@ def test_old_results_report(legacy: Path) -> None:
     md = "\n".join(p.read_text() for p in res.rglob("*.md") if p.name != "domain__logmel-128.md")
     assert "| emodb | emodb | 16 | 0.96 | 0.69 | 0.69 | 0.62 | 0.62 | 0.93 |" in md, md[:3000]
     assert "| logmel | 0.875 | 1.000 | speaker-disjoint |" in md, md[:3000]
+
+
+def test_old_caches_probe_leave_one_speaker_out(legacy: Path) -> None:
+    """``loso`` is derived from an old cache's stored manifest: no re-extraction, cache untouched."""
+    cache = legacy / "cache" / "emodb__logmel-128.h5"
+    before = cache.read_bytes()
+    out_dir = legacy / "loso-results"
+    code, out = run("probe", "-m", "logmel-128", "--cache-dir", legacy / "cache", "--train", "emodb",
+                    "--test", "emodb", "--probe", "linear", "--bootstrap", "0", "--protocol", "emodb=loso",
+                    "--aggregate", "pooled", "--param", "max_steps=50", "--param", "min_steps=0", "-o", out_dir,
+                    "-q", "--allow-degenerate")
+    assert code == 0, out
+    res = json.loads(next(out_dir.glob("*__emodb-loso__pooled.json")).read_text())
+    assert res["caches"]["emodb"]["folds"] == ["loso/03", "loso/08", "loso/09", "loso/10"]
+    assert res["cells"][0]["aggregate"] == "pooled" and res["cells"][0]["n_folds"] == 4
+    assert cache.read_bytes() == before

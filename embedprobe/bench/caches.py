@@ -106,8 +106,8 @@ def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
         proto = cfg.corpus(key).protocol or m.default_protocol
         have = set(r.ids)
         n = sum(1 for c in m.clips if c.label is not None and c.id in have)
-        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.folds(proto)), r.n_pending,
-                         len(m))
+        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.with_protocol(proto).folds(proto)),
+                         r.n_pending, len(m))
 
 
 

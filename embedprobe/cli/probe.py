@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
         noise: float = typer.Option(None, "--noise", help="Gaussian noise std on standardised features."),
         seeds: int = typer.Option(len(default(_D, "seeds")), "--seeds", help="Number of seeds (0..N-1)."),
         scramble: str = typer.Option(None, "--scramble", help="Corpora whose labels are scrambled."),
-        protocol: list[str] = typer.Option(None, "--protocol", help="CORPUS=PROTOCOL (repeatable)."),
+        protocol: list[str] = typer.Option(None, "--protocol", help="CORPUS=PROTOCOL (repeatable); loso = "
+                                           "leave one speaker out, for every corpus with speaker ids."),
+        aggregate: str = typer.Option(default(_D, "aggregate"), "--aggregate", help="mean of the folds' "
+                                      "scores, or pooled: each metric once over all folds' predictions."),
         param: list[str] = typer.Option(None, "--param", help="Probe parameter KEY=VALUE (repeatable)."),
         augment_rate: float = typer.Option(default(_D, "augment_rate"), "--augment-rate",
                                            help="Share of training draws replaced by augmented copies (0-1)."),
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
         cfg = ProbeConfig(
             model=model, cache_dir=str(cache_dir), train=tuple(train), test=csv_list(test) or ("all",),
             probe=probe_name, layer=layer, pooling=pooling, frames=frames,
-            seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols,
+            seeds=tuple(range(seeds)), scramble=csv_list(scramble) or (), protocols=protocols, aggregate=aggregate,
             baselines=not no_baselines, probe_params=params, n_bootstrap=bootstrap,
             max_folds=max_folds, tune=tune, out=str(out), tag=tag, augment_rate=augment_rate,
             augment=augment, augment_seed=augment_seed, allow_incomplete=allow_incomplete, threads=threads,
@@ -87,8 +90,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"[green]done[/]: {escape(str(path))} ({rec['seconds']:.0f} s)")
         for c in rec["cells"]:
             m = c["metrics"]
+            how = f"{c.get('protocol') or '?'}, {c.get('aggregate', 'mean')}"
             console.print(f"  {escape(c['train']):>24} -> {escape(c['test']):<14} AUROC {_f(m['auroc']['mean'])} "
-                          f"uACC {_f(m['uacc']['mean'])} wF1 {_f(m['wf1']['mean'])}")
+                          f"uACC {_f(m['uacc']['mean'])} wF1 {_f(m['wf1']['mean'])} ({escape(how)})")
 
 
 def _f(v: float | None) -> str:

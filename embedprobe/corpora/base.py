@@ -5,6 +5,12 @@ column saying which part of that fold each clip belongs to (``train``, ``val``, 
 ``""`` for excluded). It is written into every cache so a result can name exactly the clips
 it used.
 
+Every manifest whose labelled clips all have known speakers (at least 3) also offers
+``loso``, leave one speaker out (:func:`embedprobe.corpora.splits.loso_folds`). It is derived
+from the stored clips, labels and seed option when asked for (:meth:`Manifest.with_protocol`)
+rather than stored, so a cache written before it existed offers it too, and scanning again
+gives the same manifest as before (caches resume without a mismatch).
+
 :data:`CORPORA` holds every reader: each reader module registers its class with
 :func:`register`, and the registry imports every module of ``embedprobe.corpora`` the first
 time it is asked for a name, so a new corpus is one new module.
@@ -17,10 +23,11 @@ import inspect
 import io
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from embedprobe.corpora.splits import LOSO, loso_folds, loso_speakers
 from embedprobe.errors import BadValueError
 from embedprobe.registry import Registry
 
@@ -96,10 +103,30 @@ class Manifest:
         return [c for c, p in zip(self.clips, self.splits[fold], strict=True) if p == part]
 
     def folds(self, protocol: str | None = None) -> list[str]:
+        """The fold keys of ``protocol`` (default: the default protocol); see :meth:`with_protocol`."""
         protocol = protocol or self.default_protocol
         if protocol not in self.protocols:
-            raise BadValueError(f"split protocol for {self.corpus}", protocol, self.protocols)
+            offered = list(self.protocols) + ([LOSO] if self.offers_loso() else [])
+            fix = ("loso needs a known speaker id for every labelled clip and at least 3 speakers; "
+                   "use one of the others." if protocol == LOSO else "")
+            raise BadValueError(f"split protocol for {self.corpus}", protocol, offered, fix=fix)
         return self.protocols[protocol]
+
+    def offers_loso(self) -> bool:
+        """Whether leave-one-speaker-out can be built (known speakers, at least 3)."""
+        return loso_speakers([c.speaker for c in self.clips], [c.label for c in self.clips]) is not None
+
+    def with_protocol(self, protocol: str | None) -> Manifest:
+        """This manifest, or a copy with ``loso`` added when it is asked for and not stored.
+
+        The folds depend only on the clips' speakers and labels and the ``seed`` option (0 when
+        the reader has none), so the same cache gives the same folds on every machine.
+        """
+        if protocol != LOSO or LOSO in self.protocols or not self.offers_loso():
+            return self
+        seed = int(self.options.get("seed", 0) or 0)
+        folds = loso_folds([c.speaker for c in self.clips], [c.label for c in self.clips], seed)
+        return replace(self, splits={**self.splits, **folds}, protocols={**self.protocols, LOSO: list(folds)})
 
     # -- serialisation ---------------------------------------------------------------------------
     @property

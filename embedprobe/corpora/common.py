@@ -323,4 +323,8 @@ def describe(manifest: Manifest) -> str:
         sizes = "/".join(str(sum(p == part for p in first)) for part in ("train", "val", "test"))
         mark = " (default)" if proto == manifest.default_protocol else ""
         lines.append(f"  protocol {proto}{mark}: {len(folds)} fold(s); {folds[0]} train/val/test {sizes}")
+    if "loso" not in manifest.protocols and manifest.offers_loso():
+        n = len({c.speaker for c in manifest.labelled()})
+        lines.append(f"  protocol loso: {n} fold(s), one per speaker (derived when probed: --protocol "
+                     f"{manifest.corpus}=loso)")
     return "\n".join(lines)

@@ -190,3 +190,61 @@ def next_group_folds(ordered: Sequence[str]) -> list[tuple[str, list[str], list[
     """
     n = len(ordered)
     return [(g, [g], [ordered[(i + 1) % n]]) for i, g in enumerate(ordered)]
+
+
+LOSO = "loso"
+"""The leave-one-speaker-out protocol every corpus with speaker ids offers (fold keys ``loso/<speaker>``)."""
+LOSO_VAL_FRACTION = 0.15
+"""Share of the training speakers of a LOSO fold that validate (model selection), at least one."""
+UNKNOWN_SPEAKERS = ("", "unknown")
+
+
+def loso_speakers(speakers: Sequence[str], labels: Sequence[str | None]) -> list[str] | None:
+    """The speakers a leave-one-speaker-out protocol would hold out, or ``None`` if it cannot be built.
+
+    Only speakers of labelled clips count. It needs at least 3 of them (test, validation and
+    training speakers) and a known speaker for every labelled clip.
+    """
+    spk = {s for s, lab in zip(speakers, labels, strict=True) if lab is not None}
+    if len(spk) < 3 or spk & set(UNKNOWN_SPEAKERS):
+        return None
+    return sorted(spk)
+
+
+def loso_folds(
+    speakers: Sequence[str],
+    labels: Sequence[str | None],
+    seed: int = 0,
+    val_fraction: float = LOSO_VAL_FRACTION,
+) -> dict[str, list[str]]:
+    """Leave-one-speaker-out splits with nested validation on other speakers, seeded.
+
+    One fold per speaker of a labelled clip, ``loso/<speaker>`` in sorted speaker order. Its
+    test part is that speaker; its validation part is ``k = max(1, round(val_fraction * (n - 1)))``
+    of the other speakers: the ``k`` that follow the test speaker in one seeded cyclic order of
+    all speakers (so every speaker validates ``k`` times); the rest train. The test speaker is
+    never in training or validation, and model selection never sees it.
+
+    Args:
+        speakers: speaker per clip.
+        labels: canonical label per clip (``None`` = excluded from every part).
+        seed: seed of the validation order (the test parts do not depend on it).
+        val_fraction: share of the ``n - 1`` training speakers that validate.
+
+    Returns:
+        fold key -> parts per clip; ``{}`` when :func:`loso_speakers` finds too few speakers.
+
+    Example:
+        >>> folds = loso_folds(["a", "a", "b", "c"], ["sad", "angry", "sad", "sad"])
+        >>> list(folds), folds["loso/a"][:2]
+        (['loso/a', 'loso/b', 'loso/c'], ['test', 'test'])
+    """
+    names = loso_speakers(speakers, labels)
+    if names is None:
+        return {}
+    n = len(names)
+    k = max(1, min(n - 2, int(np.floor(val_fraction * (n - 1) + 0.5))))
+    cycle = [names[j] for j in permutation(rng_for(seed, LOSO), n)]
+    at = {g: i for i, g in enumerate(cycle)}
+    folds = [(g, [g], [cycle[(at[g] + d) % n] for d in range(1, k + 1)]) for g in names]
+    return holdout_folds(speakers, labels, folds, LOSO)

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -218,10 +219,39 @@ def fold_bootstrap_ci(
     out: dict[str, Interval] = {}
     for m in metrics:
         stacked = np.vstack(boot[m])  # (folds, resamples)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # resamples where every fold is undefined
             vals = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
         vals = vals[np.isfinite(vals)]
         lo, hi = (np.quantile(vals, [alpha, 1.0 - alpha]) if vals.size else (np.nan, np.nan))
         out[m] = Interval(float(np.nanmean(point[m])), float(lo), float(hi), float(level),
                           int(n_resamples), int(vals.size), int(random_state), method="fold-percentile")
     return out
+
+
+AGGREGATES: tuple[str, ...] = ("mean", "pooled")
+"""How a cell's folds make one number: ``mean`` scores every fold and averages the folds (the
+default); ``pooled`` scores each seed once over the test predictions of all its folds
+concatenated, as nkululeko and EmoBox report leave-one-speaker-out results."""
+
+
+def pool(folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(y_true, proba)`` of several folds concatenated (fold order kept)."""
+    if not folds:
+        raise BadValueError("number of folds to pool", 0, fix="Pool at least one fold's predictions.")
+    return (np.concatenate([np.asarray(y) for y, _ in folds]),
+            np.concatenate([np.asarray(p, dtype=np.float64) for _, p in folds], axis=0))
+
+
+def pooled_scores(folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                  metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Each metric computed once over the predictions of all ``folds`` (``pooled`` aggregation).
+
+    Example:
+        >>> y1, p1 = np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]])
+        >>> y2, p2 = np.array([0, 1]), np.array([[0.4, 0.6], [0.3, 0.7]])
+        >>> round(pooled_scores([(y1, p1), (y2, p2)], metrics=["uacc"])["uacc"], 3)
+        0.75
+    """
+    y, p = pool(folds)
+    return {m: float(v[0]) for m, v in metrics_batch(y, p, np.ones((1, y.shape[0])), metrics).items()}

@@ -19,6 +19,11 @@ Protocol, per training set ``T`` (one corpus or a union):
   bootstrap 95% interval over test clips on the seed-averaged predictions: for in-domain cells
   the clips are resampled within each fold and the folds averaged (the statistic reported);
   for a corpus every fold tested, on its predictions averaged over folds.
+* With ``aggregate="pooled"`` (nkululeko's and EmoBox's leave-one-speaker-out figure) the
+  number of a cell is, per seed, each metric computed once over the test predictions of all
+  folds concatenated, then the mean over seeds (``seeds`` holds the spread); the bootstrap
+  resamples those pooled clips (their predictions averaged over seeds); ``folds`` still lists
+  each fold's own score and ``fold_mean`` the ``mean`` aggregation's number beside it.
 """
 
 from __future__ import annotations
@@ -32,11 +37,15 @@ import numpy as np
 from embedprobe.common.metrics import METRICS, all_metrics
 from embedprobe.common.threads import choose_threads, limit_threads
 from embedprobe.corpora.base import CANONICAL_LABELS
+from embedprobe.errors import BadValueError
 from embedprobe.eval.confidence import (
+    AGGREGATES,
     bootstrap_ci,
     fold_bootstrap_ci,
     last_fraction,
     over_seeds,
+    pool,
+    pooled_scores,
     summarize,
 )
 from embedprobe.eval.data import CorpusData, label_counts, test_index, training_split
@@ -63,6 +72,8 @@ class MatrixSpec:
             a batch is replaced by one of its cached augmented copies (``CorpusData.X_aug``).
         threads: torch / BLAS threads for every probe, the metrics and the bootstrap; None
             lets each choose from its work size (:func:`embedprobe.common.threads.choose_threads`).
+        aggregate: how folds make a cell's number, one of ``AGGREGATES``: ``mean`` of the fold
+            scores, or each metric once over the ``pooled`` predictions of all folds.
     """
 
     train_sets: tuple[tuple[str, ...], ...]
@@ -75,6 +86,12 @@ class MatrixSpec:
     max_folds: int | None = None
     aug_rate: float = 0.0
     threads: int | None = None
+    aggregate: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise BadValueError("aggregate", self.aggregate, AGGREGATES,
+                                fix="mean averages the folds' scores; pooled scores all folds' predictions at once.")
 
 
 def set_name(corpora: tuple[str, ...]) -> str:
@@ -183,6 +200,7 @@ class _CellAccumulator:
         self.proba_sum = np.zeros((len(data), K))
         self.count = np.zeros(len(data))
         self.fold_idx: dict[int, np.ndarray] = {}
+        self.preds: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (fold, seed) -> (y, proba)
         self.missing: set[str] = set()
         self.confusion = np.zeros((K, K), dtype=np.int64)
         self.steps: list[int] = []
@@ -197,6 +215,7 @@ class _CellAccumulator:
         self.proba_sum[idx] += proba
         self.count[idx] += 1
         self.fold_idx[fold] = idx
+        self.preds[(fold, seed)] = (np.asarray(y), proba)
         self.steps.append(int(getattr(probe, "n_steps_", 0)))
         if getattr(probe, "n_threads_", None) is not None:
             self.threads["fit"].add(int(probe.n_threads_))
@@ -205,29 +224,40 @@ class _CellAccumulator:
         seen = self.count > 0
         y = self.data.y[seen]
         avg = self.proba_sum / np.maximum(self.count, 1)[:, None]  # seed- (and fold-) averaged
+        seeds = sorted({s for _, s in self.final})
+        folds = sorted({f for f, _ in self.final})
+        pooled = spec.aggregate == "pooled"
+        if pooled:  # per seed: every metric once over the predictions of all its folds
+            by_seed = {seed: pooled_scores([self.preds[(f, seed)] for f in folds if (f, seed) in self.preds])
+                       for seed in seeds}
         if not spec.n_bootstrap:
             ci = {}
+        elif pooled:  # the pooled clips of every fold, their predictions averaged over seeds
+            y_pool, p_pool = pool([self._seed_mean(f) for f in folds])
+            ci = bootstrap_ci(y_pool, p_pool, n_resamples=spec.n_bootstrap, random_state=0)
         elif self.in_domain:  # disjoint fold test sets: resample within folds, average the folds
             ci = fold_bootstrap_ci([(self.data.y[i], avg[i]) for _, i in sorted(self.fold_idx.items())],
                                    n_resamples=spec.n_bootstrap, random_state=0)
         else:  # every fold tested the same clips: their predictions averaged over folds and seeds
             ci = bootstrap_ci(y, avg[seen], n_resamples=spec.n_bootstrap, random_state=0)
-        seeds = sorted({s for _, s in self.final})
         metrics = {}
         for m in METRICS:
             vals = np.array([v[m] for v in self.final.values()])
-            per_seed = [_finite_mean([v[m] for (f, s), v in self.final.items() if s == seed])
+            per_seed = [by_seed[seed][m] if pooled else
+                        _finite_mean([v[m] for (f, s), v in self.final.items() if s == seed])
                         for seed in seeds]
             tail_means = [t[m].mean for t in self.tail.values()]
             tail_stds = [t[m].std for t in self.tail.values()]
             entry = {
-                "mean": _f(_finite_mean(vals)),
+                "mean": _f(_finite_mean(per_seed if pooled else vals)),
                 "last20_mean": _f(_finite_mean(tail_means)),
                 "last20_std": _f(_finite_mean(tail_stds)),
                 "seeds": to_jsonable(over_seeds(per_seed).to_dict()),
                 "folds": [_f(_finite_mean([v[m] for (f, s), v in self.final.items() if f == fold]))
-                          for fold in sorted({f for f, _ in self.final})],
+                          for fold in folds],
             }
+            if pooled:
+                entry["fold_mean"] = _f(_finite_mean(vals))
             if m in ci:
                 iv = ci[m]
                 entry["ci95"] = [_f(iv.low), _f(iv.high)]
@@ -240,7 +270,9 @@ class _CellAccumulator:
             "in_domain": self.in_domain,
             "scrambled": bool(self.data.scrambled),
             "n_test": int(seen.sum()),
-            "n_folds": len({f for f, _ in self.final}),
+            "n_folds": len(folds),
+            "aggregate": spec.aggregate,
+            "protocol": self.data.protocol,
             "seeds": seeds,
             "mean_steps": _f(np.mean(self.steps)) if self.steps else None,
             "label_counts": label_counts(y),
@@ -248,6 +280,12 @@ class _CellAccumulator:
             "confusion": self.confusion.tolist(),
             "metrics": metrics,
         }
+
+
+    def _seed_mean(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, proba)`` of one fold's test clips, the probabilities averaged over its seeds."""
+        got = [p for (f, _), p in self.preds.items() if f == fold]
+        return got[0][0], np.mean([p for _, p in got], axis=0)
 
 
 def _finite_mean(values) -> float:

@@ -77,14 +77,14 @@ def read_corpus(r: CacheReader, *, layer: str | None, pooling: str, frames: bool
     layer = layer or r.layers[-1]
     if layer not in r.layers:
         raise BadValueError(f"layer of {path.name}", layer, r.layers)
-    m = r.manifest
+    proto = protocol or r.manifest.default_protocol
+    m = r.manifest.with_protocol(proto)  # loso is derived from the stored manifest's speakers
     have = set(r.ids)
     clips = [c for c in m.clips if c.label is not None and c.id in have]
     if not clips:
         raise CacheError(f"{path} has no 4-class clips with embeddings. Fix: check the extraction "
                          "summary (`embedprobe info`).")
     ids = [c.id for c in clips]
-    proto = protocol or m.default_protocol
     folds = m.folds(proto)
     row = {c.id: i for i, c in enumerate(m.clips)}
     parts = {f: np.array([m.splits[f][row[i]] for i in ids]) for f in folds}

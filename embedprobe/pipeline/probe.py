@@ -27,6 +27,7 @@ from embedprobe.common.progress import Progress
 from embedprobe.common.threads import check_threads, describe
 from embedprobe.corpora.base import CANONICAL_LABELS
 from embedprobe.errors import BadValueError, CacheError, EmbedprobeError
+from embedprobe.eval.confidence import AGGREGATES
 from embedprobe.eval.data import CorpusData, scramble, training_split
 from embedprobe.eval.runner import (
     MatrixSpec,
@@ -69,7 +70,10 @@ class ProbeConfig:
         frames: train on frame-level features (needed by frame masking / feature mixing).
         seeds: seeds (one training per seed and fold).
         scramble: corpora whose labels are swapped (angry<->happy, sad<->neutral).
-        protocols: corpus -> split protocol (default: each corpus's default).
+        protocols: corpus -> split protocol (default: each corpus's default); ``loso`` (leave one
+            speaker out, validating on other training speakers) for every corpus with speaker ids.
+        aggregate: ``mean`` (each fold scored, the folds averaged) or ``pooled`` (each metric once
+            over the test predictions of all folds, as nkululeko and EmoBox report).
         baselines: also train each test corpus alone, for the relative matrix.
         probe_params: extra probe parameters (frame_mask, mix_prob, noise_std, lr, ...).
         n_bootstrap: bootstrap resamples per cell.
@@ -107,6 +111,7 @@ class ProbeConfig:
     seeds: tuple[int, ...] = MatrixSpec.seeds
     scramble: tuple[str, ...] = ()
     protocols: dict[str, str] = field(default_factory=dict)
+    aggregate: str = MatrixSpec.aggregate
     baselines: bool = True
     probe_params: dict[str, Any] = field(default_factory=dict)
     n_bootstrap: int = MatrixSpec.n_bootstrap
@@ -247,7 +252,8 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
         params.update(tuned["best_params"])
     spec = MatrixSpec(train_sets=tuple(train_sets), tests=tuple(tests), probe=cfg.probe,
                       probe_params=params, seeds=tuple(cfg.seeds), n_bootstrap=cfg.n_bootstrap,
-                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate, threads=cfg.threads)
+                      max_folds=cfg.max_folds, aug_rate=cfg.augment_rate, threads=cfg.threads,
+                      aggregate=cfg.aggregate)
     thread_record = describe(cfg.threads)
     with Progress(progress, n_trainings(data, spec), "probe") as tick, quiet_numpy():
         cells = run_matrix(data, spec, on_training=tick)
@@ -255,7 +261,8 @@ def probe(cfg: ProbeConfig, *, progress: bool = True, on_note: Callable[[str], N
     record = {
         **artifact_header("embedprobe.probe", RESULTS_FORMAT, cfg, started=t0),
         "resolved": {"train_sets": [list(t) for t in train_sets], "tests": tests,
-                     "probe_params": params, "tuned": tuned},
+                     "probe_params": params, "tuned": tuned, "aggregate": cfg.aggregate,
+                     "protocols": {n: c["protocol"] for n, c in caches.items()}},
         "classes": list(CANONICAL_LABELS),
         "seeds": list(cfg.seeds),
         "caches": caches,
@@ -285,6 +292,8 @@ def check_config(cfg: ProbeConfig) -> None:
     """Refuse values that would otherwise run as something else (no seeds, an unknown parameter)."""
     PROBES.get(cfg.probe)  # an unknown probe lists the registered ones
     checks.choice("pooling", cfg.pooling, POOLINGS)
+    checks.choice("aggregate (--aggregate)", cfg.aggregate, AGGREGATES, fix="mean averages the folds' scores; "
+                  "pooled scores the predictions of all folds at once.")
     if cfg.frames and cfg.pooling != "mean":
         raise BadValueError("pooling with frame-level input", cfg.pooling, fix="With --frames the probe pools "
                             "the frames itself: use --param pooling=mean+std instead of --pooling meanstd.")
@@ -338,6 +347,10 @@ def _run_name(cfg: ProbeConfig, train_sets: list[tuple[str, ...]]) -> str:
         name += "__scrambled-" + "-".join(cfg.scramble)
     if cfg.augment_rate > 0:
         name += f"__aug{round(100 * cfg.augment_rate)}"
+    for corpus, protocol in sorted(cfg.protocols.items()):  # runs on other protocols keep their own files
+        name += f"__{corpus}-{protocol}"
+    if cfg.aggregate != MatrixSpec.aggregate:
+        name += f"__{cfg.aggregate}"
     if cfg.tag:
         name += f"__{cfg.tag}"
     return name

@@ -37,7 +37,7 @@ from embedprobe.report.htmlkit import (
     short_job,
     shown_name,
 )
-from embedprobe.report.tables import metric_matrix, relative_from
+from embedprobe.report.tables import cell_choices, metric_matrix, relative_from
 
 
 def write_html(summary: dict[str, Any], path: str | Path, *,
@@ -172,6 +172,8 @@ def _matrices(s: dict[str, Any]) -> str:
         scr = f" · {'+'.join(g['scramble'])} scrambled" if g["scramble"] else ""
         title = (f"{g['model']} · layer {g['layer']} · {g['probe']} probe · augmentation "
                  f"{g['augment_rate'] * 100:g}%{scr}")
+        if choices := cell_choices(g["cells"]):
+            title += f" · {choices}"
         jobs = " ".join(f"<a href='#job-{esc(j)}'>{esc(short_job(j))}</a>" for j in g["jobs"])
         out.append(f"<h3 id='g-{esc(g['id'])}'>{esc(title)}</h3><p class=small>jobs: {jobs} "
                    f"({g['n_finished']}/{g['n_jobs']} finished)</p>")

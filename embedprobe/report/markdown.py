@@ -12,7 +12,7 @@ from embedprobe.report.domain import domain_sections
 from embedprobe.report.escape import md, md_code
 from embedprobe.report.heatmap import save_heatmap
 from embedprobe.report.results import read_results
-from embedprobe.report.tables import metric_matrix, relative_from, to_markdown
+from embedprobe.report.tables import metric_matrix, relative_from, run_choices, to_markdown
 
 MATRICES = (("auroc", "AUROC"), ("wf1", "wF1"))
 
@@ -28,7 +28,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     figs = out.parent / "figures"
     parts = ["# embedprobe report", "",
              f"{len(runs)} run(s) from {md(results_dir)}. Cells read `mean [95% bootstrap interval]`; "
-             "the in-domain cell of a corpus follows its own split protocol (mean over folds).", ""]
+             "the in-domain cell of a corpus follows its own split protocol, named in each run's heading "
+             "with the fold aggregation: `mean` averages the folds' scores, `pooled` scores the predictions "
+             "of all folds at once (per seed, then the mean over seeds).", ""]
     for path, rec in runs:
         parts += _section(path, rec, figs, out.parent)
     parts += domain_sections(results_dir)
@@ -40,7 +42,7 @@ def _section(path: Path, rec: dict[str, Any], figs: Path, base: Path) -> list[st
     cfg = rec["config"]
     stem = path.stem
     lines = [f"## {md(cfg['model'])} · {md(cfg['probe'])} probe · trained on "
-             f"{md(', '.join(rec['resolved']['train_sets'][0]))}",
+             f"{md(', '.join(rec['resolved']['train_sets'][0]))} · {md(run_choices(rec))}",
              "",
              f"- results: {md(path.name)}; seeds {md(rec['seeds'])}; layer "
              f"{md(next(iter(rec['caches'].values()))['layer'])}; pooling {md(cfg.get('pooling'))}; "

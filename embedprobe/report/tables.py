@@ -31,6 +31,28 @@ def _order(cells: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return ordered_rows, ordered_cols
 
 
+def run_choices(record: dict[str, Any]) -> str:
+    """The split protocol of each corpus and the fold aggregation of a run, as one heading part.
+
+    Example: ``protocol emodb=loso · aggregate pooled``. Results written before the aggregation
+    was recorded read ``aggregate mean`` (the only one there was).
+    """
+    protocols = ", ".join(f"{name}={c.get('protocol') or 'default'}" for name, c in (record.get("caches") or {}).items())
+    aggregate = ((record.get("resolved") or {}).get("aggregate") or (record.get("config") or {}).get("aggregate")
+                 or "mean")
+    return f"protocol {protocols or 'default'} · aggregate {aggregate}"
+
+
+def cell_choices(cells: list[dict[str, Any]]) -> str:
+    """``run_choices`` read from result cells (the in-domain ones name their corpus's protocol);
+    ``""`` for cells written before cells recorded them."""
+    protocols = dict.fromkeys(f"{c['test']}={c['protocol']}" for c in cells if c.get("in_domain") and c.get("protocol"))
+    aggregates = dict.fromkeys(c["aggregate"] for c in cells if c.get("aggregate"))
+    if not protocols and not aggregates:
+        return ""
+    return f"protocol {', '.join(protocols) or 'default'} · aggregate {', '.join(aggregates) or 'mean'}"
+
+
 def metric_matrix(cells: list[dict[str, Any]], metric: str, title: str = "") -> Matrix:
     rows, cols = _order(cells)
     by = {(c["train"], c["test"]): c["metrics"][metric] for c in cells}

@@ -175,3 +175,33 @@ def test_probe_cli_threads_is_validated(caches: Path, tmp_path: Path) -> None:
                         "--threads", "0", "--out", str(tmp_path), "-q"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--threads 0" in r.stderr and ">= 1" in r.stderr
+
+
+def test_loso_pooled_is_recorded_and_reported(caches: Path, tmp_path: Path) -> None:
+    cfg = ProbeConfig(model="logmel-128", cache_dir=str(caches), train=("emodb",), test=("emodb",), probe="linear",
+                      protocols={"emodb": "loso"}, aggregate="pooled", n_bootstrap=20, out=str(tmp_path),
+                      probe_params={"max_steps": 100, "min_steps": 0})
+    path = probe(cfg, progress=False)
+    assert path.name == "logmel-128__linear__train-emodb__emodb-loso__pooled.json"
+    rec = json.loads(path.read_text())
+    (cell,) = rec["cells"]
+    assert cell["protocol"] == "loso" and cell["aggregate"] == "pooled" and cell["n_folds"] == 6
+    folds = rec["caches"]["emodb"]["folds"]
+    assert len(folds) == 6 and all(f.startswith("loso/") for f in folds)  # one fold per synthetic speaker
+    assert rec["resolved"]["aggregate"] == "pooled" and rec["resolved"]["protocols"] == {"emodb": "loso"}
+    assert rec["config"]["aggregate"] == "pooled"
+    u = cell["metrics"]["uacc"]
+    assert u["fold_mean"] is not None and u["ci95"][0] <= u["mean"] <= u["ci95"][1]
+    md = write_report(tmp_path).read_text()
+    assert "aggregate pooled" in md and "loso" in md
+
+
+def test_probe_cli_aggregate_and_protocol_are_validated(caches: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "embedprobe.cli.main", "probe", "--model", "logmel-128", "--cache-dir",
+            str(caches), "--train", "emodb", "--test", "emodb", "--out", str(tmp_path), "-q"]
+    r = subprocess.run(base + ["--aggregate", "median"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "Bad aggregate (--aggregate) 'median', expected one of ['mean', 'pooled']" in " ".join(r.stderr.split())
+    r = subprocess.run(base + ["--protocol", "emodb=los"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "'los'" in r.stderr and "'loso'" in r.stderr  # the offered protocols include loso
