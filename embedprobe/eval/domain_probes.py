@@ -10,7 +10,7 @@ A plugin adds one with ``DOMAIN_PROBES.add(name, DomainProbe(factory, "one line"
 
 Example:
     >>> identifiability_probes()
-    ['logistic', 'linear', 'mlp']
+    ['logistic', 'linear', 'logreg', 'mlp', 'svm']
     >>> make("logistic", seed=0).fit([[0.0], [1.0], [0.1], [0.9]], [0, 1, 0, 1]).predict([[0.95]]).tolist()
     [1]
 """

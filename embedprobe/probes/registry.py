@@ -9,7 +9,7 @@ that import torch at module level and register nothing), so ``embedprobe list pr
 
 Example:
     >>> PROBES.names()
-    ['linear', 'mlp']
+    ['linear', 'logreg', 'mlp', 'svm']
 """
 
 from __future__ import annotations
