@@ -13,8 +13,8 @@ runner reads are there. Training is not iterative, so ``history_`` holds a singl
 (``step`` 1) of the validation set and every ``eval_sets`` entry by the final model: the
 "last 20% of training" confidence figures are that one final value, with std NaN (one
 evaluation; no fake spread). They are deterministic: for given data every seed gives the same
-model (``random_state`` only seeds the hold-out without ``X_val``, and the SVM's Platt
-calibration), so the spread over seeds of a matrix cell is 0.
+model (``random_state`` only seeds the hold-out made when ``fit`` gets no ``X_val``), so
+the spread over seeds of a matrix cell is 0.
 
 Example:
     >>> import numpy as np
@@ -69,7 +69,7 @@ REFERENCE_PARAMS_DOC = """
         pooling: pooling of frame input (``"mean"`` or ``"mean+std"``); ignored for pooled input.
         n_threads: BLAS / OpenMP threads for fit and prediction; None chooses from the work
             (one thread for these sizes; see :mod:`embedprobe.common.threads`).
-        random_state: seed of the hold-out (and of the SVM's probability calibration).
+        random_state: seed of the hold-out made without ``X_val`` (the only randomness).
 
     Attributes:
         classes_: class labels, the column order of ``predict_proba``.

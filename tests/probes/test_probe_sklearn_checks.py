@@ -20,9 +20,9 @@ _FAST = dict(max_steps=150, eval_every=25, patience=2)  # for TorchProbe subclas
 TEST_PARAMS: dict[str, dict] = {"linear": {"lr": 1e-2}, "mlp": {"hidden": (32, 32)}}  # smaller/faster, same contract
 EXPECTED_FAILED: dict[str, dict[str, str]] = {  # probe name -> {check: reason}
     "svm": {"check_class_weight_classifiers": (
-        "the decision is the argmax of libsvm's Platt probabilities (as for every probe), which "
-        "are calibrated by an internal cross-validation that does not follow extreme class weights "
-        "({0: 1000, 1: 1e-4}) the way SVC.predict's decision values do")},
+        "the decision is the argmax of the Platt-calibrated probabilities (as for every probe), whose "
+        "sigmoids, fitted on out-of-fold decision values without weights, undo extreme class weights "
+        "({0: 1000, 1: 1e-4}) that SVC.predict's raw decision values follow")},
 }
 
 
