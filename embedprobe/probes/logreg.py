@@ -173,7 +173,7 @@ class ReferenceProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         self._check_params()
         if float(aug_rate) != 0.0:
             raise BadValueError("aug_rate", aug_rate, [0.0], fix=f"{type(self).__name__} has no training "
-                                "loop to augment; use --aug-rate 0, or the linear or mlp probe.")
+                                "loop to augment; use --augment-rate 0, or the linear or mlp probe.")
         self.frame_dim_ = None
         if isinstance(X, FrameSet):
             if hasattr(self, "feature_names_in_"):  # left by an earlier fit on a DataFrame
