@@ -55,8 +55,8 @@ C_GRID: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 REFERENCE_PARAMS_DOC = """
     Hyper-parameters are chosen on the validation part only: ``fit(X_val=..., y_val=...)``
     (the matrix passes each fold's validation speakers), or else ``val_fraction`` of each class
-    (x group) of ``X``, held out with ``random_state``; the model with the chosen
-    hyper-parameters is then refitted on all of ``X``. The criterion is validation UAR (balanced
+    (x group) of ``X``, held out with ``random_state`` (the model is then trained on the rest,
+    as the torch probes are): the model kept is the one validated. The criterion is validation UAR (balanced
     accuracy of the argmax of ``predict_proba``), ties to the earlier (simpler) candidate.
 
     Args:
@@ -202,13 +202,14 @@ class ReferenceProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
             val = self._validation(X, y_enc, X_val, y_val, groups, seed)
             if val is None:
                 self.best_params_, self.best_score_, self.val_scores_ = self._default(d), float("nan"), []
-            else:
+                self.model_ = self._fit_model(X, y_enc, seed, self.best_params_)
+            else:  # the model kept is the one validated (trained on X, or on X less the hold-out)
                 Xt, yt, Xv, yv = val
-                self.val_scores_ = [(p, self._uar(self._fit_model(Xt, yt, seed, p), Xv, yv))
-                                    for p in self._candidates(d)]
+                models = [self._fit_model(Xt, yt, seed, p) for p in self._candidates(d)]
+                self.val_scores_ = [(p, self._uar(m, Xv, yv)) for p, m in zip(self._candidates(d), models, strict=True)]
                 best = int(np.argmax([s for _, s in self.val_scores_]))  # first maximum: the simpler
                 self.best_params_, self.best_score_ = self.val_scores_[best]
-            self.model_ = self._fit_model(X, y_enc, seed, self.best_params_)
+                self.model_ = models[best]
             sets = {"val": (val[2], val[3])} if val is not None else {}
             for name, (Xe, ye) in (eval_sets or {}).items():
                 if name == "val":

@@ -11,6 +11,7 @@ import pytest
 from embedprobe.errors import BadValueError
 from embedprobe.eval.confidence import last_fraction
 from embedprobe.eval.data import CorpusData
+from embedprobe.eval.domain import identifiability
 from embedprobe.eval.runner import MatrixSpec, run_matrix
 from embedprobe.probes import FrameSet, create
 from embedprobe.probes.logreg import C_GRID
@@ -67,7 +68,7 @@ def test_history_is_one_final_evaluation(name):
 
 
 @pytest.mark.parametrize("name", REFERENCE)
-def test_without_validation_holds_out_then_refits_on_all(name):
+def test_without_validation_holds_out_and_keeps_the_validated_model(name):
     X, y = _blobs()
     p = create(name, random_state=0).fit(X, y)
     assert p.val_scores_ and np.isfinite(p.best_score_)
@@ -121,3 +122,11 @@ def test_matrix_runs_them_and_seeds_give_no_spread(name):
     assert cell["n_folds"] == 5 and cell["mean_steps"] == 1 and m["uacc"]["mean"] > 0.5
     assert m["uacc"]["last20_mean"] == pytest.approx(m["uacc"]["mean"])
     assert m["uacc"]["seeds"]["std"] == 0.0 and m["auroc"]["seeds"]["std"] == 0.0  # seeds agree
+
+
+@pytest.mark.parametrize("name", REFERENCE)
+def test_domain_identifiability_accepts_them(name):
+    rng = np.random.default_rng(0)
+    feats = {"a": rng.normal(0, 1, (60, 4)), "b": rng.normal(1.5, 1, (60, 4))}
+    out = identifiability(feats, probe=name, seed=0, threads=1)
+    assert out["auroc"] > 0.8
