@@ -8,7 +8,7 @@ that import torch at module level and register nothing), so ``embedprobe list pr
 ``create("mlp", random_state=0)`` builds an unfitted estimator.
 
 Example:
-    >>> PROBES.names()
+    >>> sorted(PROBES.names())  # registration order follows import order
     ['linear', 'logreg', 'mlp', 'svm']
 """
 

@@ -161,7 +161,7 @@ def test_labels_unseen_in_training_are_scored_with_probability_zero():
 
 
 def test_registry_clone_and_pickle():
-    assert PROBES.names() == ["linear", "logreg", "mlp", "svm"]
+    assert sorted(PROBES.names()) == ["linear", "logreg", "mlp", "svm"]
     assert get_class("linear") is LinearProbe and get_class("mlp") is MLPProbe
     with pytest.raises(BadValueError, match="'cosine'.*linear.*logreg.*mlp.*svm"):
         create("cosine")
