@@ -96,6 +96,9 @@ def _seed(random_state: Any) -> int:
 class ReferenceProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base of the scikit-learn reference probes; subclasses define the grid and the estimator."""
 
+    deterministic = True
+    """Every seed gives the same model on the same data (recorded as ``deterministic`` in matrix cells)."""
+
     @abstractmethod
     def _candidates(self, n_features: int) -> list[dict[str, Any]]:
         """The hyper-parameter candidates, simplest first (the first wins a tie)."""

