@@ -13,6 +13,7 @@ from embedprobe.eval.confidence import last_fraction
 from embedprobe.eval.data import CorpusData
 from embedprobe.eval.domain import identifiability
 from embedprobe.eval.runner import MatrixSpec, run_matrix
+from embedprobe.pipeline.probe import ProbeConfig, check_config
 from embedprobe.probes import FrameSet, create
 from embedprobe.probes.logreg import C_GRID
 
@@ -130,3 +131,9 @@ def test_domain_identifiability_accepts_them(name):
     feats = {"a": rng.normal(0, 1, (60, 4)), "b": rng.normal(1.5, 1, (60, 4))}
     out = identifiability(feats, probe=name, seed=0, threads=1)
     assert out["auroc"] > 0.8
+
+
+def test_tune_is_refused_for_them():
+    check_config(ProbeConfig(model="egemaps", cache_dir="cache", train=("emodb",), probe="linear", tune=True))
+    with pytest.raises(BadValueError, match="--tune.*drop --tune"):
+        check_config(ProbeConfig(model="egemaps", cache_dir="cache", train=("emodb",), probe="svm", tune=True))
