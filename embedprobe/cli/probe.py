@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path = typer.Option(CACHE_DIR, "--cache-dir", help="Folder of caches."),
         train: list[str] = typer.Option(..., "--train", help="Corpus or union (a,b) to train on; repeatable."),
         test: str = typer.Option(",".join(default(_D, "test")), "--test", help="Comma-separated corpora to test on, or all."),
-        probe_name: str = typer.Option(default(_D, "probe"), "--probe", help="linear or mlp."),
+        probe_name: str = typer.Option(default(_D, "probe"), "--probe", help="Probe: linear, mlp, logreg, svm or a plugin (embedprobe list probes)."),
         layer: str = typer.Option(None, "--layer", help="Cache layer (default: the last)."),
         pooling: str = typer.Option(default(_D, "pooling"), "--pooling", help="mean or meanstd."),
         frames: bool = typer.Option(default(_D, "frames"), "--frames", help="Train on frame-level features."),

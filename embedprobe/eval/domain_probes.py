@@ -9,8 +9,8 @@ needs what ``TorchProbe`` offers (validation curves, ``history_``, threads per p
 A plugin adds one with ``DOMAIN_PROBES.add(name, DomainProbe(factory, "one line"))``.
 
 Example:
-    >>> identifiability_probes()
-    ['logistic', 'linear', 'mlp']
+    >>> sorted(identifiability_probes())
+    ['linear', 'logistic', 'logreg', 'mlp', 'svm']
     >>> make("logistic", seed=0).fit([[0.0], [1.0], [0.1], [0.9]], [0, 1, 0, 1]).predict([[0.95]]).tolist()
     [1]
 """

@@ -193,6 +193,8 @@ def _full_proba(probe: Any, X: Any) -> np.ndarray:
 class _CellAccumulator:
     """Collects per-(fold, seed) scores of one test corpus and summarises them."""
 
+    deterministic = False  # the probe's class says every seed gives the same model (logreg, svm)
+
     def __init__(self, data: CorpusData, in_domain: bool):
         self.data, self.in_domain = data, in_domain
         self.final: dict[tuple[int, int], dict[str, float]] = {}
@@ -217,6 +219,7 @@ class _CellAccumulator:
         self.fold_idx[fold] = idx
         self.preds[(fold, seed)] = (np.asarray(y), proba)
         self.steps.append(int(getattr(probe, "n_steps_", 0)))
+        self.deterministic = bool(getattr(probe, "deterministic", False))
         if getattr(probe, "n_threads_", None) is not None:
             self.threads["fit"].add(int(probe.n_threads_))
 
@@ -274,6 +277,7 @@ class _CellAccumulator:
             "aggregate": spec.aggregate,
             "protocol": self.data.protocol,
             "seeds": seeds,
+            "deterministic": self.deterministic,  # seeds agree by construction: their spread is 0
             "mean_steps": _f(np.mean(self.steps)) if self.steps else None,
             "label_counts": label_counts(y),
             "missing_classes": sorted(self.missing),

@@ -291,6 +291,9 @@ def quiet_numpy() -> Iterator[None]:
 def check_config(cfg: ProbeConfig) -> None:
     """Refuse values that would otherwise run as something else (no seeds, an unknown parameter)."""
     PROBES.get(cfg.probe)  # an unknown probe lists the registered ones
+    if cfg.tune and not {"lr", "batch_size"} <= set(PROBES.get(cfg.probe).cls().get_params()):
+        raise BadValueError("--tune with probe", cfg.probe, fix="--tune searches lr and batch_size, which "
+                            f"{cfg.probe} has not (logreg and svm choose C on validation themselves): drop --tune.")
     checks.choice("pooling", cfg.pooling, POOLINGS)
     checks.choice("aggregate (--aggregate)", cfg.aggregate, AGGREGATES, fix="mean averages the folds' scores; "
                   "pooled scores the predictions of all folds at once.")

@@ -5,7 +5,7 @@ Light to import: the estimator classes (which need scikit-learn) and torch load 
 Example:
     >>> from embedprobe.probes import create, PROBES
     >>> sorted(PROBES)
-    ['linear', 'mlp']
+    ['linear', 'logreg', 'mlp', 'svm']
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ that import torch at module level and register nothing), so ``embedprobe list pr
 ``create("mlp", random_state=0)`` builds an unfitted estimator.
 
 Example:
-    >>> PROBES.names()
-    ['linear', 'mlp']
+    >>> sorted(PROBES.names())  # registration order follows import order
+    ['linear', 'logreg', 'mlp', 'svm']
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def test_job_fingerprint_follows_what_changes_the_numbers() -> None:
     ({"grid": {"seed": 3}}, r"\[grid\]: bad key 'seed', expected one of \[.*'seeds'.*Did you mean 'seeds'"),
     ({"bench": {"jobz": 2}}, r"'jobz', expected one of \['jobs', 'name', 'out'\]"),
     ({"extrakt": {}}, r"'extrakt'.*'extract'"),
-    ({"grid": {"probes": ["svm"]}}, r"'svm', expected one of \['linear', 'mlp'\]"),
+    ({"grid": {"probes": ["cosine"]}}, r"'cosine', expected one of \['linear', 'logreg', 'mlp', 'svm'\]"),
     ({"grid": {"train": ["msp+voxceleb"]}}, r"'voxceleb', expected one of \['crema', 'iemocap', 'msp'\]"),
     ({"grid": {"augment_rates": [0, 20]}}, r"augment_rates.*\[0, 1\]"),
     ({"grid": {"seeds": "two"}}, r"seeds.*count"),

@@ -82,7 +82,7 @@ PROBE_BAD = {
     "--param monitor=x": "monitor 'x'",
     "--param device=bogus": "device 'bogus'",
     "--pooling bogus": "pooling 'bogus', expected one of ['mean', 'meanstd']",
-    "--probe bogus": "probe 'bogus', expected one of ['linear', 'mlp']. Run 'embedprobe list probes'",
+    "--probe bogus": "probe 'bogus', expected one of ['linear', 'logreg', 'mlp', 'svm']. Run 'embedprobe list probes'",
     "--bootstrap -1": "(--bootstrap) -1",
     "--max-folds 0": "(--max-folds) 0",
     "--augment-rate 1.5": "(--augment-rate) 1.5",
