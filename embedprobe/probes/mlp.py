@@ -47,6 +47,7 @@ class MLPProbe(TorchProbe):
         lr_decay: float = 0.1,
         n_lr_drops: int = 1,
         weight_decay: float = 1e-2,
+        l2: float = 0.0,
         val_fraction: float = 0.15,
         monitor: str = "auroc",
         balance: str = "class",
@@ -71,6 +72,7 @@ class MLPProbe(TorchProbe):
         self.lr_decay = lr_decay
         self.n_lr_drops = n_lr_drops
         self.weight_decay = weight_decay
+        self.l2 = l2
         self.val_fraction = val_fraction
         self.monitor = monitor
         self.balance = balance
