@@ -43,8 +43,7 @@ PROBE_NAMES = ("linear", "mlp", "logreg", "svm")
 
 
 def _root(arg: str | None) -> Path:
-    here = Path(__file__).resolve().parent.parent
-    root = Path(arg or os.environ.get("EMBEDPROBE_EMODB") or here.parent / "shared" / "data" / "emodb")
+    root = Path(arg or os.environ.get("EMBEDPROBE_EMODB") or Path("..") / "shared" / "data" / "emodb")
     if not root.is_dir():
         sys.exit(f"EmoDB not found at {root}; pass --root or set EMBEDPROBE_EMODB.")
     return root
@@ -97,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     for feat in args.features.split(","):
         t0 = time.perf_counter()
         try:
-            extract(ExtractConfig(model=feat, corpus="emodb", root=str(root), out=args.cache), progress=False)
+            with warnings.catch_warnings():  # a reused cache made by other code versions says so
+                warnings.simplefilter("ignore")
+                extract(ExtractConfig(model=feat, corpus="emodb", root=str(root), out=args.cache), progress=False)
         except Exception as e:  # a model whose weights are not at hand offline: say so, go on
             skipped.append(f"features {feat}: {type(e).__name__}: {e}")
             print(f"skip features {feat}: extraction failed: {type(e).__name__}: {e}")
@@ -116,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                         warnings.simplefilter("ignore")
                         path = probe(cfg, progress=False)
                 except TypeError as e:  # ProbeConfig without that option (not in this version)
-                    skipped.append(f"protocol {item}: {e}")
-                    print(f"skip protocol {item}: {e}")
+                    if not any(s.startswith(f"protocol {item}:") for s in skipped):
+                        skipped.append(f"protocol {item}: {e}")
+                        print(f"skip protocol {item}: {e}")
                     break
                 m = _cell_metrics(path)
                 sec = time.perf_counter() - t1
