@@ -49,11 +49,12 @@ SHARED_PARAMS_DOC = """
         weight_decay: AdamW's decoupled weight decay (shrinks every weight by ``lr *
             weight_decay`` per step, whatever the loss; 0 when ``l2`` regularises).
         l2: L2 penalty ``l2 / 2 * ||weights||^2`` added to the mean cross-entropy (coupled, as
-            in scikit-learn's ``LogisticRegression``, where ``l2 = 1 / (C * n_train)``). Unlike
-            AdamW's decay, which Adam's per-weight step normalisation makes act as a uniform
-            shrink, it penalises each weight by its own size, so the decisions (argmax) of the
-            early-stopped probe match those of a regularised classifier; see
-            ``docs/probe_quality.md``.
+            in scikit-learn's ``LogisticRegression``, where ``l2 = 1 / (C * n_train)``; biases are
+            exempt). AdamW's decoupled decay shrinks by ``lr * weight_decay`` per step whatever
+            the loss (1e-4 over a few hundred steps is no regularisation at all), and Adam's
+            normalised steps leave the optimum it reaches unlike L2's; with ``l2`` the probe
+            converges to the regularised classifier, whose decisions (argmax) are what UAR
+            measures (``benchmarks/probe_quality.py``).
         val_fraction: share of each class (x group) held out for validation when ``fit`` gets
             no ``X_val``; 0 disables validation (training runs ``max_steps``; last weights).
         monitor: validation metric driving early stopping and the best-weights choice.
