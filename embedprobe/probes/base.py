@@ -46,7 +46,15 @@ SHARED_PARAMS_DOC = """
         min_delta: smallest increase of the monitored metric that counts as improvement.
         lr_decay: factor applied to the learning rate at a plateau.
         n_lr_drops: plateaus answered by a learning-rate drop before stopping.
-        weight_decay: AdamW weight decay.
+        weight_decay: AdamW's decoupled weight decay (shrinks every weight by ``lr *
+            weight_decay`` per step, whatever the loss; 0 when ``l2`` regularises).
+        l2: L2 penalty ``l2 / 2 * ||weights||^2`` added to the mean cross-entropy (coupled, as
+            in scikit-learn's ``LogisticRegression``, where ``l2 = 1 / (C * n_train)``; biases are
+            exempt). AdamW's decoupled decay shrinks by ``lr * weight_decay`` per step whatever
+            the loss (1e-4 over a few hundred steps is no regularisation at all), and Adam's
+            normalised steps leave the optimum it reaches unlike L2's; with ``l2`` the probe
+            converges to the regularised classifier, whose decisions (argmax) are what UAR
+            measures (``benchmarks/probe_quality.py``).
         val_fraction: share of each class (x group) held out for validation when ``fit`` gets
             no ``X_val``; 0 disables validation (training runs ``max_steps``; last weights).
         monitor: validation metric driving early stopping and the best-weights choice.
@@ -102,6 +110,9 @@ class TorchProbe(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         for name, value in positive.items():
             if not value > 0:
                 raise BadValueError(name, value, fix=f"{name} must be > 0.")
+        for name, value in {"weight_decay": self.weight_decay, "l2": self.l2}.items():
+            if not value >= 0:
+                raise BadValueError(name, value, fix=f"{name} must be >= 0 (0 = off).")
         if not 0 < self.lr_decay <= 1:
             raise BadValueError("lr_decay", self.lr_decay, fix="Use a factor in (0, 1], e.g. 0.1.")
         if not 0 <= self.val_fraction < 1:

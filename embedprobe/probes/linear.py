@@ -24,7 +24,7 @@ class LinearProbe(TorchProbe):
     def __init__(
         self,
         *,
-        lr: float = 1e-3,
+        lr: float = 1e-2,
         batch_size: int = 256,
         max_steps: int = 5000,
         min_steps: int = 200,
@@ -33,7 +33,8 @@ class LinearProbe(TorchProbe):
         min_delta: float = 1e-4,
         lr_decay: float = 0.1,
         n_lr_drops: int = 1,
-        weight_decay: float = 1e-4,
+        weight_decay: float = 0.0,
+        l2: float = 0.04,
         val_fraction: float = 0.15,
         monitor: str = "auroc",
         balance: str = "class",
@@ -56,6 +57,7 @@ class LinearProbe(TorchProbe):
         self.lr_decay = lr_decay
         self.n_lr_drops = n_lr_drops
         self.weight_decay = weight_decay
+        self.l2 = l2
         self.val_fraction = val_fraction
         self.monitor = monitor
         self.balance = balance

@@ -1,7 +1,9 @@
 """``MLPProbe`` ("mlp"): the poster's "MLP 128x256" on standardised pooled embeddings.
 
 Two hidden layers of 128 and 256 units with ReLU, dropout after each hidden layer while
-training (default 0.2), and a linear output layer.
+training (default 0.2), and a linear output layer. Regularised by default with the coupled L2
+penalty ``l2=0.01`` and gaussian noise ``noise_std=0.5`` on the standardised features (chosen
+on the validation UAR of EmoDB's speaker folds; AdamW's decoupled decay is off).
 
 Example:
     >>> import numpy as np
@@ -46,14 +48,15 @@ class MLPProbe(TorchProbe):
         min_delta: float = 1e-4,
         lr_decay: float = 0.1,
         n_lr_drops: int = 1,
-        weight_decay: float = 1e-2,
+        weight_decay: float = 0.0,
+        l2: float = 0.01,
         val_fraction: float = 0.15,
         monitor: str = "auroc",
         balance: str = "class",
         pooling: str = "mean",
         frame_mask: float = 0.0,
         mix_prob: float = 0.0,
-        noise_std: float = 0.0,
+        noise_std: float = 0.5,
         device: str = "cpu",
         n_threads: int | None = None,
         random_state: int | None = None,
@@ -71,6 +74,7 @@ class MLPProbe(TorchProbe):
         self.lr_decay = lr_decay
         self.n_lr_drops = n_lr_drops
         self.weight_decay = weight_decay
+        self.l2 = l2
         self.val_fraction = val_fraction
         self.monitor = monitor
         self.balance = balance

@@ -284,6 +284,21 @@ class _Gather:
         return xb if self.std is None else xb.sub_(self.std[0]).div_(self.std[1])
 
 
+def _weight_mask(stack: Any) -> torch.Tensor:
+    """``[n]``: 1 at the weights of a stack row, 0 at its biases (which ``l2`` leaves alone)."""
+    mask = torch.zeros(stack.n_params)
+    if hasattr(stack, "spans"):  # StackedNet: per layer, the weight then the bias
+        for a, b, _ in stack.spans:
+            mask[a:b] = 1.0
+        return mask
+    at = 0  # ModuleNet: the net's parameters in order
+    for name, shape in zip(stack.names, stack.shapes, strict=True):
+        n = shape.numel()
+        mask[at:at + n] = 0.0 if name.rsplit(".", 1)[-1] == "bias" else 1.0
+        at += n
+    return mask
+
+
 def _train_stack(runs: list[_Run]) -> None:
     """Train runs of one key together until each stops or reaches ``max_steps``."""
     p0, dev = runs[0].p, runs[0].dev
@@ -294,6 +309,8 @@ def _train_stack(runs: list[_Run]) -> None:
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([r.job.seed for r in runs]).generate_state(1)[0]))
     noise = torch.tensor([float(r.p.noise_std) for r in runs], device=dev)[:, None, None]
     any_noise = bool((noise > 0).any())
+    l2 = torch.tensor([float(r.p.l2) for r in runs], device=dev)[:, None] * _weight_mask(stack).to(dev)
+    any_l2 = bool((l2 > 0).any())
     gather = _Gather(runs) if all(r.simple for r in runs) else None
     active, step = list(runs), 0
     loss_sum = torch.zeros(len(runs), device=dev)
@@ -313,6 +330,8 @@ def _train_stack(runs: list[_Run]) -> None:
             if any_noise:
                 xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
             grad, losses = stack.loss_grad(xb.transpose(1, 2), target[s], gen)
+            if any_l2:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
+                grad = grad.add_(stack.flat * l2)
             opt.step(stack.flat, grad)
             loss_sum += losses
         step += n
@@ -332,7 +351,7 @@ def _train_stack(runs: list[_Run]) -> None:
             sel = torch.tensor(keep, dtype=torch.long, device=dev)
             stack.keep(sel)
             opt.keep(sel)
-            noise, loss_sum = noise[sel], loss_sum[sel]
+            noise, l2, loss_sum = noise[sel], l2[sel], loss_sum[sel]
             if gather is not None and keep:
                 gather.keep(keep)
             active = [active[i] for i in keep]

@@ -41,7 +41,7 @@ def _same(a, b):
     np.testing.assert_allclose(a.mean_, b.mean_)
 
 
-@pytest.mark.parametrize("name,params", [("linear", {}), ("mlp", {"dropout": 0.0, "hidden": (8, 5)})])
+@pytest.mark.parametrize("name,params", [("linear", {}), ("mlp", {"dropout": 0.0, "noise_std": 0.0, "hidden": (8, 5)})])
 def test_stacked_equals_separate(name, params):
     common = dict(max_steps=400, min_steps=50, eval_every=25, patience=2, batch_size=32, **params)
     fits = _fits() * 2  # 3 folds x 2 seeds, as the runner stacks them
