@@ -64,7 +64,7 @@ def _cell_metrics(path: Path) -> dict[str, float | None]:
     out = {}
     for m in ("auroc", "uacc"):
         entry = cell["metrics"][m]
-        value = entry.get("pooled", entry.get("mean")) if isinstance(entry, dict) else entry
+        value = entry.get("mean") if isinstance(entry, dict) else entry  # the pooled value under --aggregate pooled
         spread = (entry.get("seeds") or {}).get("std") if isinstance(entry, dict) else None
         out[m], out[f"{m}_seed_std"] = value, spread
     out["mean_steps"] = cell.get("mean_steps")
