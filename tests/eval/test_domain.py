@@ -131,4 +131,4 @@ def test_identifiability_with_the_torch_linear_probe():
     res = identifiability({"a": _gauss(150, 8, 0), "b": _gauss(150, 8, 1, shift=4.0)}, probe="linear")
     assert res["probe"] == "linear" and res["balanced_accuracy"] > 0.95
     with pytest.raises(BadValueError, match="identifiability probe"):
-        identifiability({"a": _gauss(20, 2, 0), "b": _gauss(20, 2, 1)}, probe="svm")
+        identifiability({"a": _gauss(20, 2, 0), "b": _gauss(20, 2, 1)}, probe="no-such-probe")
