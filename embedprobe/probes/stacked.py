@@ -169,9 +169,14 @@ class ModuleNet:
         return net
 
 
+def stackable(net: nn.Module) -> bool:
+    """Whether ``net`` is a chain of ``linears()`` that :class:`StackedNet` can stack."""
+    return callable(getattr(net, "linears", None))
+
+
 def stack_for(nets: list[nn.Module], dev: torch.device, n_classes: int) -> StackedNet | ModuleNet:
     """A :class:`StackedNet` of ``nets`` (chains of ``linears()``), else a :class:`ModuleNet` of the one net."""
-    if all(callable(getattr(net, "linears", None)) for net in nets):
+    if all(stackable(net) for net in nets):
         return StackedNet(nets, dev)
     if len(nets) != 1:
         raise ValueError("nets without linears() are trained one at a time")

@@ -26,7 +26,7 @@ from embedprobe.common.metrics import METRICS, metrics_batch
 from embedprobe.probes.augment import frame_batch
 from embedprobe.probes.features import FrameSet, _as_tensor
 from embedprobe.probes.sampling import BalancedSampler, SameClass
-from embedprobe.probes.stacked import StackedAdamW, StackedNet, stack_for
+from embedprobe.probes.stacked import StackedAdamW, StackedNet, stack_for, stackable
 
 
 def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,9 +171,8 @@ class _Run:
         self.sampler = BalancedSampler(self.y_tr, groups=None if job.groups is None else job.groups[train_idx],
                                        balance=p.balance, rng=self.rng)
         self.simple = self.src is not None and job.aug is None  # batches gathered with the whole stack's
-        stackable = callable(getattr(self.net, "linears", None))  # else trained alone (ModuleNet)
-        dims = (tuple((lin.in_features, lin.out_features) for lin in self.net.linears()) if stackable
-                else ("alone", id(self)))
+        dims = (tuple((lin.in_features, lin.out_features) for lin in self.net.linears()) if stackable(self.net)
+                else ("alone", id(self)))  # a net of another shape trains alone (ModuleNet)
         self.key = (str(dev), int(p.batch_size), int(p.max_steps), int(p.eval_every), dims,
                     float(getattr(self.net, "dropout", 0.0)))
         self.lr = float(p.lr)
