@@ -16,6 +16,8 @@ EXTRA_MODULES = {  # extra -> a module whose presence means the extra is install
     "cdpam": "cdpam",
     "acoustics": "speechmos",
     "augment": "pedalboard",
+    "hf-datasets": "datasets",
+    "ray": "ray",
 }
 
 
