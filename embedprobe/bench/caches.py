@@ -116,10 +116,11 @@ def common_layers(model: str, infos: dict[tuple[str, str], CacheInfo]) -> list[s
     return [layer for layer in lists[0] if all(layer in ls for ls in lists)] if lists else []
 
 
-#: ExtractConfig fields that do not change what a cache holds (paths, speed, device). A changed
-#: `weights` path goes to `extract`, which compares the checkpoint revisions.
-_NOT_IDENTITY = ("root", "out", "device", "batch_size", "workers", "procs", "overwrite", "shard",
-                 "n_shards")
+#: ExtractConfig fields that do not change what a cache holds (paths, speed, device, threads: the
+#: Ray engine sets them per task). A changed `weights` path goes to `extract`, which compares the
+#: checkpoint revisions.
+_NOT_IDENTITY = ("root", "out", "device", "batch_size", "workers", "procs", "threads", "overwrite",
+                 "shard", "n_shards")
 
 
 def is_finished(ecfg: Any) -> bool:

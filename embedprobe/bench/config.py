@@ -21,6 +21,7 @@ from typing import Any
 from embedprobe.bench.checks import Checker, ConfigError
 from embedprobe.bench.sections import (
     corpora_section,
+    engine_section,
     extra_section,
     extract_section,
     grid_section,
@@ -32,6 +33,7 @@ from embedprobe.bench.spec import (
     STATISTICS,
     BenchConfig,
     CorpusSpec,
+    EngineSpec,
     ExtractSpec,
     ExtraSpec,
     GridSpec,
@@ -42,14 +44,15 @@ from embedprobe.bench.spec import (
 from embedprobe.corpora.textfiles import read_text
 from embedprobe.errors import BadValueError, EmbedprobeError
 
-__all__ = ["SECTIONS", "STATISTICS", "BenchConfig", "CorpusSpec", "ExtraSpec", "ExtractSpec", "GridSpec",
+__all__ = ["SECTIONS", "STATISTICS", "BenchConfig", "CorpusSpec", "EngineSpec", "ExtraSpec", "ExtractSpec", "GridSpec",
            "ProbeSpec", "ReportSpec", "apply_override", "load_config", "parse_config", "rate_label"]
 
 
 # --------------------------------------------------------------------------------------- loading
 def load_config(path: str | Path, *, overrides: list[str] | None = None,
                 models: list[str] | None = None, out: str | None = None,
-                jobs: int | None = None) -> BenchConfig:
+                jobs: int | None = None, engine: str | None = None, address: str | None = None,
+                cpus_per_task: int | None = None, gpus_per_extract: float | None = None) -> BenchConfig:
     """Read and check a bench TOML file.
 
     Args:
@@ -59,6 +62,8 @@ def load_config(path: str | Path, *, overrides: list[str] | None = None,
         models: replace ``[extract] models`` (the CLI's ``--model``).
         out: replace ``[bench] out``.
         jobs: replace ``[bench] jobs``.
+        engine: replace ``[bench] engine`` (``local`` or ``ray``).
+        address, cpus_per_task, gpus_per_extract: replace those keys of ``[ray]``.
     """
     tomllib = _toml()
     path = Path(path)
@@ -77,6 +82,12 @@ def load_config(path: str | Path, *, overrides: list[str] | None = None,
         raw.setdefault("bench", {})["out"] = str(out)
     if jobs is not None:
         raw.setdefault("bench", {})["jobs"] = jobs
+    if engine is not None:
+        raw.setdefault("bench", {})["engine"] = engine
+    for key, value in (("address", address), ("cpus_per_task", cpus_per_task),
+                       ("gpus_per_extract", gpus_per_extract)):
+        if value is not None:
+            raw.setdefault("ray", {})[key] = value
     return parse_config(raw, source=str(path))
 
 
@@ -105,7 +116,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
     chk = Checker(source)
     chk.keys(raw, SECTIONS, "")
     bench = chk.table(raw, "bench")
-    chk.keys(bench, ("name", "out", "jobs"), "bench")
+    chk.keys(bench, ("name", "out", "jobs", "engine"), "bench")
     name = chk.str_(bench, "bench", "name", Path(source).stem if source != "<dict>" else "bench")
     out = chk.str_(bench, "bench", "out", "out/bench")
     jobs = chk.int_(bench, "bench", "jobs", 1, low=1)
@@ -122,7 +133,8 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> BenchConfig:
         name=name, out=out, jobs=jobs, extract=extract, corpora=corpora, grid=grid, probe=probe,
         acoustics=extra_section(chk, chk.table(raw, "acoustics"), "acoustics"),
         domain=extra_section(chk, chk.table(raw, "domain"), "domain"),
-        report=report_section(chk, chk.table(raw, "report")), source=source)
+        report=report_section(chk, chk.table(raw, "report")), source=source,
+        engine=engine_section(chk, bench, chk.table(raw, "ray")))
 
 
 def _toml() -> Any:

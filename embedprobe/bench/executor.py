@@ -1,8 +1,11 @@
 """Where bench tasks run: a process pool (``jobs`` > 1) or the current process, one result each.
 
-``Executor.run(phase, [(key, fn, arg, cost)], view, say)`` runs the tasks of one phase
+``Executor.run(phase, [(key, fn, arg, cost)], view, say, commit=)`` runs the tasks of one phase
 (extraction, probe jobs, report sections); an error inside a task becomes a failed
 ``TaskResult`` (one line, the traceback kept for the log) instead of stopping the grid.
+``commit(key, result)``, when given, runs in this (the driver's) process on each task's result
+as it arrives: the bench writes the probe jobs' results files there, so whatever runs the tasks
+(this pool, or ``bench.ray_executor`` on a cluster) the files are written the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.markup import escape
@@ -47,7 +50,7 @@ def init_worker() -> None:
     exit_with_parent(3)  # a killed bench must not leave workers writing results behind it
 
 
-def _guard(fn: Callable[[Any], dict[str, Any]], arg: Any) -> dict[str, Any]:
+def guard(fn: Callable[[Any], dict[str, Any]], arg: Any) -> dict[str, Any]:
     """Run a task; an error becomes a result (one line, plus the traceback for the log)."""
     t0 = time.perf_counter()
     try:
@@ -60,12 +63,21 @@ def _guard(fn: Callable[[Any], dict[str, Any]], arg: Any) -> dict[str, Any]:
                 "seconds": time.perf_counter() - t0}
 
 
+Commit = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
 class Executor:
     """A process pool (``jobs`` > 1) or the current process (``jobs`` == 1) running tasks."""
+
+    engine = "local"
 
     def __init__(self, jobs: int):
         self.jobs = jobs
         self._pool: cf.ProcessPoolExecutor | None = None
+
+    def prepare_extract(self, ecfg: Any) -> Any:
+        """The ExtractConfig one extraction task runs: with parallel jobs, no worker replicas."""
+        return replace(ecfg, procs=1) if self.jobs > 1 and ecfg.procs is None else ecfg
 
     def __enter__(self) -> Executor:
         if self.jobs > 1:
@@ -87,7 +99,8 @@ class Executor:
             torch.set_num_threads(self._threads)
 
     def run(self, phase: str, tasks: list[tuple[str, Callable, Any, float]], view: Any,
-            say: Callable[[str], None], done_before: int = 0) -> dict[str, TaskResult]:
+            say: Callable[[str], None], done_before: int = 0, commit: Commit | None = None,
+            ) -> dict[str, TaskResult]:
         """Run ``(key, fn, arg, cost)`` tasks; returns key -> TaskResult, in task order."""
         out: dict[str, TaskResult] = {}
         if not tasks:
@@ -96,14 +109,14 @@ class Executor:
         if self._pool is None:
             for key, fn, arg, _ in tasks:
                 view.started(key)
-                out[key] = self._finish(phase, key, _guard(fn, arg), view, say)
+                out[key] = finish(phase, key, guard(fn, arg), view, say, commit)
             return out
         try:
-            futures = {self._pool.submit(_guard, fn, arg): key for key, fn, arg, _ in tasks}
+            futures = {self._pool.submit(guard, fn, arg): key for key, fn, arg, _ in tasks}
         except BrokenProcessPool:  # a worker died in an earlier phase: start afresh
             self._pool.shutdown(wait=False, cancel_futures=True)
             self.__enter__()
-            futures = {self._pool.submit(_guard, fn, arg): key for key, fn, arg, _ in tasks}
+            futures = {self._pool.submit(guard, fn, arg): key for key, fn, arg, _ in tasks}
         pending = set(futures)
         while pending:
             finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
@@ -113,23 +126,29 @@ class Executor:
                     res = f.result()
                 except BrokenProcessPool as e:
                     res = {"status": "failed", "error": f"worker process died ({e}); re-run to resume"}
-                out[key] = self._finish(phase, key, res, view, say)
+                out[key] = finish(phase, key, res, view, say, commit)
             for f in pending:
                 if f.running():
                     view.started(futures[f])
         return {k: out[k] for k, *_ in tasks}
 
-    @staticmethod
-    def _finish(phase: str, key: str, res: dict[str, Any], view: Any, say: Callable[[str], None]) -> TaskResult:
-        info = {k: v for k, v in res.items() if k not in ("status", "seconds", "path", "error")}
-        r = TaskResult(phase, key, res["status"], float(res.get("seconds") or 0.0), res.get("path"),
-                       res.get("error"), info)
-        view.finished(key, r.status)
-        if r.status == "failed":
-            say(f"[red]failed[/] {phase} {esc(key)}: {esc(r.error)}")
-        elif phase != "extract" or info.get("n_new"):
-            say(f"[green]{r.status}[/] {phase} {esc(key)} ({r.seconds:.1f} s)")
-        return r
+
+def finish(phase: str, key: str, res: dict[str, Any], view: Any, say: Callable[[str], None],
+           commit: Commit | None = None) -> TaskResult:
+    """A task's result dict -> ``TaskResult`` (committed first), shown in the view and by ``say``."""
+    if commit is not None and res["status"] == "done":
+        done = guard(lambda r: commit(key, r), res)  # an error here fails the task like one inside it
+        res = {**res, **{k: v for k, v in done.items() if k != "seconds"}}
+    res.pop("record", None)
+    info = {k: v for k, v in res.items() if k not in ("status", "seconds", "path", "error")}
+    r = TaskResult(phase, key, res["status"], float(res.get("seconds") or 0.0), res.get("path"),
+                   res.get("error"), info)
+    view.finished(key, r.status)
+    if r.status == "failed":
+        say(f"[red]failed[/] {phase} {esc(key)}: {esc(r.error)}")
+    elif phase != "extract" or info.get("n_new"):
+        say(f"[green]{r.status}[/] {phase} {esc(key)} ({r.seconds:.1f} s)")
+    return r
 
 
 def esc(text: Any) -> str:

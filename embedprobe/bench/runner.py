@@ -9,8 +9,9 @@
    with the same job fingerprint and the same cache fingerprints: a killed bench resumes
    where it stopped, and a changed config or cache re-runs exactly the jobs it touches;
 4. runs the remaining jobs in a ``ProcessPoolExecutor`` of ``jobs`` workers (one torch thread
-   each), each writing its results atomically (``report.results.write_results``), under one
-   progress view with ETA;
+   each), or as Ray tasks with ``engine = "ray"`` (``bench.ray_executor``); each job's record
+   comes back to this process, which writes it atomically (``report.results.write_results``) as
+   it arrives, under one progress view with ETA;
 5. runs the optional acoustics and domain-gap sections, then writes ``bench.json``,
    ``bench.csv`` and ``report.html`` (``bench.collect``, ``report.html``) from every finished job.
 """
@@ -21,7 +22,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from embedprobe.bench.collect import write_outputs
 from embedprobe.bench.executor import Executor, TaskResult
 from embedprobe.bench.grid import Job, expand, job_fingerprint, probe_config, resolve_layers
 from embedprobe.bench.progress import GridProgress
+from embedprobe.bench.ray_executor import RayExecutor, with_absolute_paths
 from embedprobe.bench.spec import BenchConfig
 from embedprobe.cache import open_cache
 from embedprobe.cache.locks import FileLock, describe_holders
@@ -77,16 +79,30 @@ def _extract_task(ecfg: Any) -> dict[str, Any]:
 
 
 def _probe_task(task: dict[str, Any]) -> dict[str, Any]:
-    results = Path(task["results_dir"])
-    partial = results / ".partial" / task["job_id"]
+    """One probe job, where a worker runs it: its results record, for the driver to write."""
+    partial = Path(task["results_dir"]) / ".partial" / task["job_id"]
     shutil.rmtree(partial, ignore_errors=True)
     path = probe(task["probe_config"], progress=False)  # writes into ``partial``
     rec = json.loads(Path(path).read_text())
+    shutil.rmtree(partial, ignore_errors=True)
     rec["bench"] = {"job_id": task["job_id"], "job_fingerprint": task["fingerprint"],
                     "job": task["job"], "bench": task["bench"], "config_source": task["source"]}
-    final = write_results(rec, results, task["job_id"])
-    shutil.rmtree(partial, ignore_errors=True)
-    return {"path": str(final), "seconds": rec.get("seconds")}
+    return {"record": rec, "seconds": rec.get("seconds")}
+
+
+def _writer(results_dir: Path) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """The commit step of probe jobs, in the driver: write the record as it arrives."""
+    def commit(job_id: str, res: dict[str, Any]) -> dict[str, Any]:
+        return {"path": str(write_results(res.pop("record"), results_dir, job_id))}
+
+    return commit
+
+
+def make_executor(cfg: BenchConfig) -> Executor | RayExecutor:
+    """The local process pool of ``cfg.jobs``, or the Ray executor of ``cfg.engine``."""
+    if cfg.engine.engine == "ray":
+        return RayExecutor(cfg.engine, device=str(cfg.extract.params.get("device", "cpu")))
+    return Executor(cfg.jobs)
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -102,6 +118,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
             prints them.
     """
     t0 = time.perf_counter()
+    if cfg.engine.engine == "ray":
+        cfg = with_absolute_paths(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(out / ".bench.lock")
@@ -112,7 +130,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
     say = on_event or (lambda _m: None)
     try:
         phases: dict[str, float] = {}
-        with Executor(cfg.jobs) as ex, GridProgress(progress, cfg.name) as view:
+        with make_executor(cfg) as ex, GridProgress(progress, cfg.name) as view:
             t = time.perf_counter()
             roots = corpus_roots(cfg)
             extractions = _extract_all(cfg, roots, ex, view, say)
@@ -149,9 +167,8 @@ def _extract_all(cfg, roots, ex, view, say) -> list[TaskResult]:
             for key, ecfg, cost in todo:
                 if is_finished(ecfg):
                     done[key] = TaskResult("extract", key, "skipped", path=str(ecfg.cache_path()))
-                else:  # with parallel jobs, each extraction stays in its job's process
-                    one = ex.jobs > 1 and ecfg.procs is None
-                    tasks.append((key, _extract_task, replace(ecfg, procs=1) if one else ecfg, cost))
+                else:
+                    tasks.append((key, _extract_task, ex.prepare_extract(ecfg), cost))
     done.update(ex.run("extract", tasks, view, say, done_before=len(done)))
     for model in cfg.extract.models:
         for c in cfg.corpora:
@@ -224,7 +241,7 @@ def _probe_all(cfg, jobs, infos, blocked, ex, view, say) -> dict[str, TaskResult
         n_skip = sum(r.status == "skipped" for r in results.values())
         say(f"{n_skip} of {len(jobs)} jobs already finished (skipped); {len(todo)} to run")
     results.update(ex.run("probe", todo, view, say, done_before=sum(
-        r.status == "skipped" for r in results.values())))
+        r.status == "skipped" for r in results.values()), commit=_writer(results_dir)))
     for r in results.values():
         if r.status == "failed":
             tb = r.info.get("traceback")

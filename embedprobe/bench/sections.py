@@ -13,6 +13,7 @@ from embedprobe.bench.extras import check_options
 from embedprobe.bench.spec import (
     STATISTICS,
     CorpusSpec,
+    EngineSpec,
     ExtractSpec,
     ExtraSpec,
     GridSpec,
@@ -21,6 +22,7 @@ from embedprobe.bench.spec import (
 )
 from embedprobe.common.checks import name_for_path
 from embedprobe.common.metrics import METRICS
+from embedprobe.common.raycluster import ENGINES
 from embedprobe.corpora import CORPORA
 from embedprobe.corpora.synthetic import DEFAULTS
 from embedprobe.errors import BadValueError
@@ -240,3 +242,17 @@ def report_section(chk: Checker, t: dict[str, Any]) -> ReportSpec:
     statistic = chk.str_(t, "report", "statistic", "mean")
     chk.choice(statistic, STATISTICS, "report", "statistic")
     return ReportSpec(metric=metric, statistic=statistic)
+
+
+def engine_section(chk: Checker, bench: dict[str, Any], t: dict[str, Any]) -> EngineSpec:
+    """``[bench] engine`` and the ``[ray]`` table (address, cpus_per_task, gpus_per_extract)."""
+    engine = chk.str_(bench, "bench", "engine", "local")
+    chk.choice(engine, ENGINES, "bench", "engine")
+    chk.keys(t, ("address", "cpus_per_task", "gpus_per_extract"), "ray")
+    address = chk.str_(t, "ray", "address", None)
+    gpus = t.get("gpus_per_extract")
+    if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int | float) or gpus < 0):
+        raise ConfigError(chk.where("ray"), "gpus_per_extract", gpus,
+                          fix="Give a number of GPUs >= 0 (0.5: two extractions share a GPU).")
+    return EngineSpec(engine=engine, address=address or None, cpus_per_task=chk.int_(t, "ray", "cpus_per_task", 1, low=1),
+                      gpus_per_extract=None if gpus is None else float(gpus))

@@ -15,7 +15,7 @@ from typing import Any
 
 from embedprobe.errors import BadValueError
 
-SECTIONS = ("bench", "extract", "corpora", "grid", "probe", "acoustics", "domain", "report")
+SECTIONS = ("bench", "extract", "corpora", "grid", "probe", "acoustics", "domain", "report", "ray")
 STATISTICS = ("mean", "last20_mean")
 
 
@@ -104,6 +104,25 @@ class ReportSpec:
 
 
 @dataclass(frozen=True)
+class EngineSpec:
+    """Where the bench's tasks run: ``[bench] engine`` and the ``[ray]`` table.
+
+    Args:
+        engine: ``local`` (a process pool of ``[bench] jobs``) or ``ray``.
+        address: the Ray cluster to join (``auto``, ``HOST:6379``, ``ray://...``); None: the
+            cluster this process is connected to, else a new local one.
+        cpus_per_task: CPUs (and torch threads) of every Ray task.
+        gpus_per_extract: GPUs of every extraction task (fractions share a GPU); None: 1 when
+            ``[extract] device`` is CUDA, else 0.
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    cpus_per_task: int = 1
+    gpus_per_extract: float | None = None
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """A whole bench. ``out`` holds ``cache/`` (default), ``synthetic/``, ``results/``,
     ``report.html``, ``bench.csv`` and ``bench.json``."""
@@ -119,6 +138,7 @@ class BenchConfig:
     domain: ExtraSpec = ExtraSpec()
     report: ReportSpec = ReportSpec()
     source: str = "<dict>"
+    engine: EngineSpec = EngineSpec()
 
     def corpus(self, key: str) -> CorpusSpec:
         for c in self.corpora:

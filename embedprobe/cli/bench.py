@@ -24,15 +24,25 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress view."),
         allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
                                               help="Probe caches that miss clips (same as --set probe.allow_incomplete=true)."),
+        engine: str = typer.Option(None, "--engine", help="Where tasks run: local (a process pool of --jobs) or ray "
+                                   "(default: bench.engine of the config, else local). Needs pip install 'embedprobe[ray]'."),
+        address: str = typer.Option(None, "--address", help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 "
+                                    "(default: ray.address of the config, else a local cluster on this machine)."),
+        cpus_per_task: int = typer.Option(None, "--cpus-per-task", help="Ray: CPUs (and torch threads) of each task "
+                                          "(default: ray.cpus_per_task, else 1)."),
+        gpus_per_extract: float = typer.Option(None, "--gpus-per-extract", help="Ray: GPUs of each extraction task, "
+                                               "fractions share a GPU (default: 1 when extract.device is cuda, else 0)."),
     ) -> None:
         """Run a grid (extractors x layers x training sets x probes x rates x scrambling), skipping finished jobs.
 
         Writes OUT/report.html (self-contained), OUT/bench.csv and OUT/bench.json. Killed or
-        interrupted? Run the same command again: finished jobs are kept.
+        interrupted? Run the same command again: finished jobs are kept. With --engine ray the
+        extractions and jobs are Ray tasks on a cluster (README, "Running on a cluster").
         """
         overrides = [*(set_ or []), *(["probe.allow_incomplete=true"] if allow_incomplete else [])]
         cfg = load_config(config, overrides=overrides, models=model or None,
-                          out=str(out_dir) if out_dir else None, jobs=jobs)
+                          out=str(out_dir) if out_dir else None, jobs=jobs, engine=engine, address=address,
+                          cpus_per_task=cpus_per_task, gpus_per_extract=gpus_per_extract)
         if dry_run:
             plan = plan_summary(cfg)
             for row in plan["jobs"]:
