@@ -9,7 +9,7 @@ Example:
 
 Modules: ``config`` (TOML -> ``spec`` frozen dataclasses, each table checked in ``sections``),
 ``grid`` (jobs, ids, fingerprints), ``runner`` (corpora, caches, resume) on ``executor``
-(process pool), ``progress`` (the progress view), ``collect`` (summary, CSV, JSON) with
+(process pool) or ``ray_executor`` (Ray tasks, ``engine = "ray"``), ``progress`` (the progress view), ``collect`` (summary, CSV, JSON) with
 ``numbers`` (every number the report shows that no results file holds; older ``bench.json``
 upgraded on read), ``extras`` (acoustics and domain-gap sections, composed with the probe jobs).
 """

@@ -141,10 +141,9 @@ class RayExecutor:
             most = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
             if most < gpus:
                 raise EmbedprobeError(
-                    f"Extraction tasks ask for {gpus:g} GPU(s) but no node of the Ray cluster ({where}) has "
-                    f"{'any' if not most else f'more than {most:g}'}. Fix: start the nodes with their GPUs "
-                    "(ray start --num-gpus N), or extract on CPUs with --gpus-per-extract 0 and "
-                    "[extract] device = \"cpu\".")
+                    f"Extraction tasks ask for {gpus:g} GPU(s) each but the nodes of the Ray cluster ({where}) "
+                    f"have at most {most:g}. Fix: join Ray nodes that have GPUs (ray start "
+                    "finds them), or extract on CPUs with --gpus-per-extract 0 and [extract] device = \"cpu\".")
         slots = sum(int(r.get("CPU", 0.0) // self.cpus) if not gpus else
                     min(int(r.get("CPU", 0.0) // self.cpus), int(r.get("GPU", 0.0) // gpus)) for r in nodes)
         return max(1, slots)

@@ -80,7 +80,7 @@ def test_job_fingerprint_follows_what_changes_the_numbers() -> None:
 
 @pytest.mark.parametrize("changes, match", [
     ({"grid": {"seed": 3}}, r"\[grid\]: bad key 'seed', expected one of \[.*'seeds'.*Did you mean 'seeds'"),
-    ({"bench": {"jobz": 2}}, r"'jobz', expected one of \['jobs', 'name', 'out'\]"),
+    ({"bench": {"jobz": 2}}, r"'jobz', expected one of \['engine', 'jobs', 'name', 'out'\]"),
     ({"extrakt": {}}, r"'extrakt'.*'extract'"),
     ({"grid": {"probes": ["cosine"]}}, r"'cosine', expected one of \['linear', 'logreg', 'mlp', 'svm'\]"),
     ({"grid": {"train": ["msp+voxceleb"]}}, r"'voxceleb', expected one of \['crema', 'iemocap', 'msp'\]"),

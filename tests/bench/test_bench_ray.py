@@ -23,6 +23,7 @@ from embedprobe.bench.ray_executor import RayExecutor
 from embedprobe.bench.spec import EngineSpec
 from embedprobe.cli.main import app
 from embedprobe.errors import BadValueError
+from embedprobe.pipeline.extract_config import ExtractConfig
 
 TINY = """
 [bench]
@@ -103,6 +104,9 @@ def test_bench_on_ray_gives_the_local_results_and_a_rerun_runs_nothing(cluster, 
     assert res.exit_code == 0, res.output
     assert f"0 run, {N_JOBS} skipped" in res.output
     assert {f: f.stat().st_mtime_ns for f in ray_results.iterdir()} == mtimes  # nothing rewritten
+    # the same fingerprints both ways: the local engine finds the Ray engine's work finished too
+    again = run_bench(load_config(tmp_path / "ray" / "tiny.toml"), progress=False, write=False)
+    assert again.count("skipped") == N_JOBS and {e.status for e in again.extractions} == {"skipped"}
 
 
 def test_a_task_error_is_reported_as_the_local_engine_reports_it(cluster) -> None:
@@ -144,6 +148,16 @@ def test_more_cpus_per_task_than_any_node_has_is_one_sentence(cluster) -> None:
             GridProgress(False, "t") as view:
         with pytest.raises(Exception, match=r"--cpus-per-task 4 is more than any node .* Fix: use --cpus-per-task 1"):
             ex.run("probe", [("good", dict, {"n": 1}, 1.0)], view, lambda _m: None)
+
+
+def test_gpus_on_a_cluster_without_gpus_is_one_sentence(cluster) -> None:
+    with RayExecutor(EngineSpec(engine="ray", address=cluster, gpus_per_extract=1)) as ex, \
+            GridProgress(False, "t") as view:
+        ecfg = ex.prepare_extract(ExtractConfig(model="logmel-128", corpus="emodb", root="r", out="o"))
+        assert (ecfg.device, ecfg.procs, ecfg.threads) == ("cuda", 1, 1)  # one model copy on the task's CPUs
+        with pytest.raises(Exception, match=r"ask for 1 GPU\(s\) each but the nodes .* have at most 0\. Fix: "):
+            ex.run("extract", [("a__m", dict, {"n": 1}, 1.0)], view, lambda _m: None)
+        assert ex.run("probe", [("good", dict, {"n": 1}, 1.0)], view, lambda _m: None)["good"].status == "done"
 
 
 def test_engine_ray_without_ray_says_the_pip_command(monkeypatch, tmp_path: Path) -> None:
