@@ -43,9 +43,16 @@ for node in "${nodes[@]:1}"; do
   srun --nodes=1 --ntasks=1 -w "$node" \
     ray start --address="$address" --num-cpus="$CPUS" --num-gpus="$GPUS" --block &
 done
-# wait until every node has joined (the head counts as one)
-until [ "$(ray status --address "$address" 2>/dev/null | grep -c ' node_')" -ge "${#nodes[@]}" ]; do
-  sleep 2
-done
+# wait (at most 5 minutes) until every node has joined; tasks start on the nodes already there
+python - "$address" "${#nodes[@]}" <<'PY'
+import sys, time
+import ray
+
+ray.init(address=sys.argv[1], logging_level="error", log_to_driver=False)
+deadline = time.time() + 300
+while sum(n["Alive"] for n in ray.nodes()) < int(sys.argv[2]) and time.time() < deadline:
+    time.sleep(2)
+print(f"Ray cluster at {sys.argv[1]}: {sum(n['Alive'] for n in ray.nodes())} of {sys.argv[2]} nodes")
+PY
 
 embedprobe "$@" --engine ray --address "$address"

@@ -26,8 +26,8 @@ def register(app: typer.Typer) -> None:
                                               help="Probe caches that miss clips (same as --set probe.allow_incomplete=true)."),
         engine: str = typer.Option(None, "--engine", help="Where tasks run: local (a process pool of --jobs) or ray "
                                    "(default: bench.engine of the config, else local). Needs pip install 'embedprobe[ray]'."),
-        address: str = typer.Option(None, "--address", help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 "
-                                    "(default: ray.address of the config, else a local cluster on this machine)."),
+        address: str = typer.Option(None, "--address", help="Ray cluster to join: auto or HOST:6379 "
+                                    "(default: ray.address of the config, else Ray's own choice on this machine)."),
         cpus_per_task: int = typer.Option(None, "--cpus-per-task", help="Ray: CPUs (and torch threads) of each task "
                                           "(default: ray.cpus_per_task, else 1)."),
         gpus_per_extract: float = typer.Option(None, "--gpus-per-extract", help="Ray: GPUs of each extraction task, "
