@@ -93,6 +93,7 @@ def test_bench_on_ray_gives_the_local_results_and_a_rerun_runs_nothing(cluster, 
     on_ray = run_bench(cfg, progress=False)
     assert local.count("done") == on_ray.count("done") == N_JOBS and on_ray.count("failed") == 0
     assert [e.status for e in on_ray.extractions] == ["done", "done"]
+    assert json.loads((tmp_path / "ray" / "out" / "bench.json").read_text())["config"]["engine"]["engine"] == "ray"
     ray_results = tmp_path / "ray" / "out" / "results"
     got, want = numbers(tmp_path / "ray"), numbers(tmp_path / "local")
     assert sorted(got) == sorted(want) == sorted(j.id for j in on_ray.jobs)
