@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,10 @@ seed = 2
 [grid]
 train = ["a", "b", "a+b"]
 probes = ["linear"]
-seeds = 2
+seeds = 1
 [probe]
 max_folds = 1
-n_bootstrap = 50
+n_bootstrap = 20
 """
 N_JOBS = 3
 #: what differs between two runs of the same job: when, how long, on which cores
@@ -168,6 +169,14 @@ def test_engine_ray_without_ray_says_the_pip_command(monkeypatch, tmp_path: Path
     assert " ".join(res.output.split()) == (  # one sentence (the console wraps it at its width)
         "error: The package 'ray' is needed for --engine ray but is not installed: run pip install "
         "'embedprobe[ray]'.")
+
+
+def test_the_local_engine_never_imports_ray(tmp_path: Path) -> None:
+    code = (f"import sys\nfrom embedprobe.bench import load_config\nfrom embedprobe.bench.runner import make_executor\n"
+            f"with make_executor(load_config({str(write_config(tmp_path))!r})) as ex:\n    pass\n"
+            "print(ex.engine, 'ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["local", "False"]
 
 
 @pytest.mark.parametrize("raw, match", [
