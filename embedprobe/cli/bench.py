@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from embedprobe.bench import load_config, plan_summary, run_bench
 from embedprobe.cli.common import console, friendly, out
+from embedprobe.common.raycluster import check_engine
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,8 @@ def register(app: typer.Typer) -> None:
         interrupted? Run the same command again: finished jobs are kept. With --engine ray the
         extractions and jobs are Ray tasks on a cluster (README, "Running on a cluster").
         """
+        if engine is not None:
+            check_engine(engine)
         overrides = [*(set_ or []), *(["probe.allow_incomplete=true"] if allow_incomplete else [])]
         cfg = load_config(config, overrides=overrides, models=model or None,
                           out=str(out_dir) if out_dir else None, jobs=jobs, engine=engine, address=address,

@@ -24,7 +24,7 @@ ENGINES = ("local", "ray")
 def check_engine(engine: str) -> str:
     """``engine`` if it is one of :data:`ENGINES`, else a ``BadValueError`` naming them."""
     if engine not in ENGINES:
-        raise BadValueError("--engine", engine, f"choose one of {', '.join(ENGINES)}")
+        raise BadValueError("--engine", engine, ENGINES)
     return engine
 
 

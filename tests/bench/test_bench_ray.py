@@ -171,6 +171,12 @@ def test_engine_ray_without_ray_says_the_pip_command(monkeypatch, tmp_path: Path
         "'embedprobe[ray]'.")
 
 
+def test_a_bad_engine_on_the_command_line_names_the_option(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", str(write_config(tmp_path)), "--engine", "rya", "-q"])
+    assert res.exit_code == 2
+    assert " ".join(res.output.split()) == "error: Bad --engine 'rya', expected one of ['local', 'ray']"
+
+
 def test_the_local_engine_never_imports_ray(tmp_path: Path) -> None:
     code = (f"import sys\nfrom embedprobe.bench import load_config\nfrom embedprobe.bench.runner import make_executor\n"
             f"with make_executor(load_config({str(write_config(tmp_path))!r})) as ex:\n    pass\n"
