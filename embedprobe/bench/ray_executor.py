@@ -23,6 +23,7 @@ Ray is imported only when a ``RayExecutor`` is entered (``common.raycluster.conn
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,7 +32,7 @@ from typing import Any
 
 from embedprobe.bench.executor import Commit, TaskResult, finish, guard
 from embedprobe.bench.spec import BenchConfig, EngineSpec
-from embedprobe.common.raycluster import connected
+from embedprobe.common.raycluster import connected, require_ray
 from embedprobe.errors import EmbedprobeError
 
 #: Ray re-runs a task this many times when its worker process or node dies (not on an error
@@ -59,6 +60,21 @@ def with_absolute_paths(cfg: BenchConfig) -> BenchConfig:
     return replace(cfg, out=absolute(cfg.out), corpora=corpora, extract=extract)
 
 
+def answers(address: str | None, timeout: float = 5.0) -> None:
+    """One sentence, at once, when nothing listens at a ``HOST:PORT`` address (Ray would wait for minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise EmbedprobeError(f"Bad Ray address {address!r}: expected auto or HOST:PORT (the head node's, e.g. "
+                              "node01:6379). Fix: give --address in one of those forms.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise EmbedprobeError(f"No Ray cluster answers at {address} ({e.strerror or e}). Fix: check --address, and "
+                              "that ray start ran on the head node.") from None
+
+
 class RayExecutor:
     """Runs bench tasks as Ray tasks on the cluster of ``spec.address`` (see the module docstring)."""
 
@@ -75,8 +91,15 @@ class RayExecutor:
         self._remote: Any = None
 
     def __enter__(self) -> RayExecutor:
+        require_ray()  # the pip command first, whatever else is wrong
+        answers(self.spec.address)
         self._cm = connected(self.spec.address)
-        self._ray = self._cm.__enter__()
+        try:
+            self._ray = self._cm.__enter__()
+        except (ConnectionError, RuntimeError, ValueError) as e:  # Ray's ways of saying "no cluster there"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EmbedprobeError(f"Could not join the Ray cluster at {self.spec.address or 'this machine'}: "
+                                  f"{first}. Fix: check --address, and that ray start ran on the head node.") from None
         self._remote = self._ray.remote(max_retries=MAX_RETRIES)(run_task)
         return self
 

@@ -23,7 +23,7 @@ from embedprobe.bench.progress import GridProgress
 from embedprobe.bench.ray_executor import RayExecutor
 from embedprobe.bench.spec import EngineSpec
 from embedprobe.cli.main import app
-from embedprobe.errors import BadValueError
+from embedprobe.errors import BadValueError, EmbedprobeError
 from embedprobe.pipeline.extract_config import ExtractConfig
 
 TINY = """
@@ -175,6 +175,15 @@ def test_a_bad_engine_on_the_command_line_names_the_option(tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["bench", str(write_config(tmp_path)), "--engine", "rya", "-q"])
     assert res.exit_code == 2
     assert " ".join(res.output.split()) == "error: Bad --engine 'rya', expected one of ['local', 'ray']"
+
+
+@pytest.mark.parametrize("address, match", [
+    ("127.0.0.1:1", r"No Ray cluster answers at 127.0.0.1:1 \(.*\)\. Fix: check --address"),
+    ("node01", r"Bad Ray address 'node01': expected auto or HOST:PORT"),
+])
+def test_a_wrong_address_is_one_sentence_at_once(address: str, match: str) -> None:
+    with pytest.raises(EmbedprobeError, match=match):
+        RayExecutor(EngineSpec(engine="ray", address=address)).__enter__()
 
 
 def test_the_local_engine_never_imports_ray(tmp_path: Path) -> None:
