@@ -7,8 +7,8 @@ About the models:
     (``facebook/data2vec-audio-*``, Apache-2.0): the *self-supervised* checkpoints, never the
     ASR fine-tuned ones. 16 kHz input, a CNN front end with 20 ms hop (400-sample receptive
     field), then 12 or 24 transformer layers. data2vec-audio: LayerNorm CNN (also in the base
-    model: it pads and batches), a 5-layer convolutional positional embedding without weight
-    norm, post-LN blocks at both sizes (no ``final``), and per-clip input normalisation.
+    model), a 5-layer convolutional positional embedding without weight norm, post-LN blocks
+    at both sizes (no ``final``), and per-clip input normalisation.
 
 Layers (all from ONE forward pass, collected with forward hooks so the meaning does not
 depend on the transformers version):
@@ -39,7 +39,8 @@ wav2vec2, wav2vec2-conformer, HuBERT, WavLM, data2vec-audio, UniSpeech(-SAT)).
 Batching: on CPU one clip per forward pass (padded batches measured slower there). On CUDA
 ``embed_batch`` sorts clips by length and pads buckets of at most ``batch_seconds`` of padded
 audio with attention masks; only the layer-norm ("large") models batch, because GroupNorm in
-the base models' first convolution normalises over the padded time axis.
+the base models' first convolution normalises over the padded time axis (and data2vec-audio's
+stacked positional convolutions carry the padded frames' values into the last real ones).
 
 Fast path: the family's inference rewrites (WavLM attention as one fused projection + SDPA,
 the LayerNorm CNN front end as GEMMs) live next to it in ``hf_ssl_patches``;
@@ -273,7 +274,8 @@ class HFSpeechEncoder(HFExtractor):
         """Length-bucketed padded batches with attention masks (CUDA, layer-norm models); else one by one."""
         self.load()
         budget = int(self._batch_s * self.spec.sample_rate)
-        if budget <= 0 or len(wavs) < 2 or self.spec.param("group_norm"):
+        if budget <= 0 or len(wavs) < 2 or self.spec.param("group_norm") or \
+                self.spec.param("model_type") == "data2vec-audio":
             return [self.embed(w) for w in wavs]
         import torch
 
