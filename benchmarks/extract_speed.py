@@ -15,7 +15,9 @@ clipped to 1-15 s, written as 16 kHz wav files to a temp folder and listed in a 
 
 Models: full-size random-init WavLM-Large, saved with ``save_pretrained`` to a folder that
 both (a) (``from_pretrained``) and (b) (``--weights``) load, and CNN14 16 kHz (``cnn14-16k``,
-seeded random init) when registered. Printed per model: audio-seconds per wall-clock second
+seeded random init) when registered; by ``--models``, also ``data2vec-audio-base``,
+``data2vec-audio-large`` and ``w2v2-msp-dim`` (audEERING's EmotionModel; (a) is its model
+card's code, the head over the mean last hidden state as ``adv``), saved alike. Printed per model: audio-seconds per wall-clock second
 (the headline: both sides use the whole machine) and per CPU-second (the extracting process
 plus its workers), the ratio b/a of each, the cosine of (b)'s cached pooled vectors to (a)'s
 fp32 ones (minimum over clips and layers), and achieved GFLOP/s (FLOPs counted by
@@ -145,6 +147,78 @@ def wavlm_large(work: Path, device: str = "cpu"):
     return naive, ext
 
 
+def _saved(work: Path, name: str, model) -> Path:
+    """``model`` and a normalising feature extractor saved as a ``--weights`` folder."""
+    import transformers
+
+    folder = work / f"{name}-random"
+    model.save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def _data2vec(work: Path, device: str, name: str, large: bool):
+    """Full-size random-init data2vec-audio (post-LN: hidden_states are every layer)."""
+    import torch
+    import transformers
+
+    from embedprobe.extractors import create
+
+    size = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16) if large else {}
+    torch.manual_seed(0)
+    folder = _saved(work, name, transformers.Data2VecAudioModel(transformers.Data2VecAudioConfig(**size)))
+    fe = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)
+    model = transformers.AutoModel.from_pretrained(folder).eval().to(device)
+    ext = create(name, weights=str(folder), device=device)
+
+    def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
+        inputs = fe(wav, sampling_rate=SR, return_tensors="pt").to(device)
+        with torch.no_grad():
+            out = model(inputs["input_values"], output_hidden_states=True)
+        return {f"layer{i:02d}": h[0].mean(0).cpu().numpy() for i, h in enumerate(out.hidden_states)}
+
+    return naive, ext
+
+
+def data2vec_audio_base(work: Path, device: str = "cpu"):
+    return _data2vec(work, device, "data2vec-audio-base", large=False)
+
+
+def data2vec_audio_large(work: Path, device: str = "cpu"):
+    return _data2vec(work, device, "data2vec-audio-large", large=True)
+
+
+def w2v2_msp_dim(work: Path, device: str = "cpu"):
+    """Full-size random-init audEERING EmotionModel (12 pre-LN layers x 1024 + the regression head);
+    the naive side is the model card's: every hidden state, and the head over the mean last state."""
+    import torch
+    import transformers
+
+    from embedprobe.extractors import create
+    from embedprobe.extractors.w2v2_emotion import ADV_LABELS, emotion_model_class
+
+    cfg = transformers.Wav2Vec2Config(
+        hidden_size=1024, num_hidden_layers=12, num_attention_heads=16, intermediate_size=4096,
+        conv_dim=[512] * 7, conv_bias=True, do_stable_layer_norm=True, feat_extract_norm="layer",
+        num_labels=3, id2label=dict(enumerate(ADV_LABELS)), label2id={k: i for i, k in enumerate(ADV_LABELS)})
+    torch.manual_seed(0)
+    folder = _saved(work, "w2v2-msp-dim", emotion_model_class()(cfg))
+    fe = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)
+    model = emotion_model_class().from_pretrained(folder).eval().to(device)
+    ext = create("w2v2-msp-dim", weights=str(folder), device=device)
+
+    def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
+        inputs = fe(wav, sampling_rate=SR, return_tensors="pt").to(device)
+        with torch.no_grad():
+            out = model.wav2vec2(inputs["input_values"], output_hidden_states=True)
+            pooled = out.last_hidden_state.mean(1)
+            adv = model.classifier(pooled)
+        res = {f"layer{i:02d}": h[0].mean(0).cpu().numpy() for i, h in enumerate(out.hidden_states[:-1])}
+        return res | {"final": pooled[0].cpu().numpy(), "adv": adv[0].cpu().numpy()}
+
+    return naive, ext
+
+
 def cnn14_16k(work: Path, device: str = "cpu"):
     import torch
 
@@ -256,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     from embedprobe.extractors import EXTRACTORS
     from embedprobe.extractors.precision import cpu_bf16_supported
 
-    builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k}
+    builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k, "data2vec-audio-base": data2vec_audio_base,
+                "data2vec-audio-large": data2vec_audio_large, "w2v2-msp-dim": w2v2_msp_dim}
     dev = args.device
     cuda = dev.startswith("cuda")
     peaks = {"fp32": round(matmul_peak(torch.float32, device=dev), 1)}

@@ -35,7 +35,10 @@ class ExtractorSpec:
         extra: the ``pip install 'embedprobe[extra]'`` that provides the dependencies.
         min_duration_s: the shortest input the model accepts.
         description: one line for ``embedprobe list extractors``.
-        params: family-specific settings as sorted ``(key, value)`` pairs (hashable).
+        params: family-specific settings as sorted ``(key, value)`` pairs (hashable). Two keys
+            mean the same in every family: ``layer_dims``, ``((layer, dim), ...)`` for the
+            layers whose dimension is not ``dim`` (``dim_of``), and ``clip_layers``, the layers
+            of a frame-level model that have one vector per clip (``clip_layers``).
     """
 
     name: str
@@ -54,6 +57,19 @@ class ExtractorSpec:
 
     def param(self, key: str, default: Any = None) -> Any:
         return dict(self.params).get(key, default)
+
+    def dim_of(self, layer: str) -> int:
+        """The dimension of ``layer``'s vectors: ``dim`` unless the ``layer_dims`` param says otherwise."""
+        return int(dict(self.param("layer_dims", ())).get(layer, self.dim))
+
+    @property
+    def clip_layers(self) -> tuple[str, ...]:
+        """Layers of a frame-level model with one vector per clip (e.g. a regression head's output).
+
+        ``embed`` returns them as ``(1, dim_of(layer))``; a long clip embedded in chunks gets them
+        from the whole clip's frame means (``Extractor.clip_outputs``), never from the chunks'.
+        """
+        return tuple(self.param("clip_layers", ()))
 
 
 class Extractor(ABC):
@@ -100,6 +116,8 @@ class Extractor(ABC):
     #: The model normalises its whole input (mean and variance, level): a long clip's chunks go
     #: through ``embed_part`` with the whole clip's statistics, so they are normalised alike.
     uses_clip_stats: bool = False
+    #: The frame layers whose whole-clip means ``clip_outputs`` computes ``spec.clip_layers`` from.
+    clip_sources: tuple[str, ...] = ()
     #: The model itself embeds long input as independent blocks of this many seconds (from its
     #: start); a long clip's chunks are then whole blocks, so the blocks are the same.
     chunk_block_s: float | None = None
@@ -173,8 +191,8 @@ class Extractor(ABC):
         """Embed one mono float32 waveform at ``spec.sample_rate``.
 
         Returns:
-            layer name -> float32 array of shape ``(n_frames, spec.dim)`` for every layer in
-            ``spec.layers``; ``n_frames >= 1``.
+            layer name -> float32 array of shape ``(n_frames, spec.dim_of(layer))`` for every
+            layer in ``spec.layers`` (``(1, ...)`` for ``spec.clip_layers``); ``n_frames >= 1``.
         """
 
     def embed_part(self, wav: np.ndarray, stats: Any) -> dict[str, np.ndarray]:
@@ -184,6 +202,14 @@ class Extractor(ABC):
         ``uses_clip_stats`` use it, the others embed the piece as it is.
         """
         return self.embed(wav)
+
+    def clip_outputs(self, means: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The ``spec.clip_layers`` of a clip from the means over its frames of the ``clip_sources`` layers.
+
+        How a long clip embedded in chunks gets them exactly as in one piece (the chunks' own
+        values are not averaged). Returns layer name -> ``(dim_of(layer),)`` float32 vector.
+        """
+        raise NotImplementedError(f"{self.spec.name} has no clip-level layers")
 
     def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Embed several clips; families with a faster batched path override this."""

@@ -3,9 +3,12 @@
 About the models:
     ``wavlm-base``, ``wavlm-base-plus``, ``wavlm-large`` (``microsoft/wavlm-*``, MIT),
     ``hubert-large`` (``facebook/hubert-large-ll60k``) and ``wav2vec2-large``
-    (``facebook/wav2vec2-large-lv60``): the *self-supervised* checkpoints, never the ASR
-    fine-tuned ones. 16 kHz input, a CNN front end with 20 ms hop (400-sample receptive
-    field), then 12 or 24 transformer layers.
+    (``facebook/wav2vec2-large-lv60``), ``data2vec-audio-base`` / ``-large``
+    (``facebook/data2vec-audio-*``, Apache-2.0): the *self-supervised* checkpoints, never the
+    ASR fine-tuned ones. 16 kHz input, a CNN front end with 20 ms hop (400-sample receptive
+    field), then 12 or 24 transformer layers. data2vec-audio: LayerNorm CNN (also in the base
+    model), a 5-layer convolutional positional embedding without weight norm, post-LN blocks
+    at both sizes (no ``final``), and per-clip input normalisation.
 
 Layers (all from ONE forward pass, collected with forward hooks so the meaning does not
 depend on the transformers version):
@@ -17,8 +20,8 @@ depend on the transformers version):
     already is ``last_hidden_state``, so they have no ``final``.
 
 Input normalisation follows each checkpoint's ``preprocessor_config.json``: zero mean / unit
-variance per clip (``(x - mean) / sqrt(var + 1e-7)``) for the large checkpoints, raw
-waveform for the base ones. The spec carries the official default; a loaded folder's
+variance per clip (``(x - mean) / sqrt(var + 1e-7)``) for the large and data2vec checkpoints,
+raw waveform for the WavLM base ones. The spec carries the official default; a loaded folder's
 ``preprocessor_config.json`` wins and ``runtime_config()`` records the value used.
 
 Weights and revisions:
@@ -36,7 +39,8 @@ wav2vec2, wav2vec2-conformer, HuBERT, WavLM, data2vec-audio, UniSpeech(-SAT)).
 Batching: on CPU one clip per forward pass (padded batches measured slower there). On CUDA
 ``embed_batch`` sorts clips by length and pads buckets of at most ``batch_seconds`` of padded
 audio with attention masks; only the layer-norm ("large") models batch, because GroupNorm in
-the base models' first convolution normalises over the padded time axis.
+the base models' first convolution normalises over the padded time axis (and data2vec-audio's
+stacked positional convolutions carry the padded frames' values into the last real ones).
 
 Fast path: the family's inference rewrites (WavLM attention as one fused projection + SDPA,
 the LayerNorm CNN front end as GEMMs) live next to it in ``hf_ssl_patches``;
@@ -81,14 +85,24 @@ def conv_frames(n_samples: int, conv: tuple[tuple[int, int], ...] = CONV) -> int
     return max(n, 0)
 
 
+def pre_ln(model_type: str | None, stable: Any) -> bool:
+    """Whether the encoder ends in a LayerNorm after its last block (``final``): ``do_stable_layer_norm``
+    models; data2vec-audio has no such option and is post-LN at every size."""
+    return model_type != "data2vec-audio" and bool(stable)
+
+
 def _spec(name: str, repo: str, model_type: str, n_layers: int, dim: int, *, large: bool,
-          licence: str, description: str) -> ExtractorSpec:
+          licence: str, description: str, layer_norm_cnn: bool | None = None,
+          do_normalize: bool | None = None, extra_params: dict[str, Any] | None = None) -> ExtractorSpec:
+    """``large``: the pre-LN layout with ``final``; the CNN norm and the input normalisation
+    follow it unless given (data2vec-audio-base: LayerNorm CNN, normalised input, post-LN)."""
     conv = CONV
-    params = {"conv": conv, "do_normalize": large, "model_type": model_type,
-              "final_norm": large, "group_norm": not large}
+    params = {"conv": conv, "do_normalize": large if do_normalize is None else do_normalize,
+              "model_type": model_type, "final_norm": large,
+              "group_norm": not (large if layer_norm_cnn is None else layer_norm_cnn), **(extra_params or {})}
     return ExtractorSpec(
         name=name, family="hf_ssl", sample_rate=SAMPLE_RATE, dim=dim,
-        layers=layer_names(n_layers, final=large),
+        layers=layer_names(n_layers, final=large) + tuple(params.get("clip_layers", ())),
         hop_s=math.prod(s for _, s in conv) / SAMPLE_RATE,
         weights_id=repo, weights_revision="main", licence=licence, extra="hf",
         min_duration_s=conv_frames_min(conv) / SAMPLE_RATE,  # 400 samples: one frame
@@ -145,6 +159,7 @@ class HFSpeechEncoder(HFExtractor):
                 "do_stable_layer_norm": bool(self.spec.param("final_norm"))}
         got = {k: getattr(config, k, None) for k in want}
         got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()}
+        got["do_stable_layer_norm"] = pre_ln(got["model_type"], got["do_stable_layer_norm"])
         bad = {k: got[k] for k in want if got[k] != want[k]}
         if bad:
             raise BadValueError(
@@ -159,13 +174,13 @@ class HFSpeechEncoder(HFExtractor):
         do_normalize = bool(self.spec.param("do_normalize"))
         if self._random_config is not None:
             torch.manual_seed(0)
-            model = AutoModel.from_config(self._random_config)
+            model = self._build(AutoModel, self._random_config)
             source, self._revision = RANDOM_INIT, RANDOM_INIT
         else:
             src = self._resolve()
             config = AutoConfig.from_pretrained(src.path_or_id, **src.kwargs())
             self._check_arch(config, src.path_or_id)
-            model = AutoModel.from_pretrained(src.path_or_id, config=config, **src.kwargs())
+            model = self._build(AutoModel, config, src)
             folder = Path(src.path_or_id)
             prep = folder / "preprocessor_config.json"
             if src.local and prep.is_file():
@@ -176,7 +191,7 @@ class HFSpeechEncoder(HFExtractor):
                     raise BadValueError("checkpoint sampling rate", sr, [self.spec.sample_rate],
                                         fix=f"{folder} is not a {self.spec.sample_rate} Hz model")
             self._revision, source = self.loaded_revision(src, model), src.path_or_id
-        model = self._frozen(model)
+        model = self._encoder(self._frozen(model))
         self.precision_ = self._resolve_precision()
         info = self._prepare_model(model)
         self.model = model
@@ -191,6 +206,16 @@ class HFSpeechEncoder(HFExtractor):
             "attn_implementation": getattr(model.config, "_attn_implementation", None),
             **versions(),
         }
+
+    def _build(self, auto_model: Any, config: Any, src: Any = None) -> Any:
+        """The network from ``config`` (random init) or from ``src`` (a ``weights.HFSource``)."""
+        if src is None:
+            return auto_model.from_config(config)
+        return auto_model.from_pretrained(src.path_or_id, config=config, **src.kwargs())
+
+    def _encoder(self, model: Any) -> Any:
+        """The wav2vec2-family encoder inside what ``_build`` returned (itself here)."""
+        return model
 
     def _install_hooks(self, model: Any) -> None:
         blocks = model.encoder.layers
@@ -239,13 +264,18 @@ class HFSpeechEncoder(HFExtractor):
         self.load()
         x = to_device(self._prepare(wav, stats), self.device)[None]
         states = self._forward(x)
-        return {name: h[0].float().cpu().numpy() for name, h in zip(self.spec.layers, states, strict=True)}
+        return {name: h[0].float().cpu().numpy() for name, h in zip(self._frame_layers, states, strict=True)}
+
+    @property
+    def _frame_layers(self) -> tuple[str, ...]:
+        return tuple(n for n in self.spec.layers if n not in self.spec.clip_layers)
 
     def embed_batch(self, wavs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Length-bucketed padded batches with attention masks (CUDA, layer-norm models); else one by one."""
         self.load()
         budget = int(self._batch_s * self.spec.sample_rate)
-        if budget <= 0 or len(wavs) < 2 or self.spec.param("group_norm"):
+        if budget <= 0 or len(wavs) < 2 or self.spec.param("group_norm") or \
+                self.spec.param("model_type") == "data2vec-audio":
             return [self.embed(w) for w in wavs]
         import torch
 
@@ -267,7 +297,7 @@ class HFSpeechEncoder(HFExtractor):
                 for row, j in enumerate(bucket):
                     t = self.n_frames(prepared[j].shape[0])
                     results[j] = {name: h[row, :t].float().cpu().numpy()
-                                  for name, h in zip(self.spec.layers, states, strict=True)}
+                                  for name, h in zip(self._frame_layers, states, strict=True)}
                 bucket = []
             if i >= 0:
                 bucket.append(i)
@@ -281,13 +311,16 @@ class HFSpeechEncoder(HFExtractor):
 
         large = bool(spec.param("final_norm"))
         conv = spec.param("conv")
+        model_type = spec.param("model_type")
+        # data2vec-audio: num_conv_pos_embeddings counts positional conv layers (5, kernel 19: kept)
+        extra = ({} if model_type == "data2vec-audio" else
+                 {"num_conv_pos_embeddings": 16, "do_stable_layer_norm": large,
+                  "feat_extract_norm": "group" if spec.param("group_norm") else "layer"})
         return AutoConfig.for_model(
-            spec.param("model_type"), hidden_size=dim, num_hidden_layers=n_layers,
+            model_type, hidden_size=dim, num_hidden_layers=n_layers,
             num_attention_heads=2, intermediate_size=2 * dim, conv_dim=[16] * len(conv),
             conv_kernel=[k for k, _ in conv], conv_stride=[s for _, s in conv],
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-            do_stable_layer_norm=large, feat_extract_norm="layer" if large else "group",
-            num_buckets=32, max_bucket_distance=64)
+            num_conv_pos_embedding_groups=4, num_buckets=32, max_bucket_distance=64, **extra)
 
     @classmethod
     def for_tests(cls, spec: ExtractorSpec) -> Extractor:
@@ -333,9 +366,10 @@ def hf_entry(rest: str, weights: Path | None) -> ExtractorEntry:
     kernels = cfg.get("conv_kernel", [k for k, _ in CONV])
     conv = tuple(zip(kernels, cfg.get("conv_stride", [s for _, s in CONV]), strict=True))
     sr = int(prep.get("sampling_rate", SAMPLE_RATE))
-    large = bool(cfg.get("do_stable_layer_norm", False))
-    group = cfg.get("feat_extract_norm", "group") == "group"
-    params = {"conv": conv, "do_normalize": bool(prep.get("do_normalize", large)), "model_type": model_type,
+    large = pre_ln(model_type, cfg.get("do_stable_layer_norm", False))
+    d2v = model_type == "data2vec-audio"  # LayerNorm CNN, normalised input, whatever the config says
+    group = not d2v and cfg.get("feat_extract_norm", "group") == "group"
+    params = {"conv": conv, "do_normalize": bool(prep.get("do_normalize", large or d2v)), "model_type": model_type,
               "final_norm": large, "group_norm": group, "local": folder is not None}
     spec = ExtractorSpec(
         name=f"hf:{rest}", family="hf_ssl", sample_rate=sr, dim=int(cfg["hidden_size"]),
@@ -370,6 +404,14 @@ HUBERT_LARGE = register(_spec("hubert-large", "facebook/hubert-large-ll60k", "hu
 WAV2VEC2_LARGE = register(_spec("wav2vec2-large", "facebook/wav2vec2-large-lv60", "wav2vec2", 24, 1024, large=True,
                                 licence="Apache-2.0", description="wav2vec 2.0 Large (Libri-Light 60k h), self-supervised"),
                           HFSpeechEncoder)
+DATA2VEC_AUDIO_BASE = register(_spec(
+    "data2vec-audio-base", "facebook/data2vec-audio-base", "data2vec-audio", 12, 768, large=False,
+    layer_norm_cnn=True, do_normalize=True, licence="Apache-2.0",
+    description="data2vec-audio Base (LibriSpeech 960 h), self-supervised, 13 layers x 768"), HFSpeechEncoder)
+DATA2VEC_AUDIO_LARGE = register(_spec(
+    "data2vec-audio-large", "facebook/data2vec-audio-large", "data2vec-audio", 24, 1024, large=False,
+    layer_norm_cnn=True, do_normalize=True, licence="Apache-2.0",
+    description="data2vec-audio Large (Libri-Light 60k h), self-supervised, 25 layers x 1024"), HFSpeechEncoder)
 register_prefix("hf", hf_entry, "any Hugging Face speech encoder (wav2vec2/HuBERT/WavLM family) by model id or local folder; "
                 "its spec is read from the model's config",
                 placeholder="model-id[@revision]")

@@ -39,7 +39,8 @@ def describe_extractor(name: str, entry: ExtractorEntry) -> Row:
         present = False
     return {
         "name": spec.name,
-        "dim": spec.dim,
+        "dim": spec.dim if not spec.param("layer_dims") else
+        f"{spec.dim} ({', '.join(f'{k}: {v}' for k, v in spec.param('layer_dims'))})",
         "rate": spec.sample_rate,
         "hop_s": "clip" if spec.hop_s is None else f"{spec.hop_s:g}",
         "layers": _layers(spec.layers),

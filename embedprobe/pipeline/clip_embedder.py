@@ -129,11 +129,17 @@ class ClipEmbedder:
                 for a float16 cache (``where`` names the clip).
         """
         ext = self.ext.load()
+        spec = ext.spec
         plan = ChunkPlan.for_extractor(ext, self.audio_cfg.chunk_samples)
-        framed = ext.spec.hop_s is not None
-        running = {name: RunningStats(ext.spec.dim) for name in self.layers}
-        sums = {name: np.zeros(ext.spec.dim, np.float64) for name in self.layers}  # clip-level
-        frames = {name: ([], Downsampler(self.factor)) for name in self.frame_layers}
+        framed = spec.hop_s is not None
+        # a frame-level model's clip-level layers (a head over the mean frame): computed at the end
+        # from the whole clip's means of their sources, so chunking cannot change them
+        derived = [n for n in self.layers if n in spec.clip_layers] if framed else []
+        pooled = [n for n in self.layers if n not in derived]
+        pooled += [n for n in (ext.clip_sources if derived else ()) if n not in pooled]
+        running = {name: RunningStats(spec.dim_of(name)) for name in pooled}
+        sums = {name: np.zeros(spec.dim_of(name), np.float64) for name in pooled}  # clip-level
+        frames = {name: ([], Downsampler(self.factor)) for name in self.frame_layers if name not in derived}
         n_samples = n_frames = 0
         for win in plan.windows(pieces):
             n_samples = win.own_stop
@@ -143,7 +149,7 @@ class ClipEmbedder:
             whole = win.last and win.start == 0
             out = ext.embed(win.wav) if stats is None or whole else ext.embed_part(win.wav, stats)
             n_frames += 1
-            for name in self.layers:
+            for name in pooled:
                 x = out[name]
                 if framed:
                     x = self._owned(ext, win, plan, x, lo, hi)
@@ -154,15 +160,22 @@ class ClipEmbedder:
                     ok = bool(np.isfinite(sums[name]).all())
                 if not ok:
                     raise AudioError(where, f"the model returned non-finite values for layer {name}")
-                if self.float16 and x.size and np.abs(x).max() > F16_MAX:
+                if self.float16 and name in self.layers and x.size and np.abs(x).max() > F16_MAX:
                     raise AudioError(where, f"layer {name} has values beyond float16's range "
                                      "(re-extract without --float16)")
                 if framed and name in frames:
                     frames[name][0].append(frames[name][1].push(np.asarray(x, dtype=np.float32)))
         if framed:
             n_frames = -1  # the stored frames say it (clip-level models: the spans averaged)
+        heads = ext.clip_outputs({s: running[s].mean for s in ext.clip_sources}) if derived else {}
         layers = {}
         for name in self.layers:
+            if name in heads:
+                mean = np.asarray(heads[name], np.float32).reshape(-1)
+                self._check_clip_value(name, mean, where)
+                kept = mean[None] if name in self.frame_layers else None
+                layers[name] = LayerResult(mean=mean, std=np.zeros_like(mean), frames=kept)
+                continue
             if framed:
                 mean, std = running[name].mean, running[name].std
             else:  # one vector per clip: the span vectors averaged by span length (chunking.CLIP_LEVEL_RULE)
@@ -177,6 +190,12 @@ class ClipEmbedder:
         return ClipResult(id=cid, content_hash=content_hash,
                           duration_s=n_samples / self.audio_cfg.sample_rate, layers=layers,
                           n_frames=n_frames)
+
+    def _check_clip_value(self, name: str, x: np.ndarray, where: str) -> None:
+        if not np.isfinite(x).all():
+            raise AudioError(where, f"the model returned non-finite values for layer {name}")
+        if self.float16 and x.size and np.abs(x).max() > F16_MAX:
+            raise AudioError(where, f"layer {name} has values beyond float16's range (re-extract without --float16)")
 
     @staticmethod
     def _owned(ext: Extractor, win: Window, plan: ChunkPlan, x: np.ndarray, lo: int,
@@ -236,7 +255,7 @@ def chunked_vs_whole(ext: Extractor, wav: np.ndarray, chunk_s: float,
             return float(np.abs(np.float64(x) - y).max()) / scale
         if len(a.frames) == len(b.frames):
             out["frames_max_rel"] = max(out["frames_max_rel"], rel(a.frames, b.frames))
-            if spec.hop_s is not None:
+            if spec.hop_s is not None and name not in spec.clip_layers:
                 out["max_frame_offset"] = max(out["max_frame_offset"],
                                               _worst_lag(a.frames, b.frames, plan, spans))
         else:

@@ -124,7 +124,7 @@ def extract(
         root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
         writer = CacheWriter(
             cfg.cache_path(), provenance=provenance, identity=identity,
-            manifest_json=stored.to_json(), layers={name: spec.dim for name in layers},
+            manifest_json=stored.to_json(), layers={name: spec.dim_of(name) for name in layers},
             frames=list(frame_layers) if cfg.frames else False, dtype=cfg.dtype,
             overwrite=cfg.overwrite, shard=cfg.shard, n_shards=cfg.n_shards,
         )

@@ -61,6 +61,8 @@ def test_spec_is_well_formed(name):
     assert isinstance(spec.sample_rate, int) and spec.sample_rate > 0
     assert isinstance(spec.dim, int) and spec.dim > 0
     assert spec.layers and len(set(spec.layers)) == len(spec.layers)
+    assert set(spec.clip_layers) <= set(spec.layers) and set(dict(spec.param("layer_dims", ()))) <= set(spec.layers)
+    assert not spec.clip_layers or spec.hop_s is not None, "clip_layers belong to frame-level models"
     assert spec.hop_s is None or spec.hop_s > 0
     assert spec.licence, "every spec states the licence of its weights / feature code"
     assert spec.description and spec.min_duration_s >= 0
@@ -87,7 +89,8 @@ def test_outputs_match_spec_and_hop_arithmetic(name):
         assert list(out) == list(spec.layers)
         for layer, arr in out.items():
             assert isinstance(arr, np.ndarray) and arr.dtype == np.float32, layer
-            assert arr.shape == (ext.n_frames(n), spec.dim), (layer, arr.shape, n)
+            frames = 1 if layer in spec.clip_layers else ext.n_frames(n)  # a head over the clip: one vector
+            assert arr.shape == (frames, spec.dim_of(layer)), (layer, arr.shape, n)
             assert np.isfinite(arr).all(), layer
 
 

@@ -14,6 +14,8 @@ transformers = pytest.importorskip("transformers")
 from embedprobe.errors import BadValueError, MissingWeightsError  # noqa: E402
 from embedprobe.extractors import create, get_spec  # noqa: E402
 from embedprobe.extractors.hf_ssl import (  # noqa: E402
+    DATA2VEC_AUDIO_BASE,
+    DATA2VEC_AUDIO_LARGE,
     HUBERT_LARGE,
     WAV2VEC2_LARGE,
     WAVLM_BASE,
@@ -25,6 +27,7 @@ from embedprobe.extractors.hf_ssl import (  # noqa: E402
 
 torch.set_num_threads(1)
 SPECS = [WAVLM_BASE, WAVLM_BASE_PLUS, WAVLM_LARGE, HUBERT_LARGE, WAV2VEC2_LARGE]
+D2V = [DATA2VEC_AUDIO_BASE, DATA2VEC_AUDIO_LARGE]
 
 
 def noise(n: int, seed: int = 0, gain: float = 0.1) -> np.ndarray:
@@ -43,7 +46,17 @@ def test_specs_are_the_self_supervised_checkpoints():
     assert [conv_frames(n) for n in (399, 400, 719, 720, 16000)] == [0, 1, 1, 2, 49]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_data2vec_specs_are_the_self_supervised_post_ln_checkpoints():
+    """Not the -960h ASR models; post-LN at both sizes (no final), LayerNorm CNN, normalised input."""
+    assert [s.weights_id for s in D2V] == ["facebook/data2vec-audio-base", "facebook/data2vec-audio-large"]
+    for spec, n, dim in zip(D2V, (12, 24), (768, 1024), strict=True):
+        assert spec.layers == tuple(f"layer{i:02d}" for i in range(n + 1)) and spec.dim == dim
+        assert spec.param("model_type") == "data2vec-audio" and spec.licence == "Apache-2.0"
+        assert spec.param("do_normalize") and not spec.param("group_norm") and not spec.param("final_norm")
+        assert spec.hop_s == 0.02 and spec.min_duration_s == 400 / 16000
+
+
+@pytest.mark.parametrize("spec", SPECS + D2V, ids=lambda s: s.name)
 def test_layers_are_the_transformer_hidden_states(spec):
     """layer00 = hidden_states[0], layerNN = block NN output, final = last_hidden_state (fp32)."""
     tiny = HFSpeechEncoder.for_tests(spec)
@@ -89,6 +102,23 @@ def test_padded_batches_match_one_by_one(precision):
             np.testing.assert_allclose(b[layer].mean(0), a[layer].mean(0), atol=tol, rtol=tol)
 
 
+def test_data2vec_never_pads():
+    """Its 5 stacked positional convolutions would carry padded frames into the real ones: one clip per pass."""
+    tiny = HFSpeechEncoder.for_tests(DATA2VEC_AUDIO_LARGE)
+    ext = HFSpeechEncoder(tiny.spec, precision="fp32", batch_seconds=60, _random_config=tiny._random_config)
+    wavs = [noise(n, seed=n) for n in (16000, 23456, 8000)]
+    for a, b in zip([ext.embed(w) for w in wavs], ext.embed_batch(wavs), strict=True):
+        for layer in a:
+            np.testing.assert_array_equal(b[layer], a[layer])
+    x = torch.zeros(2, 23456)  # the reason, on the stock model: the shorter clip padded differs
+    x[0], x[1, :16000] = torch.from_numpy(noise(23456, 1)), torch.from_numpy(noise(16000, 2))
+    mask = (x != 0).long()
+    with torch.inference_mode():
+        padded = ext.model(x, attention_mask=mask).last_hidden_state[1, :ext.n_frames(16000)]
+        alone = ext.model(x[1:, :16000]).last_hidden_state[0]
+    assert not torch.allclose(padded, alone, atol=1e-3)
+
+
 def test_group_norm_models_never_pad():
     """GroupNorm over time would see the padding: base models embed one clip per pass."""
     tiny = HFSpeechEncoder.for_tests(WAVLM_BASE_PLUS)
@@ -115,6 +145,55 @@ def test_offline_and_uncached_fails_fast_with_one_sentence():
     assert time.perf_counter() - t0 < 3.0
     msg = str(err.value)
     assert "microsoft/wavlm-large" in msg and "--weights" in msg and msg.count(". ") == 0
+
+
+def _save_tiny_data2vec(tmp_path, preprocessor: bool = True, **overrides):
+    cfg = HFSpeechEncoder.tiny_config(DATA2VEC_AUDIO_BASE)
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    torch.manual_seed(2)
+    model = transformers.Data2VecAudioModel(cfg).eval()
+    folder = tmp_path / "d2v"
+    model.save_pretrained(folder)
+    if preprocessor:
+        (folder / "preprocessor_config.json").write_text(json.dumps(
+            {"do_normalize": True, "sampling_rate": 16000, "feature_extractor_type": "Wav2Vec2FeatureExtractor"}))
+    return folder, model
+
+
+@pytest.mark.parametrize("preprocessor", [True, False], ids=["with-preprocessor", "config-only"])
+def test_hf_prefix_reads_a_data2vec_audio_folder(tmp_path, preprocessor):
+    folder, model = _save_tiny_data2vec(tmp_path, preprocessor)
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "data2vec-audio"
+    spec = get_spec(f"hf:{folder}")
+    assert spec.layers == ("layer00", "layer01", "layer02") and spec.dim == 32  # post-LN: no final
+    assert spec.param("do_normalize") and not spec.param("group_norm")
+    ext = create(f"hf:{folder}", precision="fp32").load()
+    wav = noise(20000, 7)
+    x = torch.from_numpy((wav - wav.mean()) / np.sqrt(wav.var() + 1e-7))[None]
+    with torch.inference_mode():
+        ref = model(x, output_hidden_states=True)
+    for i, name in enumerate(spec.layers):
+        np.testing.assert_allclose(ext.embed(wav)[name], ref.hidden_states[i][0].numpy(), rtol=1e-4, atol=2e-5)
+
+
+def test_named_data2vec_spec_checks_the_architecture(tmp_path):
+    """A data2vec folder of another size under data2vec-audio-base: the sizes and the hf: fix are named."""
+    folder, _ = _save_tiny_data2vec(tmp_path)
+    with pytest.raises(BadValueError, match=r"hidden_size.*768.*hf:"):
+        create("data2vec-audio-base", weights=folder).load()
+    wavlm, _ = _save_tiny(tmp_path / "w")  # another model type entirely
+    with pytest.raises(BadValueError, match="model_type"):
+        create("data2vec-audio-base", weights=wavlm).load()
+
+
+def test_offline_and_uncached_data2vec_fails_with_one_sentence():
+    ext = create("data2vec-audio-large")
+    assert ext.weights_present() is False
+    with pytest.raises(MissingWeightsError) as err:
+        ext.load()
+    msg = str(err.value)
+    assert "facebook/data2vec-audio-large" in msg and "--weights" in msg and msg.count(". ") == 0
 
 
 def _save_tiny(tmp_path, large: bool = True, **overrides):

@@ -9,7 +9,12 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from embedprobe.errors import BadValueError  # noqa: E402
-from embedprobe.extractors.hf_ssl import WAVLM_BASE, WAVLM_LARGE, HFSpeechEncoder  # noqa: E402
+from embedprobe.extractors.hf_ssl import (  # noqa: E402
+    DATA2VEC_AUDIO_BASE,
+    WAVLM_BASE,
+    WAVLM_LARGE,
+    HFSpeechEncoder,
+)
 from embedprobe.extractors.hf_ssl_patches import patch_conv_feature_encoder, patch_wavlm_attention  # noqa: E402
 from embedprobe.extractors.precision import autocast, cosine, cpu_bf16_supported, resolve_precision  # noqa: E402
 from embedprobe.extractors.rewrites import bake_weight_norm, prepare  # noqa: E402
@@ -151,3 +156,63 @@ def test_extractor_records_its_precision():
     assert min(cosine(a[k], b[k]) for k in a) >= 0.999
     with pytest.raises(BadValueError, match="precision"):
         HFSpeechEncoder(WAVLM_LARGE, precision="half")
+
+
+# -- data2vec-audio: which rewrites apply, and that they keep the stock modules' numbers -------------
+def data2vec(n_layers: int = 2, dim: int = 32, pos_groups: int | None = None):
+    torch.manual_seed(0)
+    cfg = HFSpeechEncoder.tiny_config(DATA2VEC_AUDIO_BASE, n_layers=n_layers, dim=dim)
+    if pos_groups is not None:
+        cfg.num_conv_pos_embedding_groups = pos_groups
+    return transformers.Data2VecAudioModel(cfg).eval()
+
+
+@pytest.mark.parametrize("n_samples", [16000, 16003, 401])
+def test_gemm_feature_encoder_equals_stock_data2vec_cnn(n_samples):
+    """data2vec-audio's CNN (LayerNorm, no conv bias) is a LayerNorm stack: the GEMM rewrite applies, same maths."""
+    ref, fast = data2vec(), data2vec()
+    assert fast.feature_extractor.conv_layers[0].conv.bias is None
+    assert patch_conv_feature_encoder(fast) == 1
+    x = torch.from_numpy(np.random.default_rng(6).standard_normal((2, n_samples)).astype(np.float32))
+    with torch.inference_mode():
+        torch.testing.assert_close(fast.feature_extractor(x), ref.feature_extractor(x), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fast(x).last_hidden_state, ref(x).last_hidden_state, rtol=1e-4, atol=1e-4)
+
+
+def test_prepare_on_data2vec_leaves_its_attention_and_positional_convs_stock():
+    """No WavLM attention to fuse, no weight norm to fold (data2vec's positional convs have none)."""
+    model = data2vec()
+    info = prepare(model, "fp32", "cpu")
+    assert info["attention"] == "stock" and info["weight_norms_baked"] == 0
+    assert type(model.encoder.layers[0].attention).__name__ == "Data2VecAudioAttention"
+    assert len(model.encoder.pos_conv_embed.layers) == 5
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_onednn_linears_equal_fp32_on_data2vec():
+    ref, fast = data2vec(), data2vec()
+    assert prepare(fast, "fp32-onednn", "cpu")["onednn_linears"] > 0
+    x, _ = batch(2)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x[:1]).last_hidden_state, ref(x[:1]).last_hidden_state, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bf16")
+def test_bf16_fast_path_stays_close_to_fp32_on_data2vec():
+    """64 channels per positional-conv group, as in data2vec-audio-large (1024 / 16; the base model: 48)."""
+    ref, fast = data2vec(2, 128, 2), data2vec(2, 128, 2)
+    info = prepare(fast, "bf16", "cpu")
+    assert info["gemm_feature_encoder"] == 1 and info["attention"] == "stock"
+    x, _ = batch(1)
+    cos = _cosines(ref, fast, "bf16", x[:1])
+    assert min(cos) >= 0.999, cos
+
+
+def test_data2vec_extractor_records_its_rewrites():
+    ext = HFSpeechEncoder.for_tests(DATA2VEC_AUDIO_BASE)
+    fp32 = HFSpeechEncoder(ext.spec, precision="fp32", _random_config=ext._random_config)
+    rc = fp32.runtime_config()
+    assert rc["attention"] == "stock" and rc["do_normalize"] and rc["weight_norms_baked"] == 0
+    wav = np.random.default_rng(4).standard_normal(16000).astype(np.float32)
+    a, b = ext.embed(wav), fp32.embed(wav)
+    assert min(cosine(a[k], b[k]) for k in a) >= 0.999
