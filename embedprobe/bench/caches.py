@@ -36,6 +36,7 @@ class CacheInfo:
     n_folds: int
     n_pending: int = 0  # manifest clips neither stored nor failed
     n_manifest: int = 0
+    default_layer: str | None = None  # the cache's default layer (CacheReader.default_layer)
 
 
 
@@ -107,13 +108,18 @@ def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
         have = set(r.ids)
         n = sum(1 for c in m.clips if c.label is not None and c.id in have)
         return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.with_protocol(proto).folds(proto)),
-                         r.n_pending, len(m))
+                         r.n_pending, len(m), r.default_layer)
 
 
 
 def common_layers(model: str, infos: dict[tuple[str, str], CacheInfo]) -> list[str]:
     lists = [i.layers for (m, _), i in infos.items() if m == model]
     return [layer for layer in lists[0] if all(layer in ls for ls in lists)] if lists else []
+
+
+def default_layers(infos: dict[tuple[str, str], CacheInfo]) -> dict[str, str]:
+    """model -> the layer ``default`` means for it (its caches' default layer)."""
+    return {m: i.default_layer for (m, _), i in infos.items() if i.default_layer}
 
 
 #: ExtractConfig fields that do not change what a cache holds (paths, speed, device, threads: the

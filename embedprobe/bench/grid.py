@@ -89,7 +89,8 @@ def _safe(text: str) -> str:
     return "__".join(parts)
 
 
-def expand(cfg: BenchConfig, layers: dict[str, list[str]] | None = None) -> list[Job]:
+def expand(cfg: BenchConfig, layers: dict[str, list[str]] | None = None,
+           defaults: dict[str, str] | None = None) -> list[Job]:
     """Every job of ``cfg``, in grid order (model, layer, probe, rate, scrambling, training set).
 
     Args:
@@ -97,11 +98,13 @@ def expand(cfg: BenchConfig, layers: dict[str, list[str]] | None = None) -> list
         layers: model -> the layers its caches hold (extractor order). With it ``"default"``
             becomes the last layer and ``"all"`` every layer, and unknown layers are refused;
             without it (before extraction) layer names stay as written.
+        defaults: model -> the layer ``"default"`` means (the caches' default layer; else the last).
     """
     g = cfg.grid
     jobs: list[Job] = []
     for model in cfg.extract.models:
-        for layer in resolve_layers(g.layers, None if layers is None else layers.get(model), model):
+        for layer in resolve_layers(g.layers, None if layers is None else layers.get(model), model,
+                                    (defaults or {}).get(model)):
             for probe in g.probes:
                 for rate in g.augment_rates:
                     for scr in g.scramble:
@@ -112,13 +115,14 @@ def expand(cfg: BenchConfig, layers: dict[str, list[str]] | None = None) -> list
     return list(seen.values())
 
 
-def resolve_layers(wanted: tuple[str, ...], have: list[str] | None, model: str) -> list[str]:
+def resolve_layers(wanted: tuple[str, ...], have: list[str] | None, model: str,
+                   default: str | None = None) -> list[str]:
     if have is None:
         return list(dict.fromkeys(wanted))
     out: list[str] = []
     for w in wanted:
         if w in (DEFAULT_LAYER, "last"):
-            out.append(have[-1])
+            out.append(default if default in have else have[-1])
         elif w == "all":
             out.extend(have)
         elif w in have:

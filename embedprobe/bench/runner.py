@@ -32,6 +32,7 @@ from embedprobe.bench.caches import (
     cache_info,
     common_layers,
     corpus_roots,
+    default_layers,
     extract_config,
     is_finished,
     link_alias,
@@ -138,7 +139,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, write: bool = True,
             phases["corpora_and_caches"], t = time.perf_counter() - t, time.perf_counter()
             layers = {m: common_layers(m, infos) for m in cfg.extract.models
                       if any(k[0] == m for k in infos)}
-            jobs = expand(cfg, {m: ls for m, ls in layers.items() if ls})
+            jobs = expand(cfg, {m: ls for m, ls in layers.items() if ls}, default_layers(infos))
             results = _probe_all(cfg, jobs, infos, blocked, ex, view, say)
             phases["probes"], t = time.perf_counter() - t, time.perf_counter()
             extras = _extras(cfg, roots, infos, layers, ex, view, say)
@@ -292,7 +293,8 @@ def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
             for model in cfg.extract.models:
                 keys = [c.key for c in cfg.corpora if (model, c.key) in infos]
                 fps = {k: infos[(model, k)].fingerprint for k in keys}
-                use = resolve_layers(cfg.grid.layers, layers.get(model), model) if layers.get(model) else None
+                use = (resolve_layers(cfg.grid.layers, layers.get(model), model, default_layers(infos).get(model))
+                       if layers.get(model) else None)
                 args.append((f"domain:{model}", extras.run_domain,
                              extras.domain_task(cfg, model, keys, fps, use)))
         for key, fn, arg in args:
@@ -305,14 +307,15 @@ def _extras(cfg, roots, infos, layers, ex, view, say) -> list[TaskResult]:
 
 def plan_summary(cfg: BenchConfig) -> dict[str, Any]:
     """What a bench would run, without running anything (``embedprobe bench --dry-run``)."""
-    layers = {}
+    layers, defaults = {}, {}
     for model in cfg.extract.models:  # name layers as a run would, when the caches exist already
         try:
             infos = {(model, c.key): cache_info(cfg, c.key, model) for c in cfg.corpora}
         except (EmbedprobeError, OSError):
             continue
         layers[model] = common_layers(model, infos)
-    jobs = expand(cfg, layers)
+        defaults.update(default_layers(infos))
+    jobs = expand(cfg, layers, defaults)
     results = Path(cfg.out) / "results"
     rows = []
     for j in jobs:

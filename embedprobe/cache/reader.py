@@ -84,6 +84,9 @@ class CacheReader:
         self.layers: list[str] = list(h.layers)
         self.dims: dict[str, int] = dict(h.layers)
         self.frame_layers: list[str] = list(h.frame_layers)
+        #: what ``--layer`` means when not given: the last layer of the widest dimension (a model's
+        #: last hidden layer, not a small clip-level head output such as w2v2-msp-dim's ``adv``)
+        self.default_layer: str = default_layer(self.layers, self.dims)
         self.dtype: str = h.dtype
         where = snap.where
         manifest_ids = self.manifest.ids
@@ -258,3 +261,16 @@ class CacheReader:
     def __repr__(self) -> str:
         return (f"CacheReader({str(self.path)!r}, corpus={self.manifest.corpus!r}, n_clips={self.n_clips}, "
                 f"layers={len(self.layers)}, dtype={self.dtype!r}, complete={self.complete})")
+
+
+def default_layer(layers: list[str], dims: dict[str, int]) -> str:
+    """The last of ``layers`` whose dimension is the largest (the model's last hidden layer).
+
+    Example:
+        >>> default_layer(["layer00", "final", "adv"], {"layer00": 1024, "final": 1024, "adv": 3})
+        'final'
+        >>> default_layer(["a", "b"], {"a": 8, "b": 8})
+        'b'
+    """
+    widest = max(dims.get(layer, 0) for layer in layers)
+    return [layer for layer in layers if dims.get(layer, 0) == widest][-1]

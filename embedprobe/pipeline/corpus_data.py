@@ -74,7 +74,7 @@ def read_corpus(r: CacheReader, *, layer: str | None, pooling: str, frames: bool
     """
     path = Path(r.path) if path is None else path
     incomplete = completeness(r, allow_incomplete=allow_incomplete)
-    layer = layer or r.layers[-1]
+    layer = layer or r.default_layer
     if layer not in r.layers:
         raise BadValueError(f"layer of {path.name}", layer, r.layers)
     proto = protocol or r.manifest.default_protocol

@@ -65,7 +65,7 @@ class ProbeConfig:
         train: training sets; each item is one corpus or a ``+``/``,``-joined union.
         test: corpora to test on; ``("all",)`` = every corpus with a cache for ``model``.
         probe: ``linear`` or ``mlp``.
-        layer: cache layer (default: the model's last layer).
+        layer: cache layer (default: the cache's default layer, the model's last hidden layer).
         pooling: ``mean`` or ``meanstd`` of the cached frames statistics.
         frames: train on frame-level features (needed by frame masking / feature mixing).
         seeds: seeds (one training per seed and fold).

@@ -62,6 +62,9 @@ def test_layers_resolve_against_the_caches() -> None:
     cfg = parse_config(cfg_with(grid={"layers": ["default", "layer0"]}))
     ids = {j.layer for j in expand(cfg, {"logmel-128": have})}
     assert ids == {"layer2", "layer0"}
+    # a cache whose last layer is a clip-level head (w2v2-msp-dim's adv): default is its default layer
+    assert resolve_layers(("default",), [*have, "adv"], "m", "layer2") == ["layer2"]
+    assert {j.layer for j in expand(cfg, {"logmel-128": [*have, "adv"]}, {"logmel-128": "layer2"})} == {"layer2", "layer0"}
 
 
 def test_job_fingerprint_follows_what_changes_the_numbers() -> None:

@@ -237,6 +237,7 @@ def test_extract_and_probe_on_the_adv_layer(tmp_path):
     assert s.complete and s.n_errors == 0
     with open_cache(s.cache) as c:
         assert c.dims == {"final": 32, "adv": 3}
+        assert c.default_layer == "final"  # no --layer: the last hidden layer, not the 3-d head output
         adv, final = c.pooled("adv"), c.pooled("final")
         assert adv.shape == (c.n_clips, 3) and not c.pooled("adv", "std").any()
         assert [len(f) for f in c.frames("adv", c.ids[:3])] == [1, 1, 1]
