@@ -25,7 +25,7 @@ ENGINES = ("local", "ray")
 def check_engine(engine: str) -> str:
     """``engine`` if it is one of :data:`ENGINES`, else a ``BadValueError`` naming them."""
     if engine not in ENGINES:
-        raise BadValueError("--engine", engine, f"choose one of {', '.join(ENGINES)}")
+        raise BadValueError("--engine", engine, ENGINES, fix="local runs on this machine, ray on a Ray cluster.")
     return engine
 
 
@@ -50,8 +50,10 @@ def connected(address: str | None = None, *, num_cpus: int | None = None) -> Ite
     if ray.is_initialized():
         yield ray
         return
+    # Ray's own warnings (token authentication, resource hints) are not for embedprobe's users;
+    # what goes wrong reaches them as embedprobe's one-sentence errors
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": True, "logging_level": "warning"}
+                              "configure_logging": True, "logging_level": "error"}
     if address:
         kwargs["address"] = address
         _check_reachable(ray, address)  # ray.init would retry an unreachable address for minutes

@@ -28,6 +28,7 @@ from embedprobe.augment.copies import append_records, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.common import replicas
 from embedprobe.common.progress import Progress
+from embedprobe.common.raycluster import require_ray
 from embedprobe.common.threads import check_threads, limit_threads
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Manifest
@@ -85,6 +86,8 @@ def extract(
         An ``ExtractSummary``; errors are listed there and in the cache's error table.
     """
     check_config(cfg)
+    if cfg.engine == "ray":
+        require_ray()  # before any work: without Ray, the one sentence with the pip command
     t0 = time.perf_counter()
     manifest = scan(cfg.corpus, cfg.root, corpus_name=cfg.name, **cfg.corpus_options)
     if on_manifest is not None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "sklearn", "scipy", "pandas", "matplotlib", "transformers", "h5py", "opensmile")
+HEAVY = ("torch", "sklearn", "scipy", "pandas", "matplotlib", "transformers", "h5py", "opensmile", "ray")
 
 
 def loaded_after(code: str) -> list[str]:
