@@ -65,6 +65,8 @@ class ExtractSummary:
     precision_note: str | None = None
     engine: str = "local"
     retried: int = 0  # clips sent again after their Ray worker was lost
+    startup_s: float | None = None  # from the start to the first clip's result (scan, model load, workers)
+    steady_clips_per_s: float | None = None  # between the first and the last 10 % of results
 
 
 def extract(
@@ -186,6 +188,7 @@ def extract(
         seconds=time.perf_counter() - t0, audio_seconds=run.audio_s,
         complete=complete, interrupted=interrupted, precision_note=precision_note,
         engine=cfg.engine, retried=engine.retried if engine is not None else 0,
+        startup_s=run.times[0] - t0 if run.times else None, steady_clips_per_s=run.steady_rate(),
     )
 
 
@@ -251,8 +254,12 @@ class _Run:
         self.n_new = 0
         self.audio_s = 0.0
         self.t_start = time.perf_counter()
+        self.times: list[float] = []  # when each outcome arrived
+        self.counts: list[int] = []  # its stored clips
 
     def add(self, outcome: Outcome) -> None:
+        self.times.append(time.perf_counter())
+        self.counts.append(outcome.count)
         self.batch.extend(outcome.results)
         self.batch_errors.extend(outcome.errors)
         self.errors.extend(outcome.errors)
@@ -262,6 +269,17 @@ class _Run:
         self.audio_s += sum(r.duration_s for r in outcome.results)
         if len(self.batch) + len(self.batch_errors) >= self.batch_size:
             self.flush()
+
+    def steady_rate(self) -> float | None:
+        """Stored clips per second between the first and the last 10 % of outcomes (start-up and
+        stragglers left out); ``None`` with fewer than 10 outcomes."""
+        n = len(self.times)
+        if n < 10:
+            return None
+        t0, t1 = self.times[n // 10], self.times[n - 1 - n // 10]
+        # outcomes come in bursts from worker processes: count those that arrived after t0, up to t1
+        done = sum(c for t, c in zip(self.times, self.counts, strict=True) if t0 < t <= t1)
+        return done / (t1 - t0) if t1 > t0 else None
 
     def flush(self) -> None:
         if self.batch or self.batch_errors:
