@@ -131,7 +131,8 @@ def check_config(cfg: ExtractConfig) -> None:
     The model, corpus, layers, precision and augmentation are checked where they are resolved.
     """
     checks.choice("dtype", cfg.dtype, DTYPES)
-    checks.device(cfg.device)
+    if cfg.engine != "ray":  # Ray workers get their GPUs from Ray; this machine need have none
+        checks.device(cfg.device)
     checks.count("batch size", cfg.batch_size, option="--batch-size")
     checks.count("number of decoding threads", cfg.workers, option="--workers")
     if cfg.procs is not None:

@@ -68,9 +68,13 @@ class ClipActor:
 
     def ready(self) -> dict[str, Any]:
         """What the driver checks before sending work: the loaded runtime, or why there is none."""
+        import ray
+
         ext = self.embedder.ext
         ok = self.error is None
+        gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
         return {"error": self.error, "audio_visible": self.audio_visible, "host": socket.gethostname(),
+                "device": ext.device, "gpus": list(gpus),
                 "pid": os.getpid(), "runtime": dict(ext.runtime_config()) if ok else {},
                 "revision": ext.weights_revision() if ok else None}
 
@@ -111,6 +115,7 @@ class RayEngine:
         self._identity: dict[str, Any] | None = None
         self._inflight: dict[Any, _Task] = {}
         self._pings_failed: dict[int, int] = {}
+        self.devices: set[str] = set()  # each started actor's device and the GPUs Ray gave it
 
     # -- start and stop --------------------------------------------------------------------------
     def __enter__(self) -> RayEngine:
@@ -190,6 +195,7 @@ class RayEngine:
                 "worker set-up", f"{info['host']}: {', '.join(diff)}", None,
                 fix="Ray workers on different nodes resolved the model differently (one cache holds "
                     "one set-up); give --precision explicitly or use nodes of one kind.")
+        self.devices.add(info["device"] if not info["gpus"] else f"{info['device']} (GPU {','.join(info['gpus'])})")
         self.live.add(k)
 
     def describe(self) -> dict[str, Any]:
@@ -198,6 +204,7 @@ class RayEngine:
         return {"engine": "ray", "ray": {
             "address": cfg.address, "workers": len(self.actors), "cpus_per_worker": cfg.cpus_per_worker,
             "gpus_per_worker": cfg.gpus_per_worker, "threads_per_worker": cfg.cpus_per_worker,
+            "devices": sorted(self.devices),
             "nodes": sum(1 for node in self._ray.nodes() if node.get("Alive"))}}
 
     # -- work ------------------------------------------------------------------------------------

@@ -72,8 +72,9 @@ def _spec():
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    c.add_node(num_cpus=1)
+    # each node claims a GPU (none is there: log-mel never touches it; Ray only hands out its id)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1, num_gpus=1)
     c.wait_for_nodes()
     ray.init(address=c.address, log_to_driver=False, include_dashboard=False, logging_level="warning")
     try:
@@ -126,6 +127,15 @@ def test_ray_equals_local_clip_for_clip(cluster, corpus, local, tmp_path):
         assert runtime["engine"] == "ray" and runtime["ray"]["workers"] == 2 and runtime["ray"]["nodes"] == 2
     again = extract(_cfg(corpus, tmp_path), progress=False)  # the local engine resumes a Ray cache
     assert again.n_new == 0 and again.n_done_before == s.n_clips - 1 and again.complete  # the error is retried
+
+
+def test_gpu_workers_run_on_the_gpu_ray_gives_them(cluster, corpus, local, tmp_path):
+    s = extract(_cfg(corpus, tmp_path, engine="ray", ray_workers=2, gpus_per_worker=0.5), progress=False)
+    _same_as_local(s.cache, local)
+    with open_cache(s.cache) as r:
+        ray_record = r.provenance["runtime"]["ray"]
+        assert r.provenance["config"]["device"] == "cpu"  # as given; the workers use their GPU
+    assert ray_record["gpus_per_worker"] == 0.5 and ray_record["devices"] == ["cuda (GPU 0)"]
 
 
 def test_a_killed_worker_loses_and_duplicates_nothing(cluster, corpus, local, tmp_path):
@@ -187,7 +197,7 @@ def test_a_removed_node_loses_and_duplicates_nothing(cluster, corpus, local, tmp
     worker_node = [n for n in cluster.list_all_nodes() if n is not cluster.head_node][0]
     cluster.remove_node(worker_node)
     run.join(timeout=300)
-    cluster.add_node(num_cpus=1)  # for any later test
+    cluster.add_node(num_cpus=1, num_gpus=1)  # for any later test
     s = box["s"]
     assert s.retried >= 1 and s.complete
     _same_as_local(s.cache, local)
