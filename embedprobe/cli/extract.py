@@ -119,6 +119,7 @@ def register(app: typer.Typer) -> None:
             f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {escape(str(s.cache))} - "
             f"{s.n_new} new, {s.n_done_before} already cached, {s.n_errors} errors, "
             f"{s.seconds:.1f} s ({rate:.1f} audio-s/s)"
+            + (f" on Ray ({s.procs} workers)" if s.engine == "ray" else "")
             + ("" if s.complete else " - incomplete: re-run the same command to resume")
         )
         if s.retried:
