@@ -53,6 +53,19 @@ class CrashOnce(LogMel):
         return super().embed(wav)
 
 
+class CrashOn(LogMel):
+    """Log-mel whose worker process exits whenever it is given a clip of ``n_samples`` samples."""
+
+    def __init__(self, spec, *, n_samples: int, **kw):
+        super().__init__(spec, **kw)
+        self.n_samples = n_samples
+
+    def embed(self, wav):
+        if len(wav) == self.n_samples:
+            os._exit(1)
+        return super().embed(wav)
+
+
 class Slow(LogMel):
     """Log-mel that takes ``delay`` seconds a clip and leaves a file per clip in ``trace``."""
 
@@ -103,14 +116,14 @@ def local(corpus, tmp_path_factory):
     s = extract(_cfg(corpus, tmp_path_factory.mktemp("local")), progress=False)
     with open_cache(s.cache) as r:
         return {"ids": sorted(r.ids), "pooled": dict(zip(r.ids, r.pooled("logmel", "meanstd"), strict=True)),
-                "errors": sorted(e["id"] for e in r.errors)}
+                "errors": sorted((e["id"], e["reason"]) for e in r.errors)}
 
 
 def _same_as_local(cache: Path, local: dict) -> None:
     with open_cache(cache) as r:
         assert r.complete and len(r.ids) == len(set(r.ids)), "a clip is stored twice"
         assert sorted(r.ids) == local["ids"]
-        assert sorted(e["id"] for e in r.errors) == local["errors"]
+        assert sorted((e["id"], e["reason"]) for e in r.errors) == local["errors"]
         got = r.pooled("logmel", "meanstd", local["ids"])
     want = np.stack([local["pooled"][i] for i in local["ids"]])
     assert np.array_equal(got, want)
@@ -147,6 +160,19 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster, corpus, local, tm
     _same_as_local(s.cache, local)
 
 
+def test_a_clip_that_kills_every_worker_is_an_error_not_a_loop(cluster, corpus, local, tmp_path):
+    import soundfile as sf
+
+    poison = sorted((corpus / "wav").glob("*.wav"))[5]
+    ext = CrashOn(_spec(), n_samples=sf.info(poison).frames)
+    s = extract(_cfg(corpus, tmp_path, engine="ray", ray_workers=2, chunk_s=30.0), progress=False, extractor=ext)
+    assert s.retried >= 1 and s.complete
+    reasons = {cid: reason for cid, _, reason in s.errors}
+    assert "died 3 times" in reasons[poison.stem] and len(reasons) == 2  # and the undecodable clip
+    with open_cache(s.cache) as r:
+        assert sorted(r.ids) == [i for i in local["ids"] if i != poison.stem] and len(set(r.ids)) == len(r.ids)
+
+
 def test_a_killed_driver_resumes(cluster, corpus, local, tmp_path):
     """SIGKILL a driver process once it has committed clips; the next run keeps them and finishes."""
     out, trace = tmp_path / "out", tmp_path / "trace"
@@ -159,7 +185,7 @@ def test_a_killed_driver_resumes(cluster, corpus, local, tmp_path):
         from embedprobe.pipeline.extract import extract
         ray.init(address={cluster.address!r}, log_to_driver=False, include_dashboard=False,
                  logging_level="warning")
-        ext = t.Slow(t._spec(), trace={str(trace)!r}, delay=0.15)
+        ext = t.Slow(t._spec(), trace={str(trace)!r}, delay=0.1)
         extract(t._cfg(t.Path({str(corpus)!r}), t.Path({str(out)!r}), engine="ray", ray_workers=2,
                        batch_size=2), progress=False, extractor=ext)
     """)
@@ -185,7 +211,7 @@ def test_a_killed_driver_resumes(cluster, corpus, local, tmp_path):
 def test_a_removed_node_loses_and_duplicates_nothing(cluster, corpus, local, tmp_path):
     trace = tmp_path / "trace"
     trace.mkdir()
-    ext = Slow(_spec(), trace=str(trace), delay=0.15)
+    ext = Slow(_spec(), trace=str(trace), delay=0.1)
     cfg = _cfg(corpus, tmp_path / "out", engine="ray", ray_workers=2, batch_size=2)
     box: dict = {}
     run = threading.Thread(target=lambda: box.update(s=extract(cfg, progress=False, extractor=ext)))
