@@ -13,7 +13,8 @@ Each run's start-up (scan, model load or starting the Ray workers, until the fir
 reported apart from its steady state: clips per second between the first and the last 10 %
 of results (``ExtractSummary.steady_clips_per_s``). Printed: those, the overhead (1 - Ray 1
 worker's steady rate / local's; goal <= 10 %), the scaling efficiency (2 workers' steady rate /
-(2 x 1 worker's)), whether every run stored the same values as (a), the CPU and the load
+(2 x 1 worker's)) next to what the machine allowed at the time (the same pure-Python loop
+in 2 processes against 1, measured before and after the runs), whether every run stored the same values as (a), the CPU and the load
 average. With ``--repeats R`` the runs alternate R times and the medians are used. The last line
 is one JSON object.
 
@@ -60,6 +61,28 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def _spin(n: int) -> float:
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - t
+
+
+def machine_speedup(n: int = 5_000_000) -> float:
+    """Throughput of the same pure-Python loop in 2 processes at once against 1: what 2 workers
+    can gain on this machine right now (about 2 when 2 cores are free, 1 when none is)."""
+    import multiprocessing as mp
+
+    one = _spin(n)
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(_spin, [1000, 1000])  # started
+        t = time.perf_counter()
+        pool.map(_spin, [n, n])
+        two = time.perf_counter() - t
+    return 2 * one / two
+
+
 def pooled(cache: Path) -> dict[str, np.ndarray]:
     from embedprobe.cache import open_cache
 
@@ -84,7 +107,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="ray-scaling-"))
     root = subset(EMODB, args.clips, tmp / "emodb")
-    load_before = os.getloadavg()
+    load_before, free_before = os.getloadavg(), machine_speedup()
     t = time.perf_counter()
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="error")
     cluster_s = time.perf_counter() - t
@@ -103,7 +126,7 @@ def main() -> None:
             got[name].append({"seconds": s.seconds, "startup_s": s.startup_s, "steady": s.steady_clips_per_s})
             values.setdefault(name, pooled(s.cache))
     ray.shutdown()
-    load_after = os.getloadavg()
+    load_after, free_after = os.getloadavg(), machine_speedup()
 
     med = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in got.items()}
     ref = values["local"]
@@ -123,7 +146,8 @@ def main() -> None:
               f"{'ids differ' if max_diff[name] is None else format(max_diff[name], '.3g'):>20}")
     print(f"Ray overhead at steady state (1 worker vs local): {100 * overhead:+.1f} % (goal <= 10 %)")
     print(f"scaling 1 -> 2 workers: {med['ray-2']['steady'] / med['ray-1']['steady']:.2f}x, "
-          f"efficiency {100 * efficiency:.0f} %")
+          f"efficiency {100 * efficiency:.0f} %; the machine's own 2-process speedup at the time: "
+          f"{free_before:.2f}x before, {free_after:.2f}x after (2.00 = two free cores)")
     print(json.dumps({
         "model": args.model, "clips": args.clips, "batch_size": args.batch_size, "repeats": args.repeats,
         "cpu": cpu_name(), "cores": os.cpu_count(), "load_before": load_before[0], "load_after": load_after[0],
@@ -132,6 +156,7 @@ def main() -> None:
         "max_abs_diff_vs_local": max_diff, "overhead": round(overhead, 4),
         "speedup_2_workers": round(med["ray-2"]["steady"] / med["ray-1"]["steady"], 3),
         "scaling_efficiency": round(efficiency, 4),
+        "machine_2proc_speedup": [round(free_before, 3), round(free_after, 3)],
     }))
 
 
