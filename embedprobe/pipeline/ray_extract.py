@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from embedprobe.audio.prefetch import decode_iter
 from embedprobe.common.raycluster import connected, lost_worker_errors, node_fits
 from embedprobe.common.replicas import ReplicaError
 from embedprobe.common.threads import limit_threads
@@ -47,6 +48,7 @@ from embedprobe.pipeline.extract_config import RUNTIME_NOT_IDENTITY, ExtractConf
 IN_FLIGHT = 2  # tasks queued per actor: one running, one ready to start
 MAX_RESTARTS = 3  # Ray restarts a lost actor this many times
 MAX_ATTEMPTS = 3  # a clip whose worker died this many times is recorded as an error
+DECODE_THREADS = 1  # an actor decodes its next clip while it embeds one (hides a shared filesystem's latency)
 TASKS_PER_ACTOR = 4  # clips per task: at most --batch-size, small enough to share the tail
 
 Job = tuple[Clip, str, list[str], float]  # clip, audio path, stored ids, max eager seconds
@@ -79,7 +81,14 @@ class ClipActor:
                 "revision": ext.weights_revision() if ok else None}
 
     def embed(self, jobs: list[Job]) -> list[Outcome]:
-        return [self.embedder.run_path(*job) for job in jobs]
+        """The task's clips, each decoded in a thread while the one before is embedded."""
+        out: list[Outcome] = []
+        items = [job[1] for job in jobs]
+        for i, decoded in decode_iter(items, self.embedder.audio_cfg, workers=DECODE_THREADS, prefetch=1,
+                                      max_eager_s=jobs[0][3] if jobs else 0.0):
+            clip, path, targets, _ = jobs[i]
+            out.append(self.embedder.run(clip, path, decoded, targets))
+        return out
 
 
 @dataclass

@@ -79,6 +79,15 @@ class Slow(LogMel):
         return super().embed(wav)
 
 
+class WithTorch(LogMel):
+    """Log-mel that imports torch when it loads (as the torch families do)."""
+
+    def _load(self):
+        import torch  # noqa: F401
+
+        super()._load()
+
+
 def _spec():
     return create("logmel-128").spec
 
@@ -140,6 +149,26 @@ def test_ray_equals_local_clip_for_clip(cluster, corpus, local, tmp_path):
         assert runtime["engine"] == "ray" and runtime["ray"]["workers"] == 2 and runtime["ray"]["nodes"] == 2
     again = extract(_cfg(corpus, tmp_path), progress=False)  # the local engine resumes a Ray cache
     assert again.n_new == 0 and again.n_done_before == s.n_clips - 1 and again.complete  # the error is retried
+
+
+def test_a_worker_runs_on_as_many_threads_as_its_cpus(corpus):
+    """Ray starts workers with OMP_NUM_THREADS=1; the actor sets torch's threads to --cpus-per-worker."""
+    torch = pytest.importorskip("torch")
+    from embedprobe.audio.decode import AudioConfig
+    from embedprobe.pipeline.clip_embedder import ClipEmbedder
+    from embedprobe.pipeline.ray_extract import ClipActor
+
+    before = torch.get_num_threads()
+    embedder = ClipEmbedder(WithTorch(_spec()), ("logmel",), (), 1, AudioConfig(sample_rate=16000))
+    actor = ClipActor(embedder, before + 2, str(corpus))  # the class itself, in this process
+    try:
+        assert actor.error is None and actor.audio_visible and torch.get_num_threads() == before + 2
+    finally:
+        actor._threads.close()
+    assert torch.get_num_threads() == before
+    elsewhere = ClipActor(embedder, 1, str(corpus / "elsewhere"))
+    elsewhere._threads.close()
+    assert not elsewhere.audio_visible
 
 
 def test_gpu_workers_run_on_the_gpu_ray_gives_them(cluster, corpus, local, tmp_path):
