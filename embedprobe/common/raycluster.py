@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -42,9 +43,12 @@ def require_ray(what: str = "--engine ray") -> Any:
 def connected(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
     """Use the Ray cluster at ``address`` (``auto``, ``host:port``, ``ray://...``) for the block.
 
-    With no address, join the cluster this process is already connected to, else start a
-    local one (``num_cpus`` caps it). A cluster started or joined here is disconnected on
-    exit; one that was already connected is left as it was.
+    With no address: the cluster this process is already connected to, else the one
+    ``RAY_ADDRESS`` names (as under ``ray job submit``), else the one ``ray start`` runs on this
+    machine, else a new one here (``num_cpus`` caps it). An address where nothing answers is one
+    sentence at once (``ray.init`` would retry it for minutes); so is ``RAY_ADDRESS``, while a
+    ``ray start`` cluster that has gone away is passed over. A cluster started or joined here is
+    disconnected on exit; one that was already connected is left as it was.
     """
     ray = require_ray()
     if ray.is_initialized():
@@ -54,11 +58,19 @@ def connected(address: str | None = None, *, num_cpus: int | None = None) -> Ite
     # what goes wrong reaches them as embedprobe's one-sentence errors
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "configure_logging": True, "logging_level": "error"}
-    if address:
-        kwargs["address"] = address
-        _check_reachable(ray, address)  # ray.init would retry an unreachable address for minutes
-    elif num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
+    named = address or os.environ.get("RAY_ADDRESS")
+    if named:
+        _check_reachable(named)
+        if address:
+            kwargs["address"] = address
+    else:
+        recorded = _recorded_address()
+        if recorded and _not_listening(recorded) is None:
+            kwargs["address"] = recorded
+        else:
+            kwargs["address"] = "local"
+            if num_cpus is not None:
+                kwargs["num_cpus"] = num_cpus
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -99,7 +111,29 @@ def _unreachable(address: str | None, why: str) -> BadValueError:
                              "--head` (then --address auto) or leave --address out to start one here.")
 
 
-def _check_reachable(ray: Any, address: str, timeout_s: float = 5.0) -> None:
+def _recorded_address() -> str | None:
+    """The address of the last ``ray start`` on this machine, if Ray recorded one."""
+    try:
+        from ray._private.utils import read_ray_address
+
+        return read_ray_address() or None
+    except Exception:  # noqa: BLE001 - a Ray without that helper: start a cluster here
+        return None
+
+
+def _not_listening(host_port: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers at ``HOST:PORT`` (``None`` if something does)."""
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return None
+    except ValueError as e:
+        return str(e)
+    except OSError as e:
+        return f"{host_port}: {e.strerror or e}"
+
+
+def _check_reachable(address: str) -> None:
     """Refuse at once a ``HOST:PORT`` (or ``auto``) address where nothing listens."""
     if address.startswith("ray://"):
         return  # a Ray Client address: ray.init reports it itself
@@ -115,9 +149,6 @@ def _check_reachable(ray: Any, address: str, timeout_s: float = 5.0) -> None:
         if address == "auto":
             raise _unreachable(address, "no running cluster was found on this machine")
         return
-    host, _, port = resolved.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except (OSError, ValueError) as e:
-        raise _unreachable(address, f"{resolved}: {e.strerror or e}" if isinstance(e, OSError) else str(e)) from None
+    why = _not_listening(resolved)
+    if why is not None:
+        raise _unreachable(address, why)
