@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
                                    help="local (this machine) or ray (actors on a Ray cluster; needs "
                                         "embedprobe[ray]). This process alone writes the cache either way."),
         address: str = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:PORT); default: "
-                                    "start one on this machine."),
+                                    "RAY_ADDRESS, else the cluster 'ray start' runs on this machine, else a "
+                                    "new one here."),
         gpus_per_worker: float = typer.Option(default(_D, "gpus_per_worker"), "--gpus-per-worker",
                                               help="GPUs of each Ray worker (0.5: two share one); the workers "
                                                    "then run on cuda."),
