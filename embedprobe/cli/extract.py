@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from click.core import ParameterSource
 from rich.markup import escape
 
 from embedprobe.cli.common import (
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @friendly
     def extract(
+        ctx: typer.Context,
         model: str = typer.Option(..., "--model", "-m", help="Extractor name (embedprobe list extractors)."),
         corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus reader (embedprobe list corpora)."),
         root: Path = typer.Option(..., "--root", "-r", help="Corpus root folder."),
@@ -50,7 +52,10 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option(default(_D, "precision"), "--precision",
                                       help="auto, fp32, fp32-onednn, bf16 or fp16 (recorded in the cache)."),
         batch_size: int = typer.Option(default(_D, "batch_size"), "--batch-size", help="Clips per committed batch."),
-        workers: int = typer.Option(default(_D, "workers"), "--workers", help="Decoding threads."),
+        workers: int = typer.Option(default(_D, "workers"), "--workers",
+                                    help="Decoding threads; with --engine ray: Ray workers, each with its own "
+                                         "copy of the model (default there: as many as the cluster's free "
+                                         "CPUs and GPUs hold)."),
         procs: int = typer.Option(None, "--procs",
                                   help="Model replicas in worker processes (default: auto, one per core "
                                        "up to 4 for single-threaded extractors such as egemaps "
@@ -66,20 +71,38 @@ def register(app: typer.Typer) -> None:
                                     help="Cache augmented copies instead (e.g. paper: the paper's 7 augmentations)."),
         copies: int = typer.Option(default(_D, "copies"), "--copies", help="Augmented copies per clip."),
         augment_seed: int = typer.Option(default(_D, "augment_seed"), "--augment-seed", help="Seed of the augmentation parameters."),
+        engine: str = typer.Option(default(_D, "engine"), "--engine",
+                                   help="local (this machine) or ray (actors on a Ray cluster; needs "
+                                        "embedprobe[ray]). This process alone writes the cache either way."),
+        address: str = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:PORT); default: "
+                                    "RAY_ADDRESS, else the cluster 'ray start' runs on this machine, else a "
+                                    "new one here."),
+        gpus_per_worker: float = typer.Option(default(_D, "gpus_per_worker"), "--gpus-per-worker",
+                                              help="GPUs of each Ray worker (0.5: two share one); the workers "
+                                                   "then run on cuda."),
+        cpus_per_worker: int = typer.Option(default(_D, "cpus_per_worker"), "--cpus-per-worker",
+                                            help="CPUs of each Ray worker, also its torch threads."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Extract embeddings of every clip of a corpus into an HDF5 cache (resumes if interrupted)."""
         k, n = _shard(shard)
+        # --workers is the decoding threads locally and the Ray actors with --engine ray, where its
+        # default (2 threads) would make no sense: there, unless given, the cluster decides
+        given = ctx.get_parameter_source("workers") != ParameterSource.DEFAULT
+        ray_workers = workers if engine == "ray" and given else None
         cfg = ExtractConfig(
             model=model, corpus=corpus, root=str(root), out=str(out), name=name, layers=csv_list(layers),
             frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
             dtype="float16" if float16 else "float32", chunk_s=chunk,
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
             trust_pickle=trust_pickle,
-            device=device, precision=precision, batch_size=batch_size, workers=workers, procs=procs,
+            device=device, precision=precision, batch_size=batch_size,
+            workers=default(_D, "workers") if engine == "ray" else workers, procs=procs,
             threads=threads,
             overwrite=overwrite,
             shard=k, n_shards=n, tag=tag, augment=augment, copies=copies, augment_seed=augment_seed,
+            engine=engine, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
         )
 
         def show(manifest) -> None:
@@ -97,8 +120,12 @@ def register(app: typer.Typer) -> None:
             f"{'[yellow]interrupted[/]' if s.interrupted else '[green]done[/]'}: {escape(str(s.cache))} - "
             f"{s.n_new} new, {s.n_done_before} already cached, {s.n_errors} errors, "
             f"{s.seconds:.1f} s ({rate:.1f} audio-s/s)"
+            + (f" on Ray ({s.procs} workers)" if s.engine == "ray" else "")
             + ("" if s.complete else " - incomplete: re-run the same command to resume")
         )
+        if s.retried:
+            console.print(f"  [yellow]retried[/] {s.retried} clips whose Ray worker was lost (each is in the "
+                          "cache once)")
         if s.precision_note:
             console.print(f"  [yellow]precision[/] {escape(s.precision_note)}")
         for _clip_id, path, reason in s.errors:

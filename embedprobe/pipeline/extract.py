@@ -3,7 +3,9 @@
 ``extract(ExtractConfig(...))`` is what ``embedprobe extract`` calls. Decoding runs in
 background threads that overlap with the model's compute, or, on multi-core CPUs, clips are
 decoded and embedded by model replicas in worker processes (``embedprobe.common.replicas``); the
-extracting process alone batches and writes the cache. Long files are streamed in
+extracting process alone batches and writes the cache. With ``engine="ray"`` the clips are
+decoded and embedded by actors on a Ray cluster instead (``embedprobe.pipeline.ray_extract``),
+and this process still alone writes the cache. Long files are streamed in
 chunks (bounded memory) and pooled exactly across chunks; every finished batch is
 committed atomically to the cache, so a crash or Ctrl-C loses at most the batch in flight
 and re-running the same command resumes.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from embedprobe.augment.copies import append_records, copy_id, expand_manifest
 from embedprobe.cache import AsyncWriter, CacheWriter, ClipResult, open_cache, shard_of
 from embedprobe.common import replicas
 from embedprobe.common.progress import Progress
+from embedprobe.common.raycluster import require_ray
 from embedprobe.common.threads import check_threads, limit_threads
 from embedprobe.corpora import scan
 from embedprobe.corpora.base import Manifest
@@ -39,6 +42,7 @@ from embedprobe.pipeline.extract_config import (
     ExtractConfig,
     check_config,
 )
+from embedprobe.pipeline.ray_extract import RayEngine
 from embedprobe.provenance import made_by, to_jsonable
 
 
@@ -59,6 +63,10 @@ class ExtractSummary:
     interrupted: bool = False
     procs: int = 1
     precision_note: str | None = None
+    engine: str = "local"
+    retried: int = 0  # clips sent again after their Ray worker was lost
+    startup_s: float | None = None  # from the start to the first clip's result (scan, model load, workers)
+    steady_clips_per_s: float | None = None  # between the first and the last 10 % of results
 
 
 def extract(
@@ -80,11 +88,14 @@ def extract(
         An ``ExtractSummary``; errors are listed there and in the cache's error table.
     """
     check_config(cfg)
+    if cfg.engine == "ray":
+        require_ray()  # before any work: without Ray, the one sentence with the pip command
     t0 = time.perf_counter()
     manifest = scan(cfg.corpus, cfg.root, corpus_name=cfg.name, **cfg.corpus_options)
     if on_manifest is not None:
         on_manifest(manifest)
-    ext = extractor or _create(cfg)
+    ext = extractor or _create(cfg if cfg.engine == "local" or not cfg.gpus_per_worker
+                               else replace(cfg, device="cuda"))  # a Ray worker's GPU is its cuda
     spec = ext.spec
     layers = _pick(cfg.layers, spec.layers, "layer")
     frame_layers = _pick(cfg.frame_layers, layers, "frame layer") if cfg.frames else ()
@@ -99,17 +110,24 @@ def extract(
     mine = [c for c in stored.clips if cfg.n_shards is None or shard_of(c.id, cfg.n_shards) == cfg.shard]
     embedder = ClipEmbedder(ext, layers, frame_layers, factor, audio_cfg,
                             float16=cfg.dtype == "float16", augment=aug, augment_seed=cfg.augment_seed)
+    root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
     with contextlib.ExitStack() as stack:
-        # worker replicas start first (they load the model; this process then needs no copy)
-        procs = _procs(cfg, ext, embedder, len(mine))
-        threads = check_threads(cfg.threads) or replicas.threads_per_proc(procs)
-        pool = stack.enter_context(replicas.ReplicaPool(embedder, procs, threads)) if procs > 1 else None
-        if pool is not None and not ext.loaded:
-            runtime, revision = dict(pool.runtime), pool.weights_revision
+        # worker replicas or Ray actors start first (they load the model; this process then needs no copy)
+        engine = pool = None
+        if cfg.engine == "ray":
+            engine = stack.enter_context(RayEngine(embedder, cfg, str(root), len(mine)))
+            procs, threads = len(engine.actors), cfg.cpus_per_worker
+            runtime, revision = dict(engine.runtime), engine.weights_revision
         else:
-            ext.load()
-            runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
-            stack.enter_context(limit_threads(threads))  # after load(): torch is imported by now
+            procs = _procs(cfg, ext, embedder, len(mine))
+            threads = check_threads(cfg.threads) or replicas.threads_per_proc(procs)
+            pool = stack.enter_context(replicas.ReplicaPool(embedder, procs, threads)) if procs > 1 else None
+            if pool is not None and not ext.loaded:
+                runtime, revision = dict(pool.runtime), pool.weights_revision
+            else:
+                ext.load()
+                runtime, revision = dict(ext.runtime_config()), ext.weights_revision()
+                stack.enter_context(limit_threads(threads))  # after load(): torch is imported by now
         identity = _identity(cfg, spec, revision, runtime, audio_cfg, layers, frame_layers, factor, aug,
                              chunking.describe(ext))
         check = runtime.get("precision_check")  # the load-time check (extractors.runtime), if it ran
@@ -118,10 +136,9 @@ def extract(
             "identity": identity,
             "config": to_jsonable(cfg),
             **made_by(),
-            "runtime": runtime | {"procs": procs, "threads_per_proc": threads if procs > 1 else None,
-                                  "threads": threads},
+            "runtime": runtime | ({"procs": procs, "threads_per_proc": threads if procs > 1 else None,
+                                   "threads": threads} if engine is None else engine.describe()),
         }
-        root = Path(manifest.root)  # the folder clip paths are relative to (a manifest's own folder)
         writer = CacheWriter(
             cfg.cache_path(), provenance=provenance, identity=identity,
             manifest_json=stored.to_json(), layers={name: spec.dim_of(name) for name in layers},
@@ -139,7 +156,7 @@ def extract(
             interrupted = False
             try:
                 with Progress(progress, len(mine), spec.name, completed=n_done_before, unit="clips") as tick:
-                    outcomes = _outcomes(embedder, todo, targets, root, audio_cfg, cfg, pool)
+                    outcomes = _outcomes(embedder, todo, targets, root, audio_cfg, cfg, pool or engine)
                     with contextlib.closing(outcomes):
                         for outcome in outcomes:
                             run.add(outcome)
@@ -170,6 +187,8 @@ def extract(
         procs=procs,
         seconds=time.perf_counter() - t0, audio_seconds=run.audio_s,
         complete=complete, interrupted=interrupted, precision_note=precision_note,
+        engine=cfg.engine, retried=engine.retried if engine is not None else 0,
+        startup_s=run.times[0] - t0 if run.times else None, steady_clips_per_s=run.steady_rate(),
     )
 
 
@@ -209,16 +228,17 @@ def _procs(cfg: ExtractConfig, ext: Extractor, embedder: ClipEmbedder, n_clips: 
 
 
 def _outcomes(embedder: ClipEmbedder, todo, targets, root: Path, audio_cfg, cfg: ExtractConfig,
-              pool: replicas.ReplicaPool | None):
-    """``Outcome`` of every clip to do: embedded here (decode threads ahead), or by the worker replicas."""
+              pool: replicas.ReplicaPool | RayEngine | None):
+    """``Outcome`` of every clip to do: embedded here (decode threads ahead), by the worker replicas
+    or by the Ray actors."""
     max_eager_s = 2 * cfg.chunk_s
     if pool is None:
         items = [root / c.path for c in todo]
         for i, decoded in decode_iter(items, audio_cfg, workers=cfg.workers, max_eager_s=max_eager_s):
             yield embedder.run(todo[i], str(root / todo[i].path), decoded, targets[i])
         return
-    jobs = ((c, str(root / c.path), targets[i], max_eager_s) for i, c in enumerate(todo))
-    yield from pool.map(jobs)
+    jobs = [(c, str(root / c.path), targets[i], max_eager_s) for i, c in enumerate(todo)]
+    yield from pool.outcomes(jobs) if isinstance(pool, RayEngine) else pool.map(jobs)
 
 
 class _Run:
@@ -234,8 +254,12 @@ class _Run:
         self.n_new = 0
         self.audio_s = 0.0
         self.t_start = time.perf_counter()
+        self.times: list[float] = []  # when each outcome arrived
+        self.counts: list[int] = []  # its stored clips
 
     def add(self, outcome: Outcome) -> None:
+        self.times.append(time.perf_counter())
+        self.counts.append(outcome.count)
         self.batch.extend(outcome.results)
         self.batch_errors.extend(outcome.errors)
         self.errors.extend(outcome.errors)
@@ -245,6 +269,17 @@ class _Run:
         self.audio_s += sum(r.duration_s for r in outcome.results)
         if len(self.batch) + len(self.batch_errors) >= self.batch_size:
             self.flush()
+
+    def steady_rate(self) -> float | None:
+        """Stored clips per second between the first and the last 10 % of outcomes (start-up and
+        stragglers left out); ``None`` with fewer than 10 outcomes."""
+        n = len(self.times)
+        if n < 10:
+            return None
+        t0, t1 = self.times[n // 10], self.times[n - 1 - n // 10]
+        # outcomes come in bursts from worker processes: count those that arrived after t0, up to t1
+        done = sum(c for t, c in zip(self.times, self.counts, strict=True) if t0 < t <= t1)
+        return done / (t1 - t0) if t1 > t0 else None
 
     def flush(self) -> None:
         if self.batch or self.batch_errors:

@@ -14,15 +14,17 @@ from embedprobe.augment.copies import augmented_tag
 from embedprobe.cache.naming import cache_file
 from embedprobe.cache.sharding import check_shard
 from embedprobe.common import checks
+from embedprobe.common.raycluster import check_engine
 from embedprobe.errors import BadValueError
 
 DTYPES = ("float32", "float16")
 # Runtime facts recorded in the provenance but not part of a cache's identity: where the weights
 # sit, which device and batch size ran, package versions and kernel choices that give the same
 # values (prepacked linears) may differ between the shards of one cache or between a run and its
-# resume; the weights revision and the precision may not.
+# resume; the weights revision and the precision may not. Nor which engine ran it: a cache started
+# locally may be finished on Ray and the other way round.
 RUNTIME_NOT_IDENTITY = frozenset({"weights", "device", "batch_seconds", "torch", "transformers",
-                                  "prepacked_linears", "precision_check"})
+                                  "prepacked_linears", "precision_check", "engine", "ray"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,15 @@ class ExtractConfig:
             ``<corpus>__<model>__aug-<name>-s<seed>.h5``. *identity*
         copies: augmented copies per clip (stored as ``<clip id>@<k>``). *identity*
         augment_seed: seed of the augmentation parameters. *identity*
+        engine: ``local`` (this machine; no Ray import) or ``ray`` (actors on a Ray cluster,
+            ``embedprobe.pipeline.ray_extract``); this process alone writes the cache either way.
+        address: the Ray cluster to join (``auto``, ``HOST:PORT``, ``ray://...``); ``None`` joins
+            the cluster this process is connected to, else starts one on this machine. Ray only.
+        ray_workers: Ray actors, each with its own copy of the model (``--workers`` under
+            ``--engine ray``); ``None`` = as many as the cluster's free CPUs (and GPUs) hold.
+        gpus_per_worker: GPUs of each actor (fractions share one GPU); above 0 the actors run on
+            ``cuda`` (the GPU Ray gives them). Ray only.
+        cpus_per_worker: CPUs of each actor, which are also its torch threads. Ray only.
     """
 
     model: str
@@ -98,6 +109,11 @@ class ExtractConfig:
     augment: str | None = None
     copies: int = 1
     augment_seed: int = 0
+    engine: str = "local"
+    address: str | None = None
+    ray_workers: int | None = None
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: int = 1
 
     def cache_path(self) -> Path:
         aug = augmented_tag(self.augment, self.augment_seed) if self.augment else ""
@@ -115,7 +131,8 @@ def check_config(cfg: ExtractConfig) -> None:
     The model, corpus, layers, precision and augmentation are checked where they are resolved.
     """
     checks.choice("dtype", cfg.dtype, DTYPES)
-    checks.device(cfg.device)
+    if cfg.engine != "ray":  # Ray workers get their GPUs from Ray; this machine need have none
+        checks.device(cfg.device)
     checks.count("batch size", cfg.batch_size, option="--batch-size")
     checks.count("number of decoding threads", cfg.workers, option="--workers")
     if cfg.procs is not None:
@@ -131,6 +148,7 @@ def check_config(cfg: ExtractConfig) -> None:
     if cfg.name:  # the reader checks that it may be named (embedprobe.corpora.common.check_corpus_name)
         checks.name_for_path("corpus name (--name)", cfg.name)
     check_shard(cfg.shard, cfg.n_shards)
+    _check_engine(cfg)
     unused = [opt for opt, given in (("--frame-hop", cfg.frame_hop_s is not None),
                                      ("--frame-layers", cfg.frame_layers is not None)) if given and not cfg.frames]
     unused += [opt for opt, given in (("--copies", cfg.copies != 1), ("--augment-seed", cfg.augment_seed != 0))
@@ -139,3 +157,33 @@ def check_config(cfg: ExtractConfig) -> None:
         needs = "--frames" if unused[0] in ("--frame-hop", "--frame-layers") else "--augment NAME"
         raise BadValueError("option without effect", unused[0], fix=f"{unused[0]} only applies with {needs}; "
                             "add it or drop the option.")
+
+
+def _check_engine(cfg: ExtractConfig) -> None:
+    """The engine options: Ray's only with ``--engine ray``, the local process options only without."""
+    check_engine(cfg.engine)
+    if cfg.engine == "local":
+        given = [opt for opt, on in (("--address", cfg.address is not None),
+                                     ("--gpus-per-worker", cfg.gpus_per_worker != 0),
+                                     ("--cpus-per-worker", cfg.cpus_per_worker != 1),
+                                     ("ray_workers", cfg.ray_workers is not None)) if on]
+        if given:
+            raise BadValueError("option without effect", given[0],
+                                fix=f"{given[0]} only applies with --engine ray; add it or drop the option.")
+        return
+    if cfg.ray_workers is not None:
+        checks.count("number of Ray workers", cfg.ray_workers, option="--workers")
+    checks.count("CPUs per Ray worker", cfg.cpus_per_worker, option="--cpus-per-worker")
+    checks.number("GPUs per Ray worker", cfg.gpus_per_worker, low=0, option="--gpus-per-worker")
+    for opt, given in (("--procs", cfg.procs is not None), ("--threads", cfg.threads is not None)):
+        if given:
+            raise BadValueError("option without effect", opt,
+                                fix=f"{opt} only applies with --engine local; with --engine ray use "
+                                    "--workers and --cpus-per-worker (each worker's torch threads).")
+    if cfg.device not in ("cpu", "cuda"):
+        raise BadValueError("device with --engine ray", cfg.device, ("cpu", "cuda"),
+                            fix="Ray gives each worker its GPU: use --gpus-per-worker G (the workers then "
+                                "run on cuda).")
+    if cfg.device == "cuda" and not cfg.gpus_per_worker:
+        raise BadValueError("device with --engine ray", cfg.device, None,
+                            fix="Ray workers see no GPU unless they ask for one: add --gpus-per-worker 1.")

@@ -53,6 +53,15 @@ EXTRACT_BAD = {
     "--augment-seed 3": "--augment-seed only applies with --augment NAME",
     "--frame-hop 0.02": "--frame-hop only applies with --frames",
     "--frame-layers logmel": "--frame-layers only applies with --frames",
+    "--engine spark": "--engine 'spark', expected one of ['local', 'ray']",
+    "--address auto": "--address only applies with --engine ray",
+    "--gpus-per-worker 1": "--gpus-per-worker only applies with --engine ray",
+    "--cpus-per-worker 2": "--cpus-per-worker only applies with --engine ray",
+    "--engine ray --workers 0": "Ray workers (--workers) 0",
+    "--engine ray --cpus-per-worker 0": "(--cpus-per-worker) 0",
+    "--engine ray --gpus-per-worker -1": "(--gpus-per-worker) -1.0",
+    "--engine ray --procs 2": "--procs only applies with --engine local",
+    "--engine ray --threads 2": "--threads only applies with --engine local",
 }
 
 
@@ -214,7 +223,7 @@ def test_registry_hint_names_a_real_list_kind() -> None:
 def test_every_option_named_in_a_message_exists() -> None:
     command = typer.main.get_command(app)
     options = {o for c in command.commands.values() for p in c.params for o in (*p.opts, *p.secondary_opts)}
-    other_tools = {"--porcelain", "--untracked-files", "--revision"}  # git status, hf download
+    other_tools = {"--porcelain", "--untracked-files", "--revision", "--head"}  # git status, hf download, ray start
     named = {}
     for path, text in _sources():
         if path.parent.name == "cli":
