@@ -23,7 +23,6 @@ Ray is imported only when a ``RayExecutor`` is entered (``common.raycluster.conn
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -60,21 +59,6 @@ def with_absolute_paths(cfg: BenchConfig) -> BenchConfig:
     return replace(cfg, out=absolute(cfg.out), corpora=corpora, extract=extract)
 
 
-def answers(address: str | None, timeout: float = 5.0) -> None:
-    """One sentence, at once, when nothing listens at a ``HOST:PORT`` address (Ray would wait for minutes)."""
-    if not address or address == "auto" or "://" in address:
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise EmbedprobeError(f"Bad Ray address {address!r}: expected auto or HOST:PORT (the head node's, e.g. "
-                              "node01:6379). Fix: give --address in one of those forms.")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise EmbedprobeError(f"No Ray cluster answers at {address} ({e.strerror or e}). Fix: check --address, and "
-                              "that ray start ran on the head node.") from None
-
-
 class RayExecutor:
     """Runs bench tasks as Ray tasks on the cluster of ``spec.address`` (see the module docstring)."""
 
@@ -92,7 +76,6 @@ class RayExecutor:
 
     def __enter__(self) -> RayExecutor:
         require_ray()  # the pip command first, whatever else is wrong
-        answers(self.spec.address)
         self._cm = connected(self.spec.address)
         try:
             self._ray = self._cm.__enter__()

@@ -34,7 +34,9 @@ from embedprobe.probes.registry import get_class
 #: ExtractConfig fields the bench sets itself (per corpus / model), so ``[extract]`` may not.
 _AUGMENT_KEYS = ("augment", "copies", "augment_seed")
 _EXTRACT_OWN = ("model", "corpus", "root", "out", "corpus_options", "weights", "overwrite",
-                "shard", "n_shards", "tag")
+                "shard", "n_shards", "tag",
+                # the bench's own engine ([bench] engine, [ray]) runs each extraction as one task
+                "engine", "address", "ray_workers", "gpus_per_worker", "cpus_per_worker")
 _SYNTH_KEYS = ("n_speakers", "clips_per_class", "extra_per_speaker", "seed", "sample_rate",
                "duration_s", "channel")
 

@@ -51,6 +51,8 @@ def connected(address: str | None = None, *, num_cpus: int | None = None) -> Ite
     disconnected on exit; one that was already connected is left as it was.
     """
     ray = require_ray()
+    if address:
+        _check_reachable(address)  # even when already connected: a wrong --address is refused
     if ray.is_initialized():
         yield ray
         return
@@ -60,7 +62,8 @@ def connected(address: str | None = None, *, num_cpus: int | None = None) -> Ite
                               "configure_logging": True, "logging_level": "error"}
     named = address or os.environ.get("RAY_ADDRESS")
     if named:
-        _check_reachable(named)
+        if not address:
+            _check_reachable(named)
         if address:
             kwargs["address"] = address
     else:

@@ -101,6 +101,7 @@ def test_job_fingerprint_follows_what_changes_the_numbers() -> None:
     ({"report": {"statistic": "median"}}, r"'median'.*'last20_mean'"),
     ({"domain": {"max_clips": 5}}, r"'max_clips'"),
     ({"extract": {"augment": "paper"}}, r"\[extract\]: bad key 'augment'.*\[extract.augmented\]"),
+    ({"extract": {"engine": "ray"}}, r"\[extract\]: bad key 'engine'"),  # the bench's own: [bench] engine
     ({"extract": {"augmented": {"augment": "paper", "copiez": 2}}}, r"'copiez'.*'copies'"),
     ({"extract": {"augmented": {"copies": 2}}}, r"augment None.*\"paper\""),
 ])
