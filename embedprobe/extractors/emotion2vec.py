@@ -74,6 +74,13 @@ def _frames(n: int, conv: tuple[tuple[int, int, int], ...]) -> int:
     return n
 
 
+def checkpoint_tensors(obj: Any) -> dict:
+    """The encoder's tensors in a loaded ``model.pt``: FunASR reads ``ckpt["state_dict"]`` if
+    present, then its ``["model"]``; fairseq checkpoints keep them in ``ckpt["model"]``."""
+    state = extract_state_dict(obj, ("state_dict",))
+    return extract_state_dict(state, ("model",))
+
+
 def layer_names(n_blocks: int) -> tuple[str, ...]:
     """``("layer00", ..., "layerNN")``: the prenet's input, then every block's output."""
     return tuple(f"layer{i:02d}" for i in range(n_blocks + 1))
@@ -112,7 +119,7 @@ class Emotion2vecExtractor(CheckpointExtractor):
 
         cfg = config_of(self.spec)
         net = self._network(lambda: Data2Vec2Audio(cfg),
-                            lambda: extract_state_dict(self._checkpoint(paths[0]), ("model", "state_dict")),
+                            lambda: checkpoint_tensors(self._checkpoint(paths[0])),
                             ignore=IGNORED_KEYS)
         self._net = net.eval().to(self.device)
         self._torch = torch
@@ -149,7 +156,7 @@ class Emotion2vecExtractor(CheckpointExtractor):
         pieces: list[list[np.ndarray]] = []
         for win in plan.windows([wav]):
             states = self._forward(win.wav, stats)
-            lo, hi = plan.owned(win) if not (win.start == 0 and win.last) else (0, None)
+            lo, hi = plan.owned(win)
             pieces.append([s[lo:hi] for s in states])
         layers = [np.ascontiguousarray(np.concatenate(p)) if len(p) > 1 else p[0] for p in zip(*pieces, strict=True)]
         return dict(zip(self.spec.layers, layers, strict=True))

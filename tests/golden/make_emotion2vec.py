@@ -104,9 +104,9 @@ def main() -> None:
                                       for k in missing), (missing, unexpected)
         grab: list[torch.Tensor] = []
         enc = ref.modality_encoders["AUDIO"].context_encoder
-        enc.norm.register_forward_hook(lambda m, i, o: grab.append(o))
+        enc.norm.register_forward_hook(lambda m, i, o, grab=grab: grab.append(o))
         for blk in (*enc.blocks, *ref.blocks):
-            blk.register_forward_hook(lambda m, i, o: grab.append(o[0]))
+            blk.register_forward_hook(lambda m, i, o, grab=grab: grab.append(o[0]))
         wav = speechlike(1.3, SR, seed=11)
         src = torch.from_numpy(wav)
         with torch.no_grad():
