@@ -76,9 +76,13 @@ def _frames(n: int, conv: tuple[tuple[int, int, int], ...]) -> int:
 
 def checkpoint_tensors(obj: Any) -> dict:
     """The encoder's tensors in a loaded ``model.pt``: FunASR reads ``ckpt["state_dict"]`` if
-    present, then its ``["model"]``; fairseq checkpoints keep them in ``ckpt["model"]``."""
-    state = extract_state_dict(obj, ("state_dict",))
-    return extract_state_dict(state, ("model",))
+    present, then its ``["model"]``; fairseq checkpoints keep them in ``ckpt["model"]`` (with a
+    4-D ``alibi_scale`` in older ones, which fairseq's ``upgrade_state_dict_named`` makes 5-D)."""
+    state = dict(extract_state_dict(extract_state_dict(obj, ("state_dict",)), ("model",)))
+    key = "modality_encoders.AUDIO.alibi_scale"
+    if key in state and getattr(state[key], "ndim", 0) == 4:  # older fairseq layout, upgraded as fairseq does
+        state[key] = state[key].unsqueeze(0)
+    return state
 
 
 def layer_names(n_blocks: int) -> tuple[str, ...]:

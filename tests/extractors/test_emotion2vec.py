@@ -102,11 +102,14 @@ def official_file(path: Path, variant: str, nest: str = "model") -> dict:
     ref = json.loads(str(GOLDEN[f"{variant}_keys"]))
     full = {k: state[k] if k in state else torch.rand(v, generator=g) for k, v in ref.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
+    if nest == "fairseq":  # fairseq's layout: 4-D alibi_scale, the EMA teacher's parameters under "_ema"
+        key = "modality_encoders.AUDIO.alibi_scale"
+        full = {**full, key: full[key][0], "_ema": {"a": torch.zeros(3)}}
     torch.save({"state_dict": {"model": full}} if nest == "state_dict" else {"model": full}, path)
     return full
 
 
-@pytest.mark.parametrize("nest", ["model", "state_dict"])
+@pytest.mark.parametrize("nest", ["model", "state_dict", "fairseq"])
 def test_official_checkpoint_format_loads_and_is_used(tmp_path, nest):
     path = tmp_path / "model.pt"
     official_file(path, "heads12", nest)
@@ -116,7 +119,7 @@ def test_official_checkpoint_format_loads_and_is_used(tmp_path, nest):
     close(ext.embed(GOLDEN["heads12_wav"])[spec.layers[-1]], GOLDEN["heads12_frames"])
     # a wrong checkpoint names the keys that do not fit
     state = torch.load(path, weights_only=True)
-    tensors = state["model"] if nest == "model" else state["state_dict"]["model"]
+    tensors = state["state_dict"]["model"] if nest == "state_dict" else state["model"]
     del tensors["blocks.0.norm1.bias"]
     tensors["blocks.1.mlp.fc1.bias"] = torch.zeros(7)
     tensors["head.weight"] = torch.zeros(1)

@@ -33,7 +33,7 @@ from torch import nn
 
 PREFIX = "modality_encoders.AUDIO."
 # Checkpoint tensors that are not part of the feature encoder (see the module docstring).
-IGNORED_KEYS = (r"modality_encoders\.AUDIO\.decoder\..*", r"_ema\..*", r"proj\..*",
+IGNORED_KEYS = (r"modality_encoders\.AUDIO\.decoder\..*", r"_ema(\..*)?", r"proj\..*",
                 r"recon_proj\..*", r"shared_decoder\..*")
 CONV = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2  # (channels, kernel, stride)
 
