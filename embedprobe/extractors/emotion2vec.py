@@ -95,7 +95,7 @@ class Emotion2vecExtractor(CheckpointExtractor):
 
     Example:
         >>> from embedprobe.extractors import create
-        >>> # SKIP: needs the emotion2vec+ large checkpoint (downloaded, ~1.2 GB)
+        >>> # SKIP: needs the emotion2vec+ large checkpoint (downloaded)
         >>> ext = create("emotion2vec-plus-large", weights="~/models/model.pt").load()  # doctest: +SKIP
         >>> out = ext.embed(np.zeros(16000, np.float32))  # doctest: +SKIP
         >>> out["layer24"].shape  # doctest: +SKIP
@@ -157,13 +157,16 @@ class Emotion2vecExtractor(CheckpointExtractor):
         self._check_length(wav.shape[0])
         stats = ClipStats.of([wav]) if stats is None else stats
         plan = ChunkPlan.for_extractor(self, max(1, round(float(self.spec.param("chunk_s")) * SAMPLE_RATE)))
-        pieces: list[list[np.ndarray]] = []
+        pieces: dict[str, list[np.ndarray]] = {layer: [] for layer in self.spec.layers}
         for win in plan.windows([wav]):
-            states = self._forward(win.wav, stats)
             lo, hi = plan.owned(win)
-            pieces.append([s[lo:hi] for s in states])
-        layers = [np.ascontiguousarray(np.concatenate(p)) if len(p) > 1 else p[0] for p in zip(*pieces, strict=True)]
-        return dict(zip(self.spec.layers, layers, strict=True))
+            for layer, state in zip(self.spec.layers, self._forward(win.wav, stats), strict=True):
+                pieces[layer].append(state[lo:hi])
+        out = {}
+        for layer in self.spec.layers:  # one layer's copy at a time next to the pieces
+            parts = pieces.pop(layer)
+            out[layer] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return out
 
     def utterance(self, wav: np.ndarray) -> np.ndarray:
         """Upstream's ``granularity="utterance"`` feature: the last layer's mean over frames, ``(dim,)``."""
