@@ -204,3 +204,20 @@ def test_too_short_input_is_one_sentence():
     with pytest.raises(BadValueError, match=r"clip length .*needs at least 0\.025 s \(400 samples\)"):
         ext.embed(np.zeros(399, np.float32))
     assert ext.embed(np.zeros(400, np.float32) + 0.1)["layer00"].shape == (1, ext.spec.dim)
+
+
+def test_ten_minutes_run_in_bounded_windows(monkeypatch):
+    """The registered chunk_s (30 s) bounds every forward pass of a 10-minute clip to 40 s of audio."""
+    ext = tiny("heads16")
+    assert ext.spec.param("chunk_s") == 30.0 and ext.chunk_context_s == (5.0, 5.0)
+    seen: list[int] = []
+
+    def fake_forward(wav, stats):  # the bookkeeping only: one zero state per layer
+        seen.append(len(wav))
+        return [np.zeros((ext.n_frames(len(wav)), ext.spec.dim), np.float32) for _ in ext.spec.layers]
+
+    monkeypatch.setattr(ext, "_forward", fake_forward)
+    n = 600 * 16000 + 123
+    out = ext.embed(np.random.default_rng(0).standard_normal(n).astype(np.float32))
+    assert all(v.shape == (ext.n_frames(n), ext.spec.dim) for v in out.values())
+    assert len(seen) == 20 and max(seen) <= 40 * 16000 + 320
