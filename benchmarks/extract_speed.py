@@ -17,7 +17,10 @@ Models: full-size random-init WavLM-Large, saved with ``save_pretrained`` to a f
 both (a) (``from_pretrained``) and (b) (``--weights``) load, and CNN14 16 kHz (``cnn14-16k``,
 seeded random init) when registered; by ``--models``, also ``data2vec-audio-base``,
 ``data2vec-audio-large`` and ``w2v2-msp-dim`` (audEERING's EmotionModel; (a) is its model
-card's code, the head over the mean last hidden state as ``adv``), saved alike. Printed per model: audio-seconds per wall-clock second
+card's code, the head over the mean last hidden state as ``adv``), saved alike, and the
+emotion2vec encoders (``emotion2vec-base``, ``emotion2vec-plus-base``, ``emotion2vec-plus-large``:
+seeded random init, (a) is FunASR's inference loop on the same fp32 network). Printed per model:
+audio-seconds per wall-clock second
 (the headline: both sides use the whole machine) and per CPU-second (the extracting process
 plus its workers), the ratio b/a of each, the cosine of (b)'s cached pooled vectors to (a)'s
 fp32 ones (minimum over clips and layers), and achieved GFLOP/s (FLOPs counted by
@@ -29,6 +32,7 @@ Run:
     python benchmarks/extract_speed.py --clips 8    # quick
     python benchmarks/extract_speed.py --threads 1 --procs 1  # one core each side
     python benchmarks/extract_speed.py --clips 16 --repeats 3  # alternating, medians (loaded machines)
+    python benchmarks/extract_speed.py --clips 8 --models emotion2vec-base,emotion2vec-plus-large
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 SR = 16000
 LABELS = ("angry", "happy", "neutral", "sad")
+EMOTION2VEC = ("emotion2vec-base", "emotion2vec-plus-base", "emotion2vec-plus-large")
 
 
 def make_clips(folder: Path, n: int, seed: int) -> list[Path]:
@@ -238,6 +244,28 @@ def cnn14_16k(work: Path, device: str = "cpu"):
     return naive, ext
 
 
+def emotion2vec(name: str, work: Path, device: str = "cpu"):
+    """FunASR-style naive loop (fp32, one clip, normalise + ``extract_features``, every block
+    hooked) vs embedprobe, both on the full-size seeded random-init encoder of ``name``."""
+    import torch
+
+    from embedprobe.extractors import EXTRACTORS
+
+    entry = EXTRACTORS.get(name)
+    ext = entry.cls.random_init(entry.spec, seed=0, device=device)  # embedprobe: precision "auto"
+    stock = entry.cls.random_init(entry.spec, seed=0, precision="fp32")
+    stock._build(None)  # the same seeded weights, no fast-path rewrites
+    net = stock._net.to(device)
+
+    def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
+        x = torch.from_numpy(wav)[None].to(device)
+        with torch.no_grad():
+            states = net(torch.nn.functional.layer_norm(x, x.shape))
+        return {layer: h[0].mean(0).cpu().numpy() for layer, h in zip(entry.spec.layers, states, strict=True)}
+
+    return naive, ext
+
+
 def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1,
               procs: int | None = None, device: str = "cpu", threads: int | None = None) -> dict:
     """Time (a) and (b) ``repeats`` times, alternating, so that a change of machine load between
@@ -331,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     from embedprobe.extractors.precision import cpu_bf16_supported
 
     builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k, "data2vec-audio-base": data2vec_audio_base,
-                "data2vec-audio-large": data2vec_audio_large, "w2v2-msp-dim": w2v2_msp_dim}
+                "data2vec-audio-large": data2vec_audio_large, "w2v2-msp-dim": w2v2_msp_dim,
+                **{n: partial(emotion2vec, n) for n in EMOTION2VEC}}
     dev = args.device
     cuda = dev.startswith("cuda")
     peaks = {"fp32": round(matmul_peak(torch.float32, device=dev), 1)}

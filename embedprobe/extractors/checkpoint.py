@@ -160,13 +160,14 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
         return load_torch_checkpoint(path, trust_pickle=self.trust_pickle, mmap=mmap)
 
     def _network(self, factory: Callable[[], Any], state: Callable[[], Any], *, seed_offset: int = 0,
-                 what: str | None = None, derived: Sequence[str] = ()) -> Any:
+                 what: str | None = None, derived: Sequence[str] = (), ignore: Sequence[str] = ()) -> Any:
         """Build ``factory()`` without its random init and fill every learned tensor.
 
         A ``random_init`` instance gets ``seeded_state`` with seed ``random_seed + seed_offset``
         (keys matching ``derived`` keep their computed values); otherwise ``state()`` (called
         only then) gives the checkpoint tensors, checked by ``load_checked`` under ``what``
-        (default ``self.what``).
+        (default ``self.what``); checkpoint keys matching ``ignore`` (parts of the original model
+        that the network leaves out, e.g. a pre-training decoder) are dropped.
         """
         from embedprobe.extractors.nets.common import (
             build_uninitialised,
@@ -178,5 +179,5 @@ class CheckpointExtractor(RuntimeMixin, Extractor):
         if self.random_seed is not None:
             net.load_state_dict(seeded_state(net, self.random_seed + seed_offset, skip=derived))
         else:
-            load_checked(net, state(), what=what or self.what, derived=derived)
+            load_checked(net, state(), what=what or self.what, derived=derived, ignore=ignore)
         return net

@@ -3,7 +3,8 @@
 Used only by the ``make_*.py`` fixture generators, in a throwaway virtualenv that has the
 reference packages (see each generator's docstring). ``panns_inference/__init__.py`` runs
 ``wget`` at import time and ``msclap/__init__.py`` imports torchaudio; the model files
-themselves need neither, so they are loaded by path under stand-in parent packages.
+themselves need neither, so they are loaded by path under stand-in parent packages (funasr's
+emotion2vec files likewise, without funasr's heavy package imports).
 """
 
 from __future__ import annotations
@@ -57,3 +58,26 @@ def msclap_clap():
         stub.AutoModel = None
         sys.modules["transformers"] = stub
     return _load("msclap", "models", "clap")
+
+
+def funasr_emotion2vec():
+    """``funasr.models.emotion2vec.model`` without funasr's package imports (installed ``--no-deps``).
+
+    Its ``model.py`` imports ``funasr.register`` (the model table) and ``funasr.utils.load_utils``
+    (audio decoding: librosa, kaldi...); both are stubbed, the latter by a pass-through that
+    hands ``inference`` the waveform tensors it is given.
+    """
+    root = _site_dir("funasr")
+    for name, path in (("funasr", root), ("funasr.utils", root / "utils"), ("funasr.models", root / "models"),
+                       ("funasr.models.emotion2vec", root / "models" / "emotion2vec")):
+        if name not in sys.modules:
+            stand_in = types.ModuleType(name)
+            stand_in.__path__ = [str(path)]
+            sys.modules[name] = stand_in
+    register = types.ModuleType("funasr.register")
+    register.tables = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
+    sys.modules["funasr.register"] = register
+    load_utils = types.ModuleType("funasr.utils.load_utils")
+    load_utils.load_audio_text_image_video = lambda data_in, **kwargs: data_in
+    sys.modules["funasr.utils.load_utils"] = load_utils
+    return importlib.import_module("funasr.models.emotion2vec.model")
