@@ -33,7 +33,8 @@ _LEN = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
 @lru_cache(maxsize=64)
-def _weights(n_words: int) -> np.ndarray:
+def digest_weights(n_words: int) -> np.ndarray:
+    """The odd constants ``K_j`` of a row of ``n_words`` 64-bit words."""
     rng = np.random.default_rng(0x5EED)
     w = rng.integers(0, 2**63, n_words, dtype=np.uint64)
     return w * np.uint64(2) + np.uint64(1)
@@ -57,7 +58,7 @@ def row_digests(a: np.ndarray) -> np.ndarray:
     if not w.shape[1]:
         return np.zeros(n, np.uint64)
     with np.errstate(over="ignore"):
-        return np.einsum("ij,j->i", w, _weights(w.shape[1]))
+        return np.einsum("ij,j->i", w, digest_weights(w.shape[1]))
 
 
 def combine_ranges(rowd: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
