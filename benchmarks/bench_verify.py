@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -50,11 +51,14 @@ def no_checksums():
     batch_mod = _module("batch", "schema")  # where Block.from_results lives (schema before the split)
     patches = [(batch_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
                (batch_mod, "clip_digests", lambda data, off: np.zeros(len(off) - 1, np.uint64)),
+               (batch_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64)),
+               (batch_mod, "_pooled_digests", lambda header, p: np.zeros((len(p), 2 * len(header.layers)), np.uint64)),
                (schema_mod, "seal", lambda f, small=None: None),
                (schema_mod, "SCHEME_ATTR", "bench_no_checksums"),
                (reads_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
                (reads_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64)),
                (_module("merge", "store"), "row_digests", lambda a: np.zeros(len(a), np.uint64))]
+    patches = [p for p in patches if hasattr(p[0], p[1])]  # the names differ between versions
     saved = [(m, k, getattr(m, k)) for m, k, _ in patches]
     for m, k, v in patches:
         setattr(m, k, v)
@@ -110,18 +114,21 @@ class Timed:
 KINDS = ("pooled_all_layers", "frames_500_random", "frames_all")
 
 
-def read_once(path: Path, layers, frame_layer, pick, key: str, verify: bool) -> float:
-    """Seconds for one read of kind ``key`` (the cache opened first, not timed)."""
+def read_once(path: Path, layers, frame_layer, pick, key: str, verify: bool, cpu: list | None = None) -> float:
+    """Seconds for one read of kind ``key`` (the cache opened first, not timed); ``cpu`` receives
+    the CPU seconds of this thread (less disturbed by other processes than the wall time)."""
     with open_cache(path) as r:
         if not verify:  # drop the stored digests from this reader: nothing is hashed or compared
             for seg in r._snap.segments:
                 seg.digests = None
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         if key == "pooled_all_layers":
             for k in layers:
                 r.pooled(k, "meanstd")
         else:
             r.frames(frame_layer, pick if key == "frames_500_random" else None)
+        if cpu is not None:
+            cpu.append(time.thread_time() - c)
         return time.perf_counter() - t
 
 
@@ -161,12 +168,15 @@ def main() -> None:
         on: dict[str, list[float]] = {k: [] for k in KINDS}
         off: dict[str, list[float]] = {k: [] for k in KINDS}
         hashing: dict[str, list[float]] = {k: [] for k in KINDS}
+        cpu_on: dict[str, list[float]] = {k: [] for k in KINDS}
+        cpu_off: dict[str, list[float]] = {k: [] for k in KINDS}
         for key in KINDS:  # warm-up: page cache, allocator
             read_once(path, layers, frame_layer, pick, key, False)
         for rep in range(a.repeats):  # interleaved finely, which goes first alternating (the read
             for key in KINDS:         # after a large free pays for it), so a busy machine hits both alike
                 for verify in ((True, False) if rep % 2 == 0 else (False, True)):
-                    (on if verify else off)[key].append(read_once(path, layers, frame_layer, pick, key, verify))
+                    (on if verify else off)[key].append(read_once(path, layers, frame_layer, pick, key, verify,
+                                                                  (cpu_on if verify else cpu_off)[key]))
                 with Timed().on() as tm:  # the hashing time alone
                     read_once(path, layers, frame_layer, pick, key, True)
                 hashing[key].append(tm.s)
@@ -182,6 +192,9 @@ def main() -> None:
             res[f"read_{key}_hashing_s"] = round(min(hashing[key]), 4)
             res[f"read_{key}_hashing_pct_of_unverified"] = round(100 * min(hashing[key]) / min(off[key]), 1)
             res[f"read_{key}_median_cost_pct"] = round(100 * (np.median(on[key]) / np.median(off[key]) - 1), 1)
+            res[f"read_{key}_cpu_median_cost_pct"] = round(
+                100 * (np.median(cpu_on[key]) / np.median(cpu_off[key]) - 1), 1)
+        res["load_average_1min"] = round(os.getloadavg()[0], 2)
         print(json.dumps(res, indent=1))
     finally:
         shutil.rmtree(root)

@@ -27,6 +27,20 @@ def _spans(starts: list[int], stops: list[int], max_gap: int, max_span: int) -> 
     return out
 
 
+def _runs(starts: list[int], stops: list[int], i: int, j: int) -> list[tuple[int, int, int, int]]:
+    """``(lo, hi, k0, k1)``: the rows ``lo:hi`` that the ranges ``k0:k1`` of the sorted ranges
+    ``i:j`` cover together (touching or overlapping ranges join one run)."""
+    out, k0, lo, hi = [], i, starts[i], stops[i]
+    for k in range(i + 1, j):
+        if starts[k] <= hi:
+            hi = max(hi, stops[k])
+        else:
+            out.append((lo, hi, k0, k))
+            k0, lo, hi = k, starts[k], stops[k]
+    out.append((lo, hi, k0, j))
+    return out
+
+
 def _row_bytes(dset: Any) -> int:
     return max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
 
@@ -79,15 +93,17 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     seen = 0
     for i, j, lo, hi in _spans(s, e, max(1, GAP_BYTES // rb), max(1, SPAN_BYTES // rb)):
         buf = dset[lo:hi]
-        if digests is not None:
-            shift[i:j] = seen - lo
-            seen += hi - lo
-            d, buf = hash_convert(buf, dtype)
-            rowd.append(d)
-        elif dtype is not None:
-            buf = converted(buf, dtype)
-        for k in range(i, j):
-            res[order[k]] = buf[s[k] - lo:e[k] - lo]
+        for a, b, k0, k1 in _runs(s, e, i, j):  # rows read through a gap are not hashed or converted
+            piece = buf[a - lo:b - lo]
+            if digests is not None:
+                shift[k0:k1] = seen - a
+                seen += b - a
+                d, piece = hash_convert(piece, dtype)
+                rowd.append(d)
+            elif dtype is not None:
+                piece = converted(piece, dtype)
+            for k in range(k0, k1):
+                res[order[k]] = piece[s[k] - a:e[k] - a]
     if digests is not None:
         digests[order] = combine_ranges(np.concatenate(rowd), np.array(s) + shift, np.array(e) + shift)
     return res
