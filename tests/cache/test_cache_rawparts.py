@@ -129,3 +129,31 @@ def test_v2_hdf5_parts_open_resume_compact_and_finalize(tmp_path):
         assert r.complete and r.ids == good
         check_values(r, good)
     assert verify_cache(path).ok
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_ranges_hashed_inline_or_on_a_second_thread_give_the_stored_digests(tmp_path, monkeypatch, overlap):
+    import h5py
+
+    from embedprobe.cache import rangeio
+    from embedprobe.cache.digest import clip_digests
+
+    if overlap:  # every run goes to the hashing thread, whatever the machine
+        monkeypatch.setattr(rangeio, "OVERLAP_MIN_CPUS", 1)
+        monkeypatch.setattr(rangeio, "OVERLAP_BYTES", 1)
+        monkeypatch.setattr(rangeio, "_MAX_PENDING", 2)
+    monkeypatch.setattr(rangeio, "SPAN_BYTES", 4096)  # many spans and runs
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((3000, 12)).astype(np.float16)
+    off = np.concatenate([[0], np.cumsum(rng.integers(0, 40, 150))])
+    off = off[off <= len(data)]
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["x"] = data
+    want = clip_digests(data, off)
+    pick = rng.permutation(len(off) - 1)[:60]  # unordered, with gaps between them
+    with h5py.File(tmp_path / "d.h5", "r") as f:
+        got = np.empty(len(pick), np.uint64)
+        pieces = rangeio.read_ranges(f["x"], off[pick], off[pick + 1], np.float32, digests=got)
+    np.testing.assert_array_equal(got, want[pick])
+    for k, p in zip(pick.tolist(), pieces, strict=True):
+        np.testing.assert_array_equal(p, data[off[k]:off[k + 1]].astype(np.float32))
