@@ -157,3 +157,19 @@ def test_ranges_hashed_inline_or_on_a_second_thread_give_the_stored_digests(tmp_
     np.testing.assert_array_equal(got, want[pick])
     for k, p in zip(pick.tolist(), pieces, strict=True):
         np.testing.assert_array_equal(p, data[off[k]:off[k + 1]].astype(np.float32))
+
+
+@pytest.mark.parametrize("layers", [{"a": 8, "b": 8, "c": 8}, {"a": 8, "b": 6}, {"a": 5, "b": 5}])
+def test_batch_packs_pooled_vectors_and_digests_them_like_each_array(layers):
+    from embedprobe.cache.batch import Block
+    from embedprobe.cache.digest import columns, row_digests
+    from embedprobe.cache.schema import Header, packed_columns
+
+    header = Header(provenance={}, identity={}, manifest_json="", layers=layers, frame_layers=(), dtype="float16")
+    results = [result(f"c{i:04d}", layers, frames=False) for i in range(5)]
+    block = Block.from_results(header, results, [])
+    cols = columns(layers, ())
+    for (stat, layer), (c0, c1) in packed_columns(layers).items():
+        want = np.array([getattr(r.layers[layer], stat) for r in results], np.float16)
+        np.testing.assert_array_equal(block.pooled[:, c0:c1], want)
+        np.testing.assert_array_equal(block.digests[:, cols[(stat, layer)]], row_digests(want))
