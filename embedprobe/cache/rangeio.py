@@ -138,22 +138,15 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     return res
 
 
-HASH_BLOCK_BYTES = 1 << 20
-
-
 def hash_convert(buf: np.ndarray, dtype: Any = None, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Row digests of ``buf`` and ``buf`` as ``dtype`` (into ``out`` if given), in blocks that stay
-    in the CPU cache between hashing and converting (one pass over memory instead of two)."""
-    if out is None and (dtype is None or np.dtype(dtype) == buf.dtype):
-        return row_digests(buf), buf
-    out = np.empty(buf.shape, dtype) if out is None else out
-    if buf.nbytes <= HASH_BLOCK_BYTES:  # one block: no loop
-        d = row_digests(buf)
+    """Row digests of ``buf`` and ``buf`` as ``dtype`` (into ``out`` if given), each in one call.
+
+    Interleaving the two in 1 MB blocks (to hash each block while it is in the CPU cache) cost
+    more than it saved: in an A/B of 0.4 GB frame reads (21 alternations, 2-core EPYC at load 7)
+    hashing added 28.5 % CPU in blocks against 12.2 % whole (many small torch copies).
+    """
+    d = row_digests(buf)
+    if out is not None:
         convert_into(out, buf)
         return d, out
-    step = max(1, HASH_BLOCK_BYTES * len(buf) // buf.nbytes)
-    d = np.empty(len(buf), np.uint64)
-    for a in range(0, len(buf), step):
-        d[a:a + step] = row_digests(buf[a:a + step])
-        convert_into(out[a:a + step], buf[a:a + step])
-    return d, out
+    return d, (buf if dtype is None or np.dtype(dtype) == buf.dtype else converted(buf, dtype))
