@@ -1,6 +1,7 @@
 """What checksums cost: cache writes and reads with and without them, side by side in one run.
 
     python benchmarks/bench_verify.py [--clips 10000] [--dim 1024] [--layers 4] [--frames 50] [--repeats 5]
+    python benchmarks/bench_verify.py --reads-only --clips 2000 --repeats 15   # reads alone, medians
 
 Writes one cache of ``--clips`` clips (pooled mean and std of ``--layers`` layers, frames of the
 last layer, float16 as extraction stores them) twice: as shipped, and with the checksum work
@@ -141,6 +142,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--reads-only", action="store_true",
+                    help="write the cache once (with checksums) and time only the reads: each kind in its own "
+                         "run of --repeats alternations, no hashing-timed reads between (steadier on a busy machine)")
     a = ap.parse_args()
     import torch  # as in extraction; the cache converts float16 with it
 
@@ -155,6 +159,8 @@ def main() -> None:
     lengths = rng.integers(a.frames // 2, a.frames * 3 // 2 + 1, a.clips)
     nbytes = int(lengths.sum()) * a.dim * 2 + a.clips * a.layers * 2 * a.dim * 2
     try:
+        if a.reads_only:
+            return reads_only(root, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes, rng)
         t_plain = []
         t_sums = []
         for k in range(2):  # alternate, keep the best of two of each
@@ -198,6 +204,27 @@ def main() -> None:
         print(json.dumps(res, indent=1))
     finally:
         shutil.rmtree(root)
+
+
+def reads_only(root: Path, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes: int, rng) -> None:
+    path = root / "sums0.h5"
+    write(path, a, ids, layers, frame_layer, frames, lengths, vecs)
+    pick = sorted(rng.choice(ids, size=min(500, a.clips), replace=False).tolist())
+    res: dict[str, float] = {"data_GB": round(nbytes / 1e9, 3)}
+    for key in KINDS:
+        read_once(path, layers, frame_layer, pick, key, False)  # warm-up
+        wall: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for rep in range(a.repeats):
+            for verify in ((True, False) if rep % 2 else (False, True)):
+                wall[verify].append(read_once(path, layers, frame_layer, pick, key, verify, cpu[verify]))
+        for name, t in (("wall", wall), ("cpu", cpu)):
+            on, off = float(np.median(t[True])), float(np.median(t[False]))
+            res[f"read_{key}_{name}_s_verified"] = round(on, 4)
+            res[f"read_{key}_{name}_s_unverified"] = round(off, 4)
+            res[f"read_{key}_{name}_median_cost_pct"] = round(100 * (on / off - 1), 1)
+    res["load_average_1min"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":
