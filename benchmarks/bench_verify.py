@@ -1,6 +1,7 @@
 """What checksums cost: cache writes and reads with and without them, side by side in one run.
 
     python benchmarks/bench_verify.py [--clips 10000] [--dim 1024] [--layers 4] [--frames 50] [--repeats 5]
+    python benchmarks/bench_verify.py --reads-only --clips 2000 --repeats 15   # reads alone, medians
 
 Writes one cache of ``--clips`` clips (pooled mean and std of ``--layers`` layers, frames of the
 last layer, float16 as extraction stores them) twice: as shipped, and with the checksum work
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -50,11 +52,14 @@ def no_checksums():
     batch_mod = _module("batch", "schema")  # where Block.from_results lives (schema before the split)
     patches = [(batch_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
                (batch_mod, "clip_digests", lambda data, off: np.zeros(len(off) - 1, np.uint64)),
+               (batch_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64)),
+               (batch_mod, "_pooled_digests", lambda header, p: np.zeros((len(p), 2 * len(header.layers)), np.uint64)),
                (schema_mod, "seal", lambda f, small=None: None),
                (schema_mod, "SCHEME_ATTR", "bench_no_checksums"),
                (reads_mod, "row_digests", lambda a: np.zeros(len(a), np.uint64)),
                (reads_mod, "combine_ranges", lambda rowd, a, b: np.zeros(len(a), np.uint64)),
                (_module("merge", "store"), "row_digests", lambda a: np.zeros(len(a), np.uint64))]
+    patches = [p for p in patches if hasattr(p[0], p[1])]  # the names differ between versions
     saved = [(m, k, getattr(m, k)) for m, k, _ in patches]
     for m, k, v in patches:
         setattr(m, k, v)
@@ -110,18 +115,21 @@ class Timed:
 KINDS = ("pooled_all_layers", "frames_500_random", "frames_all")
 
 
-def read_once(path: Path, layers, frame_layer, pick, key: str, verify: bool) -> float:
-    """Seconds for one read of kind ``key`` (the cache opened first, not timed)."""
+def read_once(path: Path, layers, frame_layer, pick, key: str, verify: bool, cpu: list | None = None) -> float:
+    """Seconds for one read of kind ``key`` (the cache opened first, not timed); ``cpu`` receives
+    the CPU seconds of this thread (less disturbed by other processes than the wall time)."""
     with open_cache(path) as r:
         if not verify:  # drop the stored digests from this reader: nothing is hashed or compared
             for seg in r._snap.segments:
                 seg.digests = None
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         if key == "pooled_all_layers":
             for k in layers:
                 r.pooled(k, "meanstd")
         else:
             r.frames(frame_layer, pick if key == "frames_500_random" else None)
+        if cpu is not None:
+            cpu.append(time.thread_time() - c)
         return time.perf_counter() - t
 
 
@@ -134,6 +142,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--reads-only", action="store_true",
+                    help="write the cache once (with checksums) and time only the reads: each kind in its own "
+                         "run of --repeats alternations, no hashing-timed reads between (steadier on a busy machine)")
     a = ap.parse_args()
     import torch  # as in extraction; the cache converts float16 with it
 
@@ -148,6 +159,8 @@ def main() -> None:
     lengths = rng.integers(a.frames // 2, a.frames * 3 // 2 + 1, a.clips)
     nbytes = int(lengths.sum()) * a.dim * 2 + a.clips * a.layers * 2 * a.dim * 2
     try:
+        if a.reads_only:
+            return reads_only(root, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes, rng)
         t_plain = []
         t_sums = []
         for k in range(2):  # alternate, keep the best of two of each
@@ -161,12 +174,15 @@ def main() -> None:
         on: dict[str, list[float]] = {k: [] for k in KINDS}
         off: dict[str, list[float]] = {k: [] for k in KINDS}
         hashing: dict[str, list[float]] = {k: [] for k in KINDS}
+        cpu_on: dict[str, list[float]] = {k: [] for k in KINDS}
+        cpu_off: dict[str, list[float]] = {k: [] for k in KINDS}
         for key in KINDS:  # warm-up: page cache, allocator
             read_once(path, layers, frame_layer, pick, key, False)
         for rep in range(a.repeats):  # interleaved finely, which goes first alternating (the read
             for key in KINDS:         # after a large free pays for it), so a busy machine hits both alike
                 for verify in ((True, False) if rep % 2 == 0 else (False, True)):
-                    (on if verify else off)[key].append(read_once(path, layers, frame_layer, pick, key, verify))
+                    (on if verify else off)[key].append(read_once(path, layers, frame_layer, pick, key, verify,
+                                                                  (cpu_on if verify else cpu_off)[key]))
                 with Timed().on() as tm:  # the hashing time alone
                     read_once(path, layers, frame_layer, pick, key, True)
                 hashing[key].append(tm.s)
@@ -182,9 +198,33 @@ def main() -> None:
             res[f"read_{key}_hashing_s"] = round(min(hashing[key]), 4)
             res[f"read_{key}_hashing_pct_of_unverified"] = round(100 * min(hashing[key]) / min(off[key]), 1)
             res[f"read_{key}_median_cost_pct"] = round(100 * (np.median(on[key]) / np.median(off[key]) - 1), 1)
+            res[f"read_{key}_cpu_median_cost_pct"] = round(
+                100 * (np.median(cpu_on[key]) / np.median(cpu_off[key]) - 1), 1)
+        res["load_average_1min"] = round(os.getloadavg()[0], 2)
         print(json.dumps(res, indent=1))
     finally:
         shutil.rmtree(root)
+
+
+def reads_only(root: Path, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes: int, rng) -> None:
+    path = root / "sums0.h5"
+    write(path, a, ids, layers, frame_layer, frames, lengths, vecs)
+    pick = sorted(rng.choice(ids, size=min(500, a.clips), replace=False).tolist())
+    res: dict[str, float] = {"data_GB": round(nbytes / 1e9, 3)}
+    for key in KINDS:
+        read_once(path, layers, frame_layer, pick, key, False)  # warm-up
+        wall: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for rep in range(a.repeats):
+            for verify in ((True, False) if rep % 2 else (False, True)):
+                wall[verify].append(read_once(path, layers, frame_layer, pick, key, verify, cpu[verify]))
+        for name, t in (("wall", wall), ("cpu", cpu)):
+            on, off = float(np.median(t[True])), float(np.median(t[False]))
+            res[f"read_{key}_{name}_s_verified"] = round(on, 4)
+            res[f"read_{key}_{name}_s_unverified"] = round(off, 4)
+            res[f"read_{key}_{name}_median_cost_pct"] = round(100 * (on / off - 1), 1)
+    res["load_average_1min"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

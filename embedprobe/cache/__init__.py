@@ -10,7 +10,8 @@ Public API:
 
 See ``schema.py`` for the file layout and ``writer.py`` for how crash safety works. Modules, lowest
 first: ``schema``/``digest`` (format, checksums), ``layout`` (file names, journal), ``durable``
-(fsync, atomic commits), ``segment`` (one open file), ``rangeio`` (coalesced hashed reads),
+(fsync, atomic commits, ``writev`` of many buffers), ``batch`` (a validated batch, its digests),
+``rawpart`` (a batch's part file: header + arrays), ``segment`` (one open file, HDF5 or raw), ``rangeio`` (coalesced hashed reads),
 ``merge`` (streaming checked merges), ``snapshot`` (a consistent view; final merge),
 ``verify``, ``compaction`` + ``writer``, ``maintenance`` (merge shards, remove), ``reader``.
 """

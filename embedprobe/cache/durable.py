@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -26,17 +27,18 @@ def commit(tmp: Path, final: Path) -> None:
     fsync_path(final.parent, directory=True)
 
 
-def commit_bytes(data: bytes | memoryview, tmp: Path, final: Path) -> None:
-    """Write ``data`` to ``tmp``, fsync it and atomically give it its final name (``commit``).
+def commit_bytes(data: Any, tmp: Path, final: Path) -> None:
+    """Write ``data`` (a buffer, or a list of buffers written one after the other) to ``tmp``, fsync
+    it and atomically give it its final name (``commit``).
 
-    One plain ``write`` loop: a full disk is a clean ``OSError`` here, never a half-flushed
-    HDF5 file. The caller removes ``tmp`` if this raises.
+    Plain ``writev``/``write`` calls straight from the buffers (numpy arrays are not copied): a
+    full disk is a clean ``OSError`` here. The caller removes ``tmp`` if this raises.
     """
-    view = memoryview(data).cast("B")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    views = [memoryview(b) for b in (data if isinstance(data, (list, tuple)) else [data])]
+    views = [v.cast("B") for v in views if v.nbytes]
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
     try:
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, views)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -44,26 +46,25 @@ def commit_bytes(data: bytes | memoryview, tmp: Path, final: Path) -> None:
     fsync_path(final.parent, directory=True)
 
 
-def file_image(fill: Any, size_hint: int = 0) -> bytes:
-    """The bytes of a new HDF5 file built in memory by ``fill(f)`` (core driver, no disk IO).
+_IOV_MAX = 512  # buffers per writev call (POSIX guarantees at least 16; Linux takes 1024)
 
-    A batch's part file is built this way and written with ``commit_bytes``: HDF5 never
-    writes to the disk itself, so a full disk cannot leave it in a failing state. ``size_hint``:
-    the bytes the file will hold, about.
-    """
-    import h5py
 
-    # The in-memory file grows by ``block_size``: sized to the expected file, it is allocated once
-    # instead of being reallocated (and copied) every 64 KiB.
-    block = max(64 << 10, size_hint + (256 << 10))
-    f = h5py.File(f"embedprobe-part-{secrets.token_hex(6)}.h5", "w", driver="core", backing_store=False,
-                  locking=False, block_size=block)
-    try:
-        fill(f)
-        f.flush()
-        return f.id.get_file_image()
-    finally:
-        f.close()
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    at = 0
+    while at < len(views):
+        if hasattr(os, "writev"):
+            done = os.writev(fd, views[at:at + _IOV_MAX])
+        else:  # pragma: no cover - platforms without writev
+            done = os.write(fd, views[at])
+        if done <= 0:
+            raise OSError(errno.EIO, "the disk accepted no bytes")
+        while done:  # drop what was written (a partial write ends inside a buffer)
+            if done >= views[at].nbytes:
+                done -= views[at].nbytes
+                at += 1
+            else:
+                views[at] = views[at][done:]
+                done = 0
 
 
 def write_text_if_absent(path: Path, text: str) -> bool:

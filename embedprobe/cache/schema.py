@@ -3,7 +3,8 @@ and attribute, and the format version.
 
 A cache at ``X.h5`` is one *main* file plus, while it is being written, small *part* files in
 ``X.h5.parts/``. Main and parts are *segments*: HDF5 files with the same layout, so one reader
-and one merge routine serve both::
+and one merge routine serve both, or (a batch's part file) raw parts holding the same columns
+(``rawpart.py``; ``segment.Segment`` reads both)::
 
     /                        attrs: format_version, kind ("main" | "part"), dtype ("float32" |
                              "float16", the storage dtype of every vector), layers (JSON
@@ -22,11 +23,11 @@ and one merge routine serve both::
                                                 and attributes). Caches made before have neither.
     /pooled/<layer>/mean     (N, D) dtype       mean over frames of every clip
     /pooled/<layer>/std      (N, D) dtype       std over frames of every clip
-    /pooled/packed           (N, sum 2 D) dtype format 2 (part files of one batch) instead of the
-                                                two above: every layer's mean then std side by
-                                                side, in layer order (``packed_columns``); one
-                                                dataset instead of 2 per layer makes a batch's
-                                                part file 4x cheaper to build.
+    /pooled/packed           (N, sum 2 D) dtype format 2 (HDF5 part files of one batch, written by
+                                                older versions) instead of the two above: every
+                                                layer's mean then std side by side, in layer
+                                                order (``packed_columns``). Raw parts
+                                                (``rawpart.py``) store their pooled vectors so.
     /frames/<layer>/data     (sum T, D) dtype   frame vectors, clip i at rows offsets[i]:offsets[i+1]
     /frames/<layer>/offsets  (N+1,) int64
     /errors/id, /errors/path, /errors/reason   (E,) utf-8 str    clips that failed
@@ -50,19 +51,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from embedprobe.errors import BadValueError
 from embedprobe.provenance import fingerprint, to_jsonable
 
-if TYPE_CHECKING:
-    from .batch import Block
 from .digest import DIGEST_DSET, SCHEME, SCHEME_ATTR, columns, seal
 
 FORMAT_VERSION = 1  # main files and merged parts (per-layer pooled datasets)
-PACKED_VERSION = 2  # part files of one batch (``pooled/packed``); readers read both
+PACKED_VERSION = 2  # HDF5 part files of one batch (``pooled/packed``), written before raw parts
 READABLE_VERSIONS: tuple[int, ...] = (FORMAT_VERSION, PACKED_VERSION)
 PACKED_DSET = "pooled/packed"
 DTYPES: tuple[str, ...] = ("float32", "float16")
@@ -270,38 +269,3 @@ def packed_columns(layers: dict[str, int]) -> dict[tuple[str, str], tuple[int, i
             out[(stat, layer)] = (at, at + dim)
             at += dim
     return out
-
-
-def write_block(f: Any, header: Header, block: Block) -> dict[str, Any]:
-    """Write one in-memory batch into a new, empty segment file (datasets created with their data),
-    pooled vectors packed into one dataset (format ``PACKED_VERSION``). Returns the small datasets
-    written, as ``digest.read_small`` reads them (for ``write_meta``)."""
-    sdt = str_dtype()
-    n = len(block.ids)
-
-    small: dict[str, Any] = {}
-
-    def strings(name: str, values: list[str]) -> None:
-        f.create_dataset(name, data=np.array(values, dtype=object), shape=(len(values),), dtype=sdt)
-        small[name] = list(values)
-
-    def column(name: str, values: np.ndarray) -> None:
-        put(f, name, values)
-        small[name] = values
-
-    strings("clips/id", block.ids)
-    strings("clips/content_hash", block.content_hash)
-    column("clips/duration_s", np.ascontiguousarray(block.duration_s.reshape(n), np.float64))
-    column("clips/n_frames", np.ascontiguousarray(block.n_frames.reshape(n), np.int64))
-    column(DIGEST_DSET, np.ascontiguousarray(block.digests, np.uint64))
-    put(f, PACKED_DSET, np.concatenate([block.mean[layer] if stat == "mean" else block.std[layer]
-                                        for stat, layer in packed_columns(header.layers)], axis=1)
-        if n else np.empty((0, sum(2 * d for d in header.layers.values())), header.dtype))
-    for layer in header.frame_layers:
-        data, offsets = block.frames[layer]
-        put(f, f"frames/{layer}/data", data)
-        column(f"frames/{layer}/offsets", np.ascontiguousarray(offsets, np.int64))
-    for col in ("id", "path", "reason"):
-        strings(f"errors/{col}", block.errors[col])
-    column("errors/time", np.array(block.errors["time"], np.float64).reshape(-1))
-    return small

@@ -13,6 +13,7 @@ from embedprobe.errors import CacheError
 
 from .digest import DIGEST_DSET, META_ATTR, SCHEME, SCHEME_ATTR, columns, meta_digest, read_small
 from .layout import PartName
+from .rawpart import RAW_VERSION, RawArray, RawFile, digest_table, is_raw, read_raw_header
 from .schema import PACKED_DSET, READABLE_VERSIONS, Header, packed_columns
 
 
@@ -57,11 +58,21 @@ def h5open(path: Path, mode: str = "r") -> Any:
 
 
 class Segment:
-    """One open main or part file, with its small per-clip columns in memory."""
+    """One open main or part file (HDF5, or a raw part: ``rawpart.py``), with its small per-clip
+    columns in memory."""
 
     def __init__(self, path: Path, part: PartName | None = None):
         self.path, self.part = Path(path), part
         self._dsets: dict[str, Any] = {}
+        try:
+            raw = is_raw(self.path)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise CorruptSegmentError(f"{self.path} cannot be read ({e})") from e
+        if raw:
+            self._open_raw()
+            return
         try:
             self.f = h5open(self.path)
         except OSError as e:
@@ -142,6 +153,78 @@ class Segment:
         self.sources: list[str] = small["meta/sources"].tolist()
         self.manifest_json = small.get("meta/manifest_json")
         self.level = int(a.get("level", 0))
+
+    def _open_raw(self) -> None:
+        try:
+            self.f: Any = RawFile(self.path)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise CorruptSegmentError(f"{self.path} cannot be read ({e})") from e
+        try:
+            self._load_raw(read_raw_header(self.f))
+        except CacheError:
+            self.close()
+            raise
+        except (KeyError, ValueError, TypeError, OSError, AttributeError, IndexError) as e:
+            self.close()
+            raise CorruptSegmentError(f"{self.path} is not a complete cache part ({e})") from e
+
+    def _load_raw(self, meta: dict[str, Any]) -> None:
+        """The attributes ``_load`` reads from an HDF5 segment, from a raw part's header."""
+        version = int(meta["format_version"])
+        if version != RAW_VERSION:
+            raise CacheError(f"{self.path} has raw part format version {version}; this embedprobe reads "
+                             f"version {RAW_VERSION}. Fix: upgrade embedprobe.")
+        if meta["checksums"] != SCHEME:
+            raise CacheError(f"{self.path} uses checksum scheme {meta['checksums']!r}; this embedprobe knows "
+                             f"{SCHEME!r}. Fix: upgrade embedprobe.")
+        self.kind, self.dtype, self.complete, self.checksums = str(meta["kind"]), str(meta["dtype"]), False, True
+        self.layers = {str(k): int(v) for k, v in meta["layers"].items()}
+        self.frame_layers = tuple(meta["frame_layers"])
+        self.identity_fingerprint = str(meta["identity_fingerprint"])
+        self.provenance, self.identity = meta["provenance"], meta["identity"]
+        clips = meta["clips"]
+        self.ids = [str(i) for i in clips["id"]]
+        n = len(self.ids)
+        self.content_hash = np.array(clips["content_hash"], dtype=object)
+        self.duration_s = np.array(clips["duration_s"], np.float64).reshape(-1)
+        self.n_frames = np.array(clips["n_frames"], np.int64).reshape(-1)
+        self.row = {i: r for r, i in enumerate(self.ids)}
+        if len(self.row) != n or not (len(self.content_hash) == len(self.duration_s) == len(self.n_frames) == n):
+            raise ValueError("clip columns disagree in length or repeat an id")
+        self.columns = columns(self.layers, self.frame_layers)
+        self.digests = digest_table(meta, n, len(self.columns))
+        where, self._raw_size = meta["arrays"], int(meta["size"])
+        width = sum(2 * d for d in self.layers.values())
+        self.packed = self._raw_array(where, "pooled/packed", (n, width))
+        self._packed_cols = packed_columns(self.layers)
+        self.offsets = {}
+        for layer in self.frame_layers:
+            off = np.array(meta["offsets"][layer], np.int64)
+            rows = int(off[-1]) if len(off) else -1
+            if len(off) != n + 1 or off[0] != 0 or np.any(np.diff(off) < 0):
+                raise ValueError(f"frames/{layer}/offsets do not match the data")
+            self.offsets[layer] = off
+            self._dsets[f"frames/{layer}/data"] = self._raw_array(where, f"frames/{layer}/data",
+                                                                  (rows, self.layers[layer]))
+        errors = meta["errors"]
+        self.errors = {c: list(errors[c]) for c in ("id", "path", "reason", "time")}
+        if len({len(v) for v in self.errors.values()}) != 1:
+            raise ValueError("error columns disagree in length")
+        self.sessions = list(meta["sessions"])
+        self.sources = [str(s) for s in meta["sources"]]
+        self.manifest_json = None
+        self.level = int(meta.get("level", 0))
+
+    def _raw_array(self, where: dict[str, Any], name: str, shape: tuple[int, int]) -> RawArray:
+        offset, rows, cols = (int(x) for x in where[name])
+        if (rows, cols) != shape:
+            raise ValueError(f"{name} has shape {(rows, cols)}, expected {shape}")
+        arr = RawArray(self.f, offset, rows, cols, np.dtype(self.dtype))
+        if offset < 0 or offset + arr.nbytes > self._raw_size:
+            raise ValueError(f"{name} lies outside the file")
+        return arr
 
     def header(self) -> Header:
         if self.manifest_json is None:

@@ -21,8 +21,10 @@ import numpy as np
 from embedprobe.corpora.base import Manifest
 from embedprobe.errors import CacheError
 
+from .digest import row_digests
 from .layout import Layout
 from .rangeio import SPAN_BYTES, read_ranges, read_rows
+from .schema import packed_columns
 from .segment import Segment
 from .snapshot import Snapshot
 
@@ -33,7 +35,11 @@ def scan_segment(seg: Segment) -> list[tuple[int, str]]:
         return []
     bad: list[tuple[int, str]] = []
     n = len(seg.ids)
+    if seg.packed is not None:  # every pooled array in one dataset: read each block of rows once
+        bad += _scan_packed(seg)
     for (what, layer), col in seg.columns.items():
+        if what in ("mean", "std") and seg.packed is not None:
+            continue
         want = seg.digests[:, col]
         got = np.empty(n, np.uint64)
         if what in ("mean", "std"):
@@ -46,6 +52,20 @@ def scan_segment(seg: Segment) -> list[tuple[int, str]]:
             off = seg.offsets[layer]
             read_ranges(seg.dset("frames", layer, "data"), off[:-1], off[1:], digests=got)
         bad += [(int(r), f"{layer} {what}") for r in np.nonzero(got != want)[0]]
+    return bad
+
+
+def _scan_packed(seg: Segment) -> list[tuple[int, str]]:
+    bad: list[tuple[int, str]] = []
+    n, packed = len(seg.ids), seg.packed
+    step = max(1, SPAN_BYTES // max(1, packed.dtype.itemsize * packed.shape[1]))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        rows = packed[a:b]
+        for (stat, layer), (c0, c1) in packed_columns(seg.layers).items():
+            got = row_digests(rows[:, c0:c1])
+            bad += [(a + int(r), f"{layer} {stat}")
+                    for r in np.nonzero(got != seg.digests[a:b, seg.columns[(stat, layer)]])[0]]
     return bad
 
 

@@ -3,9 +3,9 @@
 How crash safety works:
     HDF5 files are not safe to kill while they are being written, so a cache never writes
     into a file that a reader may open. Each ``write()`` call (one batch) becomes its own
-    small part file in ``X.h5.parts/`` (format 2: every pooled layer in one packed dataset, so
-    the file has 14 HDF5 objects, not 2 per layer; built in memory and written with one
-    ``write``): it is written under a temporary name, fsynced,
+    small part file in ``X.h5.parts/`` (a raw part, ``rawpart.py``: a checksummed JSON header and
+    the batch's arrays as they are, written with one ``writev``, no HDF5 and no copies; older
+    writers made HDF5 parts, which are read alike): it is written under a temporary name, fsynced,
     renamed to its final ``part.*.h5`` name (an atomic step) and the directory is fsynced.
     Readers see the main file ``X.h5`` plus every committed part, de-duplicated by clip id,
     and ignore temporary files, so a ``kill -9`` at any moment loses at most the batch in
@@ -46,26 +46,17 @@ from typing import Any
 from embedprobe.corpora.base import Manifest
 from embedprobe.errors import BadValueError, CacheError, CacheLockedError
 
-from . import durable
 from .batch import Block
 from .compaction import Compaction
-from .diskerrors import check_free, disk_errors, size_text
-from .durable import commit, unlink_quiet, write_text_if_absent
+from .diskerrors import disk_errors, size_text
+from .durable import unlink_quiet, write_text_if_absent
 from .identity import check_compatible
 from .interrupts import check_interrupt, deferred_interrupts
 from .layout import Layout, PartName
 from .locks import FileLock, describe_holders
-from .schema import (
-    DTYPES,
-    PACKED_VERSION,
-    ClipResult,
-    Header,
-    validate_layers,
-    write_block,
-    write_meta,
-    write_root_attrs,
-)
-from .segment import damage_sentence, h5open
+from .rawpart import write_raw_part
+from .schema import DTYPES, ClipResult, Header, validate_layers
+from .segment import damage_sentence
 from .sharding import check_shard, shard_of, shard_tag
 from .snapshot import Snapshot, cleanup, consolidate
 from .verify import scan
@@ -73,15 +64,8 @@ from .verify import scan
 _FINISH_WHY = (" for the remaining clips and the final merge (it writes a full copy of the cache "
                "before deleting the parts)")
 COMPACT_EVERY = 8
-IMAGE_BYTES = 256 << 20  # batches up to this size are built in memory before they touch the disk
 SEAL_BYTES = 4 << 20
 MAX_PARTS = 256
-
-
-def _nbytes(block: Block) -> int:
-    """Bytes of the vectors in a batch (what its part file holds, less metadata)."""
-    arrays = [*block.mean.values(), *block.std.values(), *(d for d, _ in block.frames.values())]
-    return sum(a.nbytes for a in arrays)
 
 
 class CacheWriter(Compaction):
@@ -302,7 +286,7 @@ class CacheWriter(Compaction):
         part = self._new_part_name(level=0)
         tmp = self.layout.tmp_part(self.tag, self.session, part.seq)
         try:
-            self._write_part(block, len(errors), tmp, self.layout.part_path(part))
+            self._write_part(block, tmp, self.layout.part_path(part))
         except BaseException:
             unlink_quiet(tmp)
             raise
@@ -315,32 +299,17 @@ class CacheWriter(Compaction):
             self._sizes[part.name] = self.layout.part_path(part).stat().st_size
         self._compact()
 
-    def _write_part(self, block: Block, n_errors: int, tmp: Path, final: Path) -> None:
-        """Write one batch as the part file ``final`` (via ``tmp``; the caller removes it on error).
+    def _write_part(self, block: Block, tmp: Path, final: Path) -> None:
+        """Write one batch as the raw part file ``final`` (via ``tmp``; the caller removes it on error).
 
-        A batch is built as an HDF5 image in memory and reaches the disk as one write, fsync and
-        rename, so a full disk is one clean error (HDF5 failing midway can leave a file it cannot
-        close); only batches over ``IMAGE_BYTES`` are written by HDF5 itself, after a space check.
+        The header and the batch's arrays reach the disk as one ``writev``, fsync and rename
+        (``rawpart.py``), so a full disk is one clean ``OSError``, never a half-written HDF5 file.
         """
-        def fill(f: Any) -> None:
-            write_root_attrs(f, self.header, kind="part", n_clips=len(block.ids),
-                             n_errors=n_errors,
-                             extra={"level": 0, "format_version": PACKED_VERSION})
-            small = write_block(f, self.header, block)
-            write_meta(f, sessions=[self._session_info], sources=[], small=small)
-
-        nbytes = _nbytes(block)
+        nbytes = block.nbytes
         doing = f"committing a batch of {size_text(nbytes)}"
         with disk_errors(self.layout.parts_dir, doing, lambda: self._space_to_finish(nbytes, len(block.ids)),
                          _FINISH_WHY):
-            if nbytes <= IMAGE_BYTES:
-                durable.commit_bytes(durable.file_image(fill, nbytes), tmp, final)
-            else:
-                check_free(self.layout.parts_dir, nbytes, doing)
-                with h5open(tmp, "w") as f:
-                    fill(f)
-                    f.flush()  # a write error surfaces here, not while closing
-                commit(tmp, final)
+            write_raw_part(tmp, final, self.header, block, session=self._session_info)
 
     def _space_to_finish(self, batch_bytes: int, batch_clips: int) -> int:
         """Free bytes this writer needs to finish: the remaining batches, then the final merge's

@@ -74,7 +74,7 @@ def test_full_disk_in_a_batch_keeps_every_committed_batch_and_resumes(tmp_path, 
     def fills_up(data, tmp, final):
         calls.append(tmp)
         if len(calls) == 3:
-            tmp.write_bytes(bytes(memoryview(data)[:100]))  # what a full disk leaves behind
+            tmp.write_bytes(bytes(memoryview(data[0])[:100]))  # what a full disk leaves behind
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
         return real(data, tmp, final)
 

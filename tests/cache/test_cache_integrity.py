@@ -14,7 +14,8 @@ from cache_synth import LAYERS, fails, kwargs, make_manifest, result
 
 from embedprobe.cache import CacheError, CacheWriter, open_cache
 from embedprobe.cache.layout import Layout
-from embedprobe.cache.segment import DamagedClipsError
+from embedprobe.cache.rawpart import is_raw
+from embedprobe.cache.segment import DamagedClipsError, Segment
 from embedprobe.cache.verify import verify_cache
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "cache_v1_nochecksums.h5"
@@ -62,8 +63,25 @@ def assert_same(a, b, what):
             np.testing.assert_array_equal(x, y, err_msg=what)
 
 
+def raw_regions(path):
+    """``vector_regions`` of a raw part file (a batch's part, ``rawpart.py``)."""
+    seg = Segment(path)
+    try:
+        ids, d = seg.ids, seg.packed
+        out = [("pooled/packed", d.offset, d.nbytes, lambda pos, rb=d.row_bytes: ids[pos // rb])]
+        for layer in seg.frame_layers:
+            d, off = seg.dset("frames", layer, "data"), seg.offsets[layer]
+            out.append((f"frames/{layer}/data", d.offset, d.nbytes, lambda pos, rb=d.row_bytes, off=off:
+                        ids[int(np.searchsorted(off, pos // rb, side="right")) - 1]))
+    finally:
+        seg.close()
+    return [r for r in out if r[2]]
+
+
 def vector_regions(path):
     """``[(name, file offset, nbytes, row -> clip id)]`` of every vector dataset of a segment."""
+    if is_raw(path):
+        return raw_regions(path)
     out = []
     with h5py.File(path, "r") as f:
         ids = f["clips/id"].asstr()[()].tolist()
@@ -194,9 +212,7 @@ def test_damaged_metadata_is_detected(tmp_path):
     path = tmp_path / "c.h5"
     fill(path, m, ids=m.ids[:8], finalize=False, compact_every=100)
     part = first_part(path)
-    with h5py.File(part, "r") as f:  # flip one byte of the digest table (a small dataset)
-        d = f["clips/digest"]
-        where = d.id.get_offset() + 3
+    where = part.read_bytes().index(b'"digest": "') + 14  # flip one byte of the digest table (raw part)
     with open(part, "r+b") as fh:
         fh.seek(where)
         b = fh.read(1)[0]
@@ -238,8 +254,9 @@ def test_deleted_part_file_is_named_and_resume_recovers(tmp_path, compact_every)
     fill(path, m, ids=m.ids[:36], finalize=False, compact_every=compact_every)
     layout = Layout(path)
     gone = layout.part_path(layout.parts()[-1])
-    with h5py.File(gone, "r") as f:
-        lost = set(f["clips/id"].asstr()[()].tolist())
+    seg = Segment(gone)
+    lost = set(seg.ids)
+    seg.close()
     gone.unlink()
     saw = f"deleted {gone.name} holding {sorted(lost)}; parts left {[p.name for p in layout.parts()]}"
     with pytest.warns(UserWarning, match=f"{gone.name}.*missing.*re-running the extraction resumes"):
