@@ -13,6 +13,10 @@ speaker, validate on the next, train on the other 8, metrics averaged over folds
 pooled``), which need those options in ``ProbeConfig``; a protocol the library refuses is
 skipped with one line.
 
+``--variant PROBE:KEY=VALUE[,KEY=VALUE]`` (repeatable) adds a row per feature set and protocol
+for that probe with those parameters, named ``PROBE[KEY=VALUE]``, e.g. ``--variant
+svm:select=logloss`` (C and gamma by validation log-loss instead of validation UAR).
+
 The last line printed is one JSON object: ``{"rows": [...], "seconds": ..., ...}``.
 
 Usage::
@@ -20,6 +24,7 @@ Usage::
     python benchmarks/probe_quality.py --cache /tmp/pq-cache                  # ~2-4 min on 2 cores
     python benchmarks/probe_quality.py --cache /tmp/pq-cache --features egemaps --probes linear,mlp
     python benchmarks/probe_quality.py --cache /tmp/pq-cache --protocols speaker,loso:pooled
+    python benchmarks/probe_quality.py --cache /tmp/pq-cache --probes svm --variant svm:select=logloss
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -58,6 +64,19 @@ def _protocol(item: str) -> tuple[str, dict]:
     return name if not aggregate else f"{name}/{aggregate}", opts
 
 
+def _variant(item: str) -> tuple[str, str, dict]:
+    """``svm:select=logloss,C=1`` -> (``svm[select=logloss,C=1]``, ``svm``, its parameters)."""
+    name, _, text = item.partition(":")
+    params: dict = {}
+    for kv in filter(None, text.split(",")):
+        key, _, value = kv.partition("=")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return (f"{name}[{text}]" if params else name), name, params
+
+
 def _cell_metrics(path: Path) -> dict[str, float | None]:
     rec = load_results(path)
     cell = next(c for c in rec["cells"] if c["test"] == "emodb" and c["in_domain"])
@@ -78,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--probes", default=",".join(PROBE_NAMES))
     ap.add_argument("--protocols", default="speaker", help="comma-separated, e.g. speaker,loso:pooled")
+    ap.add_argument("--variant", action="append", default=[], help="PROBE:KEY=VALUE[,KEY=VALUE] (repeatable)")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args(argv)
     t_all = time.perf_counter()
@@ -85,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(tempfile.mkdtemp(prefix="probe-quality-"))
     rows: list[dict] = []
     skipped: list[str] = []
-    probes = []
-    for name in args.probes.split(","):
+    probes: list[tuple[str, str, dict]] = []
+    for item in [*filter(None, args.probes.split(",")), *args.variant]:
+        label, name, params = _variant(item)
         if name in PROBES:
-            probes.append(name)
+            probes.append((label, name, params))
         else:
             skipped.append(f"probe {name}: not registered")
             print(f"skip probe {name}: not registered (have: {', '.join(PROBES.names())})")
@@ -106,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         extract_s = time.perf_counter() - t0
         for item in args.protocols.split(","):
             label, opts = _protocol(item)
-            for name in probes:
+            for shown, name, params in probes:
                 t1 = time.perf_counter()
+                tag = re.sub(r"[^A-Za-z0-9._=+-]+", "-", f"{shown}-{label}")
                 try:
                     cfg = ProbeConfig(model=feat, cache_dir=args.cache, train=("emodb",), test=("emodb",),
                                       probe=name, seeds=tuple(range(args.seeds)), n_bootstrap=0,
-                                      out=str(out), tag=f"{name}-{label.replace('/', '-')}",
+                                      out=str(out), tag=tag, probe_params=params,
                                       domain_gap=False, **opts)
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -123,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 m = _cell_metrics(path)
                 sec = time.perf_counter() - t1
-                rows.append({"features": feat, "protocol": label, "probe": name, **m,
+                rows.append({"features": feat, "protocol": label, "probe": shown, **m,
                              "seconds": round(sec, 2), "extract_seconds": round(extract_s, 2)})
                 sd = m["uacc_seed_std"]
-                print(f"{feat:<11} {label:<14} {name:<7} {m['auroc']:>6.3f} {m['uacc']:>6.3f} "
+                print(f"{feat:<11} {label:<14} {shown:<7} {m['auroc']:>6.3f} {m['uacc']:>6.3f} "
                       f"{'' if sd is None else f'{sd:.3f}':>7} {sec:>6.1f}", flush=True)
     total = time.perf_counter() - t_all
     print(f"total {total:.0f} s ({os.cpu_count()} cores visible)")

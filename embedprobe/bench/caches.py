@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from embedprobe.bench.checks import ConfigError
 from embedprobe.bench.config import BenchConfig
 from embedprobe.cache import open_cache
 from embedprobe.cache.naming import cache_file
 from embedprobe.corpora.synthetic import write_corpus
-from embedprobe.errors import CacheError, EmbedprobeError
+from embedprobe.errors import BadValueError, CacheError, EmbedprobeError
 from embedprobe.pipeline.extract_config import ExtractConfig
 from embedprobe.provenance import atomic_write_json, to_jsonable
 
@@ -107,8 +108,12 @@ def cache_info(cfg: BenchConfig, key: str, model: str) -> CacheInfo:
         proto = cfg.corpus(key).protocol or m.default_protocol
         have = set(r.ids)
         n = sum(1 for c in m.clips if c.label is not None and c.id in have)
-        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(m.with_protocol(proto).folds(proto)),
-                         r.n_pending, len(m), r.default_layer)
+        try:
+            folds = m.with_protocol(proto).folds(proto)
+        except BadValueError as e:  # a protocol the corpus does not offer: name the config key
+            raise ConfigError(f"{cfg.source} [corpora.{key}]", "protocol", proto, fix=str(e)) from None
+        return CacheInfo(str(path), r.fingerprint, list(r.layers), n, len(folds), r.n_pending, len(m),
+                         r.default_layer)
 
 
 

@@ -329,14 +329,19 @@ def _rel(path: str | None, out: Path) -> str | None:
 
 # ------------------------------------------------------------------------------------- files
 def bench_csv(summary: dict[str, Any]) -> str:
-    """One row per (group, cell, metric), with the relative figures of the report metric."""
+    """One row per (group, cell, metric), with the relative figures of the report metric.
+
+    The last two columns say how the number was made: the split ``protocol`` of the cell's test
+    corpus (in-domain cells; cross-corpus cells test every test clip) and the fold ``aggregate``
+    (``mean`` for cells written before it was recorded).
+    """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     metric = summary["report"]["metric"]
     w.writerow(["job", "model", "layer", "probe", "augment_rate", "scramble", "train", "test", "in_domain",
                 "scrambled", "n_test", "n_folds", "seeds", "metric", "mean", "last20_mean", "last20_std",
                 "seed_mean", "seed_std", "ci95_low", "ci95_high", f"relative_{metric}",
-                f"relative_{metric}_paper"])
+                f"relative_{metric}_paper", "protocol", "aggregate"])
     paper = {}
     for t in summary["paper"]:
         for row in t["rows"]:
@@ -355,6 +360,7 @@ def bench_csv(summary: dict[str, Any]) -> str:
                             "+".join(g["scramble"]), c["train"], c["test"], c["in_domain"], c["scrambled"],
                             c["n_test"], c["n_folds"], " ".join(map(str, c["seeds"])), m, e["mean"],
                             e.get("last20_mean"), e.get("last20_std"), s.get("mean"), s.get("std"),
-                            ci[0], ci[1], rel, pap])
+                            ci[0], ci[1], rel, pap, (c.get("protocol") or "") if c["in_domain"] else "",
+                            c.get("aggregate") or "mean"])
     return buf.getvalue()
 

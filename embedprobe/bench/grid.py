@@ -162,6 +162,7 @@ def probe_config(cfg: BenchConfig, job: Job, out: str | Path) -> ProbeConfig:
         baselines=False, probe_params=cfg.probe.params_for(job.probe),
         n_bootstrap=cfg.probe.n_bootstrap, max_folds=cfg.probe.max_folds, tune=cfg.probe.tune,
         out=str(out), tag=None, allow_incomplete=cfg.probe.allow_incomplete,
+        aggregate=cfg.probe.aggregate, allow_degenerate=cfg.probe.allow_degenerate,
         augment_rate=job.augment_rate, **{k: aug[k] for k in ("augment", "augment_seed") if k in aug},
     )
 

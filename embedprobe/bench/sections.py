@@ -24,8 +24,10 @@ from embedprobe.common.checks import name_for_path
 from embedprobe.common.metrics import METRICS
 from embedprobe.common.raycluster import ENGINES
 from embedprobe.corpora import CORPORA
+from embedprobe.corpora.splits import LOSO
 from embedprobe.corpora.synthetic import DEFAULTS
 from embedprobe.errors import BadValueError
+from embedprobe.eval.confidence import AGGREGATES
 from embedprobe.extractors import EXTRACTORS
 from embedprobe.pipeline.extract_config import ExtractConfig, check_config
 from embedprobe.probes import PROBES
@@ -89,9 +91,19 @@ def corpora_section(chk: Checker, table: dict[str, Any]) -> tuple[CorpusSpec, ..
         chk.choice(reader, CORPORA.names(), sec, "reader")
         synth = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k in _SYNTH_KEYS}
         out.append(CorpusSpec(key=key, reader=reader, root=root, synthetic=synthetic, synth=synth,
-                              options=chk.dict_(spec, sec, "options"),
-                              protocol=chk.str_(spec, sec, "protocol", None)))
+                              options=chk.dict_(spec, sec, "options"), protocol=_protocol(chk, spec, sec)))
     return tuple(out)
+
+
+def _protocol(chk: Checker, spec: dict[str, Any], sec: str) -> str | None:
+    """``protocol`` of a corpus: a protocol name (whether the reader offers it is checked against
+    the cache's manifest when the bench runs: ``bench.caches.cache_info``)."""
+    proto = chk.str_(spec, sec, "protocol", None)
+    if proto is not None and not _path_safe(proto):
+        raise ConfigError(chk.where(sec), "protocol", proto, fix=f"Name a split protocol of the reader, e.g. "
+                          f"protocol = \"{LOSO}\" (leave one speaker out) or its default (`embedprobe info CACHE` "
+                          "lists them); leave the key out for the default.")
+    return proto
 
 
 def _check_extract_params(chk: Checker, model: str, cache_dir: str, params: dict[str, Any],
@@ -203,7 +215,7 @@ def _train_sets(chk: Checker, items: Any, keys: list[str], sec: str, key: str) -
 
 def probe_section(chk: Checker, t: dict[str, Any], probes: tuple[str, ...]) -> ProbeSpec:
     chk.keys(t, ("pooling", "frames", "max_folds", "n_bootstrap", "tune", "params", "allow_incomplete",
-                 *PROBES.names()), "probe")
+                 "aggregate", "allow_degenerate", *PROBES.names()), "probe")
     pooling = chk.str_(t, "probe", "pooling", "mean")
     chk.choice(pooling, ("mean", "meanstd"), "probe", "pooling")
     max_folds = t.get("max_folds")
@@ -218,10 +230,13 @@ def probe_section(chk: Checker, t: dict[str, Any], probes: tuple[str, ...]) -> P
                 where = f"probe.{name}" if k in per_probe.get(name, {}) else "probe.params"
                 chk.bad_key(k, allowed, where, extra=" (random_state comes from [grid] seeds)"
                             if k == "random_state" else "")
+    aggregate = chk.str_(t, "probe", "aggregate", ProbeSpec.aggregate)
+    chk.choice(aggregate, AGGREGATES, "probe", "aggregate")
     return ProbeSpec(pooling=pooling, frames=chk.bool_(t, "probe", "frames", False), max_folds=max_folds,
                      n_bootstrap=chk.int_(t, "probe", "n_bootstrap", 1000, low=0),
                      tune=chk.bool_(t, "probe", "tune", False), params=params, per_probe=per_probe,
-                     allow_incomplete=chk.bool_(t, "probe", "allow_incomplete", False))
+                     allow_incomplete=chk.bool_(t, "probe", "allow_incomplete", False), aggregate=aggregate,
+                     allow_degenerate=chk.bool_(t, "probe", "allow_degenerate", False))
 
 
 def extra_section(chk: Checker, t: dict[str, Any], sec: str) -> ExtraSpec:

@@ -31,7 +31,9 @@ class CorpusSpec:
         synthetic: synthetic layout written by ``embedprobe.corpora.synthetic.write_corpus``.
         synth: ``write_corpus`` arguments (``n_speakers``, ``clips_per_class``, ``seed`` ...).
         options: corpus reader options (``ExtractConfig.corpus_options``).
-        protocol: split protocol (default: the reader's default).
+        protocol: split protocol (default: the reader's default), as ``embedprobe probe
+            --protocol KEY=PROTOCOL``: one the reader offers, or ``loso`` (leave one speaker out)
+            for a corpus with speaker ids. Checked against the cache when the bench runs.
     """
 
     key: str
@@ -70,7 +72,12 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    """``[probe]``: ProbeConfig settings shared by every job, and probe parameters."""
+    """``[probe]``: ProbeConfig settings shared by every job, and probe parameters.
+
+    ``aggregate`` is ``embedprobe probe --aggregate``: ``mean`` of the folds' scores or each
+    metric once over the ``pooled`` predictions of all folds (with ``protocol = "loso"`` on a
+    corpus, nkululeko's and EmoBox's figure); ``allow_degenerate`` is ``--allow-degenerate``.
+    """
 
     pooling: str = "mean"
     frames: bool = False
@@ -80,6 +87,8 @@ class ProbeSpec:
     params: dict[str, Any] = field(default_factory=dict)
     per_probe: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_incomplete: bool = False
+    aggregate: str = "mean"
+    allow_degenerate: bool = False
 
     def params_for(self, probe: str) -> dict[str, Any]:
         return {**self.params, **self.per_probe.get(probe, {})}

@@ -71,6 +71,7 @@ class SVMProbe(ReferenceProbe):
         gammas: Sequence[float] = GAMMA_FACTORS,
         class_weight: str | None = "balanced",
         cache_size: float = 200.0,
+        select: str = "uacc",
         val_fraction: float = 0.15,
         pooling: str = "mean",
         n_threads: int | None = None,
@@ -80,6 +81,7 @@ class SVMProbe(ReferenceProbe):
         self.gammas = gammas
         self.class_weight = class_weight
         self.cache_size = cache_size
+        self.select = select
         self.val_fraction = val_fraction
         self.pooling = pooling
         self.n_threads = n_threads

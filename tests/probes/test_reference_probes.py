@@ -46,6 +46,26 @@ def test_choice_uses_the_validation_part_only_and_seeds_agree(name):
     np.testing.assert_array_equal(a.predict_proba(Xt), c.predict_proba(Xt))
 
 
+@pytest.mark.parametrize("name", REFERENCE)
+def test_logloss_choice_is_the_lowest_validation_cross_entropy(name):
+    from sklearn.metrics import log_loss
+
+    X, y = _blobs(shift=1.0)
+    Xv, yv = _blobs(n=80, shift=1.0, seed=0)
+    Xv = Xv + np.random.default_rng(1).normal(0, 1, Xv.shape)  # unlike training: the criteria can differ
+    p = create(name, select="logloss", random_state=0).fit(X, y, X_val=Xv, y_val=yv)
+    losses = []
+    for params, score in p.val_scores_:
+        q = create(name, Cs=(params["C"],), random_state=0, **({"gammas": (params["gamma"] * X.shape[1],)}
+                                                              if name == "svm" else {}))
+        q.fit(X, y, X_val=Xv, y_val=yv)
+        losses.append(log_loss(yv, q.predict_proba(Xv)))
+        assert score == pytest.approx(-losses[-1])
+    assert p.best_params_ == p.val_scores_[int(np.argmin(losses))][0] and p.best_score_ == pytest.approx(-min(losses))
+    with pytest.raises(BadValueError, match="select"):
+        create(name, select="auroc").fit(X, y)
+
+
 def test_ties_go_to_the_simplest_candidate():
     X, y = _blobs(shift=20.0)  # separable: every C scores UAR 1 on validation
     Xv, yv = _blobs(n=80, shift=20.0)
