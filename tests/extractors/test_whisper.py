@@ -182,6 +182,11 @@ def test_checkpoint_format_reads_the_encoder_only(tmp_path, monkeypatch):
     assert set(W.read_encoder_state(tmp_path / "base")) == set(want)
     with pytest.raises(BadValueError, match="missing"):
         W.build_encoder(model.config, {k: v for k, v in state.items() if "layers.1." not in k})
+    # a float16 checkpoint (as large-v3's model.safetensors) computes in float32
+    model.half().save_pretrained(tmp_path / "fp16")
+    ext = create(f"hf:{tmp_path / 'fp16'}", precision="fp32").load()
+    assert all(p.dtype == torch.float32 for p in ext.model.parameters())
+    assert np.isfinite(ext.embed(speech(4000))["final"]).all()
 
 
 def test_named_spec_with_weights_dir_and_architecture_checks(tmp_path):
