@@ -13,7 +13,7 @@ Whisper's features change. Re-run with ``--weights DIR`` (a real checkpoint fold
 
 Run:
     python benchmarks/whisper_modes.py                        # whisper-base size, 8 clips
-    python benchmarks/whisper_modes.py --size small --clips 4
+    python benchmarks/whisper_modes.py --size small --clips 4 --threads 1
     python benchmarks/whisper_modes.py --weights /models/whisper-base --size base
 """
 
@@ -61,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--emodb", default=str(EMODB), help="folder of EmoDB wav files")
     ap.add_argument("--weights", default=None, help="a real Whisper checkpoint folder instead of random weights")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (1 on a busy machine: idle threads of a short pass spin)")
     args = ap.parse_args(argv)
 
     import soundfile as sf
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from embedprobe.extractors import create
 
