@@ -207,6 +207,27 @@ def test_named_spec_with_weights_dir_and_architecture_checks(tmp_path):
         create("whisper-tiny", weights=folder).load()
 
 
+def test_hf_prefix_takes_a_cached_whisper_id(tmp_path, monkeypatch):
+    """hf:<id> of a Whisper-family model in the Hugging Face cache: spec from its config.json,
+    weights from the snapshot, the snapshot's commit as the revision."""
+    import huggingface_hub
+
+    from embedprobe.extractors import weights as WT
+
+    snap = tmp_path / "models--org--whisper-x" / "snapshots" / "0123abcd"
+    save_full_model(snap)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name, revision=None: str(snap / name) if repo == "org/whisper-x" else None)
+    monkeypatch.setattr(WT, "hf_cached_snapshot",
+                        lambda repo, revision=None, required=(): snap if repo == "org/whisper-x" else None)
+    spec = get_spec("hf:org/whisper-x")
+    assert (spec.family, spec.weights_id, spec.weights_revision, spec.dim) == ("whisper", "org/whisper-x", "main", 32)
+    ext = create("hf:org/whisper-x", precision="fp32")
+    assert ext.weights_present()
+    ext.load()
+    assert ext.weights_revision() == "0123abcd" and ext.embed(speech(3000))["final"].shape == (10, 32)
+
+
 def test_missing_checkpoint_is_one_sentence():
     """conftest: HF_HUB_OFFLINE=1 and an empty HF_HOME."""
     ext = create("whisper-large-v3")
