@@ -212,3 +212,49 @@ def build_encoder(config: Any, state: dict[str, Any] | None = None, *, where: st
             f"Its encoder does not match transformers' WhisperEncoder: missing {result.missing_keys[:3]}, "
             f"unexpected {result.unexpected_keys[:3]}"))
     return encoder
+
+
+# -- fast path -----------------------------------------------------------------------------------
+def _fused_self_attention(self, hidden_states, key_value_states=None, cache=None, attention_mask=None,
+                          output_attentions=False, **kwargs):
+    """The encoder's ``WhisperAttention`` as one q/k/v projection and one SDPA call (inference).
+
+    Same maths as the stock forward with no mask, no cache: ``softmax((s q) k^T) v`` with
+    ``s = head_dim ** -0.5`` applied to the projected queries, as the stock module does.
+    """
+    import torch.nn.functional as F
+
+    b, t, _ = hidden_states.shape
+    qkv = self.qkv_fused(hidden_states).view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    out = F.scaled_dot_product_attention(qkv[0] * self.scaling, qkv[1], qkv[2], scale=1.0)
+    return self.out_proj(out.transpose(1, 2).reshape(b, t, -1)), None
+
+
+def fuse_attention(encoder: Any) -> int:
+    """Give every self-attention of ``encoder`` one ``(3C, C)`` projection (k has no bias: zeros)
+    and the fused forward; the q/k/v modules keep views of its slices. Returns the count."""
+    import types
+
+    import torch
+    from torch import nn
+
+    n = 0
+    for layer in encoder.layers:
+        attn = layer.self_attn
+        if hasattr(attn, "qkv_fused"):
+            continue
+        q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
+        c = q.weight.shape[0]
+        fused = nn.Linear(q.in_features, 3 * c, bias=True, device="meta")
+        with torch.no_grad():
+            zeros = torch.zeros(c, dtype=q.bias.dtype, device=q.bias.device)
+            fused.weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]), requires_grad=False)
+            fused.bias = nn.Parameter(torch.cat([q.bias, zeros, v.bias]), requires_grad=False)
+        for i, proj in enumerate((q, k, v)):
+            proj.weight = nn.Parameter(fused.weight[i * c:(i + 1) * c], requires_grad=False)
+        q.bias = nn.Parameter(fused.bias[:c], requires_grad=False)
+        v.bias = nn.Parameter(fused.bias[2 * c:], requires_grad=False)
+        attn.qkv_fused = fused
+        attn.forward = types.MethodType(_fused_self_attention, attn)
+        n += 1
+    return n

@@ -105,6 +105,7 @@ def test_padded_mode_equals_the_stock_encoder(tmp_path):
     save_full_model(folder)
     ext = create(f"hf:{folder}", precision="fp32").load()
     assert ext.spec.family == "whisper" and ext.spec.layers == ("layer00", "layer01", "layer02", "final")
+    assert ext.runtime_config()["attention"] == "fused-qkv-sdpa"  # the fast path is what is compared
     encoder, fe = _stock(folder)
     for n in (9000, 16000 * 2 + 123):
         wav = speech(n, seed=n)
