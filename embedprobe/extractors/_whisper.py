@@ -230,31 +230,32 @@ def _fused_self_attention(self, hidden_states, key_value_states=None, cache=None
     return self.out_proj(out.transpose(1, 2).reshape(b, t, -1)), None
 
 
-def fuse_attention(encoder: Any) -> int:
-    """Give every self-attention of ``encoder`` one ``(3C, C)`` projection (k has no bias: zeros)
-    and the fused forward; the q/k/v modules keep views of its slices. Returns the count."""
+def fuse_attention(model: Any) -> int:
+    """Give every Whisper encoder self-attention in ``model`` one ``(3C, C)`` projection (k has no
+    bias: zeros) and the fused forward; the separate q/k/v modules are dropped (no second copy
+    of their weights in a fast precision). Idempotent; returns how many are fused (0 for models
+    without a Whisper encoder). Called by ``rewrites.prepare``."""
     import types
 
     import torch
     from torch import nn
 
     n = 0
-    for layer in encoder.layers:
-        attn = layer.self_attn
-        if hasattr(attn, "qkv_fused"):
+    for module in model.modules():
+        if type(module).__name__ != "WhisperEncoder":
             continue
-        q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
-        c = q.weight.shape[0]
-        fused = nn.Linear(q.in_features, 3 * c, bias=True, device="meta")
-        with torch.no_grad():
-            zeros = torch.zeros(c, dtype=q.bias.dtype, device=q.bias.device)
-            fused.weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]), requires_grad=False)
-            fused.bias = nn.Parameter(torch.cat([q.bias, zeros, v.bias]), requires_grad=False)
-        for i, proj in enumerate((q, k, v)):
-            proj.weight = nn.Parameter(fused.weight[i * c:(i + 1) * c], requires_grad=False)
-        q.bias = nn.Parameter(fused.bias[:c], requires_grad=False)
-        v.bias = nn.Parameter(fused.bias[2 * c:], requires_grad=False)
-        attn.qkv_fused = fused
-        attn.forward = types.MethodType(_fused_self_attention, attn)
-        n += 1
+        for layer in module.layers:
+            attn = layer.self_attn
+            n += 1
+            if hasattr(attn, "qkv_fused"):
+                continue
+            q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
+            fused = nn.Linear(q.in_features, 3 * q.out_features, bias=True, device="meta")
+            with torch.no_grad():
+                fused.weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]), requires_grad=False)
+                fused.bias = nn.Parameter(torch.cat([q.bias, torch.zeros_like(q.bias), v.bias]), requires_grad=False)
+            for name in ("q_proj", "k_proj", "v_proj"):
+                del attn._modules[name]
+            attn.qkv_fused = fused
+            attn.forward = types.MethodType(_fused_self_attention, attn)
     return n

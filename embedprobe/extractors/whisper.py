@@ -150,10 +150,8 @@ class WhisperExtractor(HFExtractor):
         torch, _ = self._import("WhisperConfig")
         encoder, source = self._build()
         self.model = self._frozen(encoder)
-        fused = W.fuse_attention(self.model)
         self.precision_ = self._resolve_precision()
-        info = self._prepare_model(self.model, fuse_attention=False)
-        info["attention"] = "fused-qkv-sdpa" if fused else info["attention"]
+        info = self._prepare_model(self.model)  # fuse_attention: _whisper.fuse_attention
         n_mels = int(self.model.config.num_mel_bins)
         self._filters = torch.from_numpy(W.mel_filters(n_mels)).float().to(self.device)
         self._native = self.spec.param("mode") == "native"

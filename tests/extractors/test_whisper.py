@@ -273,3 +273,13 @@ def test_padded_windows_batch_like_one_by_one():
         for name in one:
             np.testing.assert_allclose(got[name], one[name], rtol=1e-4, atol=1e-4)
     assert ext.runtime_config()["batch_windows"] == 3
+
+
+def test_fast_path_fuses_attention_at_every_precision():
+    """rewrites.prepare fuses q/k/v (recorded in runtime_config) in fp32 and in the checked fast precision."""
+    for precision in ("fp32", "auto"):
+        tiny = WhisperExtractor.for_tests(get_spec("whisper-small"))
+        ext = WhisperExtractor(tiny.spec, precision=precision, _random_config=tiny._random_config).load()
+        assert ext.runtime_config()["attention"] == "fused-qkv-sdpa", precision
+        assert not any(name.endswith(("q_proj", "k_proj", "v_proj")) for name, _ in ext.model.named_modules())
+        assert np.isfinite(ext.embed(speech(5000))["final"]).all()
