@@ -19,7 +19,8 @@ seeded random init) when registered; by ``--models``, also ``data2vec-audio-base
 ``data2vec-audio-large`` and ``w2v2-msp-dim`` (audEERING's EmotionModel; (a) is its model
 card's code, the head over the mean last hidden state as ``adv``), saved alike, and the
 emotion2vec encoders (``emotion2vec-base``, ``emotion2vec-plus-base``, ``emotion2vec-plus-large``:
-seeded random init, (a) is FunASR's inference loop on the same fp32 network). Printed per model:
+seeded random init, (a) is FunASR's inference loop on the same fp32 network). Also any ``whisper-<size>[-native]``
+(a full-size random-init encoder, see ``whisper``). Printed per model:
 audio-seconds per wall-clock second
 (the headline: both sides use the whole machine) and per CPU-second (the extracting process
 plus its workers), the ratio b/a of each, the cosine of (b)'s cached pooled vectors to (a)'s
@@ -33,6 +34,7 @@ Run:
     python benchmarks/extract_speed.py --threads 1 --procs 1  # one core each side
     python benchmarks/extract_speed.py --clips 16 --repeats 3  # alternating, medians (loaded machines)
     python benchmarks/extract_speed.py --clips 8 --models emotion2vec-base,emotion2vec-plus-large
+    python benchmarks/extract_speed.py --clips 8 --models whisper-small,whisper-small-native
 """
 
 from __future__ import annotations
@@ -266,6 +268,50 @@ def emotion2vec(name: str, work: Path, device: str = "cpu"):
     return naive, ext
 
 
+def whisper(name: str):
+    """A builder for ``whisper-<size>[-native]``: a full-size random-init encoder saved alone
+    (``WhisperEncoder.save_pretrained``: the decoder is never built). Naive side: transformers'
+    feature extractor (30 s padding) + ``WhisperEncoder`` in fp32, pooled over the real frames
+    (the reference). FLOPs of the pipeline side are counted on its own fp32 forward (a native
+    run computes far less than the padded reference)."""
+
+    def build(work: Path, device: str = "cpu"):
+        import torch
+        import transformers
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        from embedprobe.extractors import create
+        from embedprobe.extractors.whisper import SIZES
+
+        size = name.removeprefix("whisper-").removesuffix("-native")
+        dim, n_layers, heads, n_mels = SIZES[size]
+        folder = work / f"whisper-{size}-random"
+        if not folder.is_dir():
+            cfg = transformers.WhisperConfig(d_model=dim, encoder_layers=n_layers, encoder_attention_heads=heads,
+                                             encoder_ffn_dim=4 * dim, num_mel_bins=n_mels)
+            torch.manual_seed(0)
+            WhisperEncoder(cfg).save_pretrained(folder)
+            transformers.WhisperFeatureExtractor(feature_size=n_mels).save_pretrained(folder)
+        fe = transformers.WhisperFeatureExtractor.from_pretrained(folder)
+        model = WhisperEncoder.from_pretrained(folder).eval().to(device)
+        ext = create(name, weights=str(folder), device=device)
+
+        def naive(wav: np.ndarray) -> dict[str, np.ndarray]:
+            t = -(-len(wav) // 320)
+            feats = fe(wav, sampling_rate=SR, return_tensors="pt").input_features.to(device)
+            with torch.no_grad():
+                out = model(feats, output_hidden_states=True)
+            pooled = {f"layer{i:02d}": h[0, :t].mean(0).cpu().numpy() for i, h in enumerate(out.hidden_states[:-1])}
+            pooled["final"] = out.last_hidden_state[0, :t].mean(0).cpu().numpy()
+            return pooled
+
+        if not name.endswith("-native"):
+            return naive, ext  # (b) computes what (a) computes
+        return naive, ext, create(name, weights=str(folder), device=device, precision="fp32").load().embed
+
+    return build
+
+
 def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, repeats: int = 1,
               procs: int | None = None, device: str = "cpu", threads: int | None = None) -> dict:
     """Time (a) and (b) ``repeats`` times, alternating, so that a change of machine load between
@@ -275,7 +321,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
     from embedprobe.cache import open_cache
     from embedprobe.pipeline.extract import ExtractConfig, extract
 
-    naive, ext = build(work, device)
+    naive, ext, *flops_fn = build(work, device)
     audio_s = sum(sf.info(p).duration for p in paths)
     naive(np.zeros(SR, np.float32))  # warm-up, not timed
     t_load = time.perf_counter()
@@ -311,6 +357,7 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
             cosines.append(float((num / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))).min()))
     mean_len = int(np.mean([sf.info(p).frames for p in paths]))
     gflop = gflop_per_audio_s(naive, mean_len)  # the model's FLOPs, counted on the stock fp32 modules
+    gflop_b = gflop_per_audio_s(flops_fn[0], mean_len) if flops_fn else gflop  # what (b) computes
     runtime = ext.runtime_config()
     # GFLOP/s per CPU-second on CPU (the busy-machine-proof measure); per wall-clock second on a GPU
     a, b = (audio_s / wall_a, audio_s / wall_b) if cuda else (audio_s / cpu_a, audio_s / cpu_b)
@@ -321,7 +368,8 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
         "ratio_cpu": round(b / a, 3),
         "naive_wall_s": round(wall_a, 1), "pipeline_wall_s": round(wall_b, 1),
         "cosine": round(min(cosines), 6), "gflop_per_audio_s": round(gflop, 2),
-        "gflops_naive": round(gflop * a, 1), "gflops_pipeline": round(gflop * b, 1),
+        "gflops_naive": round(gflop * a, 1), "gflops_pipeline": round(gflop_b * b, 1),
+        "gflop_per_audio_s_pipeline": round(gflop_b, 2),
         "precision": runtime.get("precision", "fp32"), "procs": summary.procs, "n_errors": summary.n_errors,
         "ratios_per_repeat": [round(r, 3) for r in ratios],
         "load_s": round(load_s, 2),
@@ -361,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     builders = {"wavlm-large": wavlm_large, "cnn14-16k": cnn14_16k, "data2vec-audio-base": data2vec_audio_base,
                 "data2vec-audio-large": data2vec_audio_large, "w2v2-msp-dim": w2v2_msp_dim,
                 **{n: partial(emotion2vec, n) for n in EMOTION2VEC}}
+    builders.update({n: whisper(n) for n in EXTRACTORS.names() if n.startswith("whisper-")})
     dev = args.device
     cuda = dev.startswith("cuda")
     peaks = {"fp32": round(matmul_peak(torch.float32, device=dev), 1)}

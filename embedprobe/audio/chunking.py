@@ -194,5 +194,8 @@ class ChunkPlan:
             yield Window(buf[w0 - buf_start:w1 - buf_start], w0, s, e, last)
             if last:
                 return
-            keep = max(0, (e - self.left - self.right) // self.align * self.align)
+            # the samples the next window may start at: its left context, or (the last window)
+            # full context and more than one block before the clip's end, which is past e
+            lowest = min(e - self.left - self.right, e + 1 - max(self.left + self.right, self.align + 1))
+            keep = max(0, lowest // self.align * self.align)
             buf, buf_start, s = buf[keep - buf_start:], keep, e

@@ -63,6 +63,7 @@ from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.precision import inference, to_device
 from embedprobe.extractors.registry import ExtractorEntry, register, register_prefix
 from embedprobe.extractors.runtime import versions
+from embedprobe.extractors.whisper import whisper_entry
 
 SAMPLE_RATE = 16000
 CONV = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))  # (kernel, stride) of the CNN
@@ -360,9 +361,11 @@ def hf_entry(rest: str, weights: Path | None) -> ExtractorEntry:
             f"internet and copy the cache (HF_HOME), or pass a local model folder as hf:<folder>.")
     cfg, prep = _read_json(cfg_path), _read_json(prep_path)
     model_type = cfg.get("model_type")
+    if model_type == "whisper":  # the Whisper family has its own module
+        return whisper_entry(f"hf:{rest}", cfg, folder=folder, model_id=model_id, revision=revision)
     if model_type not in W2V2_TYPES:
         raise BadValueError("model type", model_type, W2V2_TYPES,
-                            fix=f"hf:{rest} is not a wav2vec2-family audio encoder")
+                            fix=f"hf:{rest} is not a wav2vec2-family or Whisper audio encoder")
     kernels = cfg.get("conv_kernel", [k for k, _ in CONV])
     conv = tuple(zip(kernels, cfg.get("conv_stride", [s for _, s in CONV]), strict=True))
     sr = int(prep.get("sampling_rate", SAMPLE_RATE))

@@ -1,7 +1,8 @@
 """``prepare``: the module rewrites that a resolved precision calls for, and what they did.
 
 For every precision: weight norms folded into plain weights, WavLM attention fused
-(``hf_ssl_patches``; ``fuse_attention=False`` for the other families). bf16/fp16: matmul/conv weights stored in that dtype once (under autocast
+(``hf_ssl_patches``) and Whisper's encoder attention fused (``_whisper.fuse_attention``;
+``fuse_attention=False`` for the other families). bf16/fp16: matmul/conv weights stored in that dtype once (under autocast
 they would be cast on every call: 13 % of a WavLM-Large CPU forward), except in the submodules
 kept in fp32, and on CPU the LayerNorm CNN front ends run as GEMMs. CPU bf16: **prepacked bf16
 linears** (every ``nn.Linear`` calls oneDNN with its weight reordered once into the kernel's
@@ -25,6 +26,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
+from embedprobe.extractors._whisper import fuse_attention as fuse_whisper_attention
 from embedprobe.extractors.conv_gemm import use_matmul_convs
 from embedprobe.extractors.cpu_linears import use_onednn_linears, use_prepacked_linears
 from embedprobe.extractors.hf_ssl_patches import patch_conv_feature_encoder, patch_wavlm_attention
@@ -132,7 +134,7 @@ def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = T
         info["weights_dtype"] = str(dtype).replace("torch.", "") + " (matmul/conv weights)"
     if precision in ("bf16", "fp16") and not str(device).startswith("cuda"):
         info["gemm_feature_encoder"] = patch_conv_feature_encoder(model)
-    if fuse_attention and patch_wavlm_attention(model):
+    if fuse_attention and (patch_wavlm_attention(model) or fuse_whisper_attention(model)):
         info["attention"] = "fused-qkv-sdpa"
     if precision == "bf16" and not str(device).startswith("cuda"):
         info["prepacked_linears"] = use_prepacked_linears(model, skip=keep_fp32)

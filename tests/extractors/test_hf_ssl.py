@@ -236,7 +236,7 @@ def test_hf_prefix_errors():
 
 
 def test_hf_prefix_rejects_non_wav2vec2_models(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(BadValueError, match="wav2vec2-family"):
         get_spec(f"hf:{tmp_path}")
 

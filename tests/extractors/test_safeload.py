@@ -148,6 +148,7 @@ ROUTES = {
     "encodec --weights DIR": lambda t, m, s: _hf(t, m, s, "encodec-24k"),
     "clap-laion --weights DIR": lambda t, m, s: _hf(t, m, s, "clap-laion"),
     "phi4-audio --weights DIR": lambda t, m, s: _hf(t, m, s, "phi4-audio"),
+    "whisper-small --weights DIR": lambda t, m, s: _hf(t, m, s, "whisper-small"),
     "cdpam --weights FILE": lambda t, m, s: (lambda p: lambda: create("cdpam", weights=p).load())(
         save({"state": {"w": torch.ones(2)}, "x": System(f"touch '{s}'")}, t / "cdpam.pth", "legacy")),
     "ge2e --weights FILE": lambda t, m, s: (lambda p: lambda: create("ge2e", weights=p).load())(
