@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tiny_bench import CORPORA_AB  # tests/bench/tiny_bench.py
 
 from embedprobe.bench import load_config, run_bench
 from embedprobe.bench.collect import read_summary, rewrite_report
@@ -24,17 +25,7 @@ name = "numbers"
 out = "{out}"
 [extract]
 models = ["logmel-128"]
-[corpora.a]
-synthetic = "emodb"
-n_speakers = 4
-clips_per_class = 3
-seed = 1
-[corpora.b]
-synthetic = "iemocap"
-n_speakers = 4
-clips_per_class = 3
-seed = 2
-[grid]
+""" + CORPORA_AB + """[grid]
 train = ["a", "b"]
 probes = ["linear"]
 seeds = 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_bench import CORPORA_AB  # tests/bench/tiny_bench.py
 
 from embedprobe.bench import load_config, run_bench
 
@@ -25,17 +26,7 @@ jobs = {jobs}
 [extract]
 models = ["logmel-128"]
 cache_dir = "{cache}"
-[corpora.a]
-synthetic = "emodb"
-n_speakers = 4
-clips_per_class = 3
-seed = 1
-[corpora.b]
-synthetic = "iemocap"
-n_speakers = 4
-clips_per_class = 3
-seed = 2
-[grid]
+""" + CORPORA_AB + """[grid]
 train = ["a", "b", "a+b"]
 probes = ["linear"]
 seeds = 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -229,16 +228,8 @@ def test_hf_prefix_takes_a_cached_whisper_id(tmp_path, monkeypatch):
     assert ext.weights_revision() == "0123abcd" and ext.embed(speech(3000))["final"].shape == (10, 32)
 
 
-def test_missing_checkpoint_is_one_sentence():
-    """conftest: HF_HUB_OFFLINE=1 and an empty HF_HOME."""
-    ext = create("whisper-large-v3")
-    assert ext.weights_present() is False
-    t0 = time.perf_counter()
-    with pytest.raises(MissingWeightsError) as err:
-        ext.load()
-    assert time.perf_counter() - t0 < 3.0
-    msg = str(err.value)
-    assert "openai/whisper-large-v3" in msg and "--weights" in msg and msg.count(". ") == 0
+def test_missing_hf_whisper_config_is_one_sentence():
+    """(the named sizes: test_hf_ssl's missing-checkpoint test)"""
     with pytest.raises(MissingWeightsError, match="hf download openai/whisper-small"):
         get_spec("hf:openai/whisper-small")
 
