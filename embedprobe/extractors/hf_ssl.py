@@ -57,13 +57,12 @@ from typing import Any
 
 import numpy as np
 
-from embedprobe.errors import BadValueError, MissingDependencyError, MissingWeightsError
+from embedprobe.errors import BadValueError
 from embedprobe.extractors._hf import RANDOM_INIT, HFExtractor
 from embedprobe.extractors.base import Extractor, ExtractorSpec, as_mono_float32
 from embedprobe.extractors.precision import inference, to_device
-from embedprobe.extractors.registry import ExtractorEntry, register, register_prefix
+from embedprobe.extractors.registry import register
 from embedprobe.extractors.runtime import versions
-from embedprobe.extractors.whisper import whisper_entry
 
 SAMPLE_RATE = 16000
 CONV = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))  # (kernel, stride) of the CNN
@@ -331,61 +330,6 @@ class HFSpeechEncoder(HFExtractor):
         return cls(tiny, _random_config=cfg)
 
 
-# -- hf:<model-id> -------------------------------------------------------------------------------
-def _read_json(path: Path | None) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
-
-
-def hf_entry(rest: str, weights: Path | None) -> ExtractorEntry:
-    """The entry for ``hf:<model-id>[@revision]`` or ``hf:<folder>``, built from its config.json."""
-    model_id, _, revision = rest.partition("@")
-    if not model_id:
-        raise BadValueError("model name", "hf:", fix="Write hf:<model-id> (e.g. hf:microsoft/wavlm-large) or hf:<folder>")
-    local = Path(model_id).expanduser()
-    folder = weights or (local if local.is_dir() else None)
-    if folder is not None:
-        cfg_path: Path | None = folder / "config.json"
-        prep_path: Path | None = folder / "preprocessor_config.json"
-    else:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError as err:
-            raise MissingDependencyError("transformers", "hf", f"hf:{rest}") from err
-        hit = try_to_load_from_cache(model_id, "config.json", revision=revision or None)
-        cfg_path = Path(hit) if isinstance(hit, str) else None
-        prep_path = cfg_path.with_name("preprocessor_config.json") if cfg_path else None
-    if cfg_path is None or not cfg_path.is_file():
-        where = f"folder '{folder}'" if folder is not None else "the Hugging Face cache"
-        raise MissingWeightsError(
-            f"hf:{rest}: no config.json in {where}: run `hf download {model_id}` on a machine with "
-            f"internet and copy the cache (HF_HOME), or pass a local model folder as hf:<folder>.")
-    cfg, prep = _read_json(cfg_path), _read_json(prep_path)
-    model_type = cfg.get("model_type")
-    if model_type == "whisper":  # the Whisper family has its own module
-        return whisper_entry(f"hf:{rest}", cfg, folder=folder, model_id=model_id, revision=revision)
-    if model_type not in W2V2_TYPES:
-        raise BadValueError("model type", model_type, W2V2_TYPES,
-                            fix=f"hf:{rest} is not a wav2vec2-family or Whisper audio encoder")
-    kernels = cfg.get("conv_kernel", [k for k, _ in CONV])
-    conv = tuple(zip(kernels, cfg.get("conv_stride", [s for _, s in CONV]), strict=True))
-    sr = int(prep.get("sampling_rate", SAMPLE_RATE))
-    large = pre_ln(model_type, cfg.get("do_stable_layer_norm", False))
-    d2v = model_type == "data2vec-audio"  # LayerNorm CNN, normalised input, whatever the config says
-    group = not d2v and cfg.get("feat_extract_norm", "group") == "group"
-    params = {"conv": conv, "do_normalize": bool(prep.get("do_normalize", large or d2v)), "model_type": model_type,
-              "final_norm": large, "group_norm": group, "local": folder is not None}
-    spec = ExtractorSpec(
-        name=f"hf:{rest}", family="hf_ssl", sample_rate=sr, dim=int(cfg["hidden_size"]),
-        layers=layer_names(int(cfg["num_hidden_layers"]), final=large),
-        hop_s=math.prod(s for _, s in conv) / sr,
-        weights_id=str(folder) if folder is not None else model_id,
-        weights_revision=None if folder is not None else (revision or "main"),
-        licence="see the model card", extra="hf", min_duration_s=conv_frames_min(conv) / sr,
-        description=f"{model_type} encoder from {folder or model_id}", params=tuple(sorted(params.items())),
-    )
-    return ExtractorEntry(spec, HFSpeechEncoder)
-
-
 def conv_frames_min(conv: tuple[tuple[int, int], ...]) -> int:
     """The fewest input samples that give one frame."""
     n = 1
@@ -415,6 +359,3 @@ DATA2VEC_AUDIO_LARGE = register(_spec(
     "data2vec-audio-large", "facebook/data2vec-audio-large", "data2vec-audio", 24, 1024, large=False,
     layer_norm_cnn=True, do_normalize=True, licence="Apache-2.0",
     description="data2vec-audio Large (Libri-Light 60k h), self-supervised, 25 layers x 1024"), HFSpeechEncoder)
-register_prefix("hf", hf_entry, "any Hugging Face speech encoder (wav2vec2/HuBERT/WavLM family) by model id or local folder; "
-                "its spec is read from the model's config",
-                placeholder="model-id[@revision]")

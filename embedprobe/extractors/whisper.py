@@ -222,7 +222,7 @@ class WhisperExtractor(HFExtractor):
         return cls(replace(spec, dim=cfg.d_model, layers=layer_names(cfg.encoder_layers)), _random_config=cfg)
 
 
-# -- hf:<whisper id or folder> (hf_ssl.hf_entry dispatches here on model_type "whisper") ---------
+# -- hf:<whisper id or folder> (hf_prefix.hf_entry dispatches here on model_type "whisper") ---------
 def whisper_entry(name: str, cfg: dict[str, Any], *, folder: Path | None, model_id: str,
                   revision: str | None) -> ExtractorEntry:
     """The entry of ``hf:<id>`` / ``hf:<folder>`` for a Whisper-family ``config.json`` (reference mode)."""
