@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from click.core import ParameterSource
 from rich.markup import escape
 
 from embedprobe.cli.common import (
@@ -29,7 +28,6 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @friendly
     def extract(
-        ctx: typer.Context,
         model: str = typer.Option(..., "--model", "-m", help="Extractor name (embedprobe list extractors)."),
         corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus reader (embedprobe list corpora)."),
         root: Path = typer.Option(..., "--root", "-r", help="Corpus root folder."),
@@ -52,8 +50,8 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option(default(_D, "precision"), "--precision",
                                       help="auto, fp32, fp32-onednn, bf16 or fp16 (recorded in the cache)."),
         batch_size: int = typer.Option(default(_D, "batch_size"), "--batch-size", help="Clips per committed batch."),
-        workers: int = typer.Option(default(_D, "workers"), "--workers",
-                                    help="Decoding threads; with --engine ray: Ray workers, each with its own "
+        workers: int | None = typer.Option(None, "--workers", show_default=False,
+                                    help=f"Decoding threads (default {default(_D, 'workers')}); with --engine ray: Ray workers, each with its own "
                                          "copy of the model (default there: as many as the cluster's free "
                                          "CPUs and GPUs hold)."),
         procs: int = typer.Option(None, "--procs",
@@ -88,8 +86,7 @@ def register(app: typer.Typer) -> None:
         k, n = _shard(shard)
         # --workers is the decoding threads locally and the Ray actors with --engine ray, where its
         # default (2 threads) would make no sense: there, unless given, the cluster decides
-        given = ctx.get_parameter_source("workers") != ParameterSource.DEFAULT
-        ray_workers = workers if engine == "ray" and given else None
+        ray_workers = workers if engine == "ray" else None
         cfg = ExtractConfig(
             model=model, corpus=corpus, root=str(root), out=str(out), name=name, layers=csv_list(layers),
             frames=frames, frame_hop_s=frame_hop, frame_layers=csv_list(frame_layers),
@@ -97,7 +94,7 @@ def register(app: typer.Typer) -> None:
             corpus_options=parse_options(option), weights=str(weights) if weights else None,
             trust_pickle=trust_pickle,
             device=device, precision=precision, batch_size=batch_size,
-            workers=default(_D, "workers") if engine == "ray" else workers, procs=procs,
+            workers=default(_D, "workers") if engine == "ray" or workers is None else workers, procs=procs,
             threads=threads,
             overwrite=overwrite,
             shard=k, n_shards=n, tag=tag, augment=augment, copies=copies, augment_seed=augment_seed,

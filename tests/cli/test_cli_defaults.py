@@ -27,7 +27,7 @@ EXPECTED = {
               "tune": ProbeConfig.tune, "out": Path(ProbeConfig.out), "cache_dir": CACHE_DIR,
               "allow_incomplete": ProbeConfig.allow_incomplete},
     "extract": {"device": ExtractConfig.device, "precision": ExtractConfig.precision,
-                "batch_size": ExtractConfig.batch_size, "workers": ExtractConfig.workers,
+                "batch_size": ExtractConfig.batch_size,
                 "chunk": ExtractConfig.chunk_s, "copies": ExtractConfig.copies,
                 "augment_seed": ExtractConfig.augment_seed, "frames": ExtractConfig.frames,
                 "float16": ExtractConfig.dtype == "float16", "trust_pickle": ExtractConfig.trust_pickle,
@@ -52,6 +52,13 @@ def test_cli_defaults_are_the_library_defaults(command):
     for name, want in EXPECTED[command].items():
         got = params[name].default
         assert type(got) is type(want) and got == want, (command, name, got, want)
+
+
+def test_extract_workers_default_is_the_librarys_or_the_clusters():
+    """--workers: unset means ExtractConfig's decoding threads locally, the cluster's choice on Ray."""
+    assert _params("extract")["workers"].default is None
+    text = " ".join(CliRunner().invoke(app, ["extract", "--help"], terminal_width=200).output.split())
+    assert f"Decoding threads (default {ExtractConfig.workers})" in text
 
 
 def test_the_probe_defaults_are_the_matrix_runners():
