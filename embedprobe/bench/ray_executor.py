@@ -31,7 +31,7 @@ from typing import Any
 
 from embedprobe.bench.executor import Commit, TaskResult, finish, guard
 from embedprobe.bench.spec import BenchConfig, EngineSpec
-from embedprobe.common.raycluster import connected, require_ray
+from embedprobe.common.raycluster import alive_nodes, connected, fits, require_ray
 from embedprobe.errors import EmbedprobeError
 
 #: Ray re-runs a task this many times when its worker process or node dies (not on an error
@@ -136,7 +136,7 @@ class RayExecutor:
 
     def _check_resources(self, gpus: float) -> int:
         """How many tasks run at once; one sentence if no node can ever run one."""
-        nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
+        nodes = alive_nodes(self._ray)
         where = self.spec.address or "this machine"
         most_cpus = max((r.get("CPU", 0.0) for r in nodes), default=0.0)
         if most_cpus < self.cpus:
@@ -150,6 +150,4 @@ class RayExecutor:
                     f"Extraction tasks ask for {gpus:g} GPU(s) each but the nodes of the Ray cluster ({where}) "
                     f"have at most {most:g}. Fix: join Ray nodes that have GPUs (ray start "
                     "finds them), or extract on CPUs with --gpus-per-extract 0 and [extract] device = \"cpu\".")
-        slots = sum(int(r.get("CPU", 0.0) // self.cpus) if not gpus else
-                    min(int(r.get("CPU", 0.0) // self.cpus), int(r.get("GPU", 0.0) // gpus)) for r in nodes)
-        return max(1, slots)
+        return max(1, sum(fits(r, {"CPU": self.cpus, "GPU": gpus}) for r in nodes))

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -105,6 +106,21 @@ def node_fits(resources: Mapping[str, float], need: Mapping[str, float]) -> bool
         False
     """
     return all(resources.get(key, 0.0) >= amount for key, amount in need.items() if amount)
+
+
+def alive_nodes(ray: Any) -> list[dict[str, float]]:
+    """The resources (``{"CPU": 8.0, "GPU": 1.0, ...}``) of every live node of the connected cluster."""
+    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+
+def fits(resources: Mapping[str, float], need: Mapping[str, float]) -> int:
+    """How many tasks or actors needing ``need`` fit in ``resources`` at once.
+
+    Example:
+        >>> fits({"CPU": 8.0, "GPU": 1.0}, {"CPU": 2, "GPU": 0.5}), fits({"CPU": 8.0}, {"CPU": 3, "GPU": 0})
+        (2, 2)
+    """
+    return min(math.floor(resources.get(key, 0.0) / amount) for key, amount in need.items() if amount)
 
 
 def _unreachable(address: str | None, why: str) -> BadValueError:

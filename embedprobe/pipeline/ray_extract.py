@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from embedprobe.audio.prefetch import decode_iter
-from embedprobe.common.raycluster import connected, lost_worker_errors, node_fits
+from embedprobe.common.raycluster import alive_nodes, connected, fits, lost_worker_errors, node_fits
 from embedprobe.common.replicas import ReplicaError
 from embedprobe.common.threads import limit_threads
 from embedprobe.corpora.base import Clip
@@ -169,7 +169,7 @@ class RayEngine:
     def _workers(self, ray: Any) -> int:
         """``--workers``, or as many actors as the cluster's free resources hold (at least one)."""
         cfg = self.cfg
-        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        nodes = alive_nodes(ray)
         need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}
         if not any(node_fits(res, need) for res in nodes):
             most = {key: max((res.get(key, 0) for res in nodes), default=0) for key in need}
@@ -180,10 +180,7 @@ class RayEngine:
         if cfg.ray_workers is not None:
             n = cfg.ray_workers
         else:
-            free = ray.available_resources()
-            n = math.floor(free.get("CPU", 0) / cfg.cpus_per_worker)
-            if cfg.gpus_per_worker:
-                n = min(n, math.floor(free.get("GPU", 0) / cfg.gpus_per_worker))
+            n = fits(ray.available_resources(), need)
         return max(1, min(n, self.n_clips))
 
     def _joined(self, k: int, info: dict[str, Any]) -> None:
