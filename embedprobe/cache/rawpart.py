@@ -144,6 +144,16 @@ class RawArray:
             out = np.ascontiguousarray(out[:, cols])
         return out
 
+    def read_runs(self, runs: list[tuple[int, int]], out: np.ndarray) -> None:
+        """Rows ``a:b`` of each run, one after another, into ``out`` (C-contiguous, this dtype)."""
+        k = 0
+        for a, b in runs:
+            if b > a:
+                if a < 0 or b > self.shape[0]:
+                    raise IndexError(f"rows {a}:{b} of a {self.shape[0]}-row array")
+                self.file.read_into(out[k:k + b - a], self.offset + a * self.row_bytes)
+            k += b - a
+
 
 def read_raw_header(file: RawFile) -> dict[str, Any]:
     """The header of an open raw part, checked against its checksum and the file's size.

@@ -13,6 +13,7 @@ from embedprobe.errors import CacheError
 
 from .digest import DIGEST_DSET, META_ATTR, SCHEME, SCHEME_ATTR, columns, meta_digest, read_small
 from .layout import PartName
+from .rangeio import h5_read_runs
 from .rawpart import RAW_VERSION, RawArray, RawFile, digest_table, is_raw, read_raw_header
 from .schema import PACKED_DSET, READABLE_VERSIONS, Header, packed_columns
 
@@ -261,6 +262,16 @@ class PackedColumns:
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         return self.base[rows, self.start:self.stop]
+
+    def read_runs(self, runs: list[tuple[int, int]], out: np.ndarray) -> None:
+        """Rows ``a:b`` of each run, one after another, into ``out`` (``rangeio.read_rows``)."""
+        if isinstance(self.base, RawArray):
+            k = 0
+            for a, b in runs:
+                out[k:k + b - a] = self.base[a:b, self.start:self.stop]
+                k += b - a
+        else:
+            h5_read_runs(self.base.id, runs, out, self.start)
 
 
 def close_all(segments: list[Segment]) -> None:
