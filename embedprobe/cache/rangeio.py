@@ -216,7 +216,7 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     buf, out, free, spare = None, None, 0, []
     for x, runs in enumerate(blocks):
         rows = sizes[x]
-        if out is None or rows > free:  # a new result array for the blocks that fit in SPAN_BYTES (at least this one)
+        if out is None or rows > free:  # a result array for the next blocks, up to SPAN_BYTES
             y, total = x, 0
             while y < len(blocks) and (y == x or total + sizes[y] <= group_rows):
                 total += sizes[y]
@@ -225,20 +225,16 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
         at0 = len(out) - free
         dst = out[at0:at0 + rows]
         free -= rows
-        if convert:
+        hash_later = later and rows * row_bytes >= OVERLAP_BYTES  # on a second thread
+        if convert and not hash_later:
             buf = _scratch(buf, max(sizes), shape, dset.dtype)
             raw = buf[:rows]
-        else:
-            raw = dst
+        else:  # the result itself, or a buffer of its own that waits to be hashed
+            raw = np.empty((rows,) + shape, dset.dtype) if convert else dst
         _read_runs(dset, np.array([r[0] for r in runs]), np.array([r[1] for r in runs]), raw,
                    GAP_BYTES // row_bytes, spare)
         if digests is not None:
-            if later and rows * row_bytes >= OVERLAP_BYTES:  # hashed on a second thread
-                if convert:
-                    raw = raw.copy()
-                rowd.append(_hash_later(raw, rowd))
-            else:
-                rowd.append(row_digests(raw))
+            rowd.append(_hash_later(raw, rowd) if hash_later else row_digests(raw))
         if convert:
             convert_into(dst, raw)
         at = 0
