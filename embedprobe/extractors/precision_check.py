@@ -98,7 +98,7 @@ class ModuleScreen:
         culprits: ``{module name: cosine}`` of the modules below ``threshold``.
         worst: the lowest cosine seen (1.0 if nothing was screened).
         screened: how many modules ran at least once.
-        cast_weights: ``{id(module): (module, data_ptr of its fp32 weight, the weight in dtype)}``
+        cast_weights: ``{id(module): (module, its fp32 weight, that weight in dtype)}``
             of the modules computed in ``dtype``, for ``rewrites.prepare(precast=...)``.
         cast_seconds: ``[wall, CPU]`` seconds spent making those casts (work that preparing the
             fast path would otherwise do).
@@ -174,7 +174,9 @@ class ModuleScreen:
         t0, c0 = time.perf_counter(), time.process_time()
         with torch.inference_mode(False):  # a normal tensor: it becomes the module's weight later
             cast = weight.data.to(self.dtype)
-        self.cast_weights[id(module)] = (module, weight.data_ptr(), cast)
+        # the fp32 tensor itself is kept (not its address), so that a weight replaced meanwhile
+        # cannot reuse the address and pass for the one that was cast
+        self.cast_weights[id(module)] = (module, weight.data, cast)
         self.cast_seconds[0] += time.perf_counter() - t0
         self.cast_seconds[1] += time.process_time() - c0
         fp32 = weight.data

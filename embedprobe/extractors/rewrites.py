@@ -55,9 +55,9 @@ def cast_matmul_weights(model: Any, dtype: Any, skip: Sequence[Any] = (),
     forward); casting them once removes that copy. Biases, norms and embeddings stay fp32.
     Only valid when every forward runs under autocast of the same dtype, except inside the
     ``skip`` submodules (see ``run_in_fp32``), whose weights stay fp32. ``precast``: casts made
-    already (``precision_check.ModuleScreen.cast_weights``: ``{id(module): (module, data_ptr of
-    the weight it was cast from, cast)}``), used instead of casting again while the module
-    still holds that weight.
+    already (``precision_check.ModuleScreen.cast_weights``: ``{id(module): (module, the weight
+    it was cast from, cast)}``), used instead of casting again while the module still holds
+    that weight.
     """
     from torch import nn
 
@@ -78,9 +78,10 @@ def _precast(module: Any, dtype: Any, precast: dict[int, Any] | None) -> Any:
     entry = (precast or {}).get(id(module))
     if entry is None:
         return None
-    owner, ptr, cast = entry
+    owner, source, cast = entry
     weight = module.weight
-    fits = owner is module and ptr == weight.data_ptr() and cast.dtype == dtype and cast.shape == weight.shape
+    fits = (owner is module and source.data_ptr() == weight.data_ptr() and source.shape == weight.shape
+            and cast.dtype == dtype and cast.shape == weight.shape)
     return cast if fits else None
 
 
