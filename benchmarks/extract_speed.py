@@ -373,7 +373,8 @@ def run_model(name: str, build, paths: list[Path], corpus: Path, work: Path, rep
         "precision": runtime.get("precision", "fp32"), "procs": summary.procs, "n_errors": summary.n_errors,
         "ratios_per_repeat": [round(r, 3) for r in ratios],
         "load_s": round(load_s, 2),
-        "precision_check_s": (runtime.get("precision_check") or {}).get("seconds"),
+        "precision_check_s": (runtime.get("precision_check") or {}).get("seconds"),  # its own cost
+        "precision_check_rewrite_s": (runtime.get("precision_check") or {}).get("rewrite_seconds"),
         "precision_check": {k: v for k, v in (runtime.get("precision_check") or {}).items()
                             if k in ("decision", "min_layer_cosine", "fp32_modules")},
         "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None,

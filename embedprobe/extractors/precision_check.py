@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,10 +72,13 @@ def agreement(fast: Any, ref: Any) -> float:
     b = np.asarray(ref, np.float64).ravel()
     if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return 0.0
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    # elementwise products and numpy's pairwise sums, not BLAS (np.linalg.norm, a @ b): numpy's
+    # OpenBLAS threads ignore torch's thread count and spin after every call, which cost the check
+    # more CPU time than CNN14's two passes on a 2-core machine
+    na, nb = math.sqrt(float(np.square(a).sum())), math.sqrt(float(np.square(b).sum()))
     if na == 0.0 or nb == 0.0:
         return 1.0 if na == nb else 0.0
-    return float(a @ b / (na * nb))
+    return float((a * b).sum() / (na * nb))
 
 
 def _screened_types() -> tuple[type, ...]:
@@ -94,6 +98,10 @@ class ModuleScreen:
         culprits: ``{module name: cosine}`` of the modules below ``threshold``.
         worst: the lowest cosine seen (1.0 if nothing was screened).
         screened: how many modules ran at least once.
+        cast_weights: ``{id(module): (module, its fp32 weight, that weight in dtype)}``
+            of the modules computed in ``dtype``, for ``rewrites.prepare(precast=...)``.
+        cast_seconds: ``[wall, CPU]`` seconds spent making those casts (work that preparing the
+            fast path would otherwise do).
     """
 
     def __init__(self, model: Any, dtype: Any, device: str, *, skip: Iterable[Any] = (),
@@ -106,6 +114,8 @@ class ModuleScreen:
         self._seen: set[str] = set()
         self._by_signature: dict[tuple, float] = {}
         self._handles: list[Any] = []
+        self.cast_weights: dict[int, Any] = {}
+        self.cast_seconds = [0.0, 0.0]  # wall, CPU
 
     @property
     def screened(self) -> int:
@@ -142,8 +152,7 @@ class ModuleScreen:
             key = _signature(module, args)
             cos = self._by_signature.get(key)
             if cos is None:  # one kernel call per shape: the 24 layers of a transformer share six
-                with torch.autocast(self.kind, dtype=self.dtype):
-                    fast = module.forward(*args)  # the module's own (possibly rewritten) forward, no hooks
+                fast = self._fast_forward(module, args)
                 cos = self._by_signature[key] = agreement(fast.float().cpu().numpy(),
                                                           output.float().cpu().numpy())
             self._seen.add(name)
@@ -152,6 +161,31 @@ class ModuleScreen:
                 self.culprits[name] = min(cos, self.culprits.get(name, 1.0))
 
         return hook
+
+    def _fast_forward(self, module: Any, args: tuple) -> Any:
+        """The module's own (possibly rewritten) forward under autocast, on its weight cast once.
+
+        The same numbers as letting autocast cast the fp32 weight (the same rounding), but the
+        cast is kept (``cast_weights``) so that preparing the fast path does not cast it again.
+        """
+        import torch
+
+        weight = module.weight
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.inference_mode(False):  # a normal tensor: it becomes the module's weight later
+            cast = weight.data.to(self.dtype)
+        # the fp32 tensor itself is kept (not its address), so that a weight replaced meanwhile
+        # cannot reuse the address and pass for the one that was cast
+        self.cast_weights[id(module)] = (module, weight.data, cast)
+        self.cast_seconds[0] += time.perf_counter() - t0
+        self.cast_seconds[1] += time.process_time() - c0
+        fp32 = weight.data
+        weight.data = cast
+        try:
+            with torch.autocast(self.kind, dtype=self.dtype):
+                return module.forward(*args)  # no hooks
+        finally:
+            weight.data = fp32
 
 
 def _signature(module: Any, args: tuple) -> tuple:
@@ -168,8 +202,14 @@ def layer_agreement(fast: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> 
 
 def check_report(candidate: str, layers: dict[str, float], culprits: dict[str, float], *,
                  decision: str, screened: int, kernels: int, worst_module: float, seconds: float,
-                 cpu_seconds: float, signal_s: float) -> dict[str, Any]:
-    """The record kept in ``runtime_config()["precision_check"]`` and the cache's provenance."""
+                 cpu_seconds: float, signal_s: float, rewrite_seconds: float | None = None,
+                 rewrite_cpu_seconds: float | None = None) -> dict[str, Any]:
+    """The record kept in ``runtime_config()["precision_check"]`` and the cache's provenance.
+
+    ``seconds`` / ``cpu_seconds``: the check's own cost (the two passes, the screen, the
+    comparisons, a fallback's reload); ``rewrite_seconds`` / ``rewrite_cpu_seconds``: the fast
+    path's rewrites applied during the check, which an unchecked load makes as well.
+    """
     lowest = min(layers.values()) if layers else 1.0
     return {
         "candidate": candidate,
@@ -184,6 +224,8 @@ def check_report(candidate: str, layers: dict[str, float], culprits: dict[str, f
         "fp32_modules": {k: round(v, 6) for k, v in culprits.items()},
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu_seconds, 3),
+        **({} if rewrite_seconds is None else {"rewrite_seconds": round(rewrite_seconds, 3)}),
+        **({} if rewrite_cpu_seconds is None else {"rewrite_cpu_seconds": round(rewrite_cpu_seconds, 3)}),
     }
 
 

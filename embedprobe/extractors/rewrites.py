@@ -47,13 +47,17 @@ def bake_weight_norm(model: Any) -> int:
     return n
 
 
-def cast_matmul_weights(model: Any, dtype: Any, skip: Sequence[Any] = ()) -> int:
+def cast_matmul_weights(model: Any, dtype: Any, skip: Sequence[Any] = (),
+                        precast: dict[int, Any] | None = None) -> int:
     """Store the weights of ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` in ``dtype``; returns the count.
 
     Under autocast the weights are cast anyway, on every call (13 % of a WavLM-Large CPU
     forward); casting them once removes that copy. Biases, norms and embeddings stay fp32.
     Only valid when every forward runs under autocast of the same dtype, except inside the
-    ``skip`` submodules (see ``run_in_fp32``), whose weights stay fp32.
+    ``skip`` submodules (see ``run_in_fp32``), whose weights stay fp32. ``precast``: casts made
+    already (``precision_check.ModuleScreen.cast_weights``: ``{id(module): (module, the weight
+    it was cast from, cast)}``), used instead of casting again while the module still holds
+    that weight.
     """
     from torch import nn
 
@@ -63,9 +67,22 @@ def cast_matmul_weights(model: Any, dtype: Any, skip: Sequence[Any] = ()) -> int
         if id(module) in skipped:
             continue
         if type(module) in (nn.Linear, nn.Conv1d, nn.Conv2d) and module.weight.dtype != dtype:
-            module.weight.data = module.weight.data.to(dtype)
+            cast = _precast(module, dtype, precast)
+            module.weight.data = module.weight.data.to(dtype) if cast is None else cast
             n += 1
     return n
+
+
+def _precast(module: Any, dtype: Any, precast: dict[int, Any] | None) -> Any:
+    """The cast of ``module``'s current weight in ``precast``, or ``None``."""
+    entry = (precast or {}).get(id(module))
+    if entry is None:
+        return None
+    owner, source, cast = entry
+    weight = module.weight
+    fits = (owner is module and source.data_ptr() == weight.data_ptr() and source.shape == weight.shape
+            and cast.dtype == dtype and cast.shape == weight.shape)
+    return cast if fits else None
 
 
 def run_in_fp32(module: Any, device: str) -> None:
@@ -91,7 +108,8 @@ def run_in_fp32(module: Any, device: str) -> None:
 
 
 def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = True,
-            keep_fp32: Sequence[Any] = (), matmul_convs: bool = False) -> dict[str, Any]:
+            keep_fp32: Sequence[Any] = (), matmul_convs: bool = False,
+            precast: dict[int, Any] | None = None) -> dict[str, Any]:
     """Apply the module rewrites that suit a resolved ``precision`` and describe what was done.
 
     All: weight norms folded into plain weights (same numbers, computed once), WavLM
@@ -110,6 +128,7 @@ def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = T
             forward runs with autocast disabled (``run_in_fp32``).
         matmul_convs: on CPU, run ``nn.Conv2d`` layers whose feature maps are small next to
             their kernels as one matrix multiply (``use_matmul_convs``).
+        precast: matmul/conv weights already cast to the fast dtype (``cast_matmul_weights``).
 
     Returns:
         ``{"precision", "attention", "onednn_linears", "weights_dtype", ...}`` for
@@ -130,7 +149,7 @@ def prepare(model: Any, precision: str, device: str, *, fuse_attention: bool = T
         info["matmul_convs"] = use_matmul_convs(model) if cpu else 0
     if precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        cast_matmul_weights(model, dtype, skip=keep_fp32)
+        cast_matmul_weights(model, dtype, skip=keep_fp32, precast=precast)
         info["weights_dtype"] = str(dtype).replace("torch.", "") + " (matmul/conv weights)"
     if precision in ("bf16", "fp16") and not str(device).startswith("cuda"):
         info["gemm_feature_encoder"] = patch_conv_feature_encoder(model)

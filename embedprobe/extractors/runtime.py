@@ -14,8 +14,12 @@ remembers the rest; ``load()`` then, once the family's ``_load`` has finished (h
 
 The decision and the cosines go to ``runtime_config()["precision_check"]`` (recorded in the
 cache's provenance, not in its identity); ``precision_check.fallback_note`` turns it into the one
-line the user sees when anything fell back (``extract`` prints it). Its load-time cost is in
-the README's "Speed" section.
+line the user sees when anything fell back (``extract`` prints it). Its own load-time cost (the
+two passes, the comparisons and, after a failure, the fp32 reload) is recorded as ``seconds`` /
+``cpu_seconds``; the fast path's rewrites made during it (weight casts, including those the
+screen made and the rewrites reuse, and prepacking), which a load without the check makes as
+well, apart as ``rewrite_seconds`` / ``rewrite_cpu_seconds``. The
+figures are in the README's "Speed" section (``benchmarks/precision_check_cost.py``).
 """
 
 from __future__ import annotations
@@ -95,7 +99,15 @@ class RuntimeMixin:
             keep = keep + tuple(screen.modules())
         else:
             ref = self.embed(signal)  # type: ignore[attr-defined]
-        info = prepare(model, candidate, self.device, **{**options, "keep_fp32": keep})  # type: ignore[attr-defined]
+        # the fast path's rewrites (weight casts, prepacking): a load without the check does them
+        # too, so they are timed apart; the casts the screen made are reused, not made again
+        t1, c1 = time.perf_counter(), time.process_time()
+        info = prepare(model, candidate, self.device, **{**options, "keep_fp32": keep},  # type: ignore[attr-defined]
+                       precast=screen.cast_weights if screen is not None else None)
+        rewrite = (time.perf_counter() - t1, time.process_time() - c1)
+        if screen is not None:
+            rewrite = (rewrite[0] + screen.cast_seconds[0], rewrite[1] + screen.cast_seconds[1])
+            screen.cast_weights.clear()
         self.precision_ = candidate
         got = self.embed(signal)  # type: ignore[attr-defined]
         layers = precision_check.layer_agreement(got, ref)
@@ -106,18 +118,19 @@ class RuntimeMixin:
             screened=screen.screened if screen is not None else 0,
             kernels=screen.kernels if screen is not None else 0,
             worst_module=screen.worst if screen is not None else 1.0,
-            seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, signal_s=seconds)
+            seconds=time.perf_counter() - t0 - rewrite[0], cpu_seconds=time.process_time() - c0 - rewrite[1],
+            signal_s=seconds, rewrite_seconds=rewrite[0], rewrite_cpu_seconds=rewrite[1])
         if held:
             # the culprits are recorded in the report, not in "fp32_modules" (the family's own
             # choice, part of the cache identity): which kernels are wrong depends on the machine;
             # the fp32 pass already folded the weight norms (the second pass finds none)
             self._runtime.update({k: v for k, v in info.items() if k not in _FIRST_PASS_KEYS})
-        else:  # weights are cast already: build the model again, in fp32
+        else:  # weights are cast already: build the model again, in fp32 (counted as the check's)
             self.unload()  # type: ignore[attr-defined]
             self._forced_precision = "fp32"
             super().load()  # type: ignore[misc]
-            report["seconds"] = round(time.perf_counter() - t0, 3)
-            report["cpu_seconds"] = round(time.process_time() - c0, 3)
+            report["seconds"] = round(time.perf_counter() - t0 - rewrite[0], 3)
+            report["cpu_seconds"] = round(time.process_time() - c0 - rewrite[1], 3)
         self._runtime["precision_check"] = report
 
     @property

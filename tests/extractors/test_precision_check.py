@@ -209,3 +209,38 @@ def test_extraction_records_the_check_and_says_what_fell_back(tmp_path):
     assert runtime["precision_check"]["fp32_modules"].keys() == {"encoder.pos_conv_embed.conv"}
     assert "precision_check" not in identity_runtime  # which kernels fail depends on the machine
     assert identity_runtime["precision"] == "bf16"
+
+
+def test_agreement_is_the_cosine():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((4, 50)), rng.standard_normal((4, 50))
+    b[0] = 2.0 * a[0]
+    expected = float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    assert precision_check.agreement(a, b) == pytest.approx(expected, abs=1e-12)
+    assert precision_check.agreement(a[0], b[0]) == pytest.approx(1.0, abs=1e-12)
+    assert precision_check.agreement(a[0], -b[0]) == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_screen_casts_are_reused_by_the_fast_path_while_current():
+    """The screen casts a weight once; ``prepare`` takes that cast, unless the weight changed since."""
+    from embedprobe.extractors.rewrites import cast_matmul_weights
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4))
+    with torch.inference_mode(), precision_check.ModuleScreen(net, torch.bfloat16, "cpu") as screen:
+        net(torch.randn(3, 8))
+    casts = {key: cast for key, (_, _, cast) in screen.cast_weights.items()}
+    assert set(casts) == {id(net[0]), id(net[1])}
+    net[1].weight.data = net[1].weight.data.clone()  # replaced after the screen: its cast is stale
+    assert cast_matmul_weights(net, torch.bfloat16, precast=screen.cast_weights) == 2
+    assert net[0].weight.data_ptr() == casts[id(net[0])].data_ptr()
+    assert net[1].weight.data_ptr() != casts[id(net[1])].data_ptr()
+    assert net[0].weight.dtype == net[1].weight.dtype == torch.bfloat16
+    assert not net[0].weight.is_inference()  # usable outside inference mode, like any weight
+    assert screen.cast_seconds[1] >= 0.0
+
+
+def test_check_records_its_own_time_apart_from_the_rewrites():
+    report = _make(HFSpeechEncoder).runtime_config()["precision_check"]
+    for key in ("seconds", "cpu_seconds", "rewrite_seconds", "rewrite_cpu_seconds"):
+        assert isinstance(report[key], float) and report[key] >= 0.0, key
