@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedprobe.common.metrics import METRICS, metrics_batch
+from embedprobe.common.metrics import METRICS, metrics_grouped
 from embedprobe.probes.augment import frame_batch
 from embedprobe.probes.batches import CountedBatches, GatheredBatches
 from embedprobe.probes.features import FrameSet, _as_tensor
@@ -59,17 +59,17 @@ def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> t
 def _scores(probes: Sequence[Any], probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> list[dict[str, float]]:
     """Every metric of each probe's ``probas[i]`` (columns ``classes_``) against encoded labels ``ys[i]``.
 
-    One :func:`metrics_batch` call for all: the probes' rows are stacked and probe ``i`` is the
-    ``i``-th weighting (ones on its rows, zeros elsewhere), which gives exactly its own metrics.
-    Labels unseen in training get probability 0 (see ``TorchProbe._encode``).
+    One :func:`metrics_grouped` call for all: the probes' rows are stacked and probe ``i``'s rows
+    are group ``i``, which gives exactly its own metrics. Labels unseen in training get
+    probability 0 (see ``TorchProbe._encode``).
     """
     k = max(len(p.eval_classes_) for p in probes)
-    proba = np.concatenate([np.pad(q, ((0, 0), (0, k - q.shape[1]))) for q in probas])
     sizes = [y.shape[0] for y in ys]
-    weights = np.zeros((len(ys), proba.shape[0]))
-    for i, (a, n) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True)):
-        weights[i, a:a + n] = 1.0
-    vals = metrics_batch(np.concatenate(ys), proba, weights, METRICS)
+    proba, at = np.zeros((sum(sizes), k)), 0
+    for q in probas:
+        proba[at:at + q.shape[0], :q.shape[1]] = q
+        at += q.shape[0]
+    vals = metrics_grouped(np.concatenate(ys), proba, np.repeat(np.arange(len(ys)), sizes), len(ys), METRICS)
     return [{m: float(v[i]) for m, v in vals.items()} for i in range(len(ys))]
 
 
