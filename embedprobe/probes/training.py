@@ -11,6 +11,11 @@ all of them. Each probe keeps its own data, standardisation, sampler and random 
 indices, augmentations and initial weights come from its ``random_state`` alone), learning-rate
 schedule and early stopping; a probe that stops leaves the stack. Dropout masks and noise are
 drawn for the whole stack from one generator seeded by all the stacked seeds.
+
+Without augmentation, the batches of a stack come from :mod:`embedprobe.probes.batches`: one
+gather of the drawn rows per step, or, when nothing depends on the draw beyond which rows it
+picks (no noise, no dropout) and the training sets are small (EmoDB), the fixed training rows
+weighted by their draw counts - the same steps without the gather.
 """
 
 from __future__ import annotations
