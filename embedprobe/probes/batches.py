@@ -34,14 +34,24 @@ dimensions; 2.8, 1.7, 1.06, 1.03, 0.6 with 1,024. EmoDB's folds train on ``n`` ~
 """
 
 
+def _same_rows(a: Any, b: Any) -> bool:
+    """Whether runs ``a`` and ``b`` train on the same standardised rows: the same array (the same
+    tensor, or views of the same memory: each probe converts the caller's array itself), the
+    same rows and the same standardisation - the seeds of one fold."""
+    sa, sb = a.src, b.src
+    same = sa is sb or (sa.data_ptr() == sb.data_ptr() and sa.shape == sb.shape and sa.stride() == sb.stride()
+                        and sa.dtype == sb.dtype and sa.device == sb.device)
+    return (same and np.array_equal(a.rows, b.rows) and torch.equal(a.mean_d, b.mean_d)
+            and torch.equal(a.scale_d, b.scale_d))
+
+
 def _standardised(runs: list[Any], dev: torch.device) -> tuple[list[torch.Tensor], list[int]]:
-    """Each run's standardised training rows (runs with the same array, rows and standardisation
-    - the seeds of one fold - share one tensor) and, per run, the index of its tensor."""
+    """Each run's standardised training rows (runs with the same rows share one tensor, see
+    :func:`_same_rows`) and, per run, the index of its tensor."""
     parts: list[tuple[Any, torch.Tensor]] = []
     which = []
     for r in runs:
-        k = next((i for i, (q, _) in enumerate(parts) if q.src is r.src and np.array_equal(q.rows, r.rows)
-                  and torch.equal(q.mean_d, r.mean_d) and torch.equal(q.scale_d, r.scale_d)), None)
+        k = next((i for i, (q, _) in enumerate(parts) if _same_rows(q, r)), None)
         if k is None:
             k = len(parts)
             parts.append((r, (r.src.index_select(0, torch.from_numpy(r.rows)).to(dev) - r.mean_d) / r.scale_d))
@@ -53,7 +63,7 @@ class GatheredBatches:
     """Batches of the stack's simple runs with one gather per step.
 
     Several runs: their standardised training features are concatenated once (runs with the same
-    array, rows and standardisation - the seeds of one fold - share one copy), so a step's batch
+    rows - the seeds of one fold - share one copy, see :func:`_same_rows`), so a step's batch
     is one ``index_select`` of ``P x B`` rows. A single run gathers from its own array (no copy)
     and standardises each batch, as large training sets need.
     """
@@ -68,8 +78,7 @@ class GatheredBatches:
         parts: list[tuple[Any, np.ndarray, int]] = []
         at, self.rows = 0, []
         for r in runs:
-            same = next((q for q in parts if q[0].src is r.src and np.array_equal(q[0].rows, r.rows)
-                         and torch.equal(q[0].mean_d, r.mean_d) and torch.equal(q[0].scale_d, r.scale_d)), None)
+            same = next((q for q in parts if _same_rows(q[0], r)), None)
             if same is None:
                 used = np.unique(r.rows)
                 same = (r, used, at)

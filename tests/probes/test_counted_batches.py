@@ -9,6 +9,7 @@ import torch
 from embedprobe.probes import batches, create, fit_together
 from embedprobe.probes.nets import MLPNet
 from embedprobe.probes.stacked import StackedNet
+from embedprobe.probes.training import FitJob, _Run
 
 
 @pytest.mark.parametrize("hidden", [(), (7, 4)])
@@ -42,7 +43,8 @@ def _fits(n_folds=3, n=120):
     return fits
 
 
-@pytest.mark.parametrize("name,params", [("linear", {}), ("mlp", {"dropout": 0.0, "noise_std": 0.0, "hidden": (8,)})])
+@pytest.mark.parametrize("name,params", [("linear", {}),
+                                         ("mlp", {"dropout": 0.0, "noise_std": 0.0, "hidden": (8,), "lr": 1e-2})])
 def test_counted_training_equals_gathered_training(monkeypatch, name, params):
     common = dict(max_steps=300, min_steps=50, eval_every=25, patience=2, batch_size=64, **params)
     fits, seeds = _fits() * 2, [0, 0, 0, 1, 1, 1]  # runs of different lengths, seeds sharing a fold's rows
@@ -59,12 +61,24 @@ def test_counted_training_equals_gathered_training(monkeypatch, name, params):
     monkeypatch.setattr(batches, "MAX_ROWS_PER_DRAW", 0.0)
     gathered = fit_together([create(name, random_state=s, **common) for s in seeds], fits)
     assert len(made) == 1
+    assert len({p.n_steps_ for p in counted}) > 1  # runs left the stack at different steps
     for a, b in zip(counted, gathered, strict=True):
         assert a.n_steps_ == b.n_steps_ and a.best_step_ == b.best_step_
         for ha, hb in zip(a.history_, b.history_, strict=True):
             assert ha["loss"] == pytest.approx(hb["loss"], rel=1e-4, abs=1e-5)
         for pa, pb in zip(a.net_.parameters(), b.net_.parameters(), strict=True):
             torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
+
+
+def test_seeds_of_a_fold_share_their_standardised_rows():
+    fits = _fits(2)
+
+    def run(seed, fit):
+        probe = create("linear", random_state=seed)
+        return _Run(FitJob(probe, *probe._fit_job(**fit)))
+
+    runs = [run(0, fits[0]), run(1, fits[0]), run(0, fits[1]), run(0, {**fits[0], "X": fits[0]["X"].copy()})]
+    assert [batches._same_rows(runs[0], r) for r in runs] == [True, True, False, False]  # the same memory only
 
 
 @pytest.mark.parametrize("params", [{"noise_std": 0.1}, {"dropout": 0.2, "hidden": (8,)}])
