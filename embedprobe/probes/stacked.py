@@ -218,6 +218,7 @@ class StackedAdamW:
         self.v = torch.zeros((n_rows, n_params), device=dev)
         self.lr = torch.tensor(lr, dtype=torch.float32, device=dev)[:, None]
         self.wd = torch.tensor(weight_decay, dtype=torch.float32, device=dev)[:, None]
+        self.any_wd = any(w != 0 for w in weight_decay)  # without decay the factor is exactly 1: skipped
         self.betas, self.eps, self.t = betas, eps, 0
 
     def set_lr(self, row: int, lr: float) -> None:
@@ -232,7 +233,8 @@ class StackedAdamW:
         b1, b2 = self.betas
         self.t += 1
         grad = param.grad if grad is None else grad
-        param.mul_(1.0 - self.lr * self.wd)
+        if self.any_wd:
+            param.mul_(1.0 - self.lr * self.wd)
         self.m.lerp_(grad, 1.0 - b1)
         self.v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
         denom = (self.v.sqrt() / math.sqrt(1.0 - b2 ** self.t)).add_(self.eps)
