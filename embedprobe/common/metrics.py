@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -211,6 +212,52 @@ def metrics_batch(
         conf = from_confusion(confusion_batch(y, p.argmax(axis=1), p.shape[1], w))
         out.update({m: conf[m] for m in ("acc", "uacc", "f1", "wf1") if m in names})
     return {m: out[m] for m in names}
+
+
+def _below(v: np.ndarray, first: np.ndarray, reps: np.ndarray) -> np.ndarray:
+    """Sums of ``v`` over the entries before each one in its group (groups start at ``first``)."""
+    cs = np.cumsum(v) - v
+    return cs - np.repeat(cs[first], reps)
+
+
+def metrics_grouped(
+    y_true: np.ndarray, proba: np.ndarray, group: np.ndarray, n_groups: int, names: Sequence[str] = METRICS
+) -> dict[str, np.ndarray]:
+    """:func:`metrics_batch` with weighting ``g`` = ones on the rows of group ``g``, zeros elsewhere.
+
+    For many disjoint groups (the validation rows of ``G`` probes trained together) in
+    ``O(N log N)`` instead of ``O(G * N)``: one sort by (group, score) per class. The same
+    values (AvPrec up to the rounding of its sum); ``{name: (G,) array}``.
+    """
+    y, k = _labels(y_true), np.asarray(proba).shape[1]
+    p, g = _scores(proba, y.shape[0]), np.asarray(group, dtype=np.int64)
+    _check_range(y, k)
+    _check_range(g, n_groups, "group")
+    if set(names) - set(METRICS):
+        raise BadValueError("metric", sorted(set(names) - set(METRICS))[0], METRICS)
+    out: dict[str, np.ndarray] = {}
+    per_auc, per_ap = np.full((n_groups, k), np.nan), np.full((n_groups, k), np.nan)
+    for c in range(k if y.size and {"auroc", "avprec"} & set(names) else 0):
+        order = np.lexsort((p[:, c], g))  # by group, then score ascending
+        s, gs = p[order, c], g[order]
+        starts = np.flatnonzero(np.r_[True, (s[1:] != s[:-1]) | (gs[1:] != gs[:-1])])  # tied scores
+        pos_g = np.add.reduceat((y[order] == c).astype(np.float64), starts)
+        all_g = np.diff(np.r_[starts, y.size]).astype(np.float64)
+        neg_g, gg = all_g - pos_g, gs[starts]
+        first = np.flatnonzero(np.r_[True, gg[1:] != gg[:-1]])
+        below = partial(_below, first=first, reps=np.diff(np.r_[first, gg.size]))
+        p_tot, n_tot = np.bincount(gg, pos_g, n_groups), np.bincount(gg, neg_g, n_groups)
+        ok = (p_tot > 0) & (n_tot > 0)
+        num = np.bincount(gg, pos_g * (below(neg_g) + 0.5 * neg_g), n_groups)
+        per_auc[:, c] = np.divide(num, p_tot * n_tot, out=np.full_like(num, np.nan), where=ok)
+        tp = p_tot[gg] - below(pos_g)  # positives at or above each threshold, from high to low
+        prec = tp / (np.bincount(gg, all_g, n_groups)[gg] - below(all_g))
+        num = np.bincount(gg, pos_g * prec, n_groups)
+        per_ap[:, c] = np.divide(num, p_tot, out=np.full_like(num, np.nan), where=ok)
+    out["auroc"], out["avprec"] = _nanmean_rows(per_auc), _nanmean_rows(per_ap)
+    code = (g * k + y) * k + p.argmax(axis=1)
+    conf = from_confusion(np.bincount(code, minlength=n_groups * k * k).reshape(-1, k, k).astype(np.float64))
+    return {m: out[m] if m in out else conf[m] for m in names}
 
 
 # ----------------------------------------------------------------------------- public metrics

@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from embedprobe.errors import BadValueError
 
@@ -153,6 +154,25 @@ def choose_threads(work: float, *, requested: int | None = None, cores: int | No
     return max(1, min(n, int(free + 1e-9)))
 
 
+_controller: tuple[int, Any] | None = None
+
+
+def _threadpools() -> Any:
+    """threadpoolctl's controller of the loaded BLAS / OpenMP libraries.
+
+    Finding them scans the process's shared libraries (~5 ms, as long as a small probe's whole
+    prediction), so the controller is kept and found again only once more modules are imported
+    (native libraries arrive with extension modules).
+    """
+    global _controller
+    from threadpoolctl import ThreadpoolController
+
+    n = len(sys.modules)
+    if _controller is None or _controller[0] != n:
+        _controller = (n, ThreadpoolController())
+    return _controller[1]
+
+
 @contextmanager
 def limit_threads(threads: int) -> Iterator[int]:
     """Run the block with ``threads`` torch intra-op threads and BLAS / OpenMP threads.
@@ -169,12 +189,10 @@ def limit_threads(threads: int) -> Iterator[int]:
     threads = check_threads(threads, "threads")
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
-    from threadpoolctl import threadpool_limits
-
     try:
         if torch is not None and before != threads:
             torch.set_num_threads(threads)
-        with threadpool_limits(limits=threads):
+        with _threadpools().limit(limits=threads):
             yield threads
     finally:
         if torch is not None and torch.get_num_threads() != before:

@@ -19,7 +19,7 @@ from typing import Any
 
 from embedprobe.registry import Registry, Row
 
-NOT_PLUGINS = ("nets", "stacked", "training", "tuning")
+NOT_PLUGINS = ("batches", "nets", "stacked", "training", "tuning")
 """Modules of :mod:`embedprobe.probes` that discovery does not import (torch at module level, no probes)."""
 
 

@@ -57,13 +57,26 @@ class BalancedSampler:
         p = 1.0 / cls_u.size / groups_per_cls[cell_cls]
         self.cell_p = p / p.sum()
         self._cum = np.cumsum(self.cell_p)
+        self._size_f = self.cell_size.astype(np.float64)
 
     def draw(self, n: int) -> np.ndarray:
-        """``n`` clip indices drawn with replacement."""
+        """``n`` clip indices drawn with replacement.
+
+        A cell is the number of cumulative probabilities ``<= u`` (at most the last cell), the
+        clip within it ``floor(v * size)``, from two uniform numbers ``u``, ``v`` per draw.
+        """
         u = self.rng.random((2, n))
-        cell = np.minimum(np.searchsorted(self._cum, u[0], side="right"), self.cell_p.size - 1)
-        within = (u[1] * self.cell_size[cell]).astype(np.int64)
-        return self.order[self.cell_start[cell] + within]
+        if self._cum.size <= 16:  # a few cells: one comparison per cell beats a binary search
+            cell = np.zeros(n, dtype=np.intp)
+            for c in self._cum[:-1]:
+                cell += u[0] >= c
+        else:
+            cell = np.minimum(np.searchsorted(self._cum, u[0], side="right"), self._cum.size - 1)
+        within = np.take(self._size_f, cell)
+        within *= u[1]
+        at = np.take(self.cell_start, cell)
+        at += within.astype(np.intp)
+        return np.take(self.order, at)
 
 
 class SameClass:

@@ -58,13 +58,19 @@ class StackedNet:
         """``[P, D, B]`` standardised features -> ``[P, C, B]`` logits (dropout when ``train``)."""
         return _forward(self._layers(self.flat), x, self.dropout if train else 0.0, gen)
 
-    def loss_grad(self, x: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_grad(self, x: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None,
+                  weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One training step's forward and backward by hand (no autograd: half the torch calls).
 
         Args:
             x: ``[P, D, B]`` standardised features.
-            target: ``[P, C, B]`` one-hot labels divided by ``B``.
+            target: ``[P, C, B]`` one-hot labels divided by ``B`` (times ``weight`` if given).
             gen: generator of the dropout masks.
+            weight: ``[P, 1, B]`` weights of the columns of ``x`` (None: ``1 / B`` each). With
+                ``x`` a run's fixed training rows and ``weight`` their draw counts divided by the
+                batch size, the loss and gradient are those of the drawn batch
+                (:class:`~embedprobe.probes.batches.CountedBatches`); only without dropout, whose
+                masks would differ between the copies of a row.
 
         Returns:
             ``(grad, loss)``: the ``[P, n]`` gradient of every probe's mean cross-entropy
@@ -82,7 +88,8 @@ class StackedNet:
                     h = h * (torch.rand(h.shape, generator=gen) >= p).to(h.device) / (1.0 - p)
         logp = torch.log_softmax(h, 1)
         loss = (logp * target).sum((1, 2)).neg_()
-        g = logp.exp_().div_(x.shape[2]).sub_(target)  # d(mean CE)/d logits: (softmax - onehot) / B
+        g = logp.exp_()  # d(mean CE)/d logits: (softmax - onehot) / B, or weighted by draw counts / B
+        g = (g.div_(x.shape[2]) if weight is None else g.mul_(weight)).sub_(target)
         grads: list[torch.Tensor] = []
         for i in range(len(layers) - 1, -1, -1):
             grads += [g.sum(2), torch.bmm(g, acts[i].transpose(1, 2)).flatten(1)]
@@ -211,6 +218,7 @@ class StackedAdamW:
         self.v = torch.zeros((n_rows, n_params), device=dev)
         self.lr = torch.tensor(lr, dtype=torch.float32, device=dev)[:, None]
         self.wd = torch.tensor(weight_decay, dtype=torch.float32, device=dev)[:, None]
+        self.any_wd = any(w != 0 for w in weight_decay)  # without decay the factor is exactly 1: skipped
         self.betas, self.eps, self.t = betas, eps, 0
 
     def set_lr(self, row: int, lr: float) -> None:
@@ -225,7 +233,8 @@ class StackedAdamW:
         b1, b2 = self.betas
         self.t += 1
         grad = param.grad if grad is None else grad
-        param.mul_(1.0 - self.lr * self.wd)
+        if self.any_wd:
+            param.mul_(1.0 - self.lr * self.wd)
         self.m.lerp_(grad, 1.0 - b1)
         self.v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
         denom = (self.v.sqrt() / math.sqrt(1.0 - b2 ** self.t)).add_(self.eps)

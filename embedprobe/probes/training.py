@@ -11,6 +11,11 @@ all of them. Each probe keeps its own data, standardisation, sampler and random 
 indices, augmentations and initial weights come from its ``random_state`` alone), learning-rate
 schedule and early stopping; a probe that stops leaves the stack. Dropout masks and noise are
 drawn for the whole stack from one generator seeded by all the stacked seeds.
+
+Without augmentation, the batches of a stack come from :mod:`embedprobe.probes.batches`: one
+gather of the drawn rows per step, or, when nothing depends on the draw beyond which rows it
+picks (no noise, no dropout) and the training sets are small (EmoDB), the fixed training rows
+weighted by their draw counts - the same steps without the gather.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedprobe.common.metrics import METRICS, metrics_batch
+from embedprobe.common.metrics import METRICS, metrics_grouped
 from embedprobe.probes.augment import frame_batch
+from embedprobe.probes.batches import CountedBatches, GatheredBatches
 from embedprobe.probes.features import FrameSet, _as_tensor
 from embedprobe.probes.sampling import BalancedSampler, SameClass
 from embedprobe.probes.stacked import StackedAdamW, StackedNet, stack_for, stackable
@@ -58,17 +64,17 @@ def _moments(src: torch.Tensor, rows: np.ndarray | None, chunk: int = 8192) -> t
 def _scores(probes: Sequence[Any], probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> list[dict[str, float]]:
     """Every metric of each probe's ``probas[i]`` (columns ``classes_``) against encoded labels ``ys[i]``.
 
-    One :func:`metrics_batch` call for all: the probes' rows are stacked and probe ``i`` is the
-    ``i``-th weighting (ones on its rows, zeros elsewhere), which gives exactly its own metrics.
-    Labels unseen in training get probability 0 (see ``TorchProbe._encode``).
+    One :func:`metrics_grouped` call for all: the probes' rows are stacked and probe ``i``'s rows
+    are group ``i``, which gives exactly its own metrics. Labels unseen in training get
+    probability 0 (see ``TorchProbe._encode``).
     """
     k = max(len(p.eval_classes_) for p in probes)
-    proba = np.concatenate([np.pad(q, ((0, 0), (0, k - q.shape[1]))) for q in probas])
     sizes = [y.shape[0] for y in ys]
-    weights = np.zeros((len(ys), proba.shape[0]))
-    for i, (a, n) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True)):
-        weights[i, a:a + n] = 1.0
-    vals = metrics_batch(np.concatenate(ys), proba, weights, METRICS)
+    proba, at = np.zeros((sum(sizes), k)), 0
+    for q in probas:
+        proba[at:at + q.shape[0], :q.shape[1]] = q
+        at += q.shape[0]
+    vals = metrics_grouped(np.concatenate(ys), proba, np.repeat(np.arange(len(ys)), sizes), len(ys), METRICS)
     return [{m: float(v[i]) for m, v in vals.items()} for i in range(len(ys))]
 
 
@@ -239,50 +245,6 @@ class _Run:
         p.n_val_ = 0 if self.job.val is None else int(self.job.val[1].size)
 
 
-class _Gather:
-    """Batches of the stack's simple runs (pooled input, no augmented copies) with one gather.
-
-    Several runs: their standardised training features are concatenated once (runs with the same
-    array, rows and standardisation - the seeds of one fold - share one copy), so a step's batch
-    is one ``index_select`` of ``P x B`` rows. A single run gathers from its own array (no copy)
-    and standardises each batch, as large training sets need.
-    """
-
-    def __init__(self, runs: list[_Run]):
-        self.dev = runs[0].dev
-        self.std = None
-        if len(runs) == 1:
-            r = runs[0]
-            self.data, self.rows, self.std = r.src.to(self.dev), [r.rows], (r.mean_d, r.scale_d)
-            return
-        parts: list[tuple[_Run, np.ndarray, int]] = []
-        at, self.rows = 0, []
-        for r in runs:
-            same = next((q for q in parts if q[0].src is r.src and np.array_equal(q[0].rows, r.rows)
-                         and torch.equal(q[0].mean_d, r.mean_d) and torch.equal(q[0].scale_d, r.scale_d)), None)
-            if same is None:
-                used = np.unique(r.rows)
-                same = (r, used, at)
-                parts.append(same)
-                at += used.size
-            self.rows.append(same[2] + np.searchsorted(same[1], r.rows))
-        self.data = torch.cat([(q.src.index_select(0, torch.from_numpy(u)).to(self.dev) - q.mean_d) / q.scale_d
-                               for q, u, _ in parts])
-
-    def keep(self, rows: list[int]) -> None:
-        self.rows = [self.rows[i] for i in rows]
-
-    def indices(self, idx: list[np.ndarray]) -> torch.Tensor:
-        """Per-run ``(n_steps, B)`` draws -> ``(n_steps, P*B)`` feature rows."""
-        feats = np.stack([rows[i] for rows, i in zip(self.rows, idx, strict=True)], axis=1)
-        return torch.from_numpy(feats.reshape(feats.shape[0], -1)).to(self.dev)
-
-    def batch(self, rows: torch.Tensor, n_runs: int) -> torch.Tensor:
-        """The standardised ``[P, B, D]`` batch of feature rows ``rows``."""
-        xb = self.data.index_select(0, rows).view(n_runs, -1, self.data.shape[1])
-        return xb if self.std is None else xb.sub_(self.std[0]).div_(self.std[1])
-
-
 def _weight_mask(stack: Any) -> torch.Tensor:
     """``[n]``: 1 at the weights of a stack row, 0 at its biases (which ``l2`` leaves alone)."""
     mask = torch.zeros(stack.n_params)
@@ -310,29 +272,35 @@ def _train_stack(runs: list[_Run]) -> None:
     any_noise = bool((noise > 0).any())
     l2 = torch.tensor([float(r.p.l2) for r in runs], device=dev)[:, None] * _weight_mask(stack).to(dev)
     any_l2 = bool((l2 > 0).any())
-    gather = _Gather(runs) if all(r.simple for r in runs) else None
+    simple = all(r.simple for r in runs)
+    counted = (CountedBatches(runs, n_classes) if simple and not any_noise and isinstance(stack, StackedNet)
+               and (stack.dropout == 0 or len(stack.dims) == 1) and CountedBatches.fits(runs, batch_size) else None)
+    gather = GatheredBatches(runs) if simple and counted is None else None
     active, step = list(runs), 0
     loss_sum = torch.zeros(len(runs), device=dev)
     while active and step < max_steps:
         n = min(every - step % every, max_steps - step)  # steps up to the next evaluation
         draws = [r.sampler.draw(n * batch_size).reshape(n, batch_size) for r in active]
-        labels = torch.from_numpy(np.stack([r.y_tr[d] for r, d in zip(active, draws, strict=True)], axis=1))
-        target = torch.zeros((n, len(active), n_classes, batch_size), device=dev)
-        target.scatter_(2, labels[:, :, None, :].to(dev), 1.0 / batch_size)  # one-hot / B: [n, P, C, B]
-        if gather is not None:
-            feat_rows = gather.indices(draws)
-        for s in range(n):
+        if counted is not None:
+            _counted_steps(counted, draws, stack, opt, l2 if any_l2 else None, loss_sum)
+        else:
+            labels = torch.from_numpy(np.stack([r.y_tr[d] for r, d in zip(active, draws, strict=True)], axis=1))
+            target = torch.zeros((n, len(active), n_classes, batch_size), device=dev)
+            target.scatter_(2, labels[:, :, None, :].to(dev), 1.0 / batch_size)  # one-hot / B: [n, P, C, B]
             if gather is not None:
-                xb = gather.batch(feat_rows[s], len(active))
-            else:
-                xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
-            if any_noise:
-                xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
-            grad, losses = stack.loss_grad(xb.transpose(1, 2), target[s], gen)
-            if any_l2:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
-                grad = grad.add_(stack.flat * l2)
-            opt.step(stack.flat, grad)
-            loss_sum += losses
+                feat_rows = gather.indices(draws)
+            for s in range(n):
+                if gather is not None:
+                    xb = gather.batch(feat_rows[s], len(active))
+                else:
+                    xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
+                if any_noise:
+                    xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
+                grad, losses = stack.loss_grad(xb.transpose(1, 2), target[s], gen)
+                if any_l2:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
+                    grad = grad.add_(stack.flat * l2)
+                opt.step(stack.flat, grad)
+                loss_sum += losses
         step += n
         mean_loss = (loss_sum / n).tolist()
         loss_sum.zero_()
@@ -353,9 +321,24 @@ def _train_stack(runs: list[_Run]) -> None:
             noise, l2, loss_sum = noise[sel], l2[sel], loss_sum[sel]
             if gather is not None and keep:
                 gather.keep(keep)
+            if counted is not None and keep:
+                counted.keep(sel)
             active = [active[i] for i in keep]
     for i, r in enumerate(active):
         r.finish(stack, i)
+
+
+def _counted_steps(counted: CountedBatches, draws: list[np.ndarray], stack: StackedNet, opt: StackedAdamW,
+                   l2: torch.Tensor | None, loss_sum: torch.Tensor) -> None:
+    """The steps of ``draws`` (per run ``(n_steps, B)``) on :class:`CountedBatches`: the same
+    losses and gradients as the gathered batches, up to float rounding."""
+    x, weights = counted.features(), counted.weights(draws)
+    for w in weights:
+        grad, losses = stack.loss_grad(x, counted.target(w), None, weight=w)
+        if l2 is not None:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
+            grad = grad.add_(stack.flat * l2)
+        opt.step(stack.flat, grad)
+        loss_sum += losses
 
 
 def _evaluate(active: list[_Run], stack: StackedNet) -> list[dict[str, dict[str, float]]]:

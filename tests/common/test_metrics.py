@@ -144,3 +144,26 @@ def test_bad_inputs_name_the_value():
         M.auroc(Y, P[:3])
     with pytest.raises(BadValueError, match="metric"):
         M.metrics_batch(Y, P, None, ["accuracy"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_grouped_metrics_equal_the_batch_with_indicator_weights(seed):
+    rng = np.random.default_rng(seed)
+    n, k, g = 300, 4, 7
+    y = rng.integers(0, k, n)
+    proba = np.round(rng.dirichlet(np.ones(k), n), 1)  # rounded: many tied scores, within and across groups
+    group = rng.integers(0, g - 1, n)  # the last group has no rows
+    group[y == 3] = 2  # group 2 holds all of class 3: its other classes and class 3 elsewhere are absent
+    group[:20], y[:20] = 5, 0  # ... and group 5 gets extra rows of one class
+    weights = (group[None, :] == np.arange(g)[:, None]).astype(np.float64)
+    want = M.metrics_batch(y, proba, weights)
+    got = M.metrics_grouped(y, proba, group, g)
+    assert list(got) == list(want)
+    for m in M.METRICS:
+        np.testing.assert_allclose(got[m], want[m], rtol=1e-12, atol=0, equal_nan=True)
+    assert np.isnan(got["acc"][g - 1]) and np.isfinite(got["auroc"][:5]).all()
+
+
+def test_grouped_metrics_check_the_groups():
+    with pytest.raises(BadValueError, match="group"):
+        M.metrics_grouped(np.array([0, 1]), np.eye(2), np.array([0, 2]), 2)
