@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -62,6 +63,7 @@ def builders(work: Path, names: list[str]) -> dict:
         if name == "wavlm-large":
             folder = wavlm_large_folder(work)
             out[name] = lambda folder=folder: create("wavlm-large", weights=str(folder), device="cpu")
+            out[name].folder = folder  # type: ignore[attr-defined]
         elif name == "cnn14-16k" and name in EXTRACTORS:
             entry = EXTRACTORS.get(name)
             out[name] = lambda entry=entry: entry.cls.random_init(entry.spec, seed=0, device="cpu")
@@ -70,11 +72,28 @@ def builders(work: Path, names: list[str]) -> dict:
     return out
 
 
-def timed_load(make, check: bool) -> dict:
-    """Build a fresh extractor, load it with or without the check; wall and CPU seconds and its record."""
+def evict(folder: Path | None) -> None:
+    """Drop the files of ``folder`` from the page cache (``posix_fadvise(DONTNEED)``: no root needed),
+    so the next load reads the weights from the disk, as a first load after a boot does."""
+    if folder is None or not hasattr(os, "posix_fadvise"):
+        return
+    for f in folder.rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def timed_load(make, check: bool, cold: Path | None = None) -> dict:
+    """Build a fresh extractor, load it with or without the check; wall and CPU seconds and its record.
+    ``cold``: the weights folder to evict from the page cache first."""
     ext = make()
     ext.verify_precision = check
     gc.collect()
+    evict(cold)
     w0, c0 = time.perf_counter(), time.process_time()
     ext.load()
     row = {"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
@@ -93,11 +112,11 @@ def median(rows: list[dict], key: str, sub: str | None = None) -> float | None:
     return round(statistics.median(vals), 3) if vals else None
 
 
-def measure(make, repeats: int) -> dict:
+def measure(make, repeats: int, cold: Path | None = None) -> dict:
     checked, unchecked = [], []
     for i in range(repeats):
         for check in ((True, False) if i % 2 == 0 else (False, True)):
-            (checked if check else unchecked).append(timed_load(make, check))
+            (checked if check else unchecked).append(timed_load(make, check, cold))
     report = checked[-1]["report"] or {}
     r = {
         "load_s": median(checked, "wall"), "load_cpu_s": median(checked, "cpu"),
@@ -125,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="wavlm-large,cnn14-16k")
     ap.add_argument("--repeats", type=int, default=3, help="rounds of (checked, unchecked) loads (default 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--cold", action="store_true",
+                    help="WavLM-Large: evict its weight files from the page cache before every load "
+                         "(a first load from the disk; default: a warm file cache)")
     args = ap.parse_args(argv)
-
-    import os
 
     os.environ.setdefault("EMBEDPROBE_NO_PROGRESS", "1")
     import torch
@@ -138,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         makers = builders(Path(tmp), [m.strip() for m in args.models.split(",") if m.strip()])
         for name, make in makers.items():
             timed_load(make, True)  # warm-up: file cache, imports, first kernel calls; not counted
-            r = results[name] = measure(make, args.repeats)
+            folder = getattr(make, "folder", None) if args.cold else None
+            r = results[name] = measure(make, args.repeats, folder)
+            r["cold"] = folder is not None
             print(f"{name} ({r['precision']}, {args.repeats} rounds, medians): load {r['load_s']:.2f} s "
                   f"({r['load_cpu_s']:.2f} CPU-s), unchecked {r['unchecked_s']:.2f} s ({r['unchecked_cpu_s']:.2f}); "
                   f"check {r['check_s']} s ({r['check_cpu_s']} CPU-s), rewrites during it {r['rewrite_s']} s; "

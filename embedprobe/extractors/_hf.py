@@ -13,6 +13,8 @@ seeded random weights instead; its ``weights_present()`` is ``True`` and its rev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,35 @@ from embedprobe.extractors.runtime import RuntimeMixin
 from embedprobe.extractors.weights import hf_weights_present, resolve_hf, sha256_prefix
 
 RANDOM_INIT = "random-init"
+#: transformers' own progress bars over reading a checkpoint (5.x, and 4.x's sharded checkpoints):
+#: hidden while an extractor loads, since embedprobe shows its own progress. Download bars stay.
+LOADING_BARS = frozenset({"Loading weights", "Loading checkpoint shards"})
+
+
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """transformers' checkpoint-reading bars (``LOADING_BARS``) off inside the block, through its
+    public ``set_tqdm_hook`` (transformers without it prints them as before)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the extractor's own load names the missing extra
+        yield
+        return
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if set_hook is None:
+        yield
+        return
+
+    def hook(factory: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if kwargs.get("desc") in LOADING_BARS:
+            return hf_logging.EmptyTqdm(*args, **kwargs)
+        return factory(*args, **kwargs) if previous is None else previous(factory, args, kwargs)
+
+    previous = set_hook(hook)
+    try:
+        yield
+    finally:
+        set_hook(previous)
 
 
 class HFExtractor(RuntimeMixin, Extractor):
@@ -42,6 +73,10 @@ class HFExtractor(RuntimeMixin, Extractor):
         self._random_config = _random_config
         self._runtime: dict[str, Any] = {}
         self._revision: str | None = None
+
+    def load(self) -> Any:
+        with quiet_weight_loading():
+            return super().load()
 
     # -- weights -----------------------------------------------------------------------------
     def _local_folder(self) -> Path | None:

@@ -274,3 +274,17 @@ def test_cli_extract_wavlm_large_with_local_weights(tmp_path):
         assert np.isfinite(c.pooled("final")).all()
         assert c.identity["weights_revision"].startswith("sha256:")
         assert c.identity["runtime"]["precision"] in ("fp32", "bf16")
+
+
+def test_loading_a_folder_prints_no_transformers_bar(tmp_path, capfd):
+    """transformers 5 draws its own "Loading weights" tqdm bar while reading a checkpoint; an
+    extractor's load hides it (embedprobe shows its own progress) and leaves the hook as it was."""
+    from transformers.utils import logging as hf_logging
+
+    folder, _ = _save_tiny(tmp_path / "w")
+    capfd.readouterr()
+    before = hf_logging._tqdm_hook
+    create(f"hf:{folder}", precision="fp32").load()
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Loading checkpoint shards" not in err
+    assert hf_logging._tqdm_hook is before
