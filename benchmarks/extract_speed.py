@@ -126,12 +126,10 @@ def timed(fn):
 
 
 # -- models -------------------------------------------------------------------------------------
-def wavlm_large(work: Path, device: str = "cpu"):
-    """(naive per-clip function, embedprobe extractor), both on one saved random-init checkpoint."""
+def wavlm_large_folder(work: Path) -> Path:
+    """A full-size random-init WavLM-Large saved as a ``--weights`` folder (``save_pretrained``)."""
     import torch
     import transformers
-
-    from embedprobe.extractors import create
 
     cfg = transformers.WavLMConfig(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
@@ -139,8 +137,19 @@ def wavlm_large(work: Path, device: str = "cpu"):
     folder = work / "wavlm-large-random"
     torch.manual_seed(0)
     transformers.AutoModel.from_config(cfg).save_pretrained(folder)
-    fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
-    fe.save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def wavlm_large(work: Path, device: str = "cpu"):
+    """(naive per-clip function, embedprobe extractor), both on one saved random-init checkpoint."""
+    import torch
+    import transformers
+
+    from embedprobe.extractors import create
+
+    folder = wavlm_large_folder(work)
+    fe = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)
     model = transformers.AutoModel.from_pretrained(folder).eval().to(device)  # what peers write
     ext = create("wavlm-large", weights=str(folder), device=device)  # = embedprobe extract --weights folder
 

@@ -38,20 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def wavlm_large_folder(work: Path) -> Path:
-    """A full-size random-init WavLM-Large saved as a ``--weights`` folder."""
-    import torch
-    import transformers
-
-    cfg = transformers.WavLMConfig(
-        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-        conv_dim=[512] * 7, conv_bias=True, do_stable_layer_norm=True, feat_extract_norm="layer")
-    folder = work / "wavlm-large-random"
-    torch.manual_seed(0)
-    transformers.AutoModel.from_config(cfg).save_pretrained(folder)
-    transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(folder)
-    return folder
+from extract_speed import wavlm_large_folder  # this folder is on sys.path when run as a script
 
 
 def builders(work: Path, names: list[str]) -> dict:
