@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from extract_speed import wavlm_large_folder  # this folder is on sys.path when run as a script
+from bench_verify import evict  # this folder is on sys.path when run as a script
+from extract_speed import wavlm_large_folder
 
 
 def builders(work: Path, names: list[str]) -> dict:
@@ -59,19 +60,14 @@ def builders(work: Path, names: list[str]) -> dict:
     return out
 
 
-def evict(folder: Path | None) -> None:
-    """Drop the files of ``folder`` from the page cache (``posix_fadvise(DONTNEED)``: no root needed),
-    so the next load reads the weights from the disk, as a first load after a boot does."""
+def evict_folder(folder: Path | None) -> None:
+    """Drop the files of ``folder`` from the page cache, so the next load reads the weights from
+    the disk, as a first load after a boot does."""
     if folder is None or not hasattr(os, "posix_fadvise"):
         return
     for f in folder.rglob("*"):
         if f.is_file():
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+            evict(f)
 
 
 def timed_load(make, check: bool, cold: Path | None = None) -> dict:
@@ -80,7 +76,7 @@ def timed_load(make, check: bool, cold: Path | None = None) -> dict:
     ext = make()
     ext.verify_precision = check
     gc.collect()
-    evict(cold)
+    evict_folder(cold)
     w0, c0 = time.perf_counter(), time.process_time()
     ext.load()
     row = {"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
