@@ -56,6 +56,14 @@ def h5_read_runs(dsid: Any, runs: list[tuple[int, int]], out: np.ndarray, col: i
         k += rows
 
 
+def copy_runs(src: Any, runs: list[tuple[int, int]], out: np.ndarray) -> None:
+    """Rows ``a:b`` of each run of anything sliceable by rows, one after another, into ``out``."""
+    k = 0
+    for a, b in runs:
+        out[k:k + b - a] = src[a:b]
+        k += b - a
+
+
 def _read_pieces(dset: Any, runs: list[tuple[int, int]], out: np.ndarray) -> None:
     own = getattr(dset, "read_runs", None)  # a raw part's array, a packed part's columns
     if own is not None:
@@ -63,10 +71,7 @@ def _read_pieces(dset: Any, runs: list[tuple[int, int]], out: np.ndarray) -> Non
     elif hasattr(getattr(dset, "id", None), "get_space"):  # an h5py dataset
         h5_read_runs(dset.id, runs, out)
     else:
-        k = 0
-        for a, b in runs:
-            out[k:k + b - a] = dset[a:b]
-            k += b - a
+        copy_runs(dset, runs, out)
 
 
 def _read_runs(dset: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray, gap_rows: int, spare: list[Any]) -> None:

@@ -13,7 +13,7 @@ from embedprobe.errors import CacheError
 
 from .digest import DIGEST_DSET, META_ATTR, SCHEME, SCHEME_ATTR, columns, meta_digest, read_small
 from .layout import PartName
-from .rangeio import h5_read_runs
+from .rangeio import copy_runs, h5_read_runs
 from .rawpart import RAW_VERSION, RawArray, RawFile, digest_table, is_raw, read_raw_header
 from .schema import PACKED_DSET, READABLE_VERSIONS, Header, packed_columns
 
@@ -266,10 +266,7 @@ class PackedColumns:
     def read_runs(self, runs: list[tuple[int, int]], out: np.ndarray) -> None:
         """Rows ``a:b`` of each run, one after another, into ``out`` (``rangeio.read_rows``)."""
         if isinstance(self.base, RawArray):
-            k = 0
-            for a, b in runs:
-                out[k:k + b - a] = self.base[a:b, self.start:self.stop]
-                k += b - a
+            copy_runs(self, runs, out)
         else:
             h5_read_runs(self.base.id, runs, out, self.start)
 
