@@ -152,8 +152,10 @@ class ModuleNet:
             at += n
         return out
 
-    def loss_grad(self, x: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """As :meth:`StackedNet.loss_grad`, for the one net (``x``: ``[1, D, B]``)."""
+    def loss_grad(self, x: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None,
+                  weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`StackedNet.loss_grad`, for the one net (``x``: ``[1, D, B]``). ``weight`` needs
+        nothing more here: it is in ``target`` already, and autograd differentiates that loss."""
         row = self.flat[0].detach().requires_grad_(True)
         self.net.train()
         with torch.enable_grad():

@@ -20,7 +20,7 @@ weighted by their draw counts - the same steps without the gather.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,25 +282,15 @@ def _train_stack(runs: list[_Run]) -> None:
         n = min(every - step % every, max_steps - step)  # steps up to the next evaluation
         draws = [r.sampler.draw(n * batch_size).reshape(n, batch_size) for r in active]
         if counted is not None:
-            _counted_steps(counted, draws, stack, opt, l2 if any_l2 else None, loss_sum)
+            batches = _counted_batches(counted, draws)
         else:
-            labels = torch.from_numpy(np.stack([r.y_tr[d] for r, d in zip(active, draws, strict=True)], axis=1))
-            target = torch.zeros((n, len(active), n_classes, batch_size), device=dev)
-            target.scatter_(2, labels[:, :, None, :].to(dev), 1.0 / batch_size)  # one-hot / B: [n, P, C, B]
-            if gather is not None:
-                feat_rows = gather.indices(draws)
-            for s in range(n):
-                if gather is not None:
-                    xb = gather.batch(feat_rows[s], len(active))
-                else:
-                    xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
-                if any_noise:
-                    xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
-                grad, losses = stack.loss_grad(xb.transpose(1, 2), target[s], gen)
-                if any_l2:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
-                    grad = grad.add_(stack.flat * l2)
-                opt.step(stack.flat, grad)
-                loss_sum += losses
+            batches = _drawn_batches(active, draws, gather, n_classes, noise if any_noise else None, gen)
+        for x, target, weight in batches:
+            grad, losses = stack.loss_grad(x, target, gen, weight=weight)
+            if any_l2:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
+                grad = grad.add_(stack.flat * l2)
+            opt.step(stack.flat, grad)
+            loss_sum += losses
         step += n
         mean_loss = (loss_sum / n).tolist()
         loss_sum.zero_()
@@ -328,17 +318,32 @@ def _train_stack(runs: list[_Run]) -> None:
         r.finish(stack, i)
 
 
-def _counted_steps(counted: CountedBatches, draws: list[np.ndarray], stack: StackedNet, opt: StackedAdamW,
-                   l2: torch.Tensor | None, loss_sum: torch.Tensor) -> None:
-    """The steps of ``draws`` (per run ``(n_steps, B)``) on :class:`CountedBatches`: the same
-    losses and gradients as the gathered batches, up to float rounding."""
-    x, weights = counted.features(), counted.weights(draws)
-    for w in weights:
-        grad, losses = stack.loss_grad(x, counted.target(w), None, weight=w)
-        if l2 is not None:  # the gradient of (l2 / 2) * ||weights||^2 added to the mean cross-entropy
-            grad = grad.add_(stack.flat * l2)
-        opt.step(stack.flat, grad)
-        loss_sum += losses
+def _counted_batches(counted: CountedBatches, draws: list[np.ndarray]) -> Iterator[tuple]:
+    """``(x, target, weight)`` of each step of ``draws`` (per run ``(n_steps, B)``) on
+    :class:`CountedBatches`: the same losses and gradients as the drawn batches, up to float rounding."""
+    x = counted.features()
+    for w in counted.weights(draws):
+        yield x, counted.target(w), w
+
+
+def _drawn_batches(active: list[_Run], draws: list[np.ndarray], gather: GatheredBatches | None, n_classes: int,
+                   noise: torch.Tensor | None, gen: torch.Generator) -> Iterator[tuple]:
+    """``(x, target, None)`` of each step of ``draws``: the ``[P, D, B]`` drawn rows (one gather, or
+    each run's own batch), noise added if given, and their one-hot labels divided by ``B``."""
+    n, batch_size = draws[0].shape
+    dev = active[0].dev
+    labels = torch.from_numpy(np.stack([r.y_tr[d] for r, d in zip(active, draws, strict=True)], axis=1))
+    target = torch.zeros((n, len(active), n_classes, batch_size), device=dev)
+    target.scatter_(2, labels[:, :, None, :].to(dev), 1.0 / batch_size)  # one-hot / B: [n, P, C, B]
+    feat_rows = gather.indices(draws) if gather is not None else None
+    for s in range(n):
+        if gather is not None:
+            xb = gather.batch(feat_rows[s], len(active))
+        else:
+            xb = torch.stack([r.batch(d[s]) for r, d in zip(active, draws, strict=True)])
+        if noise is not None:
+            xb = xb.add_(torch.randn(xb.shape, generator=gen).to(dev) * noise)
+        yield xb.transpose(1, 2), target[s], None
 
 
 def _evaluate(active: list[_Run], stack: StackedNet) -> list[dict[str, dict[str, float]]]:
