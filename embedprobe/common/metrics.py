@@ -78,6 +78,12 @@ def _check_range(y: np.ndarray, k: int, what: str = "y_true") -> None:
         raise BadValueError(f"{what} label", int(bad), range(k), fix=f"Labels must be 0..{k - 1}.")
 
 
+def _check_names(names: Sequence[str]) -> None:
+    unknown = set(names) - set(METRICS)
+    if unknown:
+        raise BadValueError("metric", sorted(unknown)[0], METRICS)
+
+
 def _weights(sample_weight: object, n: int) -> np.ndarray:
     if sample_weight is None:
         return np.ones((1, n))
@@ -201,9 +207,7 @@ def metrics_batch(
     p = _scores(proba, y.shape[0])
     _check_range(y, p.shape[1])
     w = _weights(weights, y.shape[0])
-    unknown = set(names) - set(METRICS)
-    if unknown:
-        raise BadValueError("metric", sorted(unknown)[0], METRICS)
+    _check_names(names)
     out: dict[str, np.ndarray] = {}
     if "auroc" in names or "avprec" in names:
         per_auc, per_ap = _ranked_batch(y, p, w, "auroc" in names, "avprec" in names)
@@ -233,8 +237,7 @@ def metrics_grouped(
     p, g = _scores(proba, y.shape[0]), np.asarray(group, dtype=np.int64)
     _check_range(y, k)
     _check_range(g, n_groups, "group")
-    if set(names) - set(METRICS):
-        raise BadValueError("metric", sorted(set(names) - set(METRICS))[0], METRICS)
+    _check_names(names)
     out: dict[str, np.ndarray] = {}
     per_auc, per_ap = np.full((n_groups, k), np.nan), np.full((n_groups, k), np.nan)
     for c in range(k if y.size and {"auroc", "avprec"} & set(names) else 0):
