@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hf_cache import fake_snapshot  # tests/hf_cache.py
 
 from embedprobe.errors import BadValueError, MissingWeightsError
 from embedprobe.extractors import create, get_spec
@@ -133,24 +134,19 @@ def test_found_in_the_hugging_face_cache(tmp_path, monkeypatch):
     """``model.pt`` of ``emotion2vec/emotion2vec_plus_large`` in the HF cache is the large model's file."""
     import shutil
 
-    from huggingface_hub import constants
-
     monkeypatch.setenv("EMBEDPROBE_HOME", str(tmp_path / "ep"))
     monkeypatch.delenv("EMBEDPROBE_WEIGHTS", raising=False)
-    repo = Path(constants.HF_HUB_CACHE) / "models--emotion2vec--emotion2vec_plus_large"
-    commit = "a" * 40
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
+    snap = fake_snapshot("emotion2vec/emotion2vec_plus_large", commit="a" * 40)
     try:
-        official_file(repo / "snapshots" / commit / "model.pt", "heads16")
+        official_file(snap / "model.pt", "heads16")
         spec = tiny_spec(get_spec("emotion2vec-plus-large"), "heads16")
         ext = Emotion2vecExtractor(spec, precision="fp32")
         assert ext.weights_present() is True and not create("emotion2vec-base").weights_present()
         ext.load()
-        assert ext.checkpoint_ == repo / "snapshots" / commit / "model.pt"
+        assert ext.checkpoint_ == snap / "model.pt"
         close(ext.embed(GOLDEN["heads16_wav"])[spec.layers[-1]], GOLDEN["heads16_frames"])
     finally:
-        shutil.rmtree(repo)
+        shutil.rmtree(snap.parent.parent)  # models--emotion2vec--emotion2vec_plus_large
 
 
 def test_missing_checkpoint_is_fast_and_names_where_to_put_it(tmp_path, monkeypatch):

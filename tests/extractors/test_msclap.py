@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hf_cache import fake_snapshot  # tests/hf_cache.py
 
 from embedprobe.errors import BadValueError, MissingWeightsError
 from embedprobe.extractors import create, get_spec
@@ -105,17 +106,9 @@ def test_missing_checkpoint_is_fast_offline(tmp_path, monkeypatch):
 
 
 def test_found_in_the_hugging_face_cache_where_msclap_downloads_it(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
     monkeypatch.setenv("EMBEDPROBE_HOME", str(tmp_path / "ep"))
     monkeypatch.delenv("EMBEDPROBE_WEIGHTS", raising=False)
-    repo = Path(constants.HF_HUB_CACHE) / "models--microsoft--msclap"
-    commit = "0" * 40
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    (snap / "CLAP_weights_2023.pth").write_bytes(b"x")
+    snap = fake_snapshot("microsoft/msclap", {"CLAP_weights_2023.pth": b"x"}, commit="0" * 40)
     try:
         ext = create("clap-2023")
         assert ext.weights_present() is True

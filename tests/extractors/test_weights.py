@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hf_cache import fake_snapshot  # tests/hf_cache.py
 
 from embedprobe.errors import BadValueError, MissingWeightsError
 from embedprobe.extractors import weights as W
@@ -93,23 +94,9 @@ def test_offline_is_decided_fast(monkeypatch):
     assert time.perf_counter() - t0 < 2.0
 
 
-def _fake_snapshot(repo: str, files: dict[str, bytes]) -> str:
-    from huggingface_hub import constants
-
-    commit = hashlib.sha1(repo.encode()).hexdigest()
-    root = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
-    (root / "refs").mkdir(parents=True, exist_ok=True)
-    (root / "refs" / "main").write_text(commit)
-    snap = root / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (snap / name).write_bytes(data)
-    return commit
-
-
 def test_hf_model_resolves_to_the_cached_snapshot(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    commit = _fake_snapshot("embedprobe-test/complete", {"config.json": b"{}", "model.safetensors": b"w"})
+    commit = fake_snapshot("embedprobe-test/complete", {"config.json": b"{}", "model.safetensors": b"w"}).name
     for rev in (None, "main", commit):
         src = W.resolve_hf("embedprobe-test/complete", revision=rev)
         assert src.local and Path(src.path_or_id).name == commit == src.commit
@@ -119,7 +106,7 @@ def test_hf_model_resolves_to_the_cached_snapshot(monkeypatch):
 
 def test_hf_model_missing_offline_is_a_fast_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _fake_snapshot("embedprobe-test/config-only", {"config.json": b"{}"})  # weights never arrived
+    fake_snapshot("embedprobe-test/config-only", {"config.json": b"{}"})  # weights never arrived
     t0 = time.perf_counter()
     for repo in ("embedprobe-test/config-only", "embedprobe-test/never-downloaded"):
         assert not W.hf_weights_present(repo)
