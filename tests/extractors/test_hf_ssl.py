@@ -153,23 +153,9 @@ def test_offline_and_uncached_fails_fast_with_one_sentence(name, repo):
     assert repo in msg and "--weights" in msg and msg.count(". ") == 0
 
 
-def _save_tiny_data2vec(tmp_path, preprocessor: bool = True, **overrides):
-    cfg = HFSpeechEncoder.tiny_config(DATA2VEC_AUDIO_BASE)
-    for k, v in overrides.items():
-        setattr(cfg, k, v)
-    torch.manual_seed(2)
-    model = transformers.Data2VecAudioModel(cfg).eval()
-    folder = tmp_path / "d2v"
-    model.save_pretrained(folder)
-    if preprocessor:
-        (folder / "preprocessor_config.json").write_text(json.dumps(
-            {"do_normalize": True, "sampling_rate": 16000, "feature_extractor_type": "Wav2Vec2FeatureExtractor"}))
-    return folder, model
-
-
 @pytest.mark.parametrize("preprocessor", [True, False], ids=["with-preprocessor", "config-only"])
 def test_hf_prefix_reads_a_data2vec_audio_folder(tmp_path, preprocessor):
-    folder, model = _save_tiny_data2vec(tmp_path, preprocessor)
+    folder, model = _save_tiny(tmp_path, DATA2VEC_AUDIO_BASE, preprocessor)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "data2vec-audio"
     spec = get_spec(f"hf:{folder}")
     assert spec.layers == ("layer00", "layer01", "layer02") and spec.dim == 32  # post-LN: no final
@@ -185,7 +171,7 @@ def test_hf_prefix_reads_a_data2vec_audio_folder(tmp_path, preprocessor):
 
 def test_named_data2vec_spec_checks_the_architecture(tmp_path):
     """A data2vec folder of another size under data2vec-audio-base: the sizes and the hf: fix are named."""
-    folder, _ = _save_tiny_data2vec(tmp_path)
+    folder, _ = _save_tiny(tmp_path, DATA2VEC_AUDIO_BASE)
     with pytest.raises(BadValueError, match=r"hidden_size.*768.*hf:"):
         create("data2vec-audio-base", weights=folder).load()
     wavlm, _ = _save_tiny(tmp_path / "w")  # another model type entirely
@@ -193,17 +179,20 @@ def test_named_data2vec_spec_checks_the_architecture(tmp_path):
         create("data2vec-audio-base", weights=wavlm).load()
 
 
-def _save_tiny(tmp_path, large: bool = True, **overrides):
-    spec = WAVLM_LARGE if large else WAVLM_BASE
+def _save_tiny(tmp_path, spec=WAVLM_LARGE, preprocessor: bool = True, **overrides):
+    """``(folder, model)``: a tiny random-init model of ``spec``'s architecture saved with
+    ``save_pretrained``, with the feature extractor's config unless ``preprocessor`` is False."""
     cfg = HFSpeechEncoder.tiny_config(spec)
     for k, v in overrides.items():
         setattr(cfg, k, v)
     torch.manual_seed(1)
-    model = transformers.WavLMModel(cfg).eval()
+    model = transformers.AutoModel.from_config(cfg).eval()
     folder = tmp_path / "ckpt"
     model.save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps(
-        {"do_normalize": large, "sampling_rate": 16000, "feature_extractor_type": "Wav2Vec2FeatureExtractor"}))
+    if preprocessor:
+        (folder / "preprocessor_config.json").write_text(json.dumps(
+            {"do_normalize": spec.param("do_normalize"), "sampling_rate": 16000,
+             "feature_extractor_type": "Wav2Vec2FeatureExtractor"}))
     return folder, model
 
 
