@@ -14,6 +14,7 @@ import torch
 from hf_cache import fake_snapshot  # tests/hf_cache.py
 
 from embedprobe.errors import BadValueError, MissingWeightsError
+from embedprobe.extractors import create
 from embedprobe.extractors import weights as W
 
 NAME = "Model_mAP=0.5.pth"
@@ -72,6 +73,32 @@ def test_missing_file_is_one_fast_sentence(env):
     assert msg.count(". ") == 0 and msg.endswith(".")
     assert f"'{NAME}' not found" in msg and "https://zenodo.org/record/3987831" in msg
     assert "~/.cache/embedprobe/weights/" in msg and "--weights PATH" in msg
+
+
+@pytest.mark.parametrize("name, revision, says, seconds", [
+    ("cnn14-16k", "zenodo:3987831", ["'Cnn14_16k_mAP=0.438.pth' not found", "zenodo.org/record/3987831"], 1.0),
+    ("emotion2vec-plus-large", "main", ["'emotion2vec_plus_large.pt' not found",
+                                        "huggingface.co/emotion2vec/emotion2vec_plus_large/resolve/main/model.pt"], 2.0),
+    ("clap-2023", None, ["'CLAP_weights_2023.pth' not found: download it from "
+                         "https://huggingface.co/microsoft/msclap/resolve/main/CLAP_weights_2023.pth"], 2.0),
+])
+def test_missing_checkpoint_file_is_fast_and_names_where_to_put_it(name, revision, says, seconds, tmp_path,
+                                                                   monkeypatch):
+    """The families that load one checkpoint file: absent everywhere (no ~/panns_data either,
+    offline), the load fails fast with one sentence naming the file, the download and the folder."""
+    monkeypatch.setenv("EMBEDPROBE_HOME", str(tmp_path / "ep"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("EMBEDPROBE_WEIGHTS", raising=False)
+    ext = create(name)
+    assert ext.weights_present() is False and ext.weights_revision() == revision
+    t0 = time.perf_counter()
+    with pytest.raises(MissingWeightsError) as info:
+        ext.load()
+    assert time.perf_counter() - t0 < seconds
+    msg = str(info.value)
+    assert all(s in msg for s in says), msg
+    assert str(tmp_path / "ep" / "weights") in msg and msg.count(". ") == 0
 
 
 def test_an_explicit_folder_is_the_only_place_searched(env):
