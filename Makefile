@@ -20,12 +20,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.stamp-demo: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+# setup.py and the C source: the install compiles embedprobe/cache/_wsum.c (optional, see setup.py)
+WSUM := setup.py embedprobe/cache/_wsum.c
+
+$(VENV)/.stamp-demo: pyproject.toml $(CONSTRAINTS) $(WSUM) | $(BIN)/python
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[demo]'
 	touch $@
 
-$(VENV)/.stamp-all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+$(VENV)/.stamp-all: pyproject.toml $(CONSTRAINTS) $(WSUM) | $(BIN)/python
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[all,test]'
 	touch $@ $(VENV)/.stamp-demo
@@ -34,7 +37,7 @@ demo: $(VENV)/.stamp-demo
 	EMODB=$(EMODB) OUT=$(OUT) PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/demo.sh
 
 test: $(VENV)/.stamp-all
-	tmp=$$(mktemp -d) && HF_HOME=$$tmp/hf TORCH_HOME=$$tmp/torch \
+	tmp=$$(mktemp -d) && HF_HOME=$$tmp/hf TORCH_HOME=$$tmp/torch EMBEDPROBE_REQUIRE_COMPILED=1 \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; rm -rf $$tmp; exit $$rc
 
 lint: $(VENV)/.stamp-all

@@ -3,6 +3,7 @@
     python benchmarks/bench_verify.py [--clips 10000] [--dim 1024] [--layers 4] [--frames 50] [--repeats 5]
     python benchmarks/bench_verify.py --reads-only --clips 2000 --repeats 15   # reads alone, medians
     python benchmarks/bench_verify.py --reads-only --cold ...   # each read from the disk, not the page cache
+    python benchmarks/bench_verify.py --reads-only --kernel numpy ...   # the digests without _wsum.c
 
 Writes one cache of ``--clips`` clips (pooled mean and std of ``--layers`` layers, frames of the
 last layer, float16 as extraction stores them) twice: as shipped, and with the checksum work
@@ -71,6 +72,20 @@ def no_checksums():
             setattr(m, k, v)
 
 
+def select_kernel(name: str) -> str:
+    """Use the row-digest code ``name`` in this process; returns what computes the digests."""
+    digest = importlib.import_module("embedprobe.cache.digest")
+    if not hasattr(digest, "kernel"):  # the code before the compiled kernel
+        return "numpy"
+    if name == "numpy":
+        digest._wsum = None
+    elif name != "best":
+        if digest._wsum is None:
+            raise SystemExit(f"--kernel {name}: the compiled kernel is not built (pip install -e . builds it)")
+        digest._wsum.select(name)
+    return digest.kernel()
+
+
 def write(path: Path, a, ids, layers, frame_layer, frames, lengths, vecs) -> float:
     manifest = Manifest(corpus="bench", root="/x", clips=[Clip(i, f"{i}.wav", "s", "n", "neutral") for i in ids])
     kw = dict(provenance={}, identity={}, manifest_json=manifest.to_json(), layers=layers,
@@ -95,7 +110,7 @@ class Timed:
 
     @contextlib.contextmanager
     def on(self):
-        saved = reads_mod.row_digests, reads_mod.combine_ranges
+        saved = reads_mod.row_digests, reads_mod.combine_ranges, reads_mod.digest_convert
 
         def wrap(fn):
             def timed(*args):
@@ -106,11 +121,12 @@ class Timed:
                     self.s += time.perf_counter() - t
             return timed
 
-        reads_mod.row_digests, reads_mod.combine_ranges = wrap(saved[0]), wrap(saved[1])
+        # a fused hash-and-convert (digest_convert) counts whole: its hashing has no time of its own
+        reads_mod.row_digests, reads_mod.combine_ranges, reads_mod.digest_convert = map(wrap, saved)
         try:
             yield self
         finally:
-            reads_mod.row_digests, reads_mod.combine_ranges = saved
+            reads_mod.row_digests, reads_mod.combine_ranges, reads_mod.digest_convert = saved
 
 
 KINDS = ("pooled_all_layers", "frames_500_random", "frames_all")
@@ -149,7 +165,11 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true",
                     help="with --reads-only: evict the cache file from the page cache before every read "
                          "(posix_fadvise), so the data comes from the disk, as for a cache larger than memory")
+    ap.add_argument("--kernel", default="best",
+                    help="the row-digest code: best (the compiled kernel's best variant on this CPU), a "
+                         "variant of it (avx512, avx2, generic), or numpy (as without a C compiler)")
     a = ap.parse_args()
+    res_kernel = select_kernel(a.kernel)
     import torch  # as in extraction; the cache converts float16 with it
 
     torch.set_num_threads(1)
@@ -164,7 +184,7 @@ def main() -> None:
     nbytes = int(lengths.sum()) * a.dim * 2 + a.clips * a.layers * 2 * a.dim * 2
     try:
         if a.reads_only:
-            return reads_only(root, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes, rng)
+            return reads_only(root, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes, rng, res_kernel)
         t_plain = []
         t_sums = []
         for k in range(2):  # alternate, keep the best of two of each
@@ -191,7 +211,7 @@ def main() -> None:
                     read_once(path, layers, frame_layer, pick, key, True)
                 hashing[key].append(tm.s)
         gb = nbytes / 1e9
-        res = {"data_GB": round(gb, 3),
+        res = {"data_GB": round(gb, 3), "digest_kernel": res_kernel,
                "write_GB_per_s_with_checksums": round(gb / min(t_sums), 3),
                "write_GB_per_s_without": round(gb / min(t_plain), 3),
                "write_time_ratio_with_vs_without": round(min(t_sums) / min(t_plain), 3)}
@@ -220,11 +240,12 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
-def reads_only(root: Path, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes: int, rng) -> None:
+def reads_only(root: Path, a, ids, layers, frame_layer, frames, lengths, vecs, nbytes: int, rng,
+               kernel: str) -> None:
     path = root / "sums0.h5"
     write(path, a, ids, layers, frame_layer, frames, lengths, vecs)
     pick = sorted(rng.choice(ids, size=min(500, a.clips), replace=False).tolist())
-    res: dict[str, float] = {"data_GB": round(nbytes / 1e9, 3), "cold": bool(a.cold)}
+    res: dict[str, object] = {"data_GB": round(nbytes / 1e9, 3), "cold": bool(a.cold), "digest_kernel": kernel}
     cold = a.cold and hasattr(os, "posix_fadvise")
     for key in KINDS:
         read_once(path, layers, frame_layer, pick, key, False)  # warm-up

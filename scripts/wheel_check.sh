@@ -7,9 +7,11 @@
 # Steps:
 #   1. copy the files git sees (tracked + untracked, not ignored) to a temp folder, as a fresh
 #      clone would hold them; `python -m build` makes the sdist and builds the wheel from it
-#   2. every file of the embedprobe/ package is in the wheel, and so is the console script
+#   2. every file of the embedprobe/ package is in the wheel, and so are the compiled row digests
+#      (embedprobe/cache/_wsum.c, built by setup.py) and the console script
 #   3. fresh venv: CPU torch from constraints/cpu.txt, then the wheel (core deps, no extras)
-#   4. from a temp cwd: `import embedprobe` resolves into that venv; `embedprobe list extractors`
+#   4. from a temp cwd: `import embedprobe` resolves into that venv; `embedprobe list extractors`;
+#      the row digests come from the compiled kernel
 #   5. extract + probe + report of 32 EmoDB clips (4 speakers x 4 classes x 2) with logmel-128
 #   6. the CNN14 golden-fixture test, copied out of the sdist with tests/golden/
 set -euo pipefail
@@ -61,7 +63,11 @@ entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
 scripts = zipfile.ZipFile(wheel).read(entry).decode()
 if "embedprobe = embedprobe.cli.main:main" not in scripts:
     sys.exit(f"wheel check: the embedprobe console script is missing from {entry}")
-print(f"    {len(want)} package files, all in the wheel; console script declared")
+compiled = [n for n in names if n.startswith("embedprobe/cache/_wsum.") and n.endswith((".so", ".pyd"))]
+if not compiled:  # setup.py builds it optionally: a failed build is only a warning in build.log
+    sys.exit("wheel check: the compiled row digests (embedprobe/cache/_wsum.c) are not in the wheel; "
+             "build.log says why the build failed")
+print(f"    {len(want)} package files, all in the wheel, and {compiled[0]}; console script declared")
 EOF
 
 step "3. fresh venv: CPU torch, then the wheel"
@@ -76,6 +82,7 @@ where=$("$BIN/python" -c 'import embedprobe; print(embedprobe.__file__)')
 echo "    embedprobe.__file__ = $where"
 case "$where" in "$TMP/venv/"*) ;; *) echo "wheel check: embedprobe imports from $where, not from the venv"; exit 1;; esac
 COLUMNS=160 "$BIN/embedprobe" list extractors
+"$BIN/python" -c 'from embedprobe.cache.digest import kernel; k = kernel(); print("    row digests:", k); assert k.startswith("compiled"), k'
 
 step "5. extract, probe and report 32 EmoDB clips"
 if [ ! -d "$EMODB/wav" ]; then echo "wheel check: EmoDB not found at $EMODB (set EMODB)"; exit 1; fi

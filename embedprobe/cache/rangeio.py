@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .convert import convert_into, converted
-from .digest import combine_ranges, row_digests
+from .digest import combine_ranges, digest_convert, fuses, row_digests
 
 SPAN_BYTES = 16 << 20  # largest single read / write while copying
 BLOCK_BYTES = 4 << 20  # rows wanted per read: each block is read in one call, hashed and converted
@@ -146,6 +146,9 @@ def read_rows(dset: Any, rows: np.ndarray, dtype: Any = None, digests: np.ndarra
             buf = _scratch(buf, min(step, len(uniq)), shape, dset.dtype)
             raw = buf[:u1 - u0]
         _read_runs(dset, runs_a, runs_b, raw, gap_rows, spare)
+        if direct and not same and udig is not None:
+            udig[u0:u1] = digest_convert(raw, out[u0:u1])  # one pass where the kernel can
+            continue
         if udig is not None:
             udig[u0:u1] = row_digests(raw)
         if direct:
@@ -217,7 +220,10 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     rowd: list[Any] = []  # row digests (or their futures) of every block, combined per range at the end
     shift = np.zeros(n, np.int64)  # sorted range k starts at s[k] + shift[k] in the joined row digests
     seen = 0
-    later = digests is not None and usable_cpus() >= OVERLAP_MIN_CPUS
+    # hashing on a second thread hides its time where cores are free, unless it is fused with
+    # the conversion (then it costs next to nothing on this one)
+    later = digests is not None and usable_cpus() >= OVERLAP_MIN_CPUS and not (
+        convert and fuses(dset.dtype, out_dtype))
     buf, out, free, spare = None, None, 0, []
     for x, runs in enumerate(blocks):
         rows = sizes[x]
@@ -238,10 +244,13 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
             raw = np.empty((rows,) + shape, dset.dtype) if convert else dst
         _read_runs(dset, np.array([r[0] for r in runs]), np.array([r[1] for r in runs]), raw,
                    GAP_BYTES // row_bytes, spare)
-        if digests is not None:
-            rowd.append(_hash_later(raw, rowd) if hash_later else row_digests(raw))
-        if convert:
-            convert_into(dst, raw)
+        if digests is not None and convert and not hash_later:
+            rowd.append(digest_convert(raw, dst))  # one pass where the kernel can
+        else:
+            if digests is not None:
+                rowd.append(_hash_later(raw, rowd) if hash_later else row_digests(raw))
+            if convert:
+                convert_into(dst, raw)
         at = 0
         for a, b, k0, k1 in runs:
             shift[k0:k1] = seen + at - a
