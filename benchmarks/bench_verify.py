@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true",
                     help="with --reads-only: evict the cache file from the page cache before every read "
                          "(posix_fadvise), so the data comes from the disk, as for a cache larger than memory")
-    ap.add_argument("--kernel", default="best",
+    ap.add_argument("--kernel", default="best", choices=["best", "avx512", "avx2", "generic", "numpy"],
                     help="the row-digest code: best (the compiled kernel's best variant on this CPU), a "
                          "variant of it (avx512, avx2, generic), or numpy (as without a C compiler)")
     a = ap.parse_args()

@@ -19,6 +19,7 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define WSUM_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #else
 #define WSUM_X86 0
@@ -85,7 +86,10 @@ __attribute__((target("avx512f,avx512dq,f16c"))) static void fused_avx512(
                 _mm512_mask_storeu_ps(d + 4 * w + 16, hi,
                                       _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1)));
         }
-        out[i] = (uint64_t)_mm512_reduce_add_epi64(acc);
+        uint64_t lanes[8], sum = 0; /* summed unsigned: wraps mod 2**64 without UB */
+        _mm512_storeu_si512((void *)lanes, acc);
+        for (int q = 0; q < 8; q++) sum += lanes[q];
+        out[i] = sum;
     }
 }
 
@@ -126,8 +130,9 @@ __attribute__((target("avx2,f16c"))) static void fused_avx2(const uint16_t *src,
 #endif
 
 static wsum_fn wsum_best = wsum_generic; /* the variant in use (set_variant) */
-static void (*fused_best)(const uint16_t *, Py_ssize_t, Py_ssize_t, const uint64_t *, uint64_t *,
-                          float *) = NULL;  /* NULL: no fused conversion on this CPU */
+typedef void (*fused_fn)(const uint16_t *, Py_ssize_t, Py_ssize_t, const uint64_t *, uint64_t *,
+                         float *);
+static fused_fn fused_best = NULL; /* NULL: no fused conversion on this CPU */
 
 /* the parts of a 2-D buffer of rows of whole, aligned 64-bit words; -1 with an error set if not */
 static int rows_of_words(Py_buffer *b, Py_ssize_t *n, Py_ssize_t *m, Py_ssize_t *stride) {
@@ -183,8 +188,9 @@ static PyObject *py_wsum_rows(PyObject *self, PyObject *args) {
     if (get_buffers(src, kobj, oobj, NULL, &s, &k, &o, NULL) < 0) return NULL;
     PyObject *res = NULL;
     if (rows_of_words(&s, &n, &m, &stride) == 0 && check_k_out(&k, &o, n, m) == 0) {
+        wsum_fn fn = wsum_best; /* read with the GIL held: select() may change it meanwhile */
         Py_BEGIN_ALLOW_THREADS
-        wsum_best((const char *)s.buf, n, m, stride, (const uint64_t *)k.buf, (uint64_t *)o.buf);
+        fn((const char *)s.buf, n, m, stride, (const uint64_t *)k.buf, (uint64_t *)o.buf);
         Py_END_ALLOW_THREADS
         res = Py_NewRef(Py_None);
     }
@@ -201,17 +207,19 @@ static PyObject *py_wsum_rows_f16_to_f32(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOO", &src, &kobj, &oobj, &dobj)) return NULL;
     if (get_buffers(src, kobj, oobj, dobj, &s, &k, &o, &d) < 0) return NULL;
     PyObject *res = NULL;
-    if (fused_best == NULL) {
+    fused_fn fn = fused_best; /* read with the GIL held: select() may change it meanwhile */
+    const char *s0 = (const char *)s.buf, *d0 = (const char *)d.buf;
+    if (fn == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "wsum: this CPU has no F16C conversion");
     } else if (rows_of_words(&s, &n, &m, &stride) == 0 && check_k_out(&k, &o, n, m) == 0) {
         if (s.itemsize != 2 || (n > 1 && stride != m * 8) || d.len != s.len * 2 ||
-            ((uintptr_t)d.buf) % 4) {
-            PyErr_SetString(PyExc_ValueError,
-                            "wsum: src must be C-contiguous float16 and dst float32 of its size");
+            ((uintptr_t)d.buf) % 4 || (s0 < d0 + d.len && d0 < s0 + s.len)) {
+            PyErr_SetString(PyExc_ValueError, "wsum: src must be C-contiguous float16 and dst "
+                                              "float32 of its size, apart from src");
         } else {
             Py_BEGIN_ALLOW_THREADS
-            fused_best((const uint16_t *)s.buf, n, m, (const uint64_t *)k.buf, (uint64_t *)o.buf,
-                       (float *)d.buf);
+            fn((const uint16_t *)s.buf, n, m, (const uint64_t *)k.buf, (uint64_t *)o.buf,
+               (float *)d.buf);
             Py_END_ALLOW_THREADS
             res = Py_NewRef(Py_None);
         }
@@ -224,8 +232,6 @@ static PyObject *py_wsum_rows_f16_to_f32(PyObject *self, PyObject *args) {
 }
 
 /* the variants this CPU can run, best first: (name, hash kernel, fused kernel or NULL) */
-typedef void (*fused_fn)(const uint16_t *, Py_ssize_t, Py_ssize_t, const uint64_t *, uint64_t *,
-                         float *);
 struct variant {
     const char *name;
     wsum_fn wsum;
@@ -234,10 +240,22 @@ struct variant {
 static struct variant variants[3];
 static int n_variants = 0;
 
+/* F16C from CPUID (leaf 1, ECX bit 29): __builtin_cpu_supports("f16c") is missing from clang
+ * before 18 and GCC before 11. Used only with AVX2, whose check covers the OS saving YMM state. */
+static int has_f16c(void) {
+#if WSUM_X86
+    unsigned int a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#else
+    return 0;
+#endif
+}
+
 static void find_variants(void) {
+    n_variants = 0; /* the module may be initialised more than once (imported under two names) */
 #if WSUM_X86
     __builtin_cpu_init();
-    const int f16c = __builtin_cpu_supports("f16c");
+    const int f16c = has_f16c();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
         variants[n_variants++] = (struct variant){"avx512", wsum_avx512, f16c ? fused_avx512 : NULL};
     if (__builtin_cpu_supports("avx2"))

@@ -58,7 +58,8 @@ def kernel() -> str:
 def _compiled_rows(a: np.ndarray) -> bool:
     """Can ``_wsum`` hash ``a`` as it is: 2-D, rows of whole 8-byte-aligned 64-bit words, each
     row contiguous (a slice of columns of a wider array qualifies)."""
-    if _wsum is None or a.ndim != 2 or not a.size or (a.shape[1] * a.itemsize) % 8:
+    if (_wsum is None or a.ndim != 2 or not a.size or (a.shape[1] * a.itemsize) % 8
+            or a.dtype.hasobject or a.dtype.kind in "Mm"):  # pointers; no buffer export
         return False
     return ((a.shape[1] == 1 or a.strides[1] == a.itemsize) and a.ctypes.data % 8 == 0
             and (a.shape[0] == 1 or (a.strides[0] % 8 == 0 and a.strides[0] >= a.shape[1] * a.itemsize)))
@@ -100,8 +101,9 @@ def digest_convert(raw: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """``row_digests(raw)``, and ``dst[...] = raw`` converted to ``dst``'s dtype (both C-contiguous,
     the same shape). float16 to float32 is done in the same pass as the hashing where the compiled
     kernel and the CPU allow (bit for bit as torch converts); anything else hashes, then converts."""
-    if (fuses(raw.dtype, dst.dtype) and raw.flags.c_contiguous and dst.flags.c_contiguous and dst.shape == raw.shape
-            and raw.ndim == 2 and _compiled_rows(raw)):
+    if (fuses(raw.dtype, dst.dtype) and raw.flags.c_contiguous and dst.flags.c_contiguous
+            and dst.shape == raw.shape and raw.ndim == 2 and _compiled_rows(raw)
+            and dst.ctypes.data % 4 == 0 and not np.may_share_memory(raw, dst)):
         out = np.empty(raw.shape[0], np.uint64)
         _wsum.wsum_rows_f16_to_f32(raw, digest_weights(raw.shape[1] // 4), out, dst)
         return out
