@@ -14,6 +14,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
 os.environ["TORCH_HOME"] = os.path.join(_HOME, "torch")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# every child process a test starts prints its threads' stacks on SIGABRT (fault_report.communicate
+# sends one to a process that hangs), so a hang fails with where it hung
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 EMODB = Path(os.environ.get("EMBEDPROBE_EMODB", REPO.parent / "shared" / "data" / "emodb"))

@@ -37,3 +37,24 @@ def cache_state(path: str | Path) -> str:
     except Exception as e:  # noqa: BLE001 - reported, not handled
         opened = f"does not open: {type(e).__name__}: {e}"
     return f"cache {path}: {opened}; files {files}; parts dir {inside}"
+
+
+def communicate(p, timeout: float, what: str) -> tuple:
+    """``p.communicate(timeout=timeout)``, failing the test with what a hung process was doing:
+    one still running after ``timeout`` s gets SIGABRT, which makes Python's faulthandler (on in
+    every child: tests/conftest.py sets PYTHONFAULTHANDLER) print every thread's stack."""
+    import signal
+    import subprocess
+
+    import pytest
+
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGABRT)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        pytest.fail(f"{what}: still running after {timeout:g} s; SIGABRT, its threads' stacks:\n    {tail(err, 60)}")

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from embedprobe.common.threads import limit_threads
+from embedprobe.common.threads import limit_blas_threads
 
 _BLOCK_FRAMES = 4096  # frames per FFT block; bounds peak memory for long inputs
 
@@ -123,7 +123,7 @@ def mel_spectrogram(
     # last bit on some CPUs), so every run (local, Ray workers, any --threads) stores the same
     # values. A clip's product is small (3 s: 300 frames, 20 MFLOP, 0.87 against 0.80 ms on two
     # idle cores for the whole log-mel), and extraction keeps the other cores busy decoding.
-    with limit_threads(1):
+    with limit_blas_threads(1):  # BLAS only: torch's threads are not touched
         for s in range(0, n, _BLOCK_FRAMES):
             spec = np.fft.rfft(frames[s : s + _BLOCK_FRAMES] * win, axis=-1)
             mag = spec.real**2 + spec.imag**2

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 from cache_synth import IDENTITY, content_hash_of, fails, frames_of, kwargs, make_manifest, result
-from fault_report import cache_state, tail
+from fault_report import cache_state, communicate, tail
 
 import embedprobe.cache.compaction as compaction_mod
 import embedprobe.cache.snapshot as snapshot_mod
@@ -75,7 +75,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
                                 env=env, stderr=subprocess.PIPE)
         final_run = kills >= 15
         if final_run:
-            _, err = proc.communicate(timeout=120)
+            _, err = communicate(proc, 120, "final run")
             assert proc.returncode == 0, f"final run: exit {proc.returncode}\n    {tail(err)}\n{report()}"
         else:
             u = rng.random()
@@ -248,7 +248,7 @@ def test_readers_during_a_live_writer_process(tmp_path):
                     opened += 1
             time.sleep(0.01)
     finally:
-        _, err = proc.communicate(timeout=120)
+        _, err = communicate(proc, 120, "writer")
     assert proc.returncode == 0, f"writer: exit {proc.returncode}\n    {tail(err)}\n{cache_state(path)}"
     assert opened >= 5, f"readers opened the cache only {opened} times\n{cache_state(path)}"
     with open_cache(path) as r:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cache_synth import kwargs, make_manifest, result
-from fault_report import cache_state, tail
+from fault_report import cache_state, communicate, tail
 from test_cache_crash import check_values
 
 import embedprobe.cache.diskerrors as diskerrors_mod
@@ -320,7 +320,7 @@ def test_ctrl_c_at_every_phase_ends_with_the_interrupted_line(corpus, tmp_path, 
     running = p.poll() is None
     if running:
         p.send_signal(signal.SIGINT)
-    outs, err = p.communicate(timeout=120)
+    outs, err = communicate(p, 120, f"{phase}: the Ctrl-C'd extraction (sent: {running})")
     seen = f"{phase}: exit {p.returncode}\n    {tail(outs + err)}\n{cache_state(cache)}"
     assert running, f"the run ended before the Ctrl-C\n{seen}"
     assert p.returncode == 130, seen

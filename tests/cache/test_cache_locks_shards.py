@@ -154,10 +154,10 @@ def test_shard_worker_processes_in_parallel_make_one_cache(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(HERE / "cache_kill_child.py"), str(path),
                                str(tmp_path / f"log{k}"), str(n), "4", str(k), "3"],
                               env=child_env(), stderr=subprocess.PIPE) for k in range(3)]
-    from fault_report import cache_state, tail
+    from fault_report import cache_state, communicate, tail
 
     for k, p in enumerate(procs):
-        _, err = p.communicate(timeout=120)
+        _, err = communicate(p, 120, f"shard {k}")
         assert p.returncode == 0, f"shard {k}: exit {p.returncode}\n    {tail(err)}\n{cache_state(path)}"
     m = make_manifest(n)
     with open_cache(path) as r:  # the last worker to finish merged everything

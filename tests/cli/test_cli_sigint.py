@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fault_report import communicate
 
 # The console script's own code, behind an import hook that sends this process a SIGINT the
 # moment a chosen module starts loading: a deterministic "Ctrl-C during start-up".
@@ -71,6 +72,6 @@ def test_sigint_to_the_real_command_during_start_up(after: str, tmp_path: Path) 
             break
     else:
         pytest.fail(f"{after} was never imported:\n{''.join(lines[-20:])}")
-    out, err = proc.communicate(timeout=120)
+    out, err = communicate(proc, 120, f"SIGINT after {after} loaded")
     err = "".join(line for line in (lines + err.splitlines(keepends=True)) if not line.startswith("import time:"))
     _check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), f"SIGINT after {after} loaded")
