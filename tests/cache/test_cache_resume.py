@@ -218,3 +218,54 @@ def test_cache_from_before_the_chunking_field_resumes_when_no_clip_was_chunked(t
         w.finalize()
     with open_cache(path) as r:
         assert r.ids == m.ids and r.complete and "chunking" not in r.identity
+
+
+def test_a_ctrl_c_anywhere_in_an_async_write_leaves_the_writer_usable(tmp_path):
+    """A KeyboardInterrupt raised at every line and call inside ``AsyncWriter.write`` (threading
+    and queue code included) while the previous batch is still being committed: the caller's
+    clean-up writes the batch again, and that write must not wait forever (it did when the Ctrl-C
+    landed after a semaphore slot was taken and before the batch was queued); every clip ends up
+    committed once."""
+    import sys
+    import threading
+    import time
+
+    m = make_manifest(8)
+    first, second = [result(c) for c in m.ids[:4]], [result(c) for c in m.ids[4:]]
+    n, injected = 0, True
+    while injected:
+        n += 1
+        path = tmp_path / f"c{n}.h5"
+        with CacheWriter(path, **kwargs(m)) as w:
+            commit = w.write
+
+            def slow_commit(*a, commit=commit):
+                time.sleep(0.03)  # the first batch is still being committed when the second comes
+                return commit(*a)
+
+            w.write = slow_commit
+            aw = AsyncWriter(w)
+            aw.write(first)
+            events = 0
+
+            def trace(frame, event, arg, at=n):
+                nonlocal events
+                events += 1
+                if events == at:
+                    raise KeyboardInterrupt
+                return trace
+
+            injected = False
+            sys.settrace(trace)
+            try:
+                aw.write(second)
+            except KeyboardInterrupt:
+                injected = True
+            finally:
+                sys.settrace(None)
+            retry = threading.Thread(target=lambda aw=aw: (aw.write(second), aw.close()), daemon=True)
+            retry.start()
+            retry.join(10)
+            assert not retry.is_alive(), f"Ctrl-C at event {n} of write: the clean-up write never returned"
+            assert w.done_ids == set(m.ids), n
+    assert n > 20  # the interrupt was tried at every point of a write that has many
