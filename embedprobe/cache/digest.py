@@ -90,11 +90,13 @@ def row_digests(a: np.ndarray) -> np.ndarray:
         return np.einsum("ij,j->i", w, digest_weights(w.shape[1]))
 
 
-def fuses(src_dtype: Any, dst_dtype: Any) -> bool:
+def fuses(src_dtype: Any, dst_dtype: Any, row_shape: tuple[int, ...] | None = None) -> bool:
     """Does ``digest_convert`` hash and convert from ``src_dtype`` to ``dst_dtype`` in one pass
-    (the compiled kernel, float16 to float32, a CPU with AVX2 and F16C)?"""
+    (the compiled kernel, float16 to float32, a CPU with AVX2 and F16C)? With ``row_shape``, also
+    for rows of that shape (contiguous, aligned arrays of 1-D rows of whole 64-bit words)."""
     return (_wsum is not None and bool(_wsum.HAS_F16C) and np.dtype(src_dtype) == np.float16
-            and np.dtype(dst_dtype) == np.float32)
+            and np.dtype(dst_dtype) == np.float32
+            and (row_shape is None or (len(row_shape) == 1 and row_shape[0] % 4 == 0)))
 
 
 def digest_convert(raw: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -102,7 +104,7 @@ def digest_convert(raw: np.ndarray, dst: np.ndarray) -> np.ndarray:
     the same shape). float16 to float32 is done in the same pass as the hashing where the compiled
     kernel and the CPU allow (bit for bit as torch converts); anything else hashes, then converts."""
     if (fuses(raw.dtype, dst.dtype) and raw.flags.c_contiguous and dst.flags.c_contiguous
-            and dst.shape == raw.shape and raw.ndim == 2 and _compiled_rows(raw)
+            and dst.shape == raw.shape and _compiled_rows(raw)
             and dst.ctypes.data % 4 == 0 and not np.may_share_memory(raw, dst)):
         out = np.empty(raw.shape[0], np.uint64)
         _wsum.wsum_rows_f16_to_f32(raw, digest_weights(raw.shape[1] // 4), out, dst)

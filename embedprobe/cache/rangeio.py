@@ -222,8 +222,8 @@ def read_ranges(dset: Any, starts: np.ndarray, stops: np.ndarray, dtype: Any = N
     seen = 0
     # hashing on a second thread hides its time where cores are free, unless it is fused with
     # the conversion (then it costs next to nothing on this one)
-    fused = convert and fuses(dset.dtype, out_dtype) and len(shape) == 1 and row_bytes % 8 == 0
-    later = digests is not None and usable_cpus() >= OVERLAP_MIN_CPUS and not fused
+    later = digests is not None and usable_cpus() >= OVERLAP_MIN_CPUS and not (
+        convert and fuses(dset.dtype, out_dtype, shape))
     buf, out, free, spare = None, None, 0, []
     for x, runs in enumerate(blocks):
         rows = sizes[x]

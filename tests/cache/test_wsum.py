@@ -97,6 +97,8 @@ def test_fused_conversion_equals_hashing_then_torchs_conversion(kernel, fused_ca
     assert np.array_equal(dst.view(np.uint32), want.view(np.uint32))
     fused = kernel != "numpy" and bool(wsum.HAS_F16C)
     assert digest.fuses(np.float16, np.float32) == fused
+    assert digest.fuses(np.float16, np.float32, (cols,)) == fused  # whole 64-bit words
+    assert not digest.fuses(np.float16, np.float32, (cols + 2,)) and not digest.fuses(np.float16, np.float32, (2, cols))
     assert len(fused_calls) == int(fused)
 
 
